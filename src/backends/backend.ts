@@ -1,0 +1,144 @@
+// The kernel interface every backend implements. The tensor front end (src/tensor/) calls only these
+// functions, so a new backend (wasm, native, WebGPU) plugs in by implementing this record and passing
+// the conformance suite in test/backends/conformance.test.ts; nothing else changes.
+//
+// Conventions, for every kernel:
+// - All buffers are Float32Array (ids: Int32Array), contiguous, row-major. A backend may hand out
+//   Float32Arrays that are views into its own memory (wasm: one shared WebAssembly.Memory); kernels of
+//   that backend receive arrays it allocated, but must also accept plain arrays (tests pass them).
+// - Kernels never allocate their outputs: the caller passes `out`/`d*` buffers of the documented size.
+// - "accumulate" means out += result; otherwise out = result.
+// - Shapes are passed as numbers; the front end has already validated them.
+
+export interface MatmulArgs {
+  /** Number of independent products. */
+  batch: number;
+  /** op(A) is m×k, op(B) is k×n, C is m×n. */
+  m: number;
+  n: number;
+  k: number;
+  /** A is stored k×m (so op(A) = Aᵀ). */
+  transA: boolean;
+  /** B is stored n×k (so op(B) = Bᵀ): the `x·Wᵀ` case for PyTorch-layout weights. */
+  transB: boolean;
+  /** Element strides between batch items; 0 broadcasts one matrix over the batch. */
+  strideA: number;
+  strideB: number;
+  strideC: number;
+  /** C += op(A)·op(B) instead of C = op(A)·op(B). */
+  accumulate: boolean;
+}
+
+export interface AttentionArgs {
+  batch: number;
+  /** Query positions per batch item (T) and key positions (S ≥ T; S > T with a KV cache). */
+  seqQ: number;
+  seqK: number;
+  heads: number;
+  /** heads % kvHeads === 0; query head h reads KV head floor(h / (heads / kvHeads)) (GQA). */
+  kvHeads: number;
+  headDim: number;
+  /** Softmax scale, normally 1/sqrt(headDim). */
+  scale: number;
+  /** Query t may see key s only if s <= t + (seqK - seqQ). */
+  causal: boolean;
+  /** Optional document ids: qDoc [batch*seqQ], kDoc [batch*seqK]; a query sees a key only if equal. */
+  qDocIds: Int32Array | null;
+  kDocIds: Int32Array | null;
+}
+// Attention layouts: q [batch, seqQ, heads, headDim]; k, v [batch, seqK, kvHeads, headDim];
+// out [batch, seqQ, heads, headDim]; lse (log-sum-exp of the scaled, masked scores) [batch, heads, seqQ].
+// A query row with no visible key produces out = 0 and lse = -Infinity (its gradient is 0).
+
+export interface AdamWArgs {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step count, for bias correction. */
+  step: number;
+}
+
+export interface Backend {
+  readonly name: string;
+
+  // --- memory ---------------------------------------------------------------------------------
+  /** A zero-filled f32 buffer of n elements owned by this backend. */
+  alloc(n: number): Float32Array;
+  /** Return a buffer from alloc(); using it afterwards is an error. Plain arrays are ignored. */
+  free(buf: Float32Array): void;
+  /** Bytes currently held by alloc() and not freed (for leak tests). */
+  liveBytes(): number;
+
+  // --- dense algebra --------------------------------------------------------------------------
+  matmul(a: Float32Array, b: Float32Array, c: Float32Array, args: MatmulArgs): void;
+
+  // --- elementwise (n elements) --------------------------------------------------------------
+  add(a: Float32Array, b: Float32Array, out: Float32Array, n: number): void;
+  mul(a: Float32Array, b: Float32Array, out: Float32Array, n: number): void;
+  /** out = a * s (out may be a). */
+  scale(a: Float32Array, s: number, out: Float32Array, n: number): void;
+  /** acc += a * s. */
+  axpy(acc: Float32Array, a: Float32Array, s: number, n: number): void;
+  /** Sum of elements (f64 accumulation). */
+  sum(a: Float32Array, n: number): number;
+  /** Sum of squares (f64 accumulation), for global-norm clipping. */
+  sumSquares(a: Float32Array, n: number): number;
+
+  // --- Llama blocks ---------------------------------------------------------------------------
+  /** out[r] = x[r] * rsqrt(mean(x[r]²) + eps) * w; rstd[r] = that rsqrt (kept for backward). */
+  rmsNorm(x: Float32Array, w: Float32Array, out: Float32Array, rstd: Float32Array, rows: number, dim: number, eps: number): void;
+  /** dx = ∂/∂x (accumulate into dx if accumulate), dw += ∂/∂w (always accumulates). */
+  rmsNormBackward(
+    dy: Float32Array, x: Float32Array, w: Float32Array, rstd: Float32Array,
+    dx: Float32Array, dw: Float32Array | null, rows: number, dim: number,
+  ): void;
+  /**
+   * Rotary embedding, split-halves (HF) layout: for each token t, head h, i < headDim/2, with
+   * angle = positions[t] * invFreq[i] (f32 product), (x_i, x_{i+half}) is rotated by angle
+   * (or by -angle when inverse, which is the backward pass). x, out: [tokens, heads, headDim].
+   */
+  rope(
+    x: Float32Array, out: Float32Array, positions: Int32Array, invFreq: Float32Array,
+    tokens: number, heads: number, headDim: number, inverse: boolean,
+  ): void;
+  /** out = silu(gate) * up. */
+  swiglu(gate: Float32Array, up: Float32Array, out: Float32Array, n: number): void;
+  swigluBackward(
+    gate: Float32Array, up: Float32Array, dout: Float32Array, dgate: Float32Array, dup: Float32Array, n: number,
+  ): void;
+  /** Row-wise softmax of rows×cols (out may be x). */
+  softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, args: AttentionArgs): void;
+  /** Gradients are written (not accumulated) into dq, dk, dv. */
+  attentionBackward(
+    q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, dout: Float32Array, lse: Float32Array,
+    dq: Float32Array, dk: Float32Array, dv: Float32Array, args: AttentionArgs,
+  ): void;
+
+  /** out[r] = table[ids[r]] (rows×dim). */
+  embedding(table: Float32Array, ids: Int32Array, out: Float32Array, rows: number, dim: number): void;
+  /** dtable[ids[r]] += dout[r]. */
+  embeddingBackward(dout: Float32Array, ids: Int32Array, dtable: Float32Array, rows: number, dim: number): void;
+
+  /**
+   * Fused cross-entropy: for each row r with weight w_r = (targets[r] === ignoreIndex ? 0 : mask?.[r] ?? 1),
+   * losses[r] = w_r * (logsumexp(logits[r]) - logits[r][targets[r]]) and lse[r] = logsumexp(logits[r]).
+   * The softmax is not stored.
+   */
+  crossEntropy(
+    logits: Float32Array, targets: Int32Array, mask: Float32Array | null, losses: Float32Array, lse: Float32Array,
+    rows: number, vocab: number, ignoreIndex: number,
+  ): void;
+  /** dlogits[r] = scale * w_r * (softmax(logits[r]) - onehot(targets[r])), from the saved lse. */
+  crossEntropyBackward(
+    logits: Float32Array, targets: Int32Array, mask: Float32Array | null, lse: Float32Array, scale: number,
+    dlogits: Float32Array, rows: number, vocab: number, ignoreIndex: number,
+  ): void;
+
+  // --- optimiser ------------------------------------------------------------------------------
+  /** Fused decoupled-weight-decay Adam step over n elements (PyTorch AdamW semantics). */
+  adamw(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, n: number, args: AdamWArgs): void;
+}

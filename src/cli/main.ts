@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// herd's command-line entry point: finds the subcommand and hands it the remaining arguments.
+// Each command lives in its own file under src/cli/ and exports `run(argv: string[]): Promise<number>`
+// (the exit code). This file holds no logic of its own beyond dispatch and error reporting.
+
+interface Command {
+  summary: string;
+  load: () => Promise<{ run: (argv: string[]) => Promise<number> }>;
+}
+
+const commands: Record<string, Command> = {
+  info: { summary: "show the tensor backends and this machine", load: () => import("./info.js") },
+};
+
+function usage(): string {
+  const lines = ["usage: herd <command> [options]", "", "commands:"];
+  for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(18)}${c.summary}`);
+  lines.push("", "Run `herd <command> --help` for a command's options.");
+  return lines.join("\n");
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(`${usage()}\n`);
+    return name ? 0 : 1;
+  }
+  // Two-word commands ("tokenizer train") are registered with a space.
+  const two = rest.length > 0 ? `${name} ${rest[0]}` : "";
+  const key = two && commands[two] ? two : name;
+  const cmd = commands[key];
+  if (!cmd) {
+    process.stderr.write(`herd: unknown command '${name}'\n\n${usage()}\n`);
+    return 2;
+  }
+  const mod = await cmd.load();
+  return mod.run(key === two ? rest.slice(1) : rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const msg = err instanceof Error ? (process.env.HERD_DEBUG ? (err.stack ?? err.message) : err.message) : String(err);
+    process.stderr.write(`herd: ${msg}\n`);
+    process.exitCode = 1;
+  },
+);

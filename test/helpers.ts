@@ -1,0 +1,71 @@
+// Shared test helpers: where the repository is (tests run from dist/test/), and numeric comparisons.
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+function findRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error("test helpers: no package.json above the test file");
+    dir = up;
+  }
+  return dir;
+}
+
+/** Absolute path of the repository root. */
+export const repoRoot = findRoot();
+
+/** Path inside the repository, e.g. repoPath("test", "fixtures", "x.json"). */
+export function repoPath(...parts: string[]): string {
+  return join(repoRoot, ...parts);
+}
+
+/** Path inside ../shared if it exists beside the repository (optional inputs only), else null. */
+export function sharedPath(...parts: string[]): string | null {
+  const p = join(repoRoot, "..", "shared", ...parts);
+  return existsSync(p) ? p : null;
+}
+
+/** Largest |a-b| / max(|b|, floor) over all elements; throws on length mismatch. */
+export function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-6): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - b[i]!) / Math.max(Math.abs(b[i]!), floor);
+    if (!(d <= worst)) worst = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(worst, d);
+  }
+  return worst;
+}
+
+/** Largest |a-b| / (atol + rtol*|b|): ≤ 1 means every element is within tolerance. */
+export function closeness(a: ArrayLike<number>, b: ArrayLike<number>, rtol: number, atol: number): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - b[i]!) / (atol + rtol * Math.abs(b[i]!));
+    if (Number.isNaN(d)) return Number.POSITIVE_INFINITY;
+    if (d > worst) worst = d;
+  }
+  return worst;
+}
+
+/** Deterministic pseudo-random numbers (mulberry32) so failures reproduce. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Float32Array of n uniform values in [-scale, scale). */
+export function randArray(n: number, seed: number, scale = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (r() * 2 - 1) * scale;
+  return out;
+}
