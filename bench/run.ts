@@ -12,7 +12,9 @@ register("engine", () => import("./engine.js"));
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
-  for (const name of wanted) if (!suites[name]) throw new Error(`bench: unknown suite '${name}' (have: ${Object.keys(suites).join(", ")})`);
+  for (const name of wanted)
+    if (!suites[name])
+      throw new Error(`bench: unknown suite '${name}' (have: ${Object.keys(suites).join(", ")})`);
   const names = wanted.length > 0 ? wanted : Object.keys(suites);
   for (const name of names) {
     console.log(`\n=== ${name} ===`);

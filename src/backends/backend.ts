@@ -88,11 +88,25 @@ export interface Backend {
 
   // --- Llama blocks ---------------------------------------------------------------------------
   /** out[r] = x[r] * rsqrt(mean(x[r]²) + eps) * w; rstd[r] = that rsqrt (kept for backward). */
-  rmsNorm(x: Float32Array, w: Float32Array, out: Float32Array, rstd: Float32Array, rows: number, dim: number, eps: number): void;
-  /** dx = ∂/∂x (accumulate into dx if accumulate), dw += ∂/∂w (always accumulates). */
+  rmsNorm(
+    x: Float32Array,
+    w: Float32Array,
+    out: Float32Array,
+    rstd: Float32Array,
+    rows: number,
+    dim: number,
+    eps: number,
+  ): void;
+  /** dx = ∂loss/∂x (written), dw += ∂loss/∂w (accumulated; skipped when dw is null). */
   rmsNormBackward(
-    dy: Float32Array, x: Float32Array, w: Float32Array, rstd: Float32Array,
-    dx: Float32Array, dw: Float32Array | null, rows: number, dim: number,
+    dy: Float32Array,
+    x: Float32Array,
+    w: Float32Array,
+    rstd: Float32Array,
+    dx: Float32Array,
+    dw: Float32Array | null,
+    rows: number,
+    dim: number,
   ): void;
   /**
    * Rotary embedding, split-halves (HF) layout: for each token t, head h, i < headDim/2, with
@@ -100,28 +114,60 @@ export interface Backend {
    * (or by -angle when inverse, which is the backward pass). x, out: [tokens, heads, headDim].
    */
   rope(
-    x: Float32Array, out: Float32Array, positions: Int32Array, invFreq: Float32Array,
-    tokens: number, heads: number, headDim: number, inverse: boolean,
+    x: Float32Array,
+    out: Float32Array,
+    positions: Int32Array,
+    invFreq: Float32Array,
+    tokens: number,
+    heads: number,
+    headDim: number,
+    inverse: boolean,
   ): void;
   /** out = silu(gate) * up. */
   swiglu(gate: Float32Array, up: Float32Array, out: Float32Array, n: number): void;
   swigluBackward(
-    gate: Float32Array, up: Float32Array, dout: Float32Array, dgate: Float32Array, dup: Float32Array, n: number,
+    gate: Float32Array,
+    up: Float32Array,
+    dout: Float32Array,
+    dgate: Float32Array,
+    dup: Float32Array,
+    n: number,
   ): void;
   /** Row-wise softmax of rows×cols (out may be x). */
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
 
-  attention(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, args: AttentionArgs): void;
+  attention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    out: Float32Array,
+    lse: Float32Array,
+    args: AttentionArgs,
+  ): void;
   /** Gradients are written (not accumulated) into dq, dk, dv. */
   attentionBackward(
-    q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, dout: Float32Array, lse: Float32Array,
-    dq: Float32Array, dk: Float32Array, dv: Float32Array, args: AttentionArgs,
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    out: Float32Array,
+    dout: Float32Array,
+    lse: Float32Array,
+    dq: Float32Array,
+    dk: Float32Array,
+    dv: Float32Array,
+    args: AttentionArgs,
   ): void;
 
   /** out[r] = table[ids[r]] (rows×dim). */
   embedding(table: Float32Array, ids: Int32Array, out: Float32Array, rows: number, dim: number): void;
   /** dtable[ids[r]] += dout[r]. */
-  embeddingBackward(dout: Float32Array, ids: Int32Array, dtable: Float32Array, rows: number, dim: number): void;
+  embeddingBackward(
+    dout: Float32Array,
+    ids: Int32Array,
+    dtable: Float32Array,
+    rows: number,
+    dim: number,
+  ): void;
 
   /**
    * Fused cross-entropy: for each row r with weight w_r = (targets[r] === ignoreIndex ? 0 : mask?.[r] ?? 1),
@@ -129,16 +175,36 @@ export interface Backend {
    * The softmax is not stored.
    */
   crossEntropy(
-    logits: Float32Array, targets: Int32Array, mask: Float32Array | null, losses: Float32Array, lse: Float32Array,
-    rows: number, vocab: number, ignoreIndex: number,
+    logits: Float32Array,
+    targets: Int32Array,
+    mask: Float32Array | null,
+    losses: Float32Array,
+    lse: Float32Array,
+    rows: number,
+    vocab: number,
+    ignoreIndex: number,
   ): void;
   /** dlogits[r] = scale * w_r * (softmax(logits[r]) - onehot(targets[r])), from the saved lse. */
   crossEntropyBackward(
-    logits: Float32Array, targets: Int32Array, mask: Float32Array | null, lse: Float32Array, scale: number,
-    dlogits: Float32Array, rows: number, vocab: number, ignoreIndex: number,
+    logits: Float32Array,
+    targets: Int32Array,
+    mask: Float32Array | null,
+    lse: Float32Array,
+    scale: number,
+    dlogits: Float32Array,
+    rows: number,
+    vocab: number,
+    ignoreIndex: number,
   ): void;
 
   // --- optimiser ------------------------------------------------------------------------------
   /** Fused decoupled-weight-decay Adam step over n elements (PyTorch AdamW semantics). */
-  adamw(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, n: number, args: AdamWArgs): void;
+  adamw(
+    param: Float32Array,
+    grad: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    n: number,
+    args: AdamWArgs,
+  ): void;
 }

@@ -42,7 +42,12 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    const msg = err instanceof Error ? (process.env.HERD_DEBUG ? (err.stack ?? err.message) : err.message) : String(err);
+    const msg =
+      err instanceof Error
+        ? process.env.HERD_DEBUG
+          ? (err.stack ?? err.message)
+          : err.message
+        : String(err);
     process.stderr.write(`herd: ${msg}\n`);
     process.exitCode = 1;
   },

@@ -1,0 +1,48 @@
+// Backend selection. `HERD_BACKEND=js|wasm` picks one; the default is the fastest that loads here
+// (wasm when its kernels were built, else js). Callers of the tensor ops never see which one runs.
+import { existsSync } from "node:fs";
+import type { Backend } from "./backend.js";
+import { jsBackend } from "./js/index.js";
+import { createWasmBackend, wasmKernelsPath } from "./wasm/index.js";
+
+export type { Backend } from "./backend.js";
+
+const factories: Record<string, () => Backend> = {
+  js: () => jsBackend,
+  wasm: () => createWasmBackend(),
+};
+
+let active: Backend | null = null;
+const made = new Map<string, Backend>();
+
+/** Names of the backends this build knows. */
+export function backendNames(): string[] {
+  return Object.keys(factories);
+}
+
+/** The backend of this name, created once. */
+export function backendByName(name: string): Backend {
+  const make = factories[name];
+  if (!make) throw new Error(`HERD_BACKEND: unknown backend '${name}' (have: ${backendNames().join(", ")})`);
+  let b = made.get(name);
+  if (!b) {
+    b = make();
+    made.set(name, b);
+  }
+  return b;
+}
+
+/** The active backend: HERD_BACKEND if set, else wasm when built, else js. */
+export function getBackend(): Backend {
+  if (active) return active;
+  const wanted = process.env.HERD_BACKEND;
+  if (wanted) active = backendByName(wanted);
+  else active = existsSync(wasmKernelsPath()) ? backendByName("wasm") : jsBackend;
+  return active;
+}
+
+/** Switch the active backend (tests and benchmarks). Tensors made on another backend keep their buffers. */
+export function setBackend(b: Backend | string): Backend {
+  active = typeof b === "string" ? backendByName(b) : b;
+  return active;
+}

@@ -1,0 +1,6 @@
+// The tensor front end in one import: tensors, ops, autograd, optimiser, dtypes.
+export * from "./dtype.js";
+export * from "./ops.js";
+export * from "./optim.js";
+export { backward, clearTape, isGradEnabled, noGrad, tapeLength } from "./tape.js";
+export * from "./tensor.js";
