@@ -9,6 +9,7 @@ export function register(name: string, load: () => Promise<{ run: () => Promise<
 }
 
 register("engine", () => import("./engine.js"));
+register("layers", () => import("./layers.js"));
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
