@@ -1,0 +1,332 @@
+// The wasm backend: the AssemblyScript SIMD kernels of assembly/ (build/kernels.wasm) over one shared
+// WebAssembly.Memory, run on worker threads (pool.ts). Buffers from alloc() are Float32Array views into
+// that memory (heap.ts), so kernels get them by byte offset with no copying; arrays from anywhere else
+// (tests pass plain ones) are copied into scratch and back. Kernels not written in wasm (RoPE,
+// attention, embedding, cross-entropy) are the js backend's, which works on the same views.
+import { availableParallelism } from "node:os";
+import type { AdamWArgs, Backend, MatmulArgs } from "../backend.js";
+import { jsBackend } from "../js/index.js";
+import { Heap } from "./heap.js";
+import { instantiate, kernelModule, sharedMemory } from "./kernels.js";
+import { createPool, type KernelFn, type Pool } from "./pool.js";
+
+export { wasmKernelsPath } from "./kernels.js";
+
+export interface WasmBackend extends Backend {
+  /** Threads a large kernel runs on (the calling thread included). */
+  readonly threads: number;
+  /** Stop the worker threads; the backend keeps working on the calling thread alone. */
+  dispose(): void;
+  /** Bytes of the shared memory (for tests of growth). */
+  memoryBytes(): number;
+}
+
+// Exports of build/kernels.wasm that run as jobs: each takes its arguments, then (tid, nth).
+const OPS = [
+  "sgemm",
+  "gemv",
+  "add",
+  "mul",
+  "scale",
+  "axpy",
+  "sum",
+  "sumSquares",
+  "rmsNorm",
+  "rmsNormBackward",
+  "softmax",
+  "swiglu",
+  "swigluBackward",
+  "adamw",
+] as const;
+type Op = (typeof OPS)[number];
+
+// Below these sizes a job runs on the calling thread alone (waking workers costs more than it saves).
+const MIN_PARALLEL_FLOPS = 1 << 20;
+const MIN_PARALLEL_ELEMENTS = 1 << 16;
+
+function threadCount(requested: number | undefined): number {
+  if (requested !== undefined) {
+    if (!Number.isInteger(requested) || requested < 1)
+      throw new Error(`wasm backend: threads must be ≥ 1, got ${requested}`);
+    return requested;
+  }
+  const env = process.env["HERD_THREADS"];
+  if (env === undefined || env === "") return availableParallelism();
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`HERD_THREADS must be a positive integer, got '${env}'`);
+  return n;
+}
+
+type Mode = "in" | "out" | "inout";
+
+export function createWasmBackend(opts: { threads?: number } = {}): WasmBackend {
+  const module = kernelModule();
+  const memory = sharedMemory(1);
+  const ex = instantiate(module, memory);
+  const heap = new Heap(memory, Math.max(64, ex["heapBase"]!()));
+  const local: KernelFn[] = OPS.map((name) => ex[name]!);
+  let threads = threadCount(opts.threads);
+  let pool: Pool | null = threads > 1 ? createPool(module, memory, [...OPS], local, threads) : null;
+
+  // Internal scratch, not counted in liveBytes: per-thread GEMM packing areas, reduction partials.
+  const scratchStride = Math.ceil(ex["gemmScratchBytes"]!() / 64) * 64;
+  const gemmScratch = heap.alloc(scratchStride * threads);
+  const partials = heap.alloc(8 * threads);
+  const partialView = new Float64Array(memory.buffer, partials, threads);
+
+  // Views we created all share one of memory's buffers (a new SharedArrayBuffer object after each grow).
+  const ours = new WeakSet<ArrayBufferLike>();
+  const owned = new Map<Float32Array, number>();
+  const freed = new WeakSet<Float32Array>();
+  let live = 0;
+
+  function view(off: number, n: number): Float32Array {
+    const buf = memory.buffer;
+    ours.add(buf);
+    return new Float32Array(buf, off, n);
+  }
+
+  function isOurs(a: Float32Array): boolean {
+    return a.buffer === memory.buffer || ours.has(a.buffer);
+  }
+
+  function run(op: Op, args: number[], parallel: boolean): void {
+    const i = OPS.indexOf(op);
+    if (pool !== null && parallel) pool.run(i, args);
+    else local[i]!(...args, 0, 1);
+  }
+
+  // Call fn with byte offsets of the arrays in wasm memory, copying foreign arrays in and out of scratch.
+  function staged(specs: [Float32Array, Mode][], fn: (ptrs: number[]) => void): void {
+    const ptrs: number[] = [];
+    const temps: [number, Float32Array, Float32Array, Mode][] = [];
+    try {
+      for (const [a, mode] of specs) {
+        if (isOurs(a)) {
+          ptrs.push(a.byteOffset);
+          continue;
+        }
+        const off = heap.alloc(a.length * 4);
+        const t = view(off, a.length);
+        temps.push([off, t, a, mode]);
+        if (mode !== "out") t.set(a);
+        ptrs.push(off);
+      }
+      fn(ptrs);
+      for (const [, t, a, mode] of temps) if (mode !== "in") a.set(t);
+    } finally {
+      for (const [off, t] of temps) heap.release(off, t.length * 4);
+    }
+  }
+
+  function matmul(a: Float32Array, b: Float32Array, c: Float32Array, p: MatmulArgs): void {
+    if (p.batch === 0 || p.m === 0 || p.n === 0) return;
+    const flops = 2 * p.batch * p.m * p.n * p.k;
+    const parallel = flops >= MIN_PARALLEL_FLOPS;
+    staged(
+      [
+        [a, "in"],
+        [b, "in"],
+        [c, p.accumulate ? "inout" : "out"],
+      ],
+      ([pa, pb, pc]) => {
+        const common = [
+          pa!,
+          pb!,
+          pc!,
+          p.batch,
+          p.m,
+          p.n,
+          p.k,
+          +p.transA,
+          +p.transB,
+          p.strideA,
+          p.strideB,
+          p.strideC,
+          +p.accumulate,
+        ];
+        if (p.m === 1 || p.n === 1) run("gemv", common, parallel);
+        else run("sgemm", [...common, gemmScratch, scratchStride], parallel);
+      },
+    );
+  }
+
+  // An elementwise job over n elements: arrays staged, then (...pointers, ...scalars, n).
+  function elementwise(op: Op, specs: [Float32Array, Mode][], scalars: number[], n: number): void {
+    if (n <= 0) return;
+    staged(specs, (ptrs) => run(op, [...ptrs, ...scalars, n], n >= MIN_PARALLEL_ELEMENTS));
+  }
+
+  function reduce(op: "sum" | "sumSquares", a: Float32Array, n: number): number {
+    if (n <= 0) return 0;
+    const parallel = pool !== null && n >= MIN_PARALLEL_ELEMENTS;
+    staged([[a, "in"]], ([pa]) => run(op, [pa!, n, partials], parallel));
+    let s = 0;
+    for (let t = 0; t < (parallel ? threads : 1); t++) s += partialView[t]!;
+    return s;
+  }
+
+  const backend: WasmBackend = {
+    ...jsBackend,
+    name: "wasm",
+    get threads() {
+      return threads;
+    },
+    alloc(n) {
+      if (n === 0) return new Float32Array(0);
+      const off = heap.alloc(n * 4);
+      const v = view(off, n);
+      owned.set(v, off);
+      live += n * 4;
+      return v;
+    },
+    free(buf) {
+      const off = owned.get(buf);
+      if (off === undefined) {
+        if (freed.has(buf)) throw new Error("wasm backend: buffer freed twice");
+        return;
+      }
+      owned.delete(buf);
+      freed.add(buf);
+      live -= buf.length * 4;
+      heap.release(off, buf.length * 4);
+    },
+    liveBytes: () => live,
+    memoryBytes: () => heap.size(),
+    dispose() {
+      pool?.dispose();
+      pool = null;
+      threads = 1;
+    },
+    matmul,
+    add: (a, b, out, n) =>
+      elementwise(
+        "add",
+        [
+          [a, "in"],
+          [b, "in"],
+          [out, "out"],
+        ],
+        [],
+        n,
+      ),
+    mul: (a, b, out, n) =>
+      elementwise(
+        "mul",
+        [
+          [a, "in"],
+          [b, "in"],
+          [out, "out"],
+        ],
+        [],
+        n,
+      ),
+    scale(a, s, out, n) {
+      if (n <= 0) return;
+      staged(
+        [
+          [a, "in"],
+          [out, "out"],
+        ],
+        ([pa, po]) => run("scale", [pa!, s, po!, n], n >= MIN_PARALLEL_ELEMENTS),
+      );
+    },
+    axpy: (acc, a, s, n) =>
+      elementwise(
+        "axpy",
+        [
+          [acc, "inout"],
+          [a, "in"],
+        ],
+        [s],
+        n,
+      ),
+    sum: (a, n) => reduce("sum", a, n),
+    sumSquares: (a, n) => reduce("sumSquares", a, n),
+    rmsNorm(x, w, out, rstd, rows, dim, eps) {
+      if (rows <= 0) return;
+      staged(
+        [
+          [x, "in"],
+          [w, "in"],
+          [out, "out"],
+          [rstd, "out"],
+        ],
+        (ptrs) => run("rmsNorm", [...ptrs, rows, dim, eps], rows * dim >= MIN_PARALLEL_ELEMENTS),
+      );
+    },
+    rmsNormBackward(dy, x, w, rstd, dx, dw, rows, dim) {
+      if (rows <= 0) return;
+      const specs: [Float32Array, Mode][] = [
+        [dy, "in"],
+        [x, "in"],
+        [w, "in"],
+        [rstd, "in"],
+        [dx, "out"],
+      ];
+      if (dw) specs.push([dw, "inout"]);
+      staged(specs, (ptrs) =>
+        run(
+          "rmsNormBackward",
+          [...ptrs.slice(0, 5), dw ? ptrs[5]! : 0, rows, dim],
+          rows * dim >= MIN_PARALLEL_ELEMENTS,
+        ),
+      );
+    },
+    softmax(x, out, rows, cols) {
+      if (rows <= 0 || cols <= 0) return;
+      staged(
+        [
+          [x, "in"],
+          [out, "out"],
+        ],
+        (ptrs) => run("softmax", [...ptrs, rows, cols], rows * cols >= MIN_PARALLEL_ELEMENTS / 8),
+      );
+    },
+    swiglu: (gate, up, out, n) =>
+      elementwise(
+        "swiglu",
+        [
+          [gate, "in"],
+          [up, "in"],
+          [out, "out"],
+        ],
+        [],
+        n,
+      ),
+    swigluBackward: (gate, up, dout, dgate, dup, n) =>
+      elementwise(
+        "swigluBackward",
+        [
+          [gate, "in"],
+          [up, "in"],
+          [dout, "in"],
+          [dgate, "out"],
+          [dup, "out"],
+        ],
+        [],
+        n,
+      ),
+    adamw(param, grad, m, v, n, a: AdamWArgs) {
+      if (n <= 0) return;
+      const bc1 = 1 - a.beta1 ** a.step;
+      const bc2 = 1 - a.beta2 ** a.step;
+      const decay = 1 - a.lr * a.weightDecay;
+      staged(
+        [
+          [param, "inout"],
+          [grad, "in"],
+          [m, "inout"],
+          [v, "inout"],
+        ],
+        (ptrs) =>
+          run(
+            "adamw",
+            [...ptrs, n, a.lr, a.beta1, a.beta2, a.eps, decay, bc1, bc2],
+            n >= MIN_PARALLEL_ELEMENTS,
+          ),
+      );
+    },
+  };
+  return backend;
+}
