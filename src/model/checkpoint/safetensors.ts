@@ -4,9 +4,9 @@
 // File layout (all integers little-endian):
 //   bytes 0..8        N, u64: the header length
 //   bytes 8..8+N      the header: UTF-8 JSON, one object
-//                       { "<tensor name>": { "dtype": "F32", "shape": [r, c], "data_offsets": [b, e] },
-//                         ...,
-//                         "__metadata__": { "format": "pt" } }      (optional; string → string)
+//                       { "__metadata__": { "format": "pt" },      (optional; string → string)
+//                         "<tensor name>": { "dtype": "F32", "shape": [r, c], "data_offsets": [b, e] },
+//                         ... }
 //                     padded with spaces (0x20) so that 8+N is a multiple of 8
 //   bytes 8+N..       the data: tensor bytes, row-major, little-endian; `data_offsets` are [begin, end)
 //                     relative to the start of the data (byte 8+N), not of the file
@@ -20,10 +20,11 @@
 //     previous ends (no overlap, no hole), the last ends at the end of the file (no truncation, no
 //     trailing bytes).
 //
-// Written files match what `safetensors.torch.save_file` writes for an HF `LlamaForCausalLM`: tensors
-// ordered by dtype size (largest first, so every tensor stays aligned to its element size) then by
-// name, compact JSON, `__metadata__` {"format":"pt"} last, header padded with spaces to a multiple of 8.
-// A file read and written again is byte-identical.
+// Written files are byte-identical to what the reference writer (safetensors 0.8, `save_file`, as
+// transformers' `save_pretrained` calls it) writes: compact JSON, `__metadata__` {"format":"pt"} first,
+// then the tensors ordered by dtype size (largest first, so every tensor stays aligned to its element
+// size) and by name, header padded with spaces to a multiple of 8. (Older versions of the library put
+// `__metadata__` last, as the reference test files have it; readers accept either.)
 import { type DType, dtypeBytes } from "../../tensor/dtype.js";
 import { fromHalfBits, shapeStr, type Tensor, zeros } from "../../tensor/tensor.js";
 import { AtomicFiles, ReadFile, WriteFile } from "./io.js";
@@ -277,6 +278,8 @@ export function encodeSafetensorsHeader(
     (a, b) => DTYPE_RANK[a[2]] - DTYPE_RANK[b[2]] || Buffer.compare(utf8.encode(a[0]), utf8.encode(b[0])),
   );
   const parts: string[] = [];
+  const metadata = opts.metadata === undefined ? { format: "pt" } : opts.metadata;
+  if (metadata) parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
   let offset = 0;
   for (const [name, t, dt] of order) {
     if (name === "__metadata__") throw new Error("writeSafetensors: '__metadata__' is not a tensor name");
@@ -286,8 +289,6 @@ export function encodeSafetensorsHeader(
     );
     offset = end;
   }
-  const metadata = opts.metadata === undefined ? { format: "pt" } : opts.metadata;
-  if (metadata) parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
   let json = utf8.encode(`{${parts.join(",")}}`);
   const padded = Math.ceil(json.length / 8) * 8;
   if (padded !== json.length) {

@@ -256,6 +256,26 @@ describe("torch .pth parsing", () => {
     }
   });
 
+  test("64-byte aligned records (local-only extra fields) and byteorder 'little' read the same; 'big' is refused", () => {
+    const t: [string, PthTensor][] = [
+      ["a", { dtype: "bf16", storage: bf([1, 2, 3]), shape: [3] }],
+      ["b", { dtype: "f32", storage: rawBytes(Float32Array.from([4, 5])), shape: [2] }],
+    ];
+    const p = join(tmp, "aligned.pth");
+    writePth(p, t, { align: 64, byteorder: "little" });
+    const f = new ReadFile(p);
+    try {
+      const idx = readTorchIndex(f);
+      for (const e of idx.values()) assert.equal(e.record.dataStart % 64, 0);
+    } finally {
+      f.close();
+    }
+    assert.deepEqual([...readOne(p, "a").toArray()], [1, 2, 3]);
+    assert.deepEqual([...readOne(p, "b").toArray()], [4, 5]);
+    writePth(p, t, { byteorder: "big" });
+    assert.throws(() => readPthRaw(p), /aligned\.pth: byteorder 'big' is not supported/);
+  });
+
   test("ZIP64 archives read the same", () => {
     const t: [string, PthTensor][] = [["w", { dtype: "bf16", storage: bf([1, 2, 3, 4]), shape: [2, 2] }]];
     const p = join(tmp, "z64.pth");

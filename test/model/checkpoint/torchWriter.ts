@@ -23,6 +23,10 @@ export interface PthOptions {
   compress?: string[];
   /** Write ZIP64 end records and per-entry ZIP64 extra fields. */
   zip64?: boolean;
+  /** Pad each local header's extra field so data starts at a multiple of this (torch ≥ 2 uses 64). */
+  align?: number;
+  /** Add a `byteorder` record with this content (PyTorch ≥ 2.1 writes "little"). */
+  byteorder?: string;
   /** Extra raw opcodes inserted after PROTO (to test the interpreter's refusals). */
   injectPickle?: Uint8Array;
 }
@@ -109,6 +113,9 @@ export function zipEntries(entries: [string, Uint8Array][], opts: PthOptions = {
     const offset = out.length;
     const crc = crc32(raw);
     const nameBytes = new TextEncoder().encode(name);
+    // Torch's alignment padding: an extra field (id 0x4246 "FB"), in the local header only.
+    const a = opts.align ?? 0;
+    const pad = a ? (a - ((offset + 30 + nameBytes.length + 4) % a)) % a : 0;
     out
       .u32(0x04034b50)
       .u16(20)
@@ -117,7 +124,14 @@ export function zipEntries(entries: [string, Uint8Array][], opts: PthOptions = {
       .u16(0)
       .u16(0)
       .u32(crc);
-    out.u32(data.length).u32(raw.length).u16(nameBytes.length).u16(0).bytes(nameBytes).bytes(data);
+    out
+      .u32(data.length)
+      .u32(raw.length)
+      .u16(nameBytes.length)
+      .u16(a ? pad + 4 : 0)
+      .bytes(nameBytes);
+    if (a) out.u16(0x4246).u16(pad).bytes(new Uint8Array(pad));
+    out.bytes(data);
     const z = opts.zip64 ?? false;
     central
       .u32(0x02014b50)
@@ -165,6 +179,7 @@ export function writePth(path: string, tensors: [string, PthTensor][], opts: Pth
     entries.push([`${a}/data/${key}`, t.storage]);
   });
   entries.push([`${a}/version`, new TextEncoder().encode("3\n")]);
+  if (opts.byteorder) entries.push([`${a}/byteorder`, new TextEncoder().encode(opts.byteorder)]);
   writeFileSync(path, zipEntries(entries, opts));
 }
 
