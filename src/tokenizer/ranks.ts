@@ -1,0 +1,166 @@
+// tiktoken-format ranks files: one token per line, "<base64 of the token's bytes> <rank>". Parsing with
+// validation (every error names the file, the line and what is wrong), sha256 pinning of the files we
+// know (Meta's Llama 3 tokenizer.model, shipped in assets/llama3/), and writing (atomically).
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** A parsed ranks file: token bytes (as binary strings, one char per byte) → rank. */
+export interface Ranks {
+  /** binary string → rank */
+  ranks: Map<string, number>;
+  /** Highest rank + 1 (= number of lines for dense files such as Meta's). */
+  size: number;
+  /** sha256 of the file's bytes (hex), when parsed from bytes. */
+  sha256?: string;
+}
+
+/** Files herd recognises, pinned by content. */
+export const KNOWN_RANKS = {
+  llama3: {
+    file: "assets/llama3/tokenizer.model",
+    sha256: "82e9d31979e92ab929cd544440f129d9ecd797b69e327f80f17e1c50d5551b55",
+    size: 128000,
+  },
+} as const;
+
+export type KnownRanksName = keyof typeof KNOWN_RANKS;
+
+/** The error thrown for a malformed ranks file. */
+export class RanksFormatError extends Error {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    what: string,
+  ) {
+    super(line > 0 ? `${file}:${line}: ${what}` : `${file}: ${what}`);
+    this.name = "RanksFormatError";
+  }
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const RANK = /^\d{1,10}$/;
+
+/** Parses the text of a ranks file; `file` names it in error messages. */
+export function parseRanks(text: string, file = "<ranks>"): Ranks {
+  const ranks = new Map<string, number>();
+  const lineOfRank = new Map<number, number>();
+  const lineOfToken = new Map<string, number>();
+  let size = 0;
+  let lineNo = 0;
+  let pos = 0;
+  while (pos < text.length) {
+    let eol = text.indexOf("\n", pos);
+    if (eol < 0) eol = text.length;
+    lineNo++;
+    const line = text.slice(pos, eol).trim();
+    pos = eol + 1;
+    if (line === "") continue; // blank lines are skipped, as Meta's loader does
+    const fields = line.split(/\s+/);
+    if (fields.length !== 2) {
+      throw new RanksFormatError(
+        file,
+        lineNo,
+        `expected "<base64 token> <rank>", found ${fields.length} field(s)`,
+      );
+    }
+    const [b64, r] = fields as [string, string];
+    if (!BASE64.test(b64))
+      throw new RanksFormatError(file, lineNo, `token "${clip(b64)}" is not valid base64`);
+    if (!RANK.test(r) || Number(r) > 0x7ffffffe) {
+      throw new RanksFormatError(file, lineNo, `rank "${clip(r)}" is not an integer in 0…2147483646`);
+    }
+    const token = atob(b64);
+    const rank = Number(r);
+    if (token.length === 0) throw new RanksFormatError(file, lineNo, "token is empty");
+    const seen = lineOfToken.get(token);
+    if (seen !== undefined)
+      throw new RanksFormatError(file, lineNo, `token "${b64}" already has a rank on line ${seen}`);
+    const taken = lineOfRank.get(rank);
+    if (taken !== undefined)
+      throw new RanksFormatError(file, lineNo, `rank ${rank} is already used on line ${taken}`);
+    lineOfToken.set(token, lineNo);
+    lineOfRank.set(rank, lineNo);
+    ranks.set(token, rank);
+    if (rank >= size) size = rank + 1;
+  }
+  if (ranks.size === 0) throw new RanksFormatError(file, 0, "no tokens (empty ranks file)");
+  for (let b = 0; b < 256; b++) {
+    if (!ranks.has(String.fromCharCode(b))) {
+      const hex = b.toString(16).padStart(2, "0");
+      throw new RanksFormatError(
+        file,
+        0,
+        `no token for the single byte 0x${hex}; byte-level BPE needs all 256`,
+      );
+    }
+  }
+  return { ranks, size };
+}
+
+function clip(s: string): string {
+  return s.length > 40 ? `${s.slice(0, 40)}…` : s;
+}
+
+/** sha256 of bytes, hex. */
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** Reads and parses a ranks file; with `sha256`, first checks the file's hash. */
+export function readRanks(path: string, opts: { sha256?: string } = {}): Ranks {
+  const bytes = readFileSync(path);
+  const sha256 = sha256Hex(bytes);
+  if (opts.sha256 && opts.sha256.toLowerCase() !== sha256) {
+    throw new Error(`${path}: sha256 is ${sha256}, expected ${opts.sha256} (a different or damaged file)`);
+  }
+  const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  return { ...parseRanks(text, path), sha256 };
+}
+
+/** The name of the known file with this sha256, if any. */
+export function knownRanksBySha256(sha256: string): KnownRanksName | undefined {
+  for (const [name, k] of Object.entries(KNOWN_RANKS)) if (k.sha256 === sha256) return name as KnownRanksName;
+  return undefined;
+}
+
+/** Absolute path of the repository (the folder holding package.json above this module). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    const up = dirname(dir);
+    if (up === dir)
+      throw new Error("tokenizer: cannot find the package root (no package.json above the module)");
+    dir = up;
+  }
+  return dir;
+}
+
+/** Path of a shipped known ranks file. */
+export function knownRanksPath(name: KnownRanksName): string {
+  return join(packageRoot(), KNOWN_RANKS[name].file);
+}
+
+/** Ranks as tiktoken-format text, in rank order. */
+export function formatRanks(tokens: readonly Uint8Array[]): string {
+  const lines = new Array<string>(tokens.length);
+  for (let r = 0; r < tokens.length; r++) lines[r] = `${Buffer.from(tokens[r]!).toString("base64")} ${r}`;
+  return `${lines.join("\n")}\n`;
+}
+
+/** Writes a file atomically: a temporary file beside it, then rename over the target. */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  const tmp = `${path}.${process.pid}.${Date.now().toString(36)}.tmp`;
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, path);
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // the temporary file was never created
+    }
+    throw err;
+  }
+}
