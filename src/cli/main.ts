@@ -10,6 +10,14 @@ interface Command {
 
 const commands: Record<string, Command> = {
   info: { summary: "show the tensor backends and this machine", load: () => import("./info.js") },
+  tokenize: {
+    summary: "encode, decode or count tokens (Llama 3 tokenizer)",
+    load: () => import("./tokenize.js"),
+  },
+  "tokenizer train": {
+    summary: "learn a BPE vocabulary from text/JSONL files",
+    load: () => import("./tokenizerTrain.js"),
+  },
 };
 
 function usage(): string {
