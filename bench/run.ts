@@ -9,6 +9,7 @@ export function register(name: string, load: () => Promise<{ run: () => Promise<
 }
 
 register("engine", () => import("./engine.js"));
+register("tokenizer", () => import("./tokenizer.js"));
 register("layers", () => import("./layers.js"));
 
 async function main(): Promise<void> {

@@ -45,8 +45,7 @@ const RANK = /^\d{1,10}$/;
 /** Parses the text of a ranks file; `file` names it in error messages. */
 export function parseRanks(text: string, file = "<ranks>"): Ranks {
   const ranks = new Map<string, number>();
-  const lineOfRank = new Map<number, number>();
-  const lineOfToken = new Map<string, number>();
+  let lineOfRank = new Int32Array(1 << 17);
   let size = 0;
   let lineNo = 0;
   let pos = 0;
@@ -74,14 +73,19 @@ export function parseRanks(text: string, file = "<ranks>"): Ranks {
     const token = atob(b64);
     const rank = Number(r);
     if (token.length === 0) throw new RanksFormatError(file, lineNo, "token is empty");
-    const seen = lineOfToken.get(token);
-    if (seen !== undefined)
-      throw new RanksFormatError(file, lineNo, `token "${b64}" already has a rank on line ${seen}`);
-    const taken = lineOfRank.get(rank);
-    if (taken !== undefined)
+    if (ranks.has(token)) {
+      const first = firstLineOf(text, token);
+      throw new RanksFormatError(file, lineNo, `token "${b64}" already has a rank on line ${first}`);
+    }
+    if (rank >= lineOfRank.length) {
+      const grown = new Int32Array(Math.max(rank + 1, 2 * lineOfRank.length));
+      grown.set(lineOfRank);
+      lineOfRank = grown;
+    }
+    const taken = lineOfRank[rank]!;
+    if (taken !== 0)
       throw new RanksFormatError(file, lineNo, `rank ${rank} is already used on line ${taken}`);
-    lineOfToken.set(token, lineNo);
-    lineOfRank.set(rank, lineNo);
+    lineOfRank[rank] = lineNo;
     ranks.set(token, rank);
     if (rank >= size) size = rank + 1;
   }
@@ -97,6 +101,16 @@ export function parseRanks(text: string, file = "<ranks>"): Ranks {
     }
   }
   return { ranks, size };
+}
+
+/** Line number of the first line whose token decodes to `token` (for error messages). */
+function firstLineOf(text: string, token: string): number {
+  const lines = text.split("\n");
+  for (let k = 0; k < lines.length; k++) {
+    const b64 = lines[k]!.trim().split(/\s+/)[0] ?? "";
+    if (b64 !== "" && BASE64.test(b64) && atob(b64) === token) return k + 1;
+  }
+  return 0;
 }
 
 function clip(s: string): string {
