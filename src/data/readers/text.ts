@@ -1,0 +1,65 @@
+// Folders of text files: each file is one document, its id the path relative to the folder (or the file
+// name for a single file). Files are visited in sorted order so every run sees the same sequence.
+// A file that is not valid UTF-8 is reported and kept with U+FFFD (or skipped, if asked).
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import type { Document } from "../document.js";
+import type { IssueSink } from "../issues.js";
+
+export interface TextReadOptions {
+  invalidUtf8?: "replace" | "skip";
+  onIssue?: IssueSink;
+  /** Root the ids are relative to (default: the folder, or the file's folder). */
+  root?: string;
+}
+
+const strict = new TextDecoder("utf-8", { fatal: true });
+const lenient = new TextDecoder("utf-8");
+
+/** Every regular file under `dir`, recursively, sorted by path; dot-files and dot-folders are skipped. */
+export function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    const names = readdirSync(d).sort();
+    for (const n of names) {
+      if (n.startsWith(".")) continue;
+      const p = join(d, n);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (st.isFile()) out.push(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** One document from one text file. */
+export function readTextFile(path: string, opts: TextReadOptions = {}): Document | null {
+  const bytes = readFileSync(path);
+  let text: string;
+  try {
+    text = strict.decode(bytes);
+  } catch {
+    const keep = opts.invalidUtf8 !== "skip";
+    opts.onIssue?.({
+      file: path,
+      kind: "utf8",
+      message: "file is not valid UTF-8",
+      action: keep ? "kept" : "skipped",
+    });
+    if (!keep) return null;
+    text = lenient.decode(bytes);
+  }
+  const id = opts.root ? relative(opts.root, path) : path;
+  return { id, text, meta: { source: path } };
+}
+
+export async function* readTextFiles(path: string, opts: TextReadOptions = {}): AsyncGenerator<Document> {
+  const st = statSync(path);
+  const files = st.isDirectory() ? listFiles(path) : [path];
+  const root = opts.root ?? (st.isDirectory() ? path : undefined);
+  for (const f of files) {
+    const d = readTextFile(f, { ...opts, root });
+    if (d) yield d;
+  }
+}
