@@ -17,9 +17,8 @@
 // runs the same arithmetic, and each element of C sees the same sequence of additions however the work
 // is split between threads: results do not depend on the thread count).
 //
-// Threads: every thread calls sgemm with its own tid and a private scratch area; the work is split
-// statically (over batch items when there are enough of them, otherwise over row or column tiles of C),
-// so no synchronisation is needed inside wasm.
+// Threads: every thread calls sgemm with its own tid and a private scratch area, and claims strips of C
+// from a shared counter (one atomic add per strip); no other synchronisation is needed inside wasm.
 
 export const MR: i32 = 4;
 export const NR: i32 = 8;
@@ -211,46 +210,42 @@ function gemmRect(
 }
 
 /**
- * Batched C[bi] (+)= op(A[bi])·op(B[bi]) (see MatmulArgs in src/backends/backend.ts), the share of thread
- * `tid` of `nth`. Pointers are byte addresses; strides are in elements (0 broadcasts). Thread tid packs
- * into scratchBase + tid·scratchStride (at least gemmScratchBytes() bytes each).
+ * Batched C[bi] (+)= op(A[bi])·op(B[bi]) (see MatmulArgs in src/backends/backend.ts), run by each of nth
+ * threads with its tid. Pointers are byte addresses; strides are in elements (0 broadcasts). Thread tid
+ * packs into scratchBase + tid·scratchStride (gemmScratchBytes() each). The work is cut into units, each
+ * a strip of whole tiles of one product along C's longer side (at least 64 rows or columns, so packing
+ * stays cheap), and threads claim units from the shared i32 at `counter` (zeroed by the caller): a
+ * thread that starts late or is preempted simply does fewer units.
  */
 export function sgemm(
   a: usize, b: usize, c: usize, batch: i32, m: i32, n: i32, k: i32, transA: bool, transB: bool,
-  strideA: i32, strideB: i32, strideC: i32, accumulate: bool, scratchBase: usize, scratchStride: i32, tid: i32, nth: i32,
+  strideA: i32, strideB: i32, strideC: i32, accumulate: bool, scratchBase: usize, scratchStride: i32,
+  counter: usize, tid: i32, nth: i32,
 ): void {
   const scratch = scratchBase + <usize>tid * scratchStride;
   const ars = transA ? 1 : k;
   const acs = transA ? m : 1;
   const brs = transB ? 1 : n;
   const bcs = transB ? k : 1;
-  if (batch >= nth * 2 || batch % nth == 0) {
-    // Whole products per thread.
-    const b0 = <i32>((<i64>batch * tid) / nth);
-    const b1 = <i32>((<i64>batch * (tid + 1)) / nth);
-    for (let bi = b0; bi < b1; bi++) {
-      const ao = a + <usize>bi * strideA * 4;
-      const bo = b + <usize>bi * strideB * 4;
-      const co = c + <usize>bi * strideC * 4;
-      gemmRect(ao, ars, acs, bo, brs, bcs, co, n, k, 0, m, 0, n, accumulate, scratch);
-    }
-    return;
-  }
-  // Every product split between all threads, along whichever side of C has more tiles.
   const rowTiles = (m + MR - 1) / MR;
   const colTiles = (n + NR - 1) / NR;
-  for (let bi = 0; bi < batch; bi++) {
+  const alongCols = colTiles >= rowTiles;
+  const tiles = alongCols ? colTiles : rowTiles;
+  let per = tiles; // tiles per strip
+  if (nth > 1 && batch < 4 * nth) {
+    const strips = (4 * nth + batch - 1) / batch; // aim for ≥ 4 units per thread
+    per = max(alongCols ? 64 / NR : 64 / MR, (tiles + strips - 1) / strips);
+  }
+  const strips = (tiles + per - 1) / per;
+  const units = batch * strips;
+  for (let u = atomic.add<i32>(counter, 1); u < units; u = atomic.add<i32>(counter, 1)) {
+    const bi = u / strips;
+    const t0 = (u % strips) * per;
+    const t1 = min(tiles, t0 + per);
     const ao = a + <usize>bi * strideA * 4;
     const bo = b + <usize>bi * strideB * 4;
     const co = c + <usize>bi * strideC * 4;
-    if (colTiles >= rowTiles) {
-      const t0 = <i32>((<i64>colTiles * tid) / nth);
-      const t1 = <i32>((<i64>colTiles * (tid + 1)) / nth);
-      if (t1 > t0) gemmRect(ao, ars, acs, bo, brs, bcs, co, n, k, 0, m, t0 * NR, min(n, t1 * NR), accumulate, scratch);
-    } else {
-      const t0 = <i32>((<i64>rowTiles * tid) / nth);
-      const t1 = <i32>((<i64>rowTiles * (tid + 1)) / nth);
-      if (t1 > t0) gemmRect(ao, ars, acs, bo, brs, bcs, co, n, k, t0 * MR, min(m, t1 * MR), 0, n, accumulate, scratch);
-    }
+    if (alongCols) gemmRect(ao, ars, acs, bo, brs, bcs, co, n, k, 0, m, t0 * NR, min(n, t1 * NR), accumulate, scratch);
+    else gemmRect(ao, ars, acs, bo, brs, bcs, co, n, k, t0 * MR, min(m, t1 * MR), 0, n, accumulate, scratch);
   }
 }

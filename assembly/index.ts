@@ -4,6 +4,7 @@
 export { add, adamw, axpy, mul, scale, sum, sumSquares, swiglu, swigluBackward } from "./elementwise";
 export { gemmScratchBytes, sgemm } from "./gemm";
 export { gemv } from "./gemv";
+export { clockProbe } from "./probe";
 export { rmsNorm, rmsNormBackward, softmax } from "./rows";
 
 /** First byte past the module's static data: the JS allocator hands out memory above this. */

@@ -72,6 +72,9 @@ export function createWasmBackend(opts: { threads?: number } = {}): WasmBackend 
   const scratchStride = Math.ceil(ex["gemmScratchBytes"]!() / 64) * 64;
   const gemmScratch = heap.alloc(scratchStride * threads);
   const partials = heap.alloc(8 * threads);
+  // The work counter that sgemm and gemv claim units from; zeroed before each job.
+  const counter = heap.alloc(64);
+  const counterView = new Int32Array(memory.buffer, counter, 1);
   const partialView = new Float64Array(memory.buffer, partials, threads);
 
   // Views we created all share one of memory's buffers (a new SharedArrayBuffer object after each grow).
@@ -92,6 +95,7 @@ export function createWasmBackend(opts: { threads?: number } = {}): WasmBackend 
 
   function run(op: Op, args: number[], parallel: boolean): void {
     const i = OPS.indexOf(op);
+    counterView[0] = 0;
     if (pool !== null && parallel) pool.run(i, args);
     else local[i]!(...args, 0, 1);
   }
@@ -145,8 +149,8 @@ export function createWasmBackend(opts: { threads?: number } = {}): WasmBackend 
           p.strideC,
           +p.accumulate,
         ];
-        if (p.m === 1 || p.n === 1) run("gemv", common, parallel);
-        else run("sgemm", [...common, gemmScratch, scratchStride], parallel);
+        if (p.m === 1 || p.n === 1) run("gemv", [...common, counter], parallel);
+        else run("sgemm", [...common, gemmScratch, scratchStride, counter], parallel);
       },
     );
   }
