@@ -73,6 +73,13 @@ export interface Backend {
 
   // --- dense algebra --------------------------------------------------------------------------
   matmul(a: Float32Array, b: Float32Array, c: Float32Array, args: MatmulArgs): void;
+  /**
+   * Optional: C (m×n) = A (m×k) · Bᵀ with B (n×k) given as bf16 bit patterns (a linear layer on bf16
+   * weights, widened to f32 on the fly; C is overwritten). Inference only. The js backend's version is
+   * the reference; any other backend without its own (one that only inherits the js kernel included)
+   * gets the front end's block-wise widening over its `matmul` (src/tensor/linearBf16.ts).
+   */
+  matmulBf16?(a: Float32Array, bBits: Uint16Array, c: Float32Array, m: number, n: number, k: number): void;
 
   // --- elementwise (n elements) --------------------------------------------------------------
   add(a: Float32Array, b: Float32Array, out: Float32Array, n: number): void;

@@ -3,6 +3,7 @@
 // Nothing is broadcast unless the op says so.
 import type { AttentionArgs, MatmulArgs } from "../backends/backend.js";
 import { getBackend } from "../backends/index.js";
+import { linearBf16 } from "./linearBf16.js";
 import { needsGrad, record } from "./tape.js";
 import { fromArray, shapeStr, sizeOf, type Tensor, zeros } from "./tensor.js";
 
@@ -131,7 +132,10 @@ function gemm(
   }
 }
 
-/** x · Wᵀ for a PyTorch-layout weight W [out, in]: x [..., in] → [..., out]. */
+/**
+ * x · Wᵀ for a PyTorch-layout weight W [out, in]: x [..., in] → [..., out]. A bf16 W is used as it is
+ * stored, without autograd (inference; see linearBf16.ts).
+ */
 export function linear(x: Tensor, w: Tensor): Tensor {
   if (w.rank !== 2) throw new Error(`linear: weight must be 2-D [out, in], got ${shapeStr(w.shape)}`);
   if (x.shape[x.rank - 1] !== w.shape[1])
@@ -140,7 +144,7 @@ export function linear(x: Tensor, w: Tensor): Tensor {
     );
   const rows = x.size / w.shape[1]!;
   const x2 = reshape(x, [rows, w.shape[1]!]);
-  const y = matmul(x2, w, { transB: true });
+  const y = w.dtype === "bf16" ? linearBf16(x2, w) : matmul(x2, w, { transB: true });
   return reshape(y, [...x.shape.slice(0, -1), w.shape[0]!]);
 }
 

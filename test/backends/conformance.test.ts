@@ -6,6 +6,7 @@ import { after, describe, test } from "node:test";
 import type { AttentionArgs, Backend, MatmulArgs } from "../../src/backends/backend.js";
 import { backendByName, backendNames } from "../../src/backends/index.js";
 import { jsBackend } from "../../src/backends/js/index.js";
+import { decodeHalf, encodeHalf } from "../../src/tensor/dtype.js";
 import { closeness, randArray, rng } from "../helpers.js";
 
 const ref = jsBackend;
@@ -84,6 +85,34 @@ for (const name of backendNames()) {
                 close(`matmul plain arrays ${JSON.stringify(p)}`, c2, want, 1e-4, 1e-5 * Math.sqrt(k));
                 for (const x of [a, bb, c]) b.free(x);
               }
+    });
+
+    test("matmulBf16 (optional): equals the f32 matmul of the widened weights", () => {
+      if (!b.matmulBf16) return;
+      let seed = 900;
+      for (const [m, n, k] of [
+        [1, 1, 1],
+        [1, 257, 130],
+        [3, 7, 5],
+        [17, 33, 65],
+      ] as const) {
+        const A = randArray(m * k, seed++);
+        const bits = encodeHalf(randArray(n * k, seed++), "bf16");
+        const want = new Float32Array(m * n);
+        const p = { batch: 1, m, n, k, transA: false, transB: true, accumulate: false };
+        ref.matmul(A, decodeHalf(bits, "bf16"), want, { ...p, strideA: 0, strideB: 0, strideC: 0 });
+        const a = own(b, A);
+        const c = own(b, randArray(m * n, seed++)); // overwritten, not accumulated
+        b.matmulBf16(a, bits, c, m, n, k);
+        close(`matmulBf16 m=${m} n=${n} k=${k}`, c, want, 1e-5, 1e-6 * Math.sqrt(k));
+        // An odd offset into the bits (no 4-byte alignment) gives the same result.
+        const shifted = new Uint16Array(n * k + 1);
+        shifted.set(bits, 1);
+        const c2 = new Float32Array(m * n);
+        b.matmulBf16(A, shifted.subarray(1), c2, m, n, k);
+        close(`matmulBf16 unaligned m=${m} n=${n} k=${k}`, c2, want, 1e-5, 1e-6 * Math.sqrt(k));
+        for (const x of [a, c]) b.free(x);
+      }
     });
 
     test("elementwise: add, mul, scale, axpy, sum, sumSquares", () => {

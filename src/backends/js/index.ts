@@ -4,6 +4,7 @@
 // check gradients by finite differences in f64.
 import type { AdamWArgs, Backend, MatmulArgs } from "../backend.js";
 import { attention, attentionBackward } from "./attention.js";
+import { matmulBf16 } from "./bf16.js";
 import { crossEntropy, crossEntropyBackward } from "./crossEntropy.js";
 
 type Buf = Float32Array | Float64Array;
@@ -178,6 +179,7 @@ export const jsBackend: Backend = {
   },
   liveBytes: () => live,
   matmul,
+  matmulBf16,
   add(a, b, out, n) {
     for (let i = 0; i < n; i++) out[i] = a[i]! + b[i]!;
   },

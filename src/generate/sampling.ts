@@ -1,0 +1,109 @@
+// Choosing the next token from logits (spec §2.9): greedy (temperature 0: argmax), or sampling from
+// softmax(logits / temperature) restricted by top-k (the k most likely) and then top-p by the reference
+// rule — sort descending, cumulative sum, drop every token whose cumulative mass *before* it already
+// exceeds p, renormalise, draw. A seeded generator makes a run reproducible.
+
+export interface SamplingOptions {
+  /** 0 (default) is greedy. The Llama 3 reference default for chat is 0.6. */
+  temperature?: number;
+  /** Nucleus mass in (0, 1]; 1 keeps everything (default). Reference default 0.9. */
+  topP?: number;
+  /** Keep only the k most likely tokens; 0 (default) keeps all. */
+  topK?: number;
+  /** Seed of the random draws (default 0). */
+  seed?: number;
+}
+
+/** Deterministic uniform numbers in [0, 1) (mulberry32). */
+export function seededRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Index of the largest logit (the first one on ties). */
+export function argmax(logits: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+  return best;
+}
+
+/**
+ * The distribution sampling draws from, as (token, probability) pairs in descending probability,
+ * after temperature, top-k and the reference top-p rule, renormalised to sum to 1.
+ */
+export function samplingDistribution(
+  logits: ArrayLike<number>,
+  opts: { temperature: number; topP?: number; topK?: number },
+): { ids: Int32Array; probs: Float64Array } {
+  const { temperature } = opts;
+  const topP = opts.topP ?? 1;
+  const topK = opts.topK ?? 0;
+  if (!(temperature > 0)) throw new Error(`sampling: temperature ${temperature} must be > 0 (0 is greedy)`);
+  if (!(topP > 0 && topP <= 1)) throw new Error(`sampling: topP ${topP} must be in (0, 1]`);
+  if (!(Number.isInteger(topK) && topK >= 0))
+    throw new Error(`sampling: topK ${topK} must be an integer ≥ 0`);
+  const V = logits.length;
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < V; i++) if (logits[i]! > max) max = logits[i]!;
+  const p = new Float64Array(V);
+  for (let i = 0; i < V; i++) p[i] = Math.exp((logits[i]! - max) / temperature);
+  const order = Int32Array.from({ length: V }, (_, i) => i).sort((a, b) => p[b]! - p[a]! || a - b);
+  let keep = topK > 0 ? Math.min(topK, V) : V;
+  // Mass of the top-k tokens: top-p looks at cumulative mass after top-k renormalised.
+  let kept = 0;
+  for (let r = 0; r < keep; r++) kept += p[order[r]!]!;
+  let cum = 0;
+  for (let r = 0; r < keep; r++) {
+    // Reference rule: drop the token if the mass before it already exceeds p.
+    if (cum / kept > topP) {
+      keep = r;
+      break;
+    }
+    cum += p[order[r]!]!;
+  }
+  const ids = order.slice(0, keep);
+  const probs = new Float64Array(keep);
+  let total = 0;
+  for (let r = 0; r < keep; r++) total += p[ids[r]!]!;
+  for (let r = 0; r < keep; r++) probs[r] = p[ids[r]!]! / total;
+  return { ids, probs };
+}
+
+/** Picks tokens from logits with fixed options and its own seeded generator. */
+export class Sampler {
+  readonly temperature: number;
+  readonly topP: number;
+  readonly topK: number;
+  private readonly random: () => number;
+
+  constructor(opts: SamplingOptions = {}) {
+    this.temperature = opts.temperature ?? 0;
+    this.topP = opts.topP ?? 1;
+    this.topK = opts.topK ?? 0;
+    if (!(this.temperature >= 0)) throw new Error(`sampling: temperature ${this.temperature} must be ≥ 0`);
+    this.random = seededRandom(opts.seed ?? 0);
+  }
+
+  get greedy(): boolean {
+    return this.temperature === 0;
+  }
+
+  /** The next token id for one row of logits. */
+  sample(logits: ArrayLike<number>): number {
+    if (this.greedy) return argmax(logits);
+    const { ids, probs } = samplingDistribution(logits, this);
+    const u = this.random();
+    let cum = 0;
+    for (let r = 0; r < ids.length; r++) {
+      cum += probs[r]!;
+      if (u < cum) return ids[r]!;
+    }
+    return ids[ids.length - 1]!;
+  }
+}

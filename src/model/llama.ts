@@ -1,0 +1,317 @@
+// The Llama 3 model (spec §2.4): token embedding → L pre-norm blocks (RMSNorm → grouped-query attention
+// with RoPE → residual; RMSNorm → SwiGLU FFN → residual) → final RMSNorm → output projection (the
+// embedding itself when tied). One forward serves training (autograd records through the ops) and
+// inference (under noGrad, optionally with a KV cache for incremental decoding, and with bf16 weights
+// used as stored). Weights are a map from Hugging Face names to tensors (weights.ts).
+import { getBackend } from "../backends/index.js";
+import { widenBf16 } from "../backends/js/bf16.js";
+import {
+  add,
+  attention,
+  crossEntropy,
+  embedding,
+  linear,
+  reshape,
+  rmsNorm,
+  rope,
+  swiglu,
+} from "../tensor/ops.js";
+import { isGradEnabled } from "../tensor/tape.js";
+import { scope, shapeStr, type Tensor, zeros } from "../tensor/tensor.js";
+import { type LlamaConfig, validateConfig } from "./config.js";
+import type { KVCache } from "./kvcache.js";
+import { ropeInvFreq } from "./rope.js";
+import { EMBED, FINAL_NORM, LM_HEAD, layerName, weightShapes } from "./weights.js";
+
+export interface ForwardOptions {
+  /** Rows of the batch (default 1); ids holds batch·seq tokens, row-major. */
+  batch?: number;
+  /** Document id of every token [batch·seq]: attention stays inside a document (spec §2.7). */
+  docIds?: Int32Array;
+  /** Restart RoPE positions at 0 at each document (needs docIds; not with a cache). */
+  resetPositions?: boolean;
+  /** Explicit RoPE positions [batch·seq] (default 0..seq−1, after the cached tokens). */
+  positions?: Int32Array;
+  /** Incremental decoding: attend to the cached tokens too, then append these. Inference only. */
+  cache?: KVCache;
+  /** "last": logits of each row's last token only ([batch, 1, V]); default all. */
+  logits?: "all" | "last";
+}
+
+/** Tensors old HF checkpoints carry that are not weights (recomputed from the config). */
+const IGNORED = /\.rotary_emb\.inv_freq$/;
+
+interface Layer {
+  attnNorm: Tensor;
+  wq: Tensor;
+  wk: Tensor;
+  wv: Tensor;
+  wo: Tensor;
+  ffnNorm: Tensor;
+  w1: Tensor;
+  w3: Tensor;
+  w2: Tensor;
+}
+
+export class Llama {
+  readonly config: LlamaConfig;
+  /** Every weight by HF name (the tied output head is not listed: it is the embedding). */
+  readonly weights: Map<string, Tensor>;
+  readonly invFreq: Float32Array;
+  private readonly layers: Layer[];
+  private readonly embed: Tensor;
+  private readonly norm: Tensor;
+  private readonly head: Tensor;
+
+  /**
+   * A model over `tensors` (HF names). Every tensor the config needs must be there with its shape;
+   * errors name `source` (the checkpoint file or directory) and the tensor. RMSNorm weights are made f32;
+   * f16 matrices are widened to f32 (bf16 ones are used as stored). A tied config ignores a stored
+   * `lm_head.weight`.
+   */
+  constructor(config: LlamaConfig, tensors: Map<string, Tensor>, source = "weights") {
+    this.config = validateConfig(config, source);
+    this.invFreq = ropeInvFreq(config);
+    const shapes = weightShapes(config);
+    for (const name of tensors.keys())
+      if (!shapes.has(name) && !IGNORED.test(name) && !(name === LM_HEAD && config.tieWordEmbeddings))
+        throw new Error(`${source}: tensor '${name}' is not a weight of this Llama config`);
+    this.weights = new Map();
+    for (const [name, shape] of shapes) {
+      let t = tensors.get(name);
+      if (!t) throw new Error(`${source}: tensor '${name}' is missing`);
+      if (t.rank !== shape.length || t.shape.some((d, i) => d !== shape[i]))
+        throw new Error(
+          `${source}: tensor '${name}' has shape ${shapeStr(t.shape)}, the config needs ${shapeStr(shape)}`,
+        );
+      if (t.dtype === "f16" || (t.dtype === "bf16" && shape.length === 1)) {
+        const wide = t.toF32();
+        t.dispose();
+        t = wide;
+      }
+      t.keep();
+      t.name = name;
+      this.weights.set(name, t);
+    }
+    const w = (name: string) => this.weights.get(name)!;
+    this.embed = w(EMBED);
+    this.norm = w(FINAL_NORM);
+    this.head = config.tieWordEmbeddings ? this.embed : w(LM_HEAD);
+    this.layers = [];
+    for (let l = 0; l < config.numHiddenLayers; l++) {
+      const p = (part: string) => w(layerName(l, part));
+      this.layers.push({
+        attnNorm: p("input_layernorm"),
+        wq: p("self_attn.q_proj"),
+        wk: p("self_attn.k_proj"),
+        wv: p("self_attn.v_proj"),
+        wo: p("self_attn.o_proj"),
+        ffnNorm: p("post_attention_layernorm"),
+        w1: p("mlp.gate_proj"),
+        w3: p("mlp.up_proj"),
+        w2: p("mlp.down_proj"),
+      });
+    }
+  }
+
+  /** Weights that can be trained (f32 with requiresGrad), in HF order. */
+  parameters(): Tensor[] {
+    return [...this.weights.values()].filter((t) => t.requiresGrad);
+  }
+
+  /** Make every f32 weight trainable (requiresGrad). bf16 weights cannot be trained. */
+  trainable(): this {
+    for (const t of this.weights.values()) {
+      if (t.dtype !== "f32")
+        throw new Error(
+          `Llama.trainable: weight '${t.name}' is ${t.dtype}; load the checkpoint as f32 to train`,
+        );
+      t.requiresGrad = true;
+    }
+    return this;
+  }
+
+  /** Storage dtype of the large matrices ("bf16" when loaded that way). */
+  get dtype(): string {
+    return this.embed.dtype;
+  }
+
+  /**
+   * Logits [batch, seq, V] (or [batch, 1, V] with logits "last") for token ids [batch·seq].
+   * Call inside `scope` (training) or `noGrad`+`scope` (inference) so intermediates are freed.
+   */
+  forward(ids: Int32Array, opts: ForwardOptions = {}): Tensor {
+    const c = this.config;
+    const B = opts.batch ?? 1;
+    if (!(Number.isInteger(B) && B >= 1) || ids.length % B !== 0)
+      throw new Error(`Llama.forward: ${ids.length} ids do not split into batch ${B}`);
+    const T = ids.length / B;
+    if (T === 0) throw new Error("Llama.forward: no tokens");
+    const cache = opts.cache;
+    if (cache) {
+      if (isGradEnabled() && this.parameters().length > 0)
+        throw new Error("Llama.forward: a KV cache is for inference; run it under noGrad");
+      if (cache.batch !== B)
+        throw new Error(`Llama.forward: cache of batch ${cache.batch}, input batch ${B}`);
+      if (opts.resetPositions)
+        throw new Error("Llama.forward: resetPositions with a KV cache; pass positions");
+    }
+    const docIds = opts.docIds;
+    if (docIds && docIds.length !== ids.length)
+      throw new Error(`Llama.forward: ${docIds.length} document ids for ${ids.length} tokens`);
+    const positions =
+      opts.positions ?? this.positionsFor(B, T, cache?.length ?? 0, docIds, opts.resetPositions);
+    if (positions.length !== ids.length)
+      throw new Error(`Llama.forward: ${positions.length} positions for ${ids.length} tokens`);
+
+    let h = this.embedTokens(ids, [B, T]);
+    if (cache) {
+      cache.reserve(T);
+      if (docIds) cache.writeDocs(docIds, T);
+    }
+    const kDocIds = cache ? (cache.keyDocs(T) ?? undefined) : docIds;
+    for (let l = 0; l < this.layers.length; l++) {
+      const prev = h;
+      h = scope(() => this.block(l, prev, B, T, positions, docIds, kDocIds, cache));
+      prev.dispose(); // deferred by the tensor while the autograd tape still needs it
+    }
+    cache?.advance(T);
+    return scope(() => {
+      let x = h;
+      if (opts.logits === "last") {
+        const last = Int32Array.from({ length: B }, (_, b) => b * T + T - 1);
+        x = embedding(reshape(h, [B * T, c.hiddenSize]), last, [B, 1]);
+      }
+      return linear(rmsNorm(x, this.norm, c.rmsNormEps), this.head);
+    });
+  }
+
+  /** Mean cross-entropy of the next-token predictions against targets (−100 = ignored). */
+  loss(ids: Int32Array, targets: Int32Array, opts: ForwardOptions & { mask?: Float32Array } = {}): Tensor {
+    if (targets.length !== ids.length)
+      throw new Error(`Llama.loss: ${targets.length} targets for ${ids.length} tokens`);
+    return scope(() => {
+      const logits = this.forward(ids, { ...opts, logits: "all" });
+      return crossEntropy(logits, targets, opts.mask ? { mask: opts.mask } : {});
+    });
+  }
+
+  /** Free every weight. */
+  dispose(): void {
+    for (const t of this.weights.values()) t.dispose();
+  }
+
+  // --- pieces ---------------------------------------------------------------------------------------
+
+  private positionsFor(
+    B: number,
+    T: number,
+    offset: number,
+    docIds: Int32Array | undefined,
+    reset: boolean | undefined,
+  ): Int32Array {
+    const pos = new Int32Array(B * T);
+    if (reset && !docIds) throw new Error("Llama.forward: resetPositions needs docIds");
+    for (let b = 0; b < B; b++) {
+      let p = 0;
+      for (let t = 0; t < T; t++) {
+        const i = b * T + t;
+        if (reset && t > 0 && docIds![i] !== docIds![i - 1]) p = 0;
+        pos[i] = reset ? p++ : offset + t;
+      }
+    }
+    return pos;
+  }
+
+  /** Embedding rows; a bf16 table is gathered row by row without an f32 copy of it. */
+  private embedTokens(ids: Int32Array, shape: number[]): Tensor {
+    const table = this.embed;
+    if (table.dtype === "f32") return embedding(table, ids, shape);
+    const [V, d] = table.shape as [number, number];
+    const out = zeros([...shape, d]);
+    const bits = table.halfBits;
+    const rows = new Uint32Array(out.data.buffer, out.data.byteOffset, out.size);
+    for (let r = 0; r < ids.length; r++) {
+      const id = ids[r]!;
+      if (!(id >= 0 && id < V))
+        throw new Error(`embedding: id ${id} at position ${r} is outside the vocabulary [0, ${V})`);
+      widenBf16(bits.subarray(id * d, (id + 1) * d), rows.subarray(r * d, (r + 1) * d), d);
+    }
+    return out;
+  }
+
+  private block(
+    l: number,
+    h: Tensor,
+    B: number,
+    T: number,
+    positions: Int32Array,
+    docIds: Int32Array | undefined,
+    kDocIds: Int32Array | undefined,
+    cache: KVCache | undefined,
+  ): Tensor {
+    const c = this.config;
+    const w = this.layers[l]!;
+    const H = c.numAttentionHeads;
+    const K = c.numKeyValueHeads;
+    const hd = c.headDim;
+    const x = rmsNorm(h, w.attnNorm, c.rmsNormEps);
+    const q = rope(reshape(linear(x, w.wq), [B, T, H, hd]), positions, this.invFreq);
+    const k = rope(reshape(linear(x, w.wk), [B, T, K, hd]), positions, this.invFreq);
+    const v = reshape(linear(x, w.wv), [B, T, K, hd]);
+    const a = cache
+      ? this.cachedAttention(l, q, k, v, cache, docIds, kDocIds)
+      : attention(q, k, v, { docIds });
+    h = add(h, linear(reshape(a, [B, T, H * hd]), w.wo));
+    const y = rmsNorm(h, w.ffnNorm, c.rmsNormEps);
+    return add(h, linear(swiglu(linear(y, w.w1), linear(y, w.w3)), w.w2));
+  }
+
+  /** Attention of T new queries over the cached keys plus their own (causal offset S−T). */
+  private cachedAttention(
+    l: number,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    cache: KVCache,
+    docIds: Int32Array | undefined,
+    kDocIds: Int32Array | undefined,
+  ): Tensor {
+    const [B, T, H, hd] = q.shape as [number, number, number, number];
+    cache.write(l, k.data, v.data, T);
+    const S = cache.length + T;
+    const kv = cache.keysValues(l, T);
+    const backend = getBackend();
+    const out = zeros(q.shape);
+    const lse = backend.alloc(B * H * T);
+    const qDoc = kDocIds ? (docIds ?? null) : null;
+    try {
+      backend.attention(q.data, kv.k, kv.v, out.data, lse, {
+        batch: B,
+        seqQ: T,
+        seqK: S,
+        heads: H,
+        kvHeads: this.config.numKeyValueHeads,
+        headDim: hd,
+        scale: 1 / Math.sqrt(hd),
+        causal: true,
+        qDocIds: qDoc ?? (kDocIds ? lastDocs(kDocIds, B, S, T) : null),
+        kDocIds: kDocIds ?? null,
+      });
+    } finally {
+      backend.free(lse);
+      if (kv.copied) {
+        backend.free(kv.k);
+        backend.free(kv.v);
+      }
+    }
+    return out;
+  }
+}
+
+/** The document ids of the last T of S keys per row (the queries' own). */
+function lastDocs(kDocIds: Int32Array, B: number, S: number, T: number): Int32Array {
+  const out = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) out.set(kDocIds.subarray(b * S + S - T, b * S + S), b * T);
+  return out;
+}

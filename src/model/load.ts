@@ -1,0 +1,104 @@
+// Models in and out of checkpoint directories. A directory with config.json is Hugging Face's format;
+// one with params.json is Meta's (the checkpoint module renames Meta's tensors to HF names and permutes
+// Q/K to the split-halves RoPE layout). What herd writes is an HF `LlamaForCausalLM` checkpoint.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { DType } from "../tensor/dtype.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { readHFCheckpoint, readMetaCheckpoint, writeHFCheckpoint } from "./checkpoint/index.js";
+import {
+  fromHFConfig,
+  fromMetaParams,
+  type LlamaConfig,
+  type MetaParamsOptions,
+  toHFConfig,
+} from "./config.js";
+import { Llama } from "./llama.js";
+import { EMBED, LM_HEAD, weightShapes } from "./weights.js";
+
+export interface LoadOptions {
+  /** "f32" (default): every weight widened to f32 (trainable); "keep": bf16 matrices stay bf16 (inference). */
+  dtype?: "f32" | "keep";
+  /** Meta directories only: settings params.json does not carry (see fromMetaParams). */
+  meta?: MetaParamsOptions;
+}
+
+export type CheckpointFormat = "hf" | "meta";
+
+/** Which format a directory holds (errors when neither). */
+export function checkpointFormat(dir: string): CheckpointFormat {
+  if (existsSync(join(dir, "config.json"))) return "hf";
+  if (existsSync(join(dir, "params.json"))) return "meta";
+  throw new Error(`${dir}: no config.json (Hugging Face) or params.json (Meta) here`);
+}
+
+/** The config of a checkpoint directory without reading its weights. */
+export function readConfig(dir: string, meta: MetaParamsOptions = {}): LlamaConfig {
+  const format = checkpointFormat(dir);
+  const file = join(dir, format === "hf" ? "config.json" : "params.json");
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  return format === "hf" ? fromHFConfig(json, file) : fromMetaParams(json, file, meta);
+}
+
+/** True when two tensors hold the same values bit for bit (same dtype and shape). */
+function identical(a: Tensor, b: Tensor): boolean {
+  if (a.dtype !== b.dtype || a.size !== b.size) return false;
+  const x = a.dtype === "f32" ? new Uint32Array(a.data.buffer, a.data.byteOffset, a.size) : a.halfBits;
+  const y = b.dtype === "f32" ? new Uint32Array(b.data.buffer, b.data.byteOffset, b.size) : b.halfBits;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+/** Read a model from an HF or Meta checkpoint directory. */
+export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Llama> {
+  const format = checkpointFormat(dir);
+  const read = { dtype: opts.dtype ?? "f32" };
+  if (format === "hf") {
+    const file = join(dir, "config.json");
+    const { config, tensors } = await readHFCheckpoint(dir, read);
+    return build(fromHFConfig(config, file), tensors, dir);
+  }
+  const { params, tensors } = await readMetaCheckpoint(dir, read);
+  let config = fromMetaParams(params, join(dir, "params.json"), opts.meta);
+  // Meta stores output.weight even for tied models (3.2 1B/3B): one copy is enough when they are equal.
+  const head = tensors.get(LM_HEAD);
+  const emb = tensors.get(EMBED);
+  if (opts.meta?.tieWordEmbeddings === undefined && head && emb && identical(head, emb))
+    config = { ...config, tieWordEmbeddings: true };
+  if (config.tieWordEmbeddings && head) {
+    tensors.delete(LM_HEAD);
+    head.dispose();
+  }
+  return build(config, tensors, dir);
+}
+
+function build(config: LlamaConfig, tensors: Map<string, Tensor>, source: string): Llama {
+  try {
+    return new Llama(config, tensors, source);
+  } catch (e) {
+    for (const t of tensors.values()) t.dispose();
+    throw e;
+  }
+}
+
+/**
+ * Write `model` as an HF checkpoint (config.json + model.safetensors, or shards with an index), tensors
+ * in HF order, stored in `dtype` (default: as held).
+ */
+export async function saveModel(
+  dir: string,
+  model: Llama,
+  opts: { dtype?: DType; maxShardBytes?: number } = {},
+): Promise<void> {
+  const dtype = opts.dtype ?? (model.dtype as DType);
+  const tensors = new Map<string, Tensor>();
+  for (const name of weightShapes(model.config).keys()) tensors.set(name, model.weights.get(name)!);
+  const w: { dtype: DType; maxShardBytes?: number } = { dtype };
+  if (opts.maxShardBytes !== undefined) w.maxShardBytes = opts.maxShardBytes;
+  await writeHFCheckpoint(dir, toHFConfig(model.config, dtype), tensors, w);
+}

@@ -1,0 +1,70 @@
+// `linear` on a bf16 weight: x·Wᵀ with W kept in bf16, for inference on checkpoints that would not fit in
+// memory as f32 (the bf16 1B model generates within 4 GB). No autograd: a gradient through a bf16 weight
+// is an error (load f32 weights to train). The backend's own `matmulBf16` runs when it has one; a
+// backend that only inherits the js reference kernel gets W widened to f32 a block of rows at a time into
+// a scratch buffer, multiplied with its own f32 `matmul` (a GEMV for one row, packed SGEMM for many).
+
+import { getBackend } from "../backends/index.js";
+import { matmulBf16 as jsMatmulBf16, widenBf16 } from "../backends/js/bf16.js";
+import { isGradEnabled } from "./tape.js";
+import { shapeStr, type Tensor, zeros } from "./tensor.js";
+
+/** Widened weights per block: 4 MB of f32, reused for every block. */
+const BLOCK_ELEMENTS = 1 << 20;
+
+/** x [rows, k] · Wᵀ for W [n, k] bf16 → [rows, n] f32. */
+export function linearBf16(x: Tensor, w: Tensor): Tensor {
+  if (w.dtype !== "bf16") throw new Error(`linearBf16: weight ${w} is ${w.dtype}, not bf16`);
+  if (x.dtype !== "f32") throw new Error(`linear: input ${x} is ${x.dtype}; compute ops take f32`);
+  if (isGradEnabled() && (x.requiresGrad || w.requiresGrad))
+    throw new Error(
+      `linear: weight${w.label()} is bf16 and gradients are being recorded; bf16 weights are for inference (run under noGrad, or load f32 weights to train)`,
+    );
+  const [n, k] = w.shape as [number, number];
+  if (x.rank !== 2 || x.shape[1] !== k)
+    throw new Error(`linearBf16: input ${shapeStr(x.shape)} does not match weight ${shapeStr(w.shape)}`);
+  const m = x.shape[0]!;
+  const out = zeros([m, n]);
+  const backend = getBackend();
+  const bits = w.halfBits;
+  const kernel = backend.matmulBf16;
+  if (kernel && (kernel !== jsMatmulBf16 || backend.name === "js")) {
+    kernel(x.data, bits, out.data, m, n, k);
+    return out;
+  }
+  const rowsPerBlock = Math.max(1, Math.min(n, Math.floor(BLOCK_ELEMENTS / Math.max(1, k))));
+  const wf = backend.alloc(rowsPerBlock * k);
+  const wu = new Uint32Array(wf.buffer, wf.byteOffset, wf.length);
+  const cBlock = m > 1 ? backend.alloc(m * rowsPerBlock) : null;
+  const c = out.data;
+  try {
+    for (let j0 = 0; j0 < n; j0 += rowsPerBlock) {
+      const nb = Math.min(rowsPerBlock, n - j0);
+      widenBf16(bits.subarray(j0 * k, (j0 + nb) * k), wu, nb * k);
+      const args = {
+        batch: 1,
+        m,
+        n: nb,
+        k,
+        transA: false,
+        transB: true,
+        strideA: 0,
+        strideB: 0,
+        strideC: 0,
+        accumulate: false,
+      };
+      const wBlock = nb === rowsPerBlock ? wf : wf.subarray(0, nb * k);
+      if (!cBlock) {
+        backend.matmul(x.data, wBlock, c.subarray(j0, j0 + nb), args);
+        continue;
+      }
+      const cb = cBlock.subarray(0, m * nb);
+      backend.matmul(x.data, wBlock, cb, args);
+      for (let i = 0; i < m; i++) c.set(cb.subarray(i * nb, (i + 1) * nb), i * n + j0);
+    }
+  } finally {
+    backend.free(wf);
+    if (cBlock) backend.free(cBlock);
+  }
+  return out;
+}
