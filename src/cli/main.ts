@@ -18,6 +18,12 @@ const commands: Record<string, Command> = {
     summary: "learn a BPE vocabulary from text/JSONL files",
     load: () => import("./tokenizerTrain.js"),
   },
+  "model info": {
+    summary: "parameters, FLOPs/token, KV cache and memory of a preset or checkpoint",
+    load: () => import("./modelInfo.js"),
+  },
+  generate: { summary: "continue a prompt with a Llama model", load: () => import("./generate.js") },
+  chat: { summary: "interactive chat with a Llama 3 instruct model", load: () => import("./chat.js") },
 };
 
 function usage(): string {

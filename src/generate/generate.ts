@@ -41,6 +41,8 @@ export interface GenerateResult {
   promptTokens: number;
   prefillSeconds: number;
   decodeSeconds: number;
+  /** One-token forward steps in decodeSeconds. */
+  decodeTokens: number;
   /** Generated tokens per second of decoding (the first token, from the prefill, excluded). */
   decodeTokensPerSecond: number;
   /** The last chosen id, which the cache has not seen yet (a chat feeds it first next turn). */
@@ -172,6 +174,7 @@ export function generate(
       promptTokens: prompt.length,
       prefillSeconds: (t1 - t0) / 1000,
       decodeSeconds,
+      decodeTokens: decodeSteps,
       decodeTokensPerSecond: decodeSeconds > 0 ? decodeSteps / decodeSeconds : 0,
       unforwarded: last,
     };
