@@ -2,7 +2,7 @@
 // SwiGLU product forward and backward, and the fused AdamW step. References: the same-named kernels in
 // src/backends/js/index.ts. Threads split [0, n) into ranges aligned to 16 floats (one cache line), so
 // no two threads write the same line; reductions leave one f64 partial per thread at part + 8·tid.
-import { sigmoid1, sigmoid4 } from "./vecmath";
+import { ones4, sigmoid1, sigmoid4 } from "./vecmath";
 
 // Start of thread t's range of n elements.
 @inline
@@ -106,10 +106,10 @@ export function swiglu(gate: usize, up: usize, out: usize, n: i32, tid: i32, nth
 /** dup = dout·g·σ(g); dgate = dout·up·σ(g)·(1 + g·(1 − σ(g))) (written, not accumulated). */
 export function swigluBackward(gate: usize, up: usize, dout: usize, dgate: usize, dup: usize, n: i32, tid: i32, nth: i32): void {
   const i1 = split(n, tid + 1, nth);
-  const one = f32x4.splat(1);
   let i = split(n, tid, nth);
   for (; i + 4 <= i1; i += 4) {
     const o = <usize>i * 4;
+    const one = ones4();
     const g = v128.load(gate + o);
     const d = v128.load(dout + o);
     const s = sigmoid4(g);
