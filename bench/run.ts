@@ -11,6 +11,7 @@ export function register(name: string, load: () => Promise<{ run: () => Promise<
 register("engine", () => import("./engine.js"));
 register("tokenizer", () => import("./tokenizer.js"));
 register("layers", () => import("./layers.js"));
+register("model", () => import("./model.js"));
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

@@ -61,7 +61,12 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Ll
   if (format === "hf") {
     const file = join(dir, "config.json");
     const { config, tensors } = await readHFCheckpoint(dir, read);
-    return build(fromHFConfig(config, file), tensors, dir);
+    const single = join(dir, "model.safetensors");
+    return build(
+      fromHFConfig(config, file),
+      tensors,
+      existsSync(single) ? single : join(dir, "model.safetensors.index.json"),
+    );
   }
   const { params, tensors } = await readMetaCheckpoint(dir, read);
   let config = fromMetaParams(params, join(dir, "params.json"), opts.meta);
@@ -74,7 +79,7 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Ll
     tensors.delete(LM_HEAD);
     head.dispose();
   }
-  return build(config, tensors, dir);
+  return build(config, tensors, join(dir, "consolidated.*.pth"));
 }
 
 function build(config: LlamaConfig, tensors: Map<string, Tensor>, source: string): Llama {

@@ -9,8 +9,12 @@ import { matmulBf16 as jsMatmulBf16, widenBf16 } from "../backends/js/bf16.js";
 import { isGradEnabled } from "./tape.js";
 import { shapeStr, type Tensor, zeros } from "./tensor.js";
 
-/** Widened weights per block: 4 MB of f32, reused for every block. */
-const BLOCK_ELEMENTS = 1 << 20;
+/**
+ * Widened weights per block, reused for every block: 256 KB of f32 for one row (decode: the block stays
+ * in L2 between widening and the GEMV), 4 MB for several (prefill: wide blocks keep the SGEMM efficient).
+ */
+const DECODE_BLOCK_ELEMENTS = 1 << 16;
+const PREFILL_BLOCK_ELEMENTS = 1 << 20;
 
 /** x [rows, k] · Wᵀ for W [n, k] bf16 → [rows, n] f32. */
 export function linearBf16(x: Tensor, w: Tensor): Tensor {
@@ -32,7 +36,8 @@ export function linearBf16(x: Tensor, w: Tensor): Tensor {
     kernel(x.data, bits, out.data, m, n, k);
     return out;
   }
-  const rowsPerBlock = Math.max(1, Math.min(n, Math.floor(BLOCK_ELEMENTS / Math.max(1, k))));
+  const block = m === 1 ? DECODE_BLOCK_ELEMENTS : PREFILL_BLOCK_ELEMENTS;
+  const rowsPerBlock = Math.max(1, Math.min(n, Math.floor(block / Math.max(1, k))));
   const wf = backend.alloc(rowsPerBlock * k);
   const wu = new Uint32Array(wf.buffer, wf.byteOffset, wf.length);
   const cBlock = m > 1 ? backend.alloc(m * rowsPerBlock) : null;

@@ -21,7 +21,8 @@ after(() => setBackend(initial));
 for (const name of backendNames()) {
   test(`linear with bf16 weights equals the f32 product (${name})`, () => {
     setBackend(name);
-    // k = 3001 puts 349 rows in a 1M-element block: n = 700 spans three blocks, the last one short.
+    // k = 3001 puts 21 rows in a decode block (m = 1) and 349 in a prefill block: n = 700 spans several
+    // blocks either way, the last one short.
     for (const [m, n, k] of [
       [1, 700, 3001],
       [5, 700, 3001],
