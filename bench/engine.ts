@@ -10,7 +10,7 @@
 //            multiplies and two 128-bit adds per cycle: 2·4 + 2·4.
 //   cpu      64 f32 flops/cycle: the machine's own f32 peak with AVX-512, two 512-bit FMA pipes: 2·16·2.
 // Both are multiplied by the number of threads used (one thread per core).
-import { availableParallelism, cpus } from "node:os";
+import { availableParallelism, cpus, loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { Backend, MatmulArgs } from "../src/backends/backend.js";
 import { jsBackend } from "../src/backends/js/index.js";
@@ -18,13 +18,14 @@ import { createWasmBackend, type WasmBackend } from "../src/backends/wasm/index.
 import { instantiate, kernelModule, sharedMemory } from "../src/backends/wasm/kernels.js";
 import { row } from "./timing.js";
 
-/** Core clock in Hz from the dependent-multiply chain (best of a few runs). */
+/** Core clock in Hz from the dependent-multiply chain (the fastest of many short runs: preemption by
+ * other processes only ever makes a run slower). */
 function measureClock(): number {
   const probe = instantiate(kernelModule(), sharedMemory(1))["clockProbe"]!;
   probe(1e6, 3, 5);
   let best = 0;
-  for (let r = 0; r < 5; r++) {
-    const iters = 5e7;
+  for (let r = 0; r < 30; r++) {
+    const iters = 2e6;
     const t0 = performance.now();
     probe(iters, 3, 5);
     const s = (performance.now() - t0) / 1000;
@@ -110,6 +111,12 @@ export async function run(): Promise<void> {
     `clock ${(clock / 1e9).toFixed(2)} GHz (measured); f32 peak per core: simd128 ${(peak128 / 1e9).toFixed(1)} GFLOP/s ` +
       `(16 flops/cycle, wasm's ceiling), cpu ${(peakCpu / 1e9).toFixed(1)} GFLOP/s (64 flops/cycle, AVX-512 FMA)`,
   );
+  const load = loadavg()[0]!;
+  if (load > 0.5) {
+    console.log(
+      `warning: load average ${load.toFixed(2)}: other processes share these cores, so multi-thread figures will be low`,
+    );
+  }
   const wasm: [string, WasmBackend][] = [1, 2].map((t) => [`wasm ×${t}`, createWasmBackend({ threads: t })]);
   const widths = [22, 9, 5, 10, 9, 9, 7, 8, 8];
   console.log(
