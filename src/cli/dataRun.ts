@@ -1,0 +1,85 @@
+// `herd data run PIPELINE.(json|yaml)`: runs a pipeline file locally on worker threads (resumable: run it
+// again to continue), or one stage's share of tasks (--stage with TASK_INDEX/TASK_COUNT, as cluster array
+// jobs do), or submits it to Slurm (--executor slurm).
+import { parseArgs } from "node:util";
+import { loadPipeline } from "../data/pipeline/config.js";
+import { ConfigError } from "../data/pipeline/params.js";
+import { runLocal, runStageTasks } from "../data/pipeline/run.js";
+import { progressPrinter } from "./dataProgress.js";
+import { printSummary } from "./dataSummary.js";
+
+const HELP = `usage: herd data run PIPELINE.(json|yaml) [options]
+
+Runs every stage of the pipeline into its run folder; a run that stopped resumes where it left off.
+
+options:
+  --output DIR        the run folder (overrides the file's "output")
+  --workers N         worker threads (overrides the file's "workers")
+  --stage S           run only stage S, the tasks t with t % TASK_COUNT == TASK_INDEX
+                      (environment; SLURM_ARRAY_TASK_ID stands in for TASK_INDEX)
+  --executor slurm    submit the stages as sbatch job arrays chained by dependencies
+  --partition P       Slurm partition (with --executor slurm)
+  --wait              wait for the Slurm jobs to finish (with --executor slurm)
+  -h, --help          this help`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      output: { type: "string" },
+      workers: { type: "string" },
+      stage: { type: "string" },
+      executor: { type: "string", default: "local" },
+      partition: { type: "string" },
+      wait: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    process.stderr.write(`herd data run: give one pipeline file\n\n${HELP}\n`);
+    return 2;
+  }
+  let config: ReturnType<typeof loadPipeline>;
+  try {
+    config = loadPipeline(positionals[0]!);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`herd data run: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (values.output) config.output = (await import("node:path")).resolve(values.output);
+  if (values.workers) config.workers = Number(values.workers);
+  if (values.stage !== undefined) {
+    const index = Number(process.env.TASK_INDEX ?? process.env.SLURM_ARRAY_TASK_ID ?? 0);
+    const count = Number(process.env.TASK_COUNT ?? 1);
+    if (!Number.isInteger(index) || !Number.isInteger(count) || count < 1 || index < 0 || index >= count) {
+      process.stderr.write(`herd data run: TASK_INDEX=${index} TASK_COUNT=${count} is not a valid split\n`);
+      return 2;
+    }
+    const ran = await runStageTasks(config, Number(values.stage), index, count);
+    process.stderr.write(`stage ${values.stage}: ran ${ran} task(s) as ${index}/${count}\n`);
+    return 0;
+  }
+  if (values.executor === "slurm") {
+    const { submitSlurm } = await import("../data/pipeline/slurm.js");
+    const jobs = await submitSlurm(config, { partition: values.partition, wait: values.wait });
+    process.stdout.write(`submitted ${jobs.length} job(s): ${jobs.join(" ")}\n`);
+    return 0;
+  }
+  if (values.executor !== "local") {
+    process.stderr.write(`herd data run: --executor is local or slurm\n`);
+    return 2;
+  }
+  const p = progressPrinter();
+  const report = await runLocal(config, { onProgress: p.onProgress });
+  p.done();
+  printSummary(config.output, report);
+  return 0;
+}

@@ -1,0 +1,167 @@
+// Running a pipeline. `prepareRun` makes (or re-opens) the run folder: it writes pipeline.json with every
+// default and plan.json with the input files per task, and refuses a folder that holds a different
+// pipeline. `runLocal` runs the stages in order, each stage's tasks on a pool of worker threads, skipping
+// tasks whose markers exist (resume), then writes the report. `runStageTasks` runs the share of one
+// stage's tasks picked by TASK_INDEX/TASK_COUNT in this process (what a cluster array task does).
+import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import { readJson, writeJson } from "../files.js";
+import { type PipelineConfig, pipelineToJson, validatePipeline } from "./config.js";
+import { makePlan, type Plan, paths } from "./plan.js";
+import { type Report, writeReport } from "./report.js";
+import { runTask, type TaskStats } from "./task.js";
+
+export interface RunProgress {
+  stage: string;
+  stageIndex: number;
+  stages: number;
+  tasksDone: number;
+  tasks: number;
+  /** Documents and bytes read so far in this stage. */
+  docs: number;
+  bytes: number;
+}
+
+export interface RunOptions {
+  onProgress?: (p: RunProgress) => void;
+  /** Overrides the pipeline's worker count. */
+  workers?: number;
+}
+
+/** Creates or re-opens the run folder for `c` (c.output) and returns the plan. */
+export function prepareRun(c: PipelineConfig): Plan {
+  if (!c.output) throw new Error("pipeline: no run folder (set output, or pass --output)");
+  const run = c.output;
+  const json = `${JSON.stringify(pipelineToJson(c), null, 2)}\n`;
+  if (existsSync(paths.pipeline(run))) {
+    const old = JSON.stringify(pipelineToJson(validatePipeline(readJson(paths.pipeline(run)))), null, 2);
+    if (`${old}\n` !== json)
+      throw new Error(
+        `${run} holds a different pipeline (see its pipeline.json); use another output folder or delete it`,
+      );
+    return readJson<Plan>(paths.plan(run));
+  }
+  const plan = makePlan(c);
+  writeJson(paths.plan(run), plan);
+  writeJson(paths.pipeline(run), pipelineToJson(c));
+  return plan;
+}
+
+/** Removes temporary files left by killed tasks. */
+function removeTemporaries(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const n of readdirSync(dir)) {
+    const p = join(dir, n);
+    if (statSync(p).isDirectory()) removeTemporaries(p);
+    else if (/\.tmp-\d+-[a-z0-9]+$/.test(n)) rmSync(p, { force: true });
+  }
+}
+
+/** A worker thread that runs one task at a time for the run folder. */
+class PoolWorker {
+  private readonly w: Worker;
+  private pending: {
+    resolve: (s: TaskStats) => void;
+    reject: (e: Error) => void;
+    onProgress: (d: number, b: number) => void;
+  } | null = null;
+  private dead: Error | null = null;
+  constructor(runDir: string) {
+    this.w = new Worker(new URL("./worker.js", import.meta.url), { workerData: { runDir } });
+    this.w.on(
+      "message",
+      (m: { type: string; docs?: number; bytes?: number; stats?: TaskStats; message?: string }) => {
+        const p = this.pending;
+        if (!p) return;
+        if (m.type === "progress") p.onProgress(m.docs!, m.bytes!);
+        else {
+          this.pending = null;
+          if (m.type === "done") p.resolve(m.stats!);
+          else p.reject(new Error(m.message));
+        }
+      },
+    );
+    const fail = (e: Error) => {
+      this.dead = e;
+      this.pending?.reject(e);
+      this.pending = null;
+    };
+    this.w.on("error", fail);
+    this.w.on("exit", (code) => fail(new Error(`worker exited with code ${code}`)));
+  }
+  run(stage: number, task: number, onProgress: (d: number, b: number) => void): Promise<TaskStats> {
+    if (this.dead) return Promise.reject(this.dead);
+    return new Promise((resolve, reject) => {
+      this.pending = { resolve, reject: (e) => reject(new Error(`task ${task}: ${e.message}`)), onProgress };
+      this.w.postMessage({ stage, task });
+    });
+  }
+  async close(): Promise<void> {
+    await this.w.terminate();
+  }
+}
+
+export async function runLocal(c: PipelineConfig, opts: RunOptions = {}): Promise<Report> {
+  const plan = prepareRun(c);
+  const run = c.output;
+  removeTemporaries(run);
+  const workers = Math.max(1, opts.workers ?? c.workers);
+  const pool = Array.from({ length: workers }, () => new PoolWorker(run));
+  try {
+    await runStages(run, plan, pool, opts);
+  } finally {
+    await Promise.all(pool.map((w) => w.close()));
+  }
+  return writeReport(run, c, plan);
+}
+
+async function runStages(run: string, plan: Plan, pool: PoolWorker[], opts: RunOptions): Promise<void> {
+  for (let s = 0; s < plan.stages.length; s++) {
+    const stage = plan.stages[s]!;
+    const todo: number[] = [];
+    for (let t = 0; t < stage.tasks; t++) if (!existsSync(paths.marker(run, stage.name, t))) todo.push(t);
+    const prog: RunProgress = {
+      stage: stage.name,
+      stageIndex: s,
+      stages: plan.stages.length,
+      tasksDone: stage.tasks - todo.length,
+      tasks: stage.tasks,
+      docs: 0,
+      bytes: 0,
+    };
+    opts.onProgress?.({ ...prog });
+    let next = 0;
+    const lane = async (w: PoolWorker) => {
+      while (next < todo.length) {
+        const t = todo[next++]!;
+        await w.run(s, t, (d, b) => {
+          prog.docs += d;
+          prog.bytes += b;
+          opts.onProgress?.({ ...prog });
+        });
+        prog.tasksDone++;
+        opts.onProgress?.({ ...prog });
+      }
+    };
+    await Promise.all(pool.slice(0, Math.min(pool.length, todo.length)).map(lane));
+  }
+}
+
+/** Runs this process's share (t ≡ index mod count) of stage `s`'s tasks, in order. */
+export async function runStageTasks(
+  c: PipelineConfig,
+  s: number,
+  index: number,
+  count: number,
+): Promise<number> {
+  const plan = prepareRun(c);
+  const stage = plan.stages[s];
+  if (!stage) throw new Error(`pipeline has stages 0..${plan.stages.length - 1}, not ${s}`);
+  let ran = 0;
+  for (let t = index; t < stage.tasks; t += count) {
+    await runTask(c.output, c, plan, s, t);
+    ran++;
+  }
+  return ran;
+}

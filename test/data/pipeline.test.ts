@@ -1,0 +1,248 @@
+// The pipeline engine with the dedup steps: URL dedup keeps the newest crawl, line dedup removes lines
+// seen more than N times, MinHash keeps one document per cluster and writes the others beside with their
+// cluster; outputs are identical across worker counts; a killed run resumed gives the same bytes; pipeline
+// files are validated with errors that name the field.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { documentToJson } from "../../src/data/document.js";
+import { loadPipeline, validatePipeline } from "../../src/data/pipeline/config.js";
+import type { ConfigError } from "../../src/data/pipeline/params.js";
+import { runLocal } from "../../src/data/pipeline/run.js";
+import { repoPath, rng } from "../helpers.js";
+import { plantedCorpus } from "./corpus.js";
+import { tempDir } from "./tmp.js";
+
+function readAll(dir: string): { id: string; text: string; url?: string; meta?: Record<string, unknown> }[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .sort()
+    .flatMap((f) =>
+      readFileSync(join(dir, f), "utf8")
+        .split("\n")
+        .filter((l) => l)
+        .map((l) => JSON.parse(l)),
+    );
+}
+
+function filesOf(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string, rel: string) => {
+    for (const n of readdirSync(d).sort()) {
+      const p = join(d, n);
+      if (
+        readdirSync(d, { withFileTypes: true })
+          .find((e) => e.name === n)!
+          .isDirectory()
+      )
+        walk(p, join(rel, n));
+      else out[join(rel, n)] = readFileSync(p, "latin1");
+    }
+  };
+  walk(dir, "");
+  return out;
+}
+
+/** Three JSONL shards: planted near duplicates across shards, URL repeats with dates, boilerplate lines. */
+function makeInput(root: string): string {
+  const dir = join(root, "in");
+  mkdirSync(dir);
+  const c = plantedCorpus({
+    distinct: 60,
+    exact: 6,
+    near: 12,
+    words: 120,
+    seed: 5,
+    editRates: [0.01, 0.02, 0.5],
+  });
+  const r = rng(9);
+  const docs = c.docs.map((d, i) => {
+    const lines = [d.text];
+    if (i % 4 === 0) lines.unshift("Accept all cookies"); // 30+ documents: removed
+    if (i < 6) lines.push("Rare footer line 6 times"); // exactly 6: kept
+    return {
+      ...d,
+      text: lines.join("\n"),
+      url: `https://site${i}.example.com/page?utm_source=x`,
+      meta: { date: "2023-01-01" },
+    };
+  });
+  // The same URL crawled three times (http/https/www variants), newest in the middle.
+  docs.push({
+    id: "u-old",
+    text: `old crawl ${r()}`,
+    url: "http://www.news.example/a",
+    meta: { date: "2022-05-01" },
+  });
+  docs.push({
+    id: "u-new",
+    text: `new crawl ${r()}`,
+    url: "https://news.example/a#top",
+    meta: { date: "2024-02-01" },
+  });
+  docs.push({
+    id: "u-mid",
+    text: `mid crawl ${r()}`,
+    url: "https://news.example/a",
+    meta: { date: "2023-02-01" },
+  });
+  const per = Math.ceil(docs.length / 3);
+  for (let s = 0; s < 3; s++)
+    writeFileSync(
+      join(dir, `in-${s}.jsonl`),
+      docs
+        .slice(s * per, (s + 1) * per)
+        .map((d) => `${documentToJson(d)}\n`)
+        .join(""),
+    );
+  return dir;
+}
+
+const STEPS = [
+  { type: "urlDedup" },
+  { type: "lineDedup", maxOccurrences: 6 },
+  { type: "minhashDedup", threshold: 0.8 },
+];
+
+test("dedup pipeline: URL, line and MinHash dedup through the staged engine, on 2 workers", async () => {
+  const dir = tempDir();
+  const input = makeInput(dir);
+  const run = join(dir, "run");
+  const config = validatePipeline({
+    name: "t",
+    input: { paths: [input] },
+    output: run,
+    workers: 2,
+    steps: STEPS,
+  });
+  const report = await runLocal(config);
+  const out = readAll(join(run, "output"));
+  const ids = new Set(out.map((d) => d.id));
+  assert.ok(ids.has("u-new") && !ids.has("u-old") && !ids.has("u-mid"), "newest crawl of the URL kept");
+  assert.ok(!out.some((d) => d.text.includes("Accept all cookies")), "boilerplate line removed");
+  assert.equal(
+    out.filter((d) => d.text.includes("Rare footer line 6 times")).length,
+    6,
+    "a line seen 6 times stays",
+  );
+  const removed = readAll(join(run, "removed", "02-minhashDedup"));
+  assert.ok(removed.length >= 6 * 2 + 6, `removed ${removed.length}`);
+  for (const d of removed) {
+    const cluster = d.meta!.minhash_cluster;
+    assert.equal(typeof cluster, "number");
+    assert.ok(
+      out.some((k) => k.meta?.minhash_cluster === cluster),
+      "its cluster's kept document is in the output",
+    );
+  }
+  const f = Object.fromEntries(report.funnel.map((b) => [b.name, b]));
+  assert.equal(f.read!.docsOut, 105);
+  assert.equal(f.urlDedup!.dropped["duplicate URL"]!.docs, 2);
+  assert.equal(f.minhashDedup!.dropped["near duplicate"]!.docs, removed.length);
+  assert.equal(f.minhashDedup!.docsOut, out.length);
+  assert.ok(report.duplicates!.clusterSizes["3"]! >= 6);
+  assert.ok(readFileSync(join(run, "report.svg"), "utf8").startsWith("<svg"));
+  // The written pipeline has every default and reloads to the same config.
+  const written = loadPipeline(join(run, "pipeline.json"));
+  assert.deepEqual(written, config);
+  assert.equal(
+    (JSON.parse(readFileSync(join(run, "pipeline.json"), "utf8")) as { steps: { bands: number }[] }).steps[2]!
+      .bands,
+    14,
+  );
+
+  // Same input, one worker, another folder: the same bytes.
+  const run1 = join(dir, "run1");
+  await runLocal({ ...config, output: run1, workers: 1 });
+  assert.deepEqual(filesOf(join(run1, "output")), filesOf(join(run, "output")));
+  assert.deepEqual(filesOf(join(run1, "removed")), filesOf(join(run, "removed")));
+});
+
+test("a killed run, resumed, gives byte-identical output", () => {
+  const dir = tempDir();
+  const input = makeInput(dir);
+  const pipe = join(dir, "p.yaml");
+  writeFileSync(
+    pipe,
+    `name: resume\ninput:\n  paths: [${input}]\noutput: run\nsteps:\n${STEPS.map((s) => `  - ${JSON.stringify(s)}`).join("\n")}\n`,
+  );
+  const cli = repoPath("dist", "src", "cli", "main.js");
+  const clean = spawnSync(process.execPath, [cli, "data", "run", pipe, "--output", join(dir, "clean")], {
+    encoding: "utf8",
+  });
+  assert.equal(clean.status, 0, clean.stderr);
+  // Killed in the middle of a task: the first task of stage 4 (after line dedup) has written 10 documents.
+  const killed = spawnSync(process.execPath, [cli, "data", "run", pipe, "--output", join(dir, "again")], {
+    encoding: "utf8",
+    env: { ...process.env, HERD_DATA_CRASH: "4:10" },
+  });
+  assert.equal(killed.signal, "SIGKILL");
+  assert.ok(!existsSync(join(dir, "again", "report.json")));
+  assert.ok(readdirSync(join(dir, "again", "markers")).length >= 1, "some stages finished before the kill");
+  const resumed = spawnSync(process.execPath, [cli, "data", "run", pipe, "--output", join(dir, "again")], {
+    encoding: "utf8",
+  });
+  assert.equal(resumed.status, 0, resumed.stderr);
+  for (const sub of ["output", "removed"])
+    assert.deepEqual(filesOf(join(dir, "again", sub)), filesOf(join(dir, "clean", sub)));
+  const leftovers = Object.keys(filesOf(join(dir, "again"))).filter((f) => f.includes(".tmp-"));
+  assert.deepEqual(leftovers, []);
+});
+
+test("pipeline files: errors name the field; unknown fields and steps are refused", () => {
+  const bad = () =>
+    validatePipeline({
+      input: { paths: ["x"], format: "csv" },
+      workers: 0,
+      steps: [{ type: "minhashDedup", bands: 0, bandz: 3 }, { type: "nope" }],
+    });
+  assert.throws(bad, (e: unknown) => {
+    const p = (e as ConfigError).problems.join("\n");
+    assert.match(p, /input\.format: expected one of auto, jsonl/);
+    assert.match(p, /\(top\)\.workers: expected an integer in \[1/);
+    assert.match(p, /steps\[0\]\.bands: expected an integer in \[1/);
+    assert.match(p, /steps\[0\]\.bandz: unknown field \(known: shingleSize, bands/);
+    assert.match(p, /steps\[1\]\.type: expected one of urlDedup/);
+    return true;
+  });
+  assert.throws(() => validatePipeline({ steps: [] }), /input\.paths: give at least one/);
+});
+
+test("CLI: `herd data dedup` runs one step on JSONL and reports the funnel", () => {
+  const dir = tempDir();
+  const input = makeInput(dir);
+  const cli = repoPath("dist", "src", "cli", "main.js");
+  const r = spawnSync(
+    process.execPath,
+    [
+      cli,
+      "data",
+      "dedup",
+      "--input",
+      join(input, "in-0.jsonl"),
+      "--input",
+      join(input, "in-1.jsonl"),
+      "--output",
+      join(dir, "o"),
+      "--bands",
+      "10",
+      "--rows",
+      "10",
+    ],
+    {
+      encoding: "utf8",
+    },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /minhashDedup\s+\d+ docs/);
+  assert.ok(existsSync(join(dir, "o", "removed", "00-minhashDedup", "shard-00000.jsonl")));
+  const bad = spawnSync(
+    process.execPath,
+    [cli, "data", "dedup", "--input", input, "--output", join(dir, "p"), "--bands", "0"],
+    { encoding: "utf8" },
+  );
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--bands: expected an integer/);
+});
