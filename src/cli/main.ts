@@ -24,6 +24,14 @@ const commands: Record<string, Command> = {
   },
   generate: { summary: "continue a prompt with a Llama model", load: () => import("./generate.js") },
   chat: { summary: "interactive chat with a Llama 3 instruct model", load: () => import("./chat.js") },
+  data: {
+    summary: "run one data-pipeline step on your files (herd data --help)",
+    load: () => import("./data.js"),
+  },
+  "data run": {
+    summary: "run a data pipeline file (JSON/YAML), locally or on Slurm",
+    load: () => import("./dataRun.js"),
+  },
 };
 
 function usage(): string {
