@@ -125,6 +125,28 @@ for (const name of ["tiny-scaled", "tiny-tied"]) {
         assert.equal(cache.length, T);
         cache.dispose();
         assertClose(`incremental (${dtype})`, got, full, 1e-5);
+        // With document ids the cache keeps them: chunked decoding gives the document-masked logits.
+        if (dtype === "f32") {
+          const docCache = new KVCache(m.config, B, 4);
+          const masked = new Float32Array(full.length);
+          for (const [t0, t1] of [
+            [0, 6],
+            [6, 13],
+            [13, T],
+          ] as const) {
+            const pick = (rows: number[][]) => Int32Array.from(rows.flatMap((row) => row.slice(t0, t1)));
+            const part = logitsOf(m, pick(exp.tokens), {
+              batch: B,
+              cache: docCache,
+              docIds: pick(exp.doc_ids),
+            });
+            const n = t1 - t0;
+            for (let b = 0; b < B; b++)
+              masked.set(part.subarray(b * n * V, (b + 1) * n * V), (b * T + t0) * V);
+          }
+          docCache.dispose();
+          assertClose("incremental with document ids", masked, want("logits_doc_mask"), 1e-4);
+        }
         m.dispose();
       }
     });
