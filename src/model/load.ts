@@ -84,7 +84,11 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Ll
 
 function build(config: LlamaConfig, tensors: Map<string, Tensor>, source: string): Llama {
   try {
-    return new Llama(config, tensors, source);
+    const model = new Llama(config, tensors, source);
+    // Tensors the model does not use (a stored lm_head of a tied model, rotary caches) are freed.
+    const used = new Set(model.weights.values());
+    for (const t of tensors.values()) if (!used.has(t)) t.dispose();
+    return model;
   } catch (e) {
     for (const t of tensors.values()) t.dispose();
     throw e;
