@@ -10,7 +10,8 @@
 //            multiplies and two 128-bit adds per cycle: 2·4 + 2·4.
 //   cpu      64 f32 flops/cycle: the machine's own f32 peak with AVX-512, two 512-bit FMA pipes: 2·16·2.
 // Both are multiplied by the number of threads used (one thread per core).
-import { availableParallelism, cpus, loadavg } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
+import { availableParallelism, cpus } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { Backend, MatmulArgs } from "../src/backends/backend.js";
 import { jsBackend } from "../src/backends/js/index.js";
@@ -32,6 +33,19 @@ function measureClock(): number {
     best = Math.max(best, (iters * 8 * 3) / s);
   }
   return best;
+}
+
+/** Fraction of CPU time other processes used over `ms` milliseconds while this one sleeps (Linux), or null. */
+function otherLoad(ms: number): number | null {
+  if (!existsSync("/proc/stat")) return null;
+  const sample = (): [number, number] => {
+    const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return [f.reduce((a, b) => a + b, 0), f[3]! + (f[4] ?? 0)];
+  };
+  const [t0, i0] = sample();
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  const [t1, i1] = sample();
+  return t1 > t0 ? 1 - (i1 - i0) / (t1 - t0) : null;
 }
 
 /** Seconds per call: the best of repeated calls within `budget` seconds; one call if that alone is slower. */
@@ -111,10 +125,11 @@ export async function run(): Promise<void> {
     `clock ${(clock / 1e9).toFixed(2)} GHz (measured); f32 peak per core: simd128 ${(peak128 / 1e9).toFixed(1)} GFLOP/s ` +
       `(16 flops/cycle, wasm's ceiling), cpu ${(peakCpu / 1e9).toFixed(1)} GFLOP/s (64 flops/cycle, AVX-512 FMA)`,
   );
-  const load = loadavg()[0]!;
-  if (load > 0.5) {
+  const busy = otherLoad(500);
+  if (busy !== null && busy > 0.1) {
     console.log(
-      `warning: load average ${load.toFixed(2)}: other processes share these cores, so multi-thread figures will be low`,
+      `warning: other processes kept ${(100 * busy).toFixed(0)}% of the CPU busy before the run; ` +
+        "figures (2-thread ones most) will be low",
     );
   }
   const wasm: [string, WasmBackend][] = [1, 2].map((t) => [`wasm ×${t}`, createWasmBackend({ threads: t })]);
