@@ -28,6 +28,10 @@ const commands: Record<string, Command> = {
     summary: "run one data-pipeline step on your files (herd data --help)",
     load: () => import("./data.js"),
   },
+  "data quality-train": {
+    summary: "train the data pipeline's quality classifier from example files",
+    load: () => import("./dataQualityTrain.js"),
+  },
   "data run": {
     summary: "run a data pipeline file (JSON/YAML), locally or on Slurm",
     load: () => import("./dataRun.js"),
