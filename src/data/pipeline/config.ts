@@ -103,6 +103,10 @@ export function validatePipeline(raw: unknown, baseDir = process.cwd()): Pipelin
       const params = checkParams(where, st, spec.params, problems, ["type", "keepRemoved"]);
       steps.push({ type: spec.type, keepRemoved: keepRemoved as boolean, params });
     });
+  steps.forEach((s, i) => {
+    if (s.type === "tokenize" && i !== steps.length - 1)
+      problems.push(`steps[${i}].type: tokenize must be the last step`);
+  });
   if (problems.length > 0) throw new ConfigError(problems);
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   input.paths = (input.paths as string[]).map(abs);

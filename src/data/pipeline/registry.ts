@@ -12,6 +12,7 @@ import { qualityStep } from "../quality.js";
 import { lineDedupStep } from "../steps/lineDedup.js";
 import { minhashDedupStep } from "../steps/minhashDedup.js";
 import { urlDedupStep } from "../steps/urlDedup.js";
+import { tokenizeStep } from "../tokenize.js";
 import type { Params, StepSpec } from "./types.js";
 
 export const STEPS: StepSpec<Params>[] = [
@@ -28,6 +29,7 @@ export const STEPS: StepSpec<Params>[] = [
   piiStep,
   domainTagStep,
   mixStep,
+  tokenizeStep,
 ];
 
 export function stepByType(type: string): StepSpec<Params> | undefined {
