@@ -160,9 +160,10 @@ function micro(kc: i32, ap: usize, bp: usize, c: usize, ldc: usize, loadC: bool)
   v128.store(c + 3 * r, c31, 16);
 }
 
-// C[i0..i1, j0..j1] of one product. op(A)(i,p) at a + 4(i·ars + p·acs), op(B)(p,j) at b + 4(p·brs + j·bcs).
+// C[i0..i1, j0..j1] of one product. op(A)(i,p) at a + 4(i·ars + p·acs), op(B)(p,j) at b + 4(p·brs + j·bcs),
+// C(i,j) at c + 4(i·ldc + j).
 function gemmRect(
-  a: usize, ars: i32, acs: i32, b: usize, brs: i32, bcs: i32, c: usize, n: i32, k: i32,
+  a: usize, ars: i32, acs: i32, b: usize, brs: i32, bcs: i32, c: usize, ldc: i32, k: i32,
   i0: i32, i1: i32, j0: i32, j1: i32, accumulate: bool, scratch: usize,
 ): void {
   const ap = (scratch + 63) & ~(<usize>63);
@@ -170,7 +171,7 @@ function gemmRect(
   const tile = bp + <usize>(KC * NC) * 4;
   if (k == 0) {
     // An empty sum: C = 0, or unchanged when accumulating.
-    if (!accumulate) for (let i = i0; i < i1; i++) memory.fill(c + (<usize>i * n + j0) * 4, 0, <usize>(j1 - j0) * 4);
+    if (!accumulate) for (let i = i0; i < i1; i++) memory.fill(c + (<usize>i * ldc + j0) * 4, 0, <usize>(j1 - j0) * 4);
     return;
   }
   for (let jc = j0; jc < j1; jc += NC) {
@@ -188,15 +189,15 @@ function gemmRect(
           for (let ir = 0; ir < mc; ir += MR) {
             const mr = min(MR, mc - ir);
             const as = ap + <usize>(ir * kc) * 4;
-            const cij = c + (<usize>(ic + ir) * n + <usize>(jc + jr)) * 4;
+            const cij = c + (<usize>(ic + ir) * ldc + <usize>(jc + jr)) * 4;
             if (mr == MR && nr == NR) {
-              micro(kc, as, bs, cij, n, loadC);
+              micro(kc, as, bs, cij, ldc, loadC);
             } else {
               // Ragged edge: full tile into scratch, then the valid part into C.
               micro(kc, as, bs, tile, NR, false);
               for (let r = 0; r < mr; r++) {
                 for (let q = 0; q < nr; q++) {
-                  const dst = cij + (<usize>r * n + q) * 4;
+                  const dst = cij + (<usize>r * ldc + q) * 4;
                   const v = load<f32>(tile + <usize>(r * NR + q) * 4);
                   store<f32>(dst, loadC ? load<f32>(dst) + v : v);
                 }
@@ -211,7 +212,8 @@ function gemmRect(
 
 /**
  * Batched C[bi] (+)= op(A[bi])·op(B[bi]) (see MatmulArgs in src/backends/backend.ts), run by each of nth
- * threads with its tid. Pointers are byte addresses; strides are in elements (0 broadcasts). Thread tid
+ * threads with its tid. Pointers are byte addresses; strides are in elements (0 broadcasts); rows of C
+ * are ldc elements apart (n for a whole matrix, more for a block of columns of a wider one). Thread tid
  * packs into scratchBase + tid·scratchStride (gemmScratchBytes() each). The work is cut into units, each
  * a strip of whole tiles of one product along C's longer side (at least 64 rows or columns, so packing
  * stays cheap), and threads claim units from the shared i32 at `counter` (zeroed by the caller): a
@@ -219,7 +221,7 @@ function gemmRect(
  */
 export function sgemm(
   a: usize, b: usize, c: usize, batch: i32, m: i32, n: i32, k: i32, transA: bool, transB: bool,
-  strideA: i32, strideB: i32, strideC: i32, accumulate: bool, scratchBase: usize, scratchStride: i32,
+  strideA: i32, strideB: i32, strideC: i32, accumulate: bool, ldc: i32, scratchBase: usize, scratchStride: i32,
   counter: usize, tid: i32, nth: i32,
 ): void {
   const scratch = scratchBase + <usize>tid * scratchStride;
@@ -245,7 +247,7 @@ export function sgemm(
     const ao = a + <usize>bi * strideA * 4;
     const bo = b + <usize>bi * strideB * 4;
     const co = c + <usize>bi * strideC * 4;
-    if (alongCols) gemmRect(ao, ars, acs, bo, brs, bcs, co, n, k, 0, m, t0 * NR, min(n, t1 * NR), accumulate, scratch);
-    else gemmRect(ao, ars, acs, bo, brs, bcs, co, n, k, t0 * MR, min(m, t1 * MR), 0, n, accumulate, scratch);
+    if (alongCols) gemmRect(ao, ars, acs, bo, brs, bcs, co, ldc, k, 0, m, t0 * NR, min(n, t1 * NR), accumulate, scratch);
+    else gemmRect(ao, ars, acs, bo, brs, bcs, co, ldc, k, t0 * MR, min(m, t1 * MR), 0, n, accumulate, scratch);
   }
 }

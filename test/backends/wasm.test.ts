@@ -268,6 +268,47 @@ describe("1 and 2 threads give identical results", () => {
   });
 });
 
+describe("wasm matmulBf16", () => {
+  // bf16 bit patterns of random values (truncation is fine: any bits are valid bf16 weights).
+  function bf16(n: number, seed: number): Uint16Array {
+    const f = randArray(n, seed);
+    const u = new Uint32Array(f.buffer);
+    return Uint16Array.from(u, (x) => x >>> 16);
+  }
+
+  for (const [m, n, k] of [
+    [1, 1, 1],
+    [1, 130, 37],
+    [1, 1000, 300],
+    [3, 70, 19],
+    [5, 300, 256],
+  ] as [number, number, number][]) {
+    test(`${m}×${n}×${k}: weights in wasm memory or outside, 1 and 2 threads, against the js reference`, () => {
+      const A = randArray(m * k, 41);
+      const bits = bf16(n * k, 42);
+      const want = new Float32Array(m * n);
+      jsBackend.matmulBf16!(A, bits, want, m, n, k);
+      const results: Float32Array[] = [];
+      for (const b of [one, two]) {
+        // Weights held in the backend's memory: a Uint16Array view over an alloc()ed buffer.
+        const store = b.alloc(Math.ceil((n * k) / 2));
+        const inside = new Uint16Array(store.buffer, store.byteOffset, n * k);
+        inside.set(bits);
+        for (const w of [inside, bits, Uint16Array.from([0, ...bits]).subarray(1)]) {
+          const c = randArray(m * n, 43); // overwritten
+          b.matmulBf16!(A, w, c, m, n, k);
+          const err = closeness(c, want, 1e-5, 1e-6 * Math.sqrt(k));
+          assert.ok(err <= 1, `${err.toFixed(2)}× tolerance`);
+          results.push(c);
+        }
+        b.free(store);
+      }
+      for (const r of results)
+        assert.deepEqual(r, results[0], "identical whatever the placement and thread count");
+    });
+  }
+});
+
 describe("wasm numerics", () => {
   test("adamw matches the reference bit for bit (same f64 arithmetic)", () => {
     const n = 1001;

@@ -37,6 +37,8 @@ const OPS = [
   "swiglu",
   "swigluBackward",
   "adamw",
+  "gemvBf16",
+  "widenBf16",
 ] as const;
 type Op = (typeof OPS)[number];
 
@@ -46,6 +48,8 @@ const MIN_PARALLEL_FLOPS = 1 << 19;
 const MIN_PARALLEL_ELEMENTS = 1 << 15;
 /** For kernels that compute an exp per element (softmax, SwiGLU): worth splitting much earlier. */
 const MIN_PARALLEL_EXP = 1 << 12;
+/** matmulBf16 works on blocks of this many weights (4 MB widened: wide enough for an efficient sgemm). */
+const BF16_BLOCK = 1 << 20;
 
 function threadCount(requested: number | undefined): number {
   if (requested !== undefined) {
@@ -92,7 +96,7 @@ export function createWasmBackend(opts: { threads?: number } = {}): WasmBackend 
     return new Float32Array(buf, off, n);
   }
 
-  function isOurs(a: Float32Array): boolean {
+  function isOurs(a: ArrayBufferView): boolean {
     return a.buffer === memory.buffer || ours.has(a.buffer);
   }
 
@@ -153,7 +157,7 @@ export function createWasmBackend(opts: { threads?: number } = {}): WasmBackend 
           +p.accumulate,
         ];
         if (p.m === 1 || p.n === 1) run("gemv", [...common, counter], parallel);
-        else run("sgemm", [...common, gemmScratch, scratchStride, counter], parallel);
+        else run("sgemm", [...common, p.n, gemmScratch, scratchStride, counter], parallel);
       },
     );
   }
@@ -177,6 +181,63 @@ export function createWasmBackend(opts: { threads?: number } = {}): WasmBackend 
     let s = 0;
     for (let t = 0; t < (parallel ? threads : 1); t++) s += partialView[t]!;
     return s;
+  }
+
+  // matmulBf16: weights outside the wasm memory are copied in a block of rows at a time (a memcpy of
+  // 2 bytes per weight); for m > 1 each block is also widened to f32 for the packed sgemm. The two
+  // scratch areas are kept between calls and grow to the largest block seen.
+  const bf16Scratch = new Map<string, [number, number]>(); // name → [offset, bytes]
+  function bf16Area(name: "stage" | "widened" | "xsplit", bytes: number): number {
+    const had = bf16Scratch.get(name);
+    if (had && had[1] >= bytes) return had[0];
+    if (had) heap.release(had[0], had[1]);
+    const off = heap.alloc(bytes);
+    bf16Scratch.set(name, [off, bytes]);
+    return off;
+  }
+
+  function matmulBf16(
+    a: Float32Array,
+    bits: Uint16Array,
+    c: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+  ): void {
+    if (a.length < m * k || bits.length < n * k || c.length < m * n)
+      throw new Error(`matmulBf16: buffers too small for m=${m} n=${n} k=${k}`);
+    if (m === 0 || n === 0) return;
+    const inMemory = isOurs(bits);
+    const rows = m === 1 && inMemory ? n : Math.max(1, Math.min(n, Math.floor(BF16_BLOCK / Math.max(1, k))));
+    const stage = inMemory ? 0 : bf16Area("stage", rows * k * 2);
+    const widened = m > 1 ? bf16Area("widened", rows * k * 4) : 0;
+    // gemvBf16's per-thread copy of x, split for its widening order.
+    const xSplit = m === 1 ? bf16Area("xsplit", (k * 4 + 64) * threads) : 0;
+    staged(
+      [
+        [a, "in"],
+        [c, "out"],
+      ],
+      ([pa, pc]) => {
+        for (let j0 = 0; j0 < n; j0 += rows) {
+          const nb = Math.min(rows, n - j0);
+          let w = bits.byteOffset + j0 * k * 2;
+          if (!inMemory) {
+            new Uint16Array(memory.buffer, stage, nb * k).set(bits.subarray(j0 * k, (j0 + nb) * k));
+            w = stage;
+          }
+          const parallel = 2 * m * nb * k >= MIN_PARALLEL_FLOPS;
+          if (m === 1) {
+            run("gemvBf16", [pa!, w, pc! + j0 * 4, nb, k, xSplit, k * 4 + 64, counter], parallel);
+            continue;
+          }
+          run("widenBf16", [w, widened, nb * k], nb * k >= MIN_PARALLEL_ELEMENTS);
+          // C[:, j0..j0+nb] = A · widenedᵀ, rows of C n apart.
+          const args = [pa!, widened, pc! + j0 * 4, 1, m, nb, k, 0, 1, 0, 0, 0, 0, n];
+          run("sgemm", [...args, gemmScratch, scratchStride, counter], parallel);
+        }
+      },
+    );
   }
 
   const backend: WasmBackend = {
@@ -212,6 +273,7 @@ export function createWasmBackend(opts: { threads?: number } = {}): WasmBackend 
       threads = 1;
     },
     matmul,
+    matmulBf16,
     add: (a, b, out, n) =>
       elementwise(
         "add",
