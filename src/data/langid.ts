@@ -2,7 +2,8 @@
 // multilingual pipeline), run in WebAssembly by the `fasttext.wasm.js` package, which ships the model.
 // `langId` sets meta.language (the model's code: en, de, zh, ...) and meta.language_score, and drops a
 // document whose top score is below its language's threshold (`thresholds[lang]`, else `minScore`) or,
-// when `languages` is non-empty, whose language is not listed.
+// when `languages` is non-empty, whose language is not listed. Documents already tagged with a class in
+// `exemptDomains` (code, by default: its own pipeline in the paper) are labelled but never dropped.
 import { getLIDModel } from "fasttext.wasm.js";
 import { defineStep } from "./pipeline/types.js";
 
@@ -11,6 +12,7 @@ export interface LangIdParams {
   thresholds: Record<string, number>;
   languages: string[];
   maxChars: number;
+  exemptDomains: string[];
 }
 
 export interface LanguageGuess {
@@ -65,6 +67,11 @@ export const langIdStep = defineStep<LangIdParams>({
     thresholds: { type: "object", default: {}, doc: 'language → its own lowest score, e.g. {"en": 0.5}' },
     languages: { type: "strings", default: [], doc: "keep only these languages (empty: all)" },
     maxChars: { type: "integer", default: 10000, min: 1, doc: "characters of each document the model reads" },
+    exemptDomains: {
+      type: "strings",
+      default: ["code"],
+      doc: "meta.domain classes labelled but never dropped (code has its own pipeline)",
+    },
   },
   block: async (p) => {
     await lid176();
@@ -75,6 +82,7 @@ export const langIdStep = defineStep<LangIdParams>({
         if (!top) return { drop: "no language" };
         doc.meta.language = top.language;
         doc.meta.language_score = Math.round(top.score * 10000) / 10000;
+        if (typeof doc.meta.domain === "string" && p.exemptDomains.includes(doc.meta.domain)) return doc;
         if (top.score < (p.thresholds[top.language] ?? p.minScore))
           return { drop: "language score below threshold" };
         if (p.languages.length > 0 && !p.languages.includes(top.language))

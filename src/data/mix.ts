@@ -1,10 +1,10 @@
 // The mixer: samples documents so the output's classes (meta.domain; untagged counts as general) have the
 // asked shares of bytes — the paper's ≈50% general, 25% math & reasoning, 17% code, 8% multilingual by
 // default. Collect totals each class's bytes per shard; a reduce picks per-class rates r_c = t_c·T / S_c
-// with the largest total T for which no class is repeated more than `maxRepeat` times and T ≤ the input
-// (classes with no documents are left out and the others' shares renormalised; the report shows asked vs
+// that keep the output as large as the input, repeating no document more than `maxRepeat` times (classes
+// with no documents are left out and the others' shares renormalised; the report shows asked vs
 // achieved); apply keeps ⌊r⌋ copies of a document plus one more with probability r − ⌊r⌋, decided by
-// hash(seed, id) so reruns agree. Extra copies get ids "<id>#k".
+// hash(seed, id) so reruns agree. Extra copies get ids "<id>#k". Classes not in `targets` are dropped.
 // With `anneal`, only documents whose meta.quality ≥ `annealMinQuality` take part (the paper's annealing
 // data: small amounts of high-quality code and math, upsampled), and `annealUpsample` multiplies the
 // rates of `annealClasses`.
@@ -30,21 +30,36 @@ const classOf = (doc: Document) => (typeof doc.meta.domain === "string" ? doc.me
 const eligible = (doc: Document, p: MixParams) =>
   !p.anneal || (typeof doc.meta.quality === "number" && doc.meta.quality >= p.annealMinQuality);
 
-/** Sampling rate per class for class sizes `sizes` (bytes) and target shares. */
+/**
+ * Sampling rate per class for class sizes `sizes` (bytes) and target shares, keeping the output as large
+ * as the input: each class gets its share of the total; a class that would need more than `maxRepeat`
+ * copies is capped there and the bytes it cannot supply go to the others in proportion to their targets.
+ */
 export function mixRates(sizes: Record<string, number>, p: MixParams): Record<string, number> {
   const present = Object.keys(p.targets).filter((c) => (sizes[c] ?? 0) > 0 && p.targets[c]! > 0);
-  const sum = present.reduce((a, c) => a + p.targets[c]!, 0);
-  const input = Object.values(sizes).reduce((a, b) => a + b, 0);
-  let total = input;
-  for (const c of present) total = Math.min(total, (p.maxRepeat * sizes[c]!) / (p.targets[c]! / sum));
+  const total = present.reduce((a, c) => a + sizes[c]!, 0);
   const rates: Record<string, number> = {};
-  for (const c of Object.keys({ ...sizes, ...p.targets })) {
-    const s = sizes[c] ?? 0;
-    const t = present.includes(c) ? p.targets[c]! / sum : 0;
-    let r = s > 0 ? (t * total) / s : 0;
-    if (p.anneal && p.annealClasses.includes(c)) r = Math.min(p.maxRepeat, r * p.annealUpsample);
-    rates[c] = r;
+  for (const c of Object.keys({ ...sizes, ...p.targets })) rates[c] = 0;
+  const capped = new Set<string>();
+  for (;;) {
+    const free = present.filter((c) => !capped.has(c));
+    const left = total - [...capped].reduce((a, c) => a + p.maxRepeat * sizes[c]!, 0);
+    const share = free.reduce((a, c) => a + p.targets[c]!, 0);
+    let newCap = false;
+    for (const c of free) {
+      const r = (left * (p.targets[c]! / share)) / sizes[c]!;
+      if (r > p.maxRepeat) {
+        capped.add(c);
+        newCap = true;
+      }
+      rates[c] = Math.min(r, p.maxRepeat);
+    }
+    if (!newCap || free.length === 0) break;
   }
+  for (const c of capped) rates[c] = p.maxRepeat;
+  if (p.anneal)
+    for (const c of p.annealClasses)
+      if (rates[c]) rates[c] = Math.min(p.maxRepeat, rates[c]! * p.annealUpsample);
   return rates;
 }
 

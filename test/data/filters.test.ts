@@ -215,12 +215,20 @@ test("mixer rates: hit the target shares within the repeat limit", () => {
     annealClasses: ["code", "math"],
     annealUpsample: 2,
   };
-  const sizes = { general: 800, math: 50, code: 100, multilingual: 50 };
+  const sizes = { general: 700, math: 150, code: 100, multilingual: 50 };
   const rates = mixRates(sizes, params);
   const out = Object.fromEntries(Object.entries(sizes).map(([c, s]) => [c, s * rates[c]!]));
   const total = Object.values(out).reduce((a, b) => a + b, 0);
   for (const [c, t] of Object.entries(DEFAULT_MIX)) assert.ok(Math.abs(out[c]! / total - t) < 1e-9, c);
   assert.ok(Math.max(...Object.values(rates)) <= 4 + 1e-9);
+  assert.ok(Math.abs(total - 1000) < 1e-9, "output as large as the input");
+  // A class too small to reach its share is capped at maxRepeat; the rest is shared by the others.
+  const capped = mixRates({ general: 900, math: 10, code: 80, multilingual: 10 }, params);
+  assert.equal(capped.math, 4);
+  assert.equal(capped.multilingual, 4);
+  const out2 = 900 * capped.general! + 40 + 80 * capped.code! + 40;
+  assert.ok(Math.abs(out2 - 1000) < 1e-9);
+  assert.ok(Math.abs((80 * capped.code!) / (900 * capped.general!) - 0.17 / 0.5) < 1e-9);
   // A missing class is left out and the others renormalised.
   const r2 = mixRates({ general: 100, code: 100 }, params);
   assert.ok(Math.abs((100 * r2.code!) / (100 * r2.code! + 100 * r2.general!) - 0.17 / 0.67) < 1e-9);

@@ -3,8 +3,10 @@
 // `buckets` bins. Collect sums each shard's bin counts; a reduce forms the corpus distribution Q (with
 // add-`smoothing` counts); apply computes KL(P‖Q) = Σ p log(p/q) in nats for each document's distribution P
 // and drops it above `maxKl`. Documents with fewer than `minWords` words pass (too short to judge).
+// With `byLanguage` (default) each meta.language has its own corpus distribution (a German page is not
+// an outlier for being German); a language with fewer than `minCorpusTokens` tokens is not judged.
 import { join } from "node:path";
-import { readF64, writeTyped } from "../files.js";
+import { readF64, readJson, writeJson, writeTyped } from "../files.js";
 import { hashString } from "../hash.js";
 import { defineStep } from "../pipeline/types.js";
 
@@ -13,7 +15,11 @@ export interface KlParams {
   buckets: number;
   minWords: number;
   smoothing: number;
+  byLanguage: boolean;
+  minCorpusTokens: number;
 }
+
+const langKey = (lang: unknown) => (typeof lang === "string" && /^[\w-]+$/.test(lang) ? lang : "all");
 
 const pad = (n: number) => String(n).padStart(5, "0");
 
@@ -56,16 +62,29 @@ export const klDivergenceStep = defineStep<KlParams>({
     buckets: { type: "integer", default: 65536, min: 16, doc: "hash bins for tokens" },
     minWords: { type: "integer", default: 50, min: 1, doc: "documents with fewer tokens are not judged" },
     smoothing: { type: "number", default: 1, min: 0, doc: "added to every bin's corpus count" },
+    byLanguage: { type: "boolean", default: true, doc: "one corpus distribution per meta.language" },
+    minCorpusTokens: {
+      type: "integer",
+      default: 10000,
+      min: 0,
+      doc: "a language with fewer corpus tokens is not judged",
+    },
   },
   global: {
     collect(p, ctx) {
-      const counts = new Float64Array(p.buckets);
+      const counts = new Map<string, Float64Array>();
       return {
         add(doc) {
-          for (const b of tokenBins(doc.text, p.buckets)) counts[b]!++;
+          const key = p.byLanguage ? langKey(doc.meta.language) : "all";
+          let c = counts.get(key);
+          if (!c) counts.set(key, (c = new Float64Array(p.buckets)));
+          for (const b of tokenBins(doc.text, p.buckets)) c[b]!++;
         },
         async finish() {
-          writeTyped(join(ctx.workDir, `counts-${pad(ctx.task)}.f64`), counts);
+          const langs = [...counts.keys()].sort();
+          writeJson(join(ctx.workDir, `langs-${pad(ctx.task)}.json`), langs);
+          for (const l of langs)
+            writeTyped(join(ctx.workDir, `counts-${pad(ctx.task)}-${l}.f64`), counts.get(l)!);
         },
       };
     },
@@ -74,23 +93,37 @@ export const klDivergenceStep = defineStep<KlParams>({
         name: "corpus",
         tasks: () => 1,
         async run(p, ctx) {
-          const sum = new Float64Array(p.buckets);
-          for (let t = 0; t < ctx.tasks; t++) {
-            const c = readF64(join(ctx.workDir, `counts-${pad(t)}.f64`));
-            for (let i = 0; i < sum.length; i++) sum[i]! += c[i]!;
+          const sums = new Map<string, Float64Array>();
+          for (let t = 0; t < ctx.tasks; t++)
+            for (const l of readJson<string[]>(join(ctx.workDir, `langs-${pad(t)}.json`))) {
+              const c = readF64(join(ctx.workDir, `counts-${pad(t)}-${l}.f64`));
+              let sum = sums.get(l);
+              if (!sum) sums.set(l, (sum = new Float64Array(p.buckets)));
+              for (let i = 0; i < sum.length; i++) sum[i]! += c[i]!;
+            }
+          const judged: string[] = [];
+          for (const [l, sum] of [...sums].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+            if (sum.reduce((a, b) => a + b, 0) < p.minCorpusTokens) continue;
+            judged.push(l);
+            writeTyped(join(ctx.workDir, `logq-${l}.f64`), corpusLogProbs(sum, p.smoothing));
           }
-          writeTyped(join(ctx.workDir, "corpus-logq.f64"), corpusLogProbs(sum, p.smoothing));
+          writeJson(join(ctx.workDir, "languages.json"), judged);
         },
       },
     ],
     apply(p, ctx) {
-      const logQ = readF64(join(ctx.workDir, "corpus-logq.f64"));
+      const judged = new Set(readJson<string[]>(join(ctx.workDir, "languages.json")));
+      const logQ = new Map<string, Float64Array>();
       return {
         name: "klDivergence",
         process(doc) {
+          const key = p.byLanguage ? langKey(doc.meta.language) : "all";
+          if (!judged.has(key)) return doc;
           const bins = tokenBins(doc.text, p.buckets);
           if (bins.length < p.minWords) return doc;
-          const kl = klDivergence(bins, logQ);
+          let q = logQ.get(key);
+          if (!q) logQ.set(key, (q = readF64(join(ctx.workDir, `logq-${key}.f64`))));
+          const kl = klDivergence(bins, q);
           doc.meta.kl = Math.round(kl * 1000) / 1000;
           return kl > p.maxKl ? { drop: "token KL divergence" } : doc;
         },

@@ -3,6 +3,7 @@
 // the fraction of duplicated lines and paragraphs (by count and by characters), the share of characters in
 // the most frequent 2-, 3- and 4-gram, and the share of characters inside duplicated 5- to 10-grams.
 // Every threshold is a parameter; a document exceeding any of them is dropped with that rule as reason.
+// Documents of `exemptDomains` (code) are not judged.
 import { defineStep } from "../pipeline/types.js";
 import { lines, paragraphs, words } from "./text.js";
 
@@ -15,6 +16,8 @@ export interface RepetitionParams {
   topNgramCharFrac: Record<string, number>;
   /** n → max share of characters covered by duplicated n-grams. */
   dupNgramCharFrac: Record<string, number>;
+  /** meta.domain classes the rules skip. */
+  exemptDomains?: string[];
 }
 
 export const REPETITION_DEFAULTS: RepetitionParams = {
@@ -141,10 +144,16 @@ export const gopherRepetitionStep = defineStep<RepetitionParams>({
       default: REPETITION_DEFAULTS.dupNgramCharFrac,
       doc: "n → max character share inside duplicated n-grams",
     },
+    exemptDomains: {
+      type: "strings",
+      default: ["code"],
+      doc: "meta.domain classes these rules skip (code repeats by nature)",
+    },
   },
   block: (p) => ({
     name: "gopherRepetition",
     process(doc) {
+      if (typeof doc.meta.domain === "string" && p.exemptDomains?.includes(doc.meta.domain)) return doc;
       const r = repetitionReason(doc.text, p);
       return r ? { drop: r } : doc;
     },

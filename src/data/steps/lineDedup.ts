@@ -2,7 +2,7 @@
 // times (default 6) within a bucket of `bucketDocs` consecutive documents (default 30M; a small corpus is
 // one bucket). Lines are compared after normalisation (trimmed, lower-cased, runs of spaces collapsed,
 // digits → 0); blank lines are never counted or removed. A document left with no non-blank line is
-// dropped. Collect writes each document's 53-bit line keys; one reduce counts them per bucket and writes
+// dropped. Documents of `exemptDomains` (code) are left alone. Collect writes each document's 53-bit line keys; one reduce counts them per bucket and writes
 // the keys to remove; apply removes those lines.
 import { join } from "node:path";
 import type { Document } from "../document.js";
@@ -13,7 +13,11 @@ import { defineStep } from "../pipeline/types.js";
 interface P {
   maxOccurrences: number;
   bucketDocs: number;
+  exemptDomains: string[];
 }
+
+const exempt = (doc: Document, p: P) =>
+  typeof doc.meta.domain === "string" && p.exemptDomains.includes(doc.meta.domain);
 
 const pad = (n: number) => String(n).padStart(5, "0");
 const keysFile = (d: string, t: number) => join(d, `lines-${pad(t)}.f64`);
@@ -50,14 +54,19 @@ export const lineDedupStep = defineStep<P>({
       min: 1,
       doc: "documents per bucket (consecutive, in input order)",
     },
+    exemptDomains: {
+      type: "strings",
+      default: ["code"],
+      doc: "meta.domain classes neither counted nor changed (code shares lines by nature)",
+    },
   },
   global: {
-    collect(_p, ctx) {
+    collect(p, ctx) {
       const keys: number[] = [];
       const offs: number[] = [0];
       return {
         add(doc) {
-          for (const k of lineKeys(doc)) keys.push(k);
+          if (!exempt(doc, p)) for (const k of lineKeys(doc)) keys.push(k);
           offs.push(keys.length);
         },
         async finish() {
@@ -120,6 +129,7 @@ export const lineDedupStep = defineStep<P>({
             bucket = b;
             dup = new Set(readF64(dupFile(ctx.workDir, b)));
           }
+          if (exempt(doc, p)) return doc;
           const lines = doc.text.split("\n");
           let kept = 0;
           let removed = 0;
