@@ -1,6 +1,7 @@
 // Entry point of the wasm kernels (compiled by scripts/build-wasm.mjs to build/kernels.wasm). Every
 // export works on byte addresses in the imported shared memory, and the ones that take (tid, nth) do
 // the share of thread tid of nth; the JS side (src/backends/wasm/) allocates the memory and runs them.
+export { attention, attentionBackward, attentionScratchBytes } from "./attention";
 export { gemvBf16, widenBf16 } from "./bf16";
 export { add, adamw, axpy, mul, scale, sum, sumSquares, swiglu, swigluBackward } from "./elementwise";
 export { gemmScratchBytes, sgemm } from "./gemm";

@@ -4,7 +4,7 @@
 // results from 1 and 2 threads, and errors in worker threads surfacing on the caller.
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
-import type { MatmulArgs } from "../../src/backends/backend.js";
+import type { AttentionArgs, MatmulArgs } from "../../src/backends/backend.js";
 import { jsBackend } from "../../src/backends/js/index.js";
 import { createWasmBackend } from "../../src/backends/wasm/index.js";
 import { closeness, randArray } from "../helpers.js";
@@ -305,6 +305,72 @@ describe("wasm matmulBf16", () => {
       }
       for (const r of results)
         assert.deepEqual(r, results[0], "identical whatever the placement and thread count");
+    });
+  }
+});
+
+describe("wasm attention against the js reference, 1 and 2 threads", () => {
+  // Shapes spanning several query tiles and key blocks (64 each), odd head sizes, a KV cache
+  // (seqK > seqQ) and queries that see no key at all (seqQ > seqK with the causal mask; documents).
+  const cases: [string, Partial<AttentionArgs>][] = [
+    [
+      "multi-tile causal GQA",
+      { batch: 1, seqQ: 150, seqK: 150, heads: 4, kvHeads: 2, headDim: 16, causal: true },
+    ],
+    [
+      "odd head size, full",
+      { batch: 2, seqQ: 67, seqK: 67, heads: 3, kvHeads: 1, headDim: 13, causal: false },
+    ],
+    ["KV cache", { batch: 1, seqQ: 5, seqK: 133, heads: 2, kvHeads: 2, headDim: 8, causal: true }],
+    ["fully masked rows", { batch: 1, seqQ: 70, seqK: 20, heads: 2, kvHeads: 1, headDim: 8, causal: true }],
+    ["documents", { batch: 2, seqQ: 129, seqK: 129, heads: 2, kvHeads: 2, headDim: 8, causal: true }],
+  ];
+  for (const [name, c] of cases) {
+    test(name, () => {
+      const a = { scale: 1 / Math.sqrt(c.headDim!), qDocIds: null, kDocIds: null, ...c } as AttentionArgs;
+      if (name === "documents") {
+        // Documents of 40 tokens; query row 0 of batch item 1 has an id no key has (it sees nothing).
+        a.qDocIds = Int32Array.from(
+          { length: a.batch * a.seqQ },
+          (_, i) => Math.floor((i % a.seqQ) / 40) + 10 * Math.floor(i / a.seqQ),
+        );
+        a.kDocIds = a.qDocIds.slice();
+        a.qDocIds[a.seqQ] = -1;
+      }
+      const qn = a.batch * a.seqQ * a.heads * a.headDim;
+      const kn = a.batch * a.seqK * a.kvHeads * a.headDim;
+      const [q, k, v, dout] = [randArray(qn, 1, 2), randArray(kn, 2, 2), randArray(kn, 3), randArray(qn, 4)];
+      const outW = new Float32Array(qn);
+      const lseW = new Float32Array(a.batch * a.heads * a.seqQ);
+      jsBackend.attention(q, k, v, outW, lseW, a);
+      const [dqW, dkW, dvW] = [new Float32Array(qn), new Float32Array(kn), new Float32Array(kn)];
+      jsBackend.attentionBackward(q, k, v, outW, dout, lseW, dqW, dkW, dvW, a);
+      const runs: Float32Array[][] = [];
+      for (const b of [one, two]) {
+        const out = new Float32Array(qn);
+        const lse = new Float32Array(lseW.length);
+        b.attention(q, k, v, out, lse, a);
+        const [dq, dk, dv] = [new Float32Array(qn), new Float32Array(kn), new Float32Array(kn)];
+        b.attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, a);
+        runs.push([out, lse, dq, dk, dv]);
+      }
+      const [out, lse, dq, dk, dv] = runs[0]!;
+      for (let i = 0; i < lseW.length; i++) {
+        if (lseW[i] === Number.NEGATIVE_INFINITY)
+          assert.equal(lse![i], Number.NEGATIVE_INFINITY, `lse[${i}]`);
+      }
+      const finite = (x: Float32Array) => x.map((y) => (y === Number.NEGATIVE_INFINITY ? 0 : y));
+      assert.ok(closeness(finite(lse!), finite(lseW), 1e-5, 1e-5) <= 1, "lse");
+      for (const [got, want, what] of [
+        [out, outW, "out"],
+        [dq, dqW, "dq"],
+        [dk, dkW, "dk"],
+        [dv, dvW, "dv"],
+      ] as [Float32Array, Float32Array, string][]) {
+        const err = closeness(got, want, 1e-4, 1e-5);
+        assert.ok(err <= 1, `${what}: ${err.toFixed(2)}× tolerance`);
+      }
+      for (const [i, x] of runs[1]!.entries()) assert.deepEqual(x, runs[0]![i], `2 threads, output ${i}`);
     });
   }
 });

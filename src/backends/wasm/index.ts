@@ -2,9 +2,9 @@
 // WebAssembly.Memory, run on worker threads (pool.ts). Buffers from alloc() are Float32Array views into
 // that memory (heap.ts), so kernels get them by byte offset with no copying; arrays from anywhere else
 // (tests pass plain ones) are copied into scratch and back. Kernels not written in wasm (RoPE,
-// attention, embedding, cross-entropy) are the js backend's, which works on the same views.
+// embedding, cross-entropy) are the js backend's, which works on the same views.
 import { availableParallelism } from "node:os";
-import type { AdamWArgs, Backend, MatmulArgs } from "../backend.js";
+import type { AdamWArgs, AttentionArgs, Backend, MatmulArgs } from "../backend.js";
 import { jsBackend } from "../js/index.js";
 import { Heap } from "./heap.js";
 import { instantiate, kernelModule, sharedMemory } from "./kernels.js";
@@ -39,6 +39,8 @@ const OPS = [
   "adamw",
   "gemvBf16",
   "widenBf16",
+  "attention",
+  "attentionBackward",
 ] as const;
 type Op = (typeof OPS)[number];
 
@@ -108,9 +110,9 @@ export function createWasmBackend(opts: { threads?: number } = {}): WasmBackend 
   }
 
   // Call fn with byte offsets of the arrays in wasm memory, copying foreign arrays in and out of scratch.
-  function staged(specs: [Float32Array, Mode][], fn: (ptrs: number[]) => void): void {
+  function staged(specs: [Float32Array | Int32Array, Mode][], fn: (ptrs: number[]) => void): void {
     const ptrs: number[] = [];
-    const temps: [number, Float32Array, Float32Array, Mode][] = [];
+    const temps: [number, Float32Array | Int32Array, Float32Array | Int32Array, Mode][] = [];
     try {
       for (const [a, mode] of specs) {
         if (isOurs(a)) {
@@ -118,13 +120,14 @@ export function createWasmBackend(opts: { threads?: number } = {}): WasmBackend 
           continue;
         }
         const off = heap.alloc(a.length * 4);
-        const t = view(off, a.length);
+        const f = view(off, a.length);
+        const t = a instanceof Int32Array ? new Int32Array(f.buffer, off, a.length) : f;
         temps.push([off, t, a, mode]);
         if (mode !== "out") t.set(a);
         ptrs.push(off);
       }
       fn(ptrs);
-      for (const [, t, a, mode] of temps) if (mode !== "in") a.set(t);
+      for (const [, t, a, mode] of temps) if (mode !== "in") (a as Float32Array).set(t as Float32Array);
     } finally {
       for (const [off, t] of temps) heap.release(off, t.length * 4);
     }
@@ -186,13 +189,14 @@ export function createWasmBackend(opts: { threads?: number } = {}): WasmBackend 
   // matmulBf16: weights outside the wasm memory are copied in a block of rows at a time (a memcpy of
   // 2 bytes per weight); for m > 1 each block is also widened to f32 for the packed sgemm. The two
   // scratch areas are kept between calls and grow to the largest block seen.
-  const bf16Scratch = new Map<string, [number, number]>(); // name → [offset, bytes]
-  function bf16Area(name: "stage" | "widened" | "xsplit", bytes: number): number {
-    const had = bf16Scratch.get(name);
+  const areas = new Map<string, [number, number]>(); // name → [offset, bytes]
+  /** Internal scratch `name` of at least `bytes`, kept between calls (grown when a call needs more). */
+  function area(name: string, bytes: number): number {
+    const had = areas.get(name);
     if (had && had[1] >= bytes) return had[0];
     if (had) heap.release(had[0], had[1]);
     const off = heap.alloc(bytes);
-    bf16Scratch.set(name, [off, bytes]);
+    areas.set(name, [off, bytes]);
     return off;
   }
 
@@ -209,10 +213,10 @@ export function createWasmBackend(opts: { threads?: number } = {}): WasmBackend 
     if (m === 0 || n === 0) return;
     const inMemory = isOurs(bits);
     const rows = m === 1 && inMemory ? n : Math.max(1, Math.min(n, Math.floor(BF16_BLOCK / Math.max(1, k))));
-    const stage = inMemory ? 0 : bf16Area("stage", rows * k * 2);
-    const widened = m > 1 ? bf16Area("widened", rows * k * 4) : 0;
+    const stage = inMemory ? 0 : area("stage", rows * k * 2);
+    const widened = m > 1 ? area("widened", rows * k * 4) : 0;
     // gemvBf16's per-thread copy of x, split for its widening order.
-    const xSplit = m === 1 ? bf16Area("xsplit", (k * 4 + 64) * threads) : 0;
+    const xSplit = m === 1 ? area("xsplit", (k * 4 + 64) * threads) : 0;
     staged(
       [
         [a, "in"],
@@ -238,6 +242,30 @@ export function createWasmBackend(opts: { threads?: number } = {}): WasmBackend 
         }
       },
     );
+  }
+
+  // Attention: per-thread scratch sized by the kernel for (seqK, headDim); doc ids staged like the rest.
+  function attentionJob(backward: boolean, floats: [Float32Array, Mode][], a: AttentionArgs): void {
+    const { batch, seqQ, seqK, heads, kvHeads, headDim } = a;
+    if ((a.qDocIds === null) !== (a.kDocIds === null))
+      throw new Error("attention: qDocIds and kDocIds must be given together");
+    if (batch === 0 || seqQ === 0 || heads === 0) return;
+    const stride = Math.ceil(ex["attentionScratchBytes"]!(seqK, headDim, +backward) / 64) * 64;
+    const scratch = area("attention", stride * threads);
+    const docs: [Int32Array, Mode][] =
+      a.qDocIds && a.kDocIds
+        ? [
+            [a.qDocIds, "in"],
+            [a.kDocIds, "in"],
+          ]
+        : [];
+    const flops = 4 * batch * heads * seqQ * seqK * headDim;
+    staged([...floats, ...docs], (ptrs) => {
+      const [qDoc, kDoc] = docs.length > 0 ? ptrs.slice(floats.length) : [0, 0];
+      const shape = [batch, seqQ, seqK, heads, kvHeads, headDim, a.scale, +a.causal, qDoc!, kDoc!];
+      const args = [...ptrs.slice(0, floats.length), ...shape, scratch, stride, counter];
+      run(backward ? "attentionBackward" : "attention", args, flops >= MIN_PARALLEL_FLOPS);
+    });
   }
 
   const backend: WasmBackend = {
@@ -274,6 +302,30 @@ export function createWasmBackend(opts: { threads?: number } = {}): WasmBackend 
     },
     matmul,
     matmulBf16,
+    attention(q, k, v, out, lse, a) {
+      attentionJob(
+        false,
+        [
+          [q, "in"],
+          [k, "in"],
+          [v, "in"],
+          [out, "out"],
+          [lse, "out"],
+        ],
+        a,
+      );
+    },
+    attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, a) {
+      const ins: [Float32Array, Mode][] = [
+        [q, "in"],
+        [k, "in"],
+        [v, "in"],
+        [out, "in"],
+        [dout, "in"],
+        [lse, "in"],
+      ];
+      attentionJob(true, [...ins, [dq, "out"], [dk, "out"], [dv, "out"]], a);
+    },
     add: (a, b, out, n) =>
       elementwise(
         "add",
