@@ -158,6 +158,9 @@ export class QualityModel {
   }
 }
 
+// Models loaded in this thread, by path (a task is often smaller than the model).
+const loaded = new Map<string, QualityModel>();
+
 export const qualityStep = defineStep<{ model: string; threshold: number }>({
   type: "quality",
   cli: "quality",
@@ -174,7 +177,8 @@ export const qualityStep = defineStep<{ model: string; threshold: number }>({
   },
   block: (p) => {
     if (!p.model) throw new Error("quality: set model to a file from `herd data quality-train`");
-    const m = QualityModel.load(p.model);
+    let m = loaded.get(p.model);
+    if (!m) loaded.set(p.model, (m = QualityModel.load(p.model)));
     return {
       name: "quality",
       process(doc) {

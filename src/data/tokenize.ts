@@ -13,6 +13,14 @@ export interface TokenizeParams {
   eos: boolean;
 }
 
+// One tokenizer per thread and ranks file: loading the ranks costs more than a small task.
+const tokenizers = new Map<string, Tokenizer>();
+function tokenizer(file: string): Tokenizer {
+  let t = tokenizers.get(file);
+  if (!t) tokenizers.set(file, (t = file ? Tokenizer.fromFile(file) : Tokenizer.llama3()));
+  return t;
+}
+
 export const tokenizeStep = defineStep<TokenizeParams>({
   type: "tokenize",
   cli: "tokenize",
@@ -27,7 +35,7 @@ export const tokenizeStep = defineStep<TokenizeParams>({
     eos: { type: "boolean", default: true, doc: "end each document with <|end_of_text|>" },
   },
   block: (p, ctx) => {
-    const tok = p.tokenizerFile ? Tokenizer.fromFile(p.tokenizerFile) : Tokenizer.llama3();
+    const tok = tokenizer(p.tokenizerFile);
     const out = new TokenShardWriter(
       join(ctx.runDir, "tokens", `shard-${String(ctx.task).padStart(5, "0")}.tok`),
       tok.vocabSize,

@@ -209,8 +209,9 @@ steps:
       .map((l) => JSON.parse(l) as { id: string; text: string }),
   );
   const pii = beforeMix.find((d) => d.id === "pii");
+  assert.ok(pii, "the PII document reached the mixer");
   assert.ok(
-    pii && pii.text.includes("<EMAIL>") && pii.text.includes("<PHONE>") && !pii.text.includes("alice@"),
+    pii.text.includes("<EMAIL>") && pii.text.includes("<PHONE>") && !pii.text.includes("alice@"),
     "PII masked",
   );
   assert.ok(out.every((d) => typeof d.meta.quality === "number" && typeof d.meta.language === "string"));

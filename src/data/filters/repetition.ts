@@ -4,6 +4,7 @@
 // the most frequent 2-, 3- and 4-gram, and the share of characters inside duplicated 5- to 10-grams.
 // Every threshold is a parameter; a document exceeding any of them is dropped with that rule as reason.
 // Documents of `exemptDomains` (code) are not judged.
+import { fmix32, hashString } from "../hash.js";
 import { defineStep } from "../pipeline/types.js";
 import { lines, paragraphs, words } from "./text.js";
 
@@ -43,41 +44,84 @@ function duplicates(items: string[]): [number, number] {
   return [n, chars];
 }
 
+/** Word hashes (two independent 32-bit hashes each) and lengths, computed once per document. */
+interface HashedWords {
+  h1: Uint32Array;
+  h2: Uint32Array;
+  len: Uint32Array;
+}
+
+function hashWords(w: string[]): HashedWords {
+  const h1 = new Uint32Array(w.length);
+  const h2 = new Uint32Array(w.length);
+  const len = new Uint32Array(w.length);
+  for (let i = 0; i < w.length; i++) {
+    h1[i] = hashString(w[i]!, 0x2545f491);
+    h2[i] = hashString(w[i]!, 0x6c8e9cf5);
+    len[i] = w[i]!.length;
+  }
+  return { h1, h2, len };
+}
+
+/** A 53-bit key for the n-gram starting at word i (exact in a JS number; collisions ~2^-53). */
+function ngramKey(hw: HashedWords, i: number, n: number): number {
+  let a = 0x9e3779b9;
+  let b = 0x7f4a7c15;
+  for (let j = i; j < i + n; j++) {
+    a = Math.imul(a ^ hw.h1[j]!, 0x01000193) + j - i;
+    b = Math.imul(b ^ hw.h2[j]!, 0x85ebca6b) ^ (b >>> 13);
+  }
+  return fmix32(a) * 2097152 + (fmix32(b) & 0x1fffff);
+}
+
+function asHashed(w: string[] | HashedWords): HashedWords {
+  return Array.isArray(w) ? hashWords(w) : w;
+}
+
 /** Characters of the most frequent n-gram times its count, over all characters of the words. */
-export function topNgramCharFrac(w: string[], n: number): number {
-  if (w.length < n) return 0;
-  const counts = new Map<string, number>();
+export function topNgramCharFrac(words: string[] | HashedWords, n: number): number {
+  const hw = asHashed(words);
+  const m = hw.len.length;
+  if (m < n) return 0;
+  const counts = new Map<number, number>();
   let best = 0;
-  let bestKey = "";
-  for (let i = 0; i + n <= w.length; i++) {
-    const k = w.slice(i, i + n).join(" ");
+  let bestChars = 0;
+  for (let i = 0; i + n <= m; i++) {
+    const k = ngramKey(hw, i, n);
     const c = (counts.get(k) ?? 0) + 1;
     counts.set(k, c);
-    if (c > best || (c === best && k.length > bestKey.length)) {
-      best = c;
-      bestKey = k;
+    if (c >= best) {
+      let chars = 0;
+      for (let j = i; j < i + n; j++) chars += hw.len[j]!;
+      if (c > best || chars > bestChars) {
+        best = c;
+        bestChars = chars;
+      }
     }
   }
   if (best < 2) return 0;
-  const total = w.reduce((a, x) => a + x.length, 0);
-  return (bestKey.replace(/ /g, "").length * best) / total;
+  let total = 0;
+  for (let i = 0; i < m; i++) total += hw.len[i]!;
+  return (bestChars * best) / total;
 }
 
 /** Share of word characters inside n-grams that occur more than once (overlaps counted once). */
-export function dupNgramCharFrac(w: string[], n: number): number {
-  if (w.length < n) return 0;
-  const seen = new Set<string>();
-  const dup = new Uint8Array(w.length);
-  for (let i = 0; i + n <= w.length; i++) {
-    const k = w.slice(i, i + n).join(" ");
+export function dupNgramCharFrac(words: string[] | HashedWords, n: number): number {
+  const hw = asHashed(words);
+  const m = hw.len.length;
+  if (m < n) return 0;
+  const seen = new Set<number>();
+  const dup = new Uint8Array(m);
+  for (let i = 0; i + n <= m; i++) {
+    const k = ngramKey(hw, i, n);
     if (seen.has(k)) dup.fill(1, i, i + n);
     else seen.add(k);
   }
   let d = 0;
   let total = 0;
-  for (let i = 0; i < w.length; i++) {
-    total += w[i]!.length;
-    if (dup[i]) d += w[i]!.length;
+  for (let i = 0; i < m; i++) {
+    total += hw.len[i]!;
+    if (dup[i]) d += hw.len[i]!;
   }
   return total > 0 ? d / total : 0;
 }
@@ -93,7 +137,7 @@ export function repetitionReason(text: string, p: RepetitionParams = REPETITION_
   if (ps.length > 0 && dp / ps.length > p.dupParaFrac) return "duplicated paragraphs";
   if (dlc / chars > p.dupLineCharFrac) return "duplicated line characters";
   if (dpc / chars > p.dupParaCharFrac) return "duplicated paragraph characters";
-  const w = words(text.toLowerCase());
+  const w = hashWords(words(text.toLowerCase()));
   for (const [n, max] of Object.entries(p.topNgramCharFrac))
     if (topNgramCharFrac(w, Number(n)) > max) return `top ${n}-gram`;
   for (const [n, max] of Object.entries(p.dupNgramCharFrac))
