@@ -12,6 +12,7 @@ register("engine", () => import("./engine.js"));
 register("tokenizer", () => import("./tokenizer.js"));
 register("layers", () => import("./layers.js"));
 register("model", () => import("./model.js"));
+register("data", () => import("./data.js"));
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
