@@ -40,11 +40,11 @@ function stepHelp(s: StepSpec): string {
     "  --seed N            seed (default 0)",
     `  --keep-removed      write dropped documents under removed/ (default ${s.keepRemovedDefault ? "on" : "off"})`,
   ];
-  for (const [k, p] of Object.entries(s.params))
-    lines.push(
-      `  --${kebab(k)} ${p.type === "boolean" ? "true|false" : p.type.toUpperCase()}`.padEnd(22) +
-        `${p.doc} (default ${JSON.stringify(p.default)})`,
-    );
+  for (const [k, p] of Object.entries(s.params)) {
+    const opt = `  --${kebab(k)} ${p.type === "boolean" ? "true|false" : p.type.toUpperCase()}`;
+    const doc = `${p.doc} (default ${JSON.stringify(p.default)})`;
+    lines.push(opt.length < 22 ? opt.padEnd(22) + doc : `${opt}\n${" ".repeat(22)}${doc}`);
+  }
   return lines.join("\n");
 }
 

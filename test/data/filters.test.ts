@@ -233,3 +233,38 @@ test("mixer rates: hit the target shares within the repeat limit", () => {
   const r2 = mixRates({ general: 100, code: 100 }, params);
   assert.ok(Math.abs((100 * r2.code!) / (100 * r2.code! + 100 * r2.general!) - 0.17 / 0.67) < 1e-9);
 });
+
+test("annealing mix: only high-quality documents, code and math upsampled", async () => {
+  const { validatePipeline } = await import("../../src/data/pipeline/config.js");
+  const { runLocal } = await import("../../src/data/pipeline/run.js");
+  const { writeFileSync: write, readFileSync: read } = await import("node:fs");
+  const dir = tempDir();
+  const docs = Array.from({ length: 40 }, (_, i) => ({
+    id: `d${i}`,
+    text: `document ${i} ${"text ".repeat(20)}`,
+    meta: { domain: i % 4 === 0 ? "code" : "general", quality: i % 2 === 0 ? 0.9 : 0.1 },
+  }));
+  write(join(dir, "in.jsonl"), docs.map((d) => `${JSON.stringify(d)}\n`).join(""));
+  const run = join(dir, "run");
+  await runLocal(
+    validatePipeline({
+      input: { paths: [join(dir, "in.jsonl")] },
+      output: run,
+      steps: [{ type: "mix", anneal: true, targets: { general: 0.5, code: 0.5 } }],
+    }),
+  );
+  const out = read(join(run, "output", "shard-00000.jsonl"), "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { id: string; meta: { quality: number; domain: string } });
+  assert.ok(
+    out.every((d) => d.meta.quality >= 0.5),
+    "only high-quality documents",
+  );
+  const code = out.filter((d) => d.meta.domain === "code");
+  assert.ok(
+    code.some((d) => d.id.includes("#")),
+    "code repeated",
+  );
+  assert.ok(code.length > out.length / 2, `code upsampled beyond its target (${code.length}/${out.length})`);
+});
