@@ -1,7 +1,9 @@
 // Tests specific to the wasm backend (the shared conformance suite checks its kernels against js):
 // the allocator (reuse, zeroing, growth, liveBytes, foreign and double frees), foreign-buffer staging,
-// the packed GEMM against a naive f64 triple loop on shapes that straddle every blocking edge, the same
-// results from 1 and 2 threads, and errors in worker threads surfacing on the caller.
+// the packed GEMM against a naive f64 triple loop on shapes that straddle every blocking edge,
+// matmulBf16 with weights inside and outside the wasm memory, attention over several tiles with KV
+// caches and masked rows, the same results from 1 and 2 threads, and errors in worker threads
+// surfacing on the caller.
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import type { AttentionArgs, MatmulArgs } from "../../src/backends/backend.js";
