@@ -104,6 +104,7 @@ const STEPS = [
   { type: "urlDedup" },
   { type: "lineDedup", maxOccurrences: 6 },
   { type: "minhashDedup", threshold: 0.8 },
+  { type: "tokenize" },
 ];
 
 test("dedup pipeline: URL, line and MinHash dedup through the staged engine, on 2 workers", async () => {
@@ -158,6 +159,7 @@ test("dedup pipeline: URL, line and MinHash dedup through the staged engine, on 
   await runLocal({ ...config, output: run1, workers: 1 });
   assert.deepEqual(filesOf(join(run1, "output")), filesOf(join(run, "output")));
   assert.deepEqual(filesOf(join(run1, "removed")), filesOf(join(run, "removed")));
+  assert.deepEqual(filesOf(join(run1, "tokens")), filesOf(join(run, "tokens")));
 });
 
 test("a killed run, resumed, gives byte-identical output", () => {
@@ -185,7 +187,7 @@ test("a killed run, resumed, gives byte-identical output", () => {
     encoding: "utf8",
   });
   assert.equal(resumed.status, 0, resumed.stderr);
-  for (const sub of ["output", "removed"])
+  for (const sub of ["output", "removed", "tokens"])
     assert.deepEqual(filesOf(join(dir, "again", sub)), filesOf(join(dir, "clean", sub)));
   const leftovers = Object.keys(filesOf(join(dir, "again"))).filter((f) => f.includes(".tmp-"));
   assert.deepEqual(leftovers, []);
