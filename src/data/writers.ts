@@ -94,6 +94,8 @@ export class JsonlShardWriter {
   private index = 0;
   readonly paths: string[] = [];
   private pending: Promise<void>[] = [];
+  /** Documents written so far, over all files. */
+  docs = 0;
   constructor(
     readonly prefix: string,
     readonly opts: ShardOptions = {},
@@ -105,6 +107,7 @@ export class JsonlShardWriter {
       this.paths.push(p);
     }
     this.current.write(doc);
+    this.docs++;
     const full =
       (this.opts.maxDocs !== undefined && this.current.docs >= this.opts.maxDocs) ||
       (this.opts.maxBytes !== undefined && this.current.bytes >= this.opts.maxBytes);

@@ -160,6 +160,16 @@ test("dedup pipeline: URL, line and MinHash dedup through the staged engine, on 
   assert.deepEqual(filesOf(join(run1, "output")), filesOf(join(run, "output")));
   assert.deepEqual(filesOf(join(run1, "removed")), filesOf(join(run, "removed")));
   assert.deepEqual(filesOf(join(run1, "tokens")), filesOf(join(run, "tokens")));
+
+  // Output split into parts of 10 documents: the same documents, in the same order.
+  const run2 = join(dir, "run2");
+  await runLocal({ ...config, output: run2, outputMaxDocs: 10 });
+  const parts = readdirSync(join(run2, "output"));
+  assert.ok(parts.length > 3 && parts.every((f) => /^shard-\d{5}-\d{5}\.jsonl$/.test(f)), parts.join(" "));
+  assert.equal(
+    Object.values(filesOf(join(run2, "output"))).join(""),
+    Object.values(filesOf(join(run, "output"))).join(""),
+  );
 });
 
 test("a killed run, resumed, gives byte-identical output", () => {

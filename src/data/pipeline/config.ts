@@ -32,6 +32,7 @@ export interface PipelineConfig {
   tasks: number;
   workers: number;
   outputFormat: string;
+  outputMaxDocs: number;
   steps: StepConfig[];
 }
 
@@ -51,6 +52,12 @@ const TOP: Record<string, ParamSpec> = {
   },
   workers: { type: "integer", default: 1, min: 1, doc: "worker threads running tasks at once" },
   outputFormat: { type: "string", default: "jsonl", choices: ["jsonl", "jsonl.gz"], doc: "final shards" },
+  outputMaxDocs: {
+    type: "integer",
+    default: 0,
+    min: 0,
+    doc: "split each task's output into parts of at most this many documents (0: one file per task)",
+  },
 };
 
 const INPUT: Record<string, ParamSpec> = {
@@ -145,6 +152,7 @@ export function pipelineToJson(c: PipelineConfig): unknown {
     tasks: c.tasks,
     workers: c.workers,
     outputFormat: c.outputFormat,
+    outputMaxDocs: c.outputMaxDocs,
     input: c.input,
     steps: c.steps.map((s) => ({ type: s.type, keepRemoved: s.keepRemoved, ...s.params })),
   };

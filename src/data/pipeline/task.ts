@@ -10,7 +10,7 @@ import { readJson, writeJson } from "../files.js";
 import { type InputIssue, IssueLog } from "../issues.js";
 import { readInputs } from "../readers/index.js";
 import { readJsonl } from "../readers/jsonl.js";
-import { JsonlWriter } from "../writers.js";
+import { JsonlShardWriter, JsonlWriter } from "../writers.js";
 import type { PipelineConfig } from "./config.js";
 import { type Plan, paths, type ShardStage } from "./plan.js";
 import { stepByType } from "./registry.js";
@@ -125,8 +125,14 @@ async function runShard(
 
   const result: TaskStats = { stage: stage.name, task: t, blocks: [], issues: { counts: {}, first: [] } };
   const final = stage.collect === null;
-  const outPath = final ? paths.output(runDir, t, c.outputFormat) : paths.shard(runDir, stage.name, t);
-  const writer = new JsonlWriter(outPath);
+  // Final output: one file per task, or numbered parts of at most outputMaxDocs documents.
+  const writer =
+    final && c.outputMaxDocs > 0
+      ? new JsonlShardWriter(paths.output(runDir, t, "").slice(0, -1), {
+          maxDocs: c.outputMaxDocs,
+          suffix: `.${c.outputFormat}`,
+        })
+      : new JsonlWriter(final ? paths.output(runDir, t, c.outputFormat) : paths.shard(runDir, stage.name, t));
   const collector =
     stage.collect !== null
       ? await stepByType(c.steps[stage.collect]!.type)!.global!.collect(
