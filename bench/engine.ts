@@ -1,6 +1,7 @@
 // Matmul benchmarks of the engine: square 512/1024/2048, the decode shape 1×2048·(8192×2048)ᵀ and
-// 64×2048·(8192×2048)ᵀ, on the js reference and on wasm with 1 and 2 threads, all in one run, with
-// GFLOP/s, the fraction of this CPU's f32 peak and the ratio against js. Attention and the Transformer
+// 64×2048·(8192×2048)ᵀ (in f32, then with bf16 weights via matmulBf16), on the js reference and on wasm
+// with 1 and 2 threads, all in one run, with GFLOP/s, the fraction of this CPU's f32 peak and the ratio
+// against js. Attention and the Transformer
 // block are in bench/layers.ts.
 //
 // The peak: the core clock is measured (a chain of dependent integer multiplies, 3 cycles each on Zen),
@@ -79,6 +80,8 @@ interface Shape {
   n: number;
   k: number;
   transB: boolean;
+  /** Weights as bf16 bits (`matmulBf16`, inference), held in the backend's own memory. */
+  bf16?: boolean;
 }
 
 const shapes: Shape[] = [
@@ -87,6 +90,8 @@ const shapes: Shape[] = [
   { label: "2048²", m: 2048, n: 2048, k: 2048, transB: false },
   { label: "1×2048·(8192×2048)ᵀ", m: 1, n: 8192, k: 2048, transB: true },
   { label: "64×2048·(8192×2048)ᵀ", m: 64, n: 8192, k: 2048, transB: true },
+  { label: "bf16 1×2048·(8192×2048)ᵀ", m: 1, n: 8192, k: 2048, transB: true, bf16: true },
+  { label: "bf16 64×2048·(8192×2048)ᵀ", m: 64, n: 8192, k: 2048, transB: true, bf16: true },
 ];
 
 function bench(b: Backend, s: Shape, budget: number): { best: number; reps: number } {
@@ -107,7 +112,14 @@ function bench(b: Backend, s: Shape, budget: number): { best: number; reps: numb
     strideB: 0,
     strideC: 0,
   };
-  const t = timeBoxed(() => b.matmul(a, w, c, p), budget);
+  let run = () => b.matmul(a, w, c, p);
+  if (s.bf16) {
+    // bf16 bits in the first half of w's bytes (random values: the low 16 bits of random f32s' tops).
+    const bits = new Uint16Array(w.buffer, w.byteOffset, s.n * s.k);
+    for (let i = 0; i < bits.length; i++) bits[i] = 0x3c00 + ((i * 2654435761) >>> 25);
+    run = () => b.matmulBf16!(a, bits, c, s.m, s.n, s.k);
+  }
+  const t = timeBoxed(run, budget);
   b.free(a);
   b.free(w);
   b.free(c);
@@ -133,13 +145,14 @@ export async function run(): Promise<void> {
     );
   }
   const wasm: [string, WasmBackend][] = [1, 2].map((t) => [`wasm ×${t}`, createWasmBackend({ threads: t })]);
-  const widths = [22, 9, 5, 10, 9, 9, 7, 8, 8];
+  const widths = [27, 9, 5, 10, 9, 9, 7, 8, 8];
   console.log(
     row(["shape", "backend", "reps", "ms", "GFLOP/s", "GB/s", "vs js", "%simd128", "%cpu"], widths),
   );
   for (const s of shapes) {
     const flops = 2 * s.m * s.n * s.k;
-    const bytes = 4 * (s.m * s.k + s.k * s.n + s.m * s.n); // each operand touched once: the memory-bound floor
+    // Each operand touched once: the memory-bound floor.
+    const bytes = 4 * (s.m * s.k + s.m * s.n) + (s.bf16 ? 2 : 4) * s.k * s.n;
     // The js reference is slow (≈2 GFLOP/s); one call is enough for the large shapes.
     const js = bench(jsBackend, s, 2);
     const line = (name: string, t: { best: number; reps: number }, threads: number) =>
