@@ -40,7 +40,8 @@ const commands: Record<string, Command> = {
 
 function usage(): string {
   const lines = ["usage: herd <command> [options]", "", "commands:"];
-  for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(18)}${c.summary}`);
+  const width = Math.max(...Object.keys(commands).map((n) => n.length)) + 2;
+  for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(width)}${c.summary}`);
   lines.push("", "Run `herd <command> --help` for a command's options.");
   return lines.join("\n");
 }
