@@ -3,6 +3,7 @@
 // the share of thread tid of nth; the JS side (src/backends/wasm/) allocates the memory and runs them.
 export { attention, attentionBackward, attentionScratchBytes } from "./attention";
 export { gemvBf16, widenBf16 } from "./bf16";
+export { crossEntropy, crossEntropyBackward } from "./crossEntropy";
 export { add, adamw, axpy, mul, scale, sum, sumSquares, swiglu, swigluBackward } from "./elementwise";
 export { gemmScratchBytes, sgemm } from "./gemm";
 export { gemv } from "./gemv";

@@ -377,6 +377,51 @@ describe("wasm attention against the js reference, 1 and 2 threads", () => {
   }
 });
 
+describe("wasm cross-entropy", () => {
+  test("large vocabulary, mask and ignore index, in place, 1 and 2 threads, against the js reference", () => {
+    const [rows, vocab] = [9, 5003];
+    const logits = randArray(rows * vocab, 61, 8);
+    logits.fill(Number.NEGATIVE_INFINITY, 4 * vocab, 5 * vocab); // a row with no mass (masked out below)
+    const targets = Int32Array.from({ length: rows }, (_, i) => (i === 2 ? -100 : (i * 977) % vocab));
+    const mask = Float32Array.from({ length: rows }, (_, i) => (i === 4 ? 0 : 0.5 + i / 10));
+    const lossW = new Float32Array(rows);
+    const lseW = new Float32Array(rows);
+    jsBackend.crossEntropy(logits, targets, mask, lossW, lseW, rows, vocab, -100);
+    const dW = new Float32Array(rows * vocab);
+    jsBackend.crossEntropyBackward(logits, targets, mask, lseW, 0.25, dW, rows, vocab, -100);
+    const results: Float32Array[][] = [];
+    for (const b of [one, two]) {
+      const loss = new Float32Array(rows);
+      const lse = new Float32Array(rows);
+      b.crossEntropy(logits, targets, mask, loss, lse, rows, vocab, -100);
+      assert.equal(lse[4], Number.NEGATIVE_INFINITY);
+      const finite = (x: Float32Array) => x.map((y) => (y === Number.NEGATIVE_INFINITY ? 0 : y));
+      assert.ok(closeness(finite(lse), finite(lseW), 1e-6, 1e-6) <= 1, "lse");
+      assert.ok(closeness(loss, lossW, 1e-5, 1e-6) <= 1, "loss");
+      const inPlace = own(b, logits); // dlogits written over the logits
+      b.crossEntropyBackward(inPlace, targets, mask, lse, 0.25, inPlace, rows, vocab, -100);
+      assert.ok(closeness(inPlace, dW, 1e-5, 1e-9) <= 1, "dlogits");
+      results.push([loss, lse, inPlace.slice()]);
+      b.free(inPlace);
+    }
+    for (const [i, x] of results[1]!.entries()) assert.deepEqual(x, results[0]![i], `2 threads, output ${i}`);
+    assert.throws(
+      () =>
+        one.crossEntropy(
+          logits,
+          Int32Array.of(0, vocab),
+          null,
+          new Float32Array(2),
+          new Float32Array(2),
+          2,
+          vocab,
+          -100,
+        ),
+      /target 5003 of row 1 is out of range/,
+    );
+  });
+});
+
 describe("wasm numerics", () => {
   test("adamw matches the reference bit for bit (same f64 arithmetic)", () => {
     const n = 1001;

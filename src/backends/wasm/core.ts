@@ -27,6 +27,8 @@ const OPS = [
   "widenBf16",
   "attention",
   "attentionBackward",
+  "crossEntropy",
+  "crossEntropyBackward",
 ] as const;
 export type Op = (typeof OPS)[number];
 

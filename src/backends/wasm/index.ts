@@ -3,8 +3,8 @@
 // views into that memory (heap.ts), so kernels get them by byte offset with no copying; arrays from
 // anywhere else (tests pass plain ones) are copied into scratch and back. This file has the memory
 // interface and the elementwise and row kernels; matmul and matmulBf16 are in dense.ts, attention in
-// attention.ts. Kernels not written in wasm (RoPE, embedding, cross-entropy) are the js backend's,
-// which works on the same views.
+// attention.ts. Kernels not written in wasm (RoPE, embedding) are the js backend's, which works on the
+// same views.
 // bf16 weights for matmulBf16 are read in place when they live in this memory too: take
 // `alloc(Math.ceil(count / 2))` and view its bytes as a Uint16Array; weights elsewhere are copied in
 // block by block on every call (about 3× slower for a decode step).
@@ -53,6 +53,18 @@ export function createWasmBackend(opts: { threads?: number } = {}): WasmBackend 
     return s;
   }
 
+  // Cross-entropy: the kernels trust their targets, so they are checked here (the reference's message).
+  function checkTargets(targets: Int32Array, rows: number, vocab: number, ignoreIndex: number): void {
+    for (let r = 0; r < rows; r++) {
+      const t = targets[r]!;
+      if (t !== ignoreIndex && !(t >= 0 && t < vocab))
+        throw new Error(
+          `crossEntropy: target ${t} of row ${r} is out of range [0, ${vocab}) and is not the ignore index ${ignoreIndex}`,
+        );
+    }
+  }
+  const ceParallel = (rows: number, vocab: number) => rows > 1 && rows * vocab >= MIN_PARALLEL_EXP;
+
   const backend: WasmBackend = {
     ...jsBackend,
     name: "wasm",
@@ -83,6 +95,42 @@ export function createWasmBackend(opts: { threads?: number } = {}): WasmBackend 
     dispose: core.dispose,
     ...denseOps(core),
     ...attentionOps(core),
+    crossEntropy(logits, targets, mask, losses, lse, rows, vocab, ignoreIndex) {
+      checkTargets(targets, rows, vocab, ignoreIndex);
+      if (rows <= 0 || vocab <= 0) return;
+      const specs: [Float32Array | Int32Array, Mode][] = [
+        [logits, "in"],
+        [targets, "in"],
+        [losses, "out"],
+        [lse, "out"],
+      ];
+      if (mask) specs.push([mask, "in"]);
+      staged(specs, ([pl, pt, plo, pls, pm]) =>
+        run(
+          "crossEntropy",
+          [pl!, pt!, pm ?? 0, plo!, pls!, rows, vocab, ignoreIndex],
+          ceParallel(rows, vocab),
+        ),
+      );
+    },
+    crossEntropyBackward(logits, targets, mask, lse, scale, dlogits, rows, vocab, ignoreIndex) {
+      checkTargets(targets, rows, vocab, ignoreIndex);
+      if (rows <= 0 || vocab <= 0) return;
+      const specs: [Float32Array | Int32Array, Mode][] = [
+        [logits, "in"],
+        [targets, "in"],
+        [lse, "in"],
+        [dlogits, "out"],
+      ];
+      if (mask) specs.push([mask, "in"]);
+      staged(specs, ([pl, pt, pls, pd, pm]) =>
+        run(
+          "crossEntropyBackward",
+          [pl!, pt!, pm ?? 0, pls!, scale, pd!, rows, vocab, ignoreIndex],
+          ceParallel(rows, vocab),
+        ),
+      );
+    },
     add: (a, b, out, n) =>
       elementwise(
         "add",
