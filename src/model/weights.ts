@@ -8,7 +8,7 @@
 // enough to make the 1.2B-parameter benchmark model in seconds.
 import type { DType } from "../tensor/dtype.js";
 import { encodeHalf } from "../tensor/dtype.js";
-import { fromHalfBits, parameter, type Tensor } from "../tensor/tensor.js";
+import { halfZeros, parameter, type Tensor } from "../tensor/tensor.js";
 import type { LlamaConfig } from "./config.js";
 
 export const EMBED = "model.embed_tokens.weight";
@@ -102,7 +102,8 @@ export function initWeights(
     const std = initStd(c, name);
     // Half tensors are filled a block at a time so no f32 copy of a large matrix is ever made.
     if (dtype !== "f32") {
-      const bits = new Uint16Array(n);
+      const t = halfZeros(shape, dtype).keep();
+      const bits = t.halfBits;
       const block = new Float32Array(Math.min(n, 1 << 20));
       for (let o = 0; o < n; o += block.length) {
         const len = Math.min(block.length, n - o);
@@ -111,7 +112,6 @@ export function initWeights(
         else fillRandom(part, std, seed * 1000003 + i * 7919 + o);
         encodeHalf(part, dtype, bits.subarray(o, o + len));
       }
-      const t = fromHalfBits(bits, shape, dtype).keep();
       t.name = name;
       out.set(name, t);
       continue;

@@ -65,7 +65,7 @@ export function f16BitsToF32(h: number): number {
 export function encodeHalf(
   src: Float32Array,
   dtype: "bf16" | "f16",
-  out = new Uint16Array(src.length),
+  out: Uint16Array = new Uint16Array(src.length),
 ): Uint16Array {
   if (dtype === "bf16") {
     const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
@@ -86,7 +86,7 @@ export function encodeHalf(
 export function decodeHalf(
   src: Uint16Array,
   dtype: "bf16" | "f16",
-  out = new Float32Array(src.length),
+  out: Float32Array = new Float32Array(src.length),
 ): Float32Array {
   if (dtype === "bf16") {
     const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);

@@ -10,13 +10,18 @@ import { type DType, decodeHalf, encodeHalf } from "./dtype.js";
 /** A buffer shared by a tensor and its views (reshape); freed when the last one is disposed. */
 class Storage {
   refs = 1;
+  /**
+   * data: the elements; owner: the backend buffer that holds them (data itself for f32; for half
+   * tensors on a backend, an f32 buffer of half the length whose bytes data views).
+   */
   constructor(
     public data: Float32Array | Uint16Array,
     public readonly backend: Backend | null,
+    private readonly owner: Float32Array | null = data instanceof Float32Array ? data : null,
   ) {}
   release(): void {
     if (--this.refs === 0) {
-      if (this.backend && this.data instanceof Float32Array) this.backend.free(this.data);
+      if (this.backend && this.owner) this.backend.free(this.owner);
       this.data = new Float32Array(0);
     }
   }
@@ -208,6 +213,19 @@ export function fromHalfBits(bits: Uint16Array, shape: readonly number[], dtype:
   if (sizeOf(shape) !== bits.length)
     throw new Error(`fromHalfBits: ${bits.length} values for shape ${shapeStr(shape)}`);
   return new Tensor(shape, dtype, new Storage(bits, null));
+}
+
+/**
+ * A zero-filled bf16/f16 tensor whose bits live in the active backend's memory, so kernels that read
+ * half weights directly (matmulBf16) find them in place (for wasm: inside its shared memory).
+ */
+export function halfZeros(shape: readonly number[], dtype: "bf16" | "f16"): Tensor {
+  checkShape(shape, "halfZeros");
+  const n = sizeOf(shape);
+  const backend = getBackend();
+  const owner = backend.alloc(Math.ceil(n / 2));
+  const bits = new Uint16Array(owner.buffer, owner.byteOffset, n);
+  return new Tensor(shape, dtype, new Storage(bits, backend, owner));
 }
 
 /** A trainable leaf: kept across scopes, requiresGrad set. */

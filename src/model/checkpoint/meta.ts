@@ -27,7 +27,7 @@
 // It is returned as `lm_head.weight`; whether to use it or the embedding is the caller's decision.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fromHalfBits, shapeStr, type Tensor, zeros } from "../../tensor/tensor.js";
+import { halfZeros, shapeStr, type Tensor, zeros } from "../../tensor/tensor.js";
 import { ReadFile } from "./io.js";
 import { permuteRowsInPlace } from "./permute.js";
 import type { ReadDtype } from "./safetensors.js";
@@ -146,9 +146,7 @@ export async function readMetaCheckpoint(
       if (split !== null) shape[split]! *= n;
       const size = shape.reduce((a, b) => a * b, 1);
       const keep = opts.dtype === "keep" && first.dtype !== "f32";
-      const t = keep
-        ? fromHalfBits(new Uint16Array(size), shape, first.dtype as "bf16" | "f16")
-        : zeros(shape);
+      const t = keep ? halfZeros(shape, first.dtype as "bf16" | "f16") : zeros(shape);
       tensors.set(hfName, t);
       t.name = hfName;
       const out = keep ? t.halfBits : t.data;

@@ -26,7 +26,7 @@
 // size) and by name, header padded with spaces to a multiple of 8. (Older versions of the library put
 // `__metadata__` last, as the reference test files have it; readers accept either.)
 import { type DType, dtypeBytes } from "../../tensor/dtype.js";
-import { fromHalfBits, shapeStr, type Tensor, zeros } from "../../tensor/tensor.js";
+import { halfZeros, shapeStr, type Tensor, zeros } from "../../tensor/tensor.js";
 import { AtomicFiles, ReadFile, WriteFile } from "./io.js";
 
 /** Bytes per element of every safetensors dtype. */
@@ -206,9 +206,13 @@ export class SafetensorsFile {
     const what = `tensor '${name}'`;
     let t: Tensor;
     if (stored !== "f32" && opts.dtype === "keep") {
-      const bits = new Uint16Array(n);
-      this.file.readElements(e.begin, stored, n, bits, 0, what);
-      t = fromHalfBits(bits, e.shape, stored);
+      t = halfZeros(e.shape, stored);
+      try {
+        this.file.readElements(e.begin, stored, n, t.halfBits, 0, what);
+      } catch (err) {
+        t.dispose();
+        throw err;
+      }
     } else {
       t = zeros(e.shape);
       try {

@@ -12,7 +12,7 @@
 // The older non-zip torch format (PyTorch < 1.6, a bare pickle stream) is not supported.
 import type { DType } from "../../tensor/dtype.js";
 import { dtypeBytes } from "../../tensor/dtype.js";
-import { fromHalfBits, shapeStr, type Tensor, zeros } from "../../tensor/tensor.js";
+import { fromHalfBits, halfZeros, shapeStr, type Tensor, zeros } from "../../tensor/tensor.js";
 import type { ReadFile } from "./io.js";
 import { type PickleValue, type TorchTensorRef, unpickle } from "./pickle.js";
 import type { ReadDtype } from "./safetensors.js";
@@ -133,9 +133,13 @@ export function readTorchElements(
 export function readTorchTensor(f: ReadFile, e: TorchTensorEntry, dtype: ReadDtype = "f32"): Tensor {
   let t: Tensor;
   if (e.dtype !== "f32" && dtype === "keep") {
-    const bits = new Uint16Array(sizeOf(e.shape));
-    readTorchElements(f, e, bits);
-    t = fromHalfBits(bits, e.shape, e.dtype);
+    t = halfZeros(e.shape, e.dtype);
+    try {
+      readTorchElements(f, e, t.halfBits);
+    } catch (err) {
+      t.dispose();
+      throw err;
+    }
   } else {
     t = zeros(e.shape);
     try {
