@@ -1,8 +1,10 @@
-// Backend selection. `HERD_BACKEND=js|wasm` picks one; the default is the fastest that loads here
-// (wasm when its kernels were built, else js). Callers of the tensor ops never see which one runs.
+// Backend selection. `HERD_BACKEND=js|wasm|native` picks one; the default is the fastest that loads here
+// (native when its addon was built, else wasm when its kernels were built, else js; falling back from
+// native is said once on stderr). Callers of the tensor ops never see which one runs.
 import { existsSync } from "node:fs";
 import type { Backend } from "./backend.js";
 import { jsBackend } from "./js/index.js";
+import { createNativeBackend, nativeAvailable, nativeUnavailableReason } from "./native/index.js";
 import { createWasmBackend, wasmKernelsPath } from "./wasm/index.js";
 
 export type { Backend } from "./backend.js";
@@ -11,6 +13,8 @@ const factories: Record<string, () => Backend> = {
   js: () => jsBackend,
   wasm: () => createWasmBackend(),
 };
+// Listed only where the addon loads, so the conformance suite runs it wherever it was built.
+if (nativeAvailable()) factories.native = () => createNativeBackend();
 
 let active: Backend | null = null;
 const made = new Map<string, Backend>();
@@ -32,12 +36,19 @@ export function backendByName(name: string): Backend {
   return b;
 }
 
-/** The active backend: HERD_BACKEND if set, else wasm when built, else js. */
+/** The active backend: HERD_BACKEND if set, else native when built, else wasm when built, else js. */
 export function getBackend(): Backend {
   if (active) return active;
   const wanted = process.env.HERD_BACKEND;
   if (wanted) active = backendByName(wanted);
-  else active = existsSync(wasmKernelsPath()) ? backendByName("wasm") : jsBackend;
+  else if (factories.native) active = backendByName("native");
+  else {
+    const fallback = existsSync(wasmKernelsPath()) ? "wasm" : "js";
+    process.stderr.write(
+      `herd: native backend unavailable (${nativeUnavailableReason()}); using ${fallback}\n`,
+    );
+    active = backendByName(fallback);
+  }
   return active;
 }
 

@@ -1,0 +1,806 @@
+// The native backend's kernels: a Node addon (plain N-API, node_api.h) over the caller's Float32Arrays,
+// zero-copy (a kernel gets the typed array's own pointer, so buffers of any size work: no 4 GB ceiling).
+// The TypeScript side is src/backends/native/index.ts; the readable reference for every kernel here is
+// the js backend (src/backends/js/), and test/backends/conformance.test.ts checks each one against it.
+//
+// - ISA: compiled for baseline x86-64; the GEMM micro-kernels and the bf16 GEMV have AVX-512 and
+//   AVX2+FMA versions (per-function target attributes) chosen once at load by CPUID
+//   (__builtin_cpu_supports), and a portable C++ version used elsewhere (and on non-x86 builds).
+// - Threads: one persistent pool (HERD_THREADS, passed in by init()); a kernel runs on the calling
+//   thread plus the workers, which spin briefly and then sleep between kernels.
+// - GEMM: C (+)= op(A)·op(B) as tiles of C (MC×NC) handed out by an atomic counter; per tile and per
+//   KC-slice of k, A and B are packed (any transpose, zero-padded) into MR-row and NR-column panels and
+//   an MR×NR register-blocked micro-kernel runs over them (the BLIS scheme). Every shape takes this
+//   path, so an element of C is summed in the same order whatever m, n and the tiling are (a forward
+//   over the last row only equals the last row of a full forward, bit for bit, which the model tests
+//   check); decode with f32 weights pays for packing B on every call (bf16 weights use matmulBf16).
+#include <node_api.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define HERD_X86 1
+#include <immintrin.h>
+#else
+#define HERD_X86 0
+#endif
+
+namespace {
+
+// ------------------------------------------------------------------------------------------------
+// Thread pool
+// ------------------------------------------------------------------------------------------------
+
+using Job = void (*)(void* ctx, int tid, int nthreads);
+
+class Pool {
+ public:
+  void start(int n) {
+    stopAll();
+    nthreads_ = std::max(1, n);
+    // A worker starts from the generation current now: a job posted before it first runs is still its.
+    const uint64_t g = gen_.load(std::memory_order_acquire);
+    for (int t = 1; t < nthreads_; t++) workers_.emplace_back([this, t, g] { loop(t, g); });
+  }
+  int threads() const { return nthreads_; }
+  // Run job(ctx, tid, n) on n threads (the caller is tid 0) and wait for all of them.
+  void run(Job job, void* ctx, int n) {
+    n = std::max(1, std::min(n, nthreads_));
+    if (n == 1) {
+      job(ctx, 0, 1);
+      return;
+    }
+    std::lock_guard<std::mutex> one(runMu_);  // one parallel kernel at a time (Node workers share the pool)
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job_ = job;
+      ctx_ = ctx;
+      active_ = n;
+      remaining_.store(n - 1, std::memory_order_relaxed);
+      gen_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    job(ctx, 0, n);
+    while (remaining_.load(std::memory_order_acquire) != 0) {
+#if HERD_X86
+      _mm_pause();
+#endif
+    }
+  }
+  ~Pool() { stopAll(); }
+
+ private:
+  void loop(int tid, uint64_t seen) {
+    for (;;) {
+      // Spin a little (back-to-back kernels of a layer), then sleep.
+      int spins = 0;
+      while (gen_.load(std::memory_order_acquire) == seen && spins < 20000) {
+#if HERD_X86
+        _mm_pause();
+#endif
+        spins++;
+      }
+      if (gen_.load(std::memory_order_acquire) == seen) {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return gen_.load(std::memory_order_acquire) != seen || stop_; });
+      }
+      if (stop_) return;
+      Job job;
+      void* ctx;
+      int active;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        seen = gen_.load(std::memory_order_acquire);
+        job = job_;
+        ctx = ctx_;
+        active = active_;
+      }
+      if (tid < active) {
+        job(ctx, tid, active);
+        remaining_.fetch_sub(1, std::memory_order_acq_rel);
+      }
+    }
+  }
+  void stopAll() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+    stop_ = false;
+  }
+
+  int nthreads_ = 1;
+  std::vector<std::thread> workers_;
+  std::mutex mu_, runMu_;
+  std::condition_variable cv_;
+  std::atomic<uint64_t> gen_{0};
+  std::atomic<int> remaining_{0};
+  Job job_ = nullptr;
+  void* ctx_ = nullptr;
+  int active_ = 0;
+  bool stop_ = false;
+};
+
+Pool pool;
+
+// Parallel for over [0, n) in chunks of `grain`, dynamically scheduled.
+template <typename F>
+void parallelFor(int64_t n, int64_t grain, F&& body) {
+  if (n <= 0) return;
+  int64_t chunks = (n + grain - 1) / grain;
+  int nt = (int)std::min<int64_t>(pool.threads(), chunks);
+  if (nt <= 1) {
+    body(0, n);
+    return;
+  }
+  struct Ctx {
+    F* body;
+    int64_t n, grain;
+    std::atomic<int64_t> next{0};
+  } ctx{&body, n, grain};
+  pool.run(
+      [](void* p, int, int) {
+        Ctx* c = static_cast<Ctx*>(p);
+        for (;;) {
+          int64_t s = c->next.fetch_add(c->grain);
+          if (s >= c->n) return;
+          (*c->body)(s, std::min(c->n, s + c->grain));
+        }
+      },
+      &ctx, nt);
+}
+
+// ------------------------------------------------------------------------------------------------
+// ISA selection
+// ------------------------------------------------------------------------------------------------
+
+enum class Isa { Generic, Avx2, Avx512 };
+
+Isa detectIsa() {
+#if HERD_X86
+  const char* force = std::getenv("HERD_NATIVE_ISA");  // testing: generic | avx2 | avx512
+  __builtin_cpu_init();
+  bool has512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (force) {
+    if (!std::strcmp(force, "generic")) return Isa::Generic;
+    if (!std::strcmp(force, "avx2") && has2) return Isa::Avx2;
+  }
+  if (has512) return Isa::Avx512;
+  if (has2) return Isa::Avx2;
+#endif
+  return Isa::Generic;
+}
+
+Isa isa = Isa::Generic;
+
+const char* isaName(Isa i) {
+  return i == Isa::Avx512 ? "avx512" : i == Isa::Avx2 ? "avx2" : "generic";
+}
+
+// ------------------------------------------------------------------------------------------------
+// GEMM micro-kernels: C[MR×NR] (+)= Ap[kc×MR]ᵀ-panel · Bp[kc×NR]-panel. Ap holds, for each p, MR values
+// (rows of op(A)); Bp holds, for each p, NR values (columns of op(B)). `load` = add into C, else store.
+// ------------------------------------------------------------------------------------------------
+
+// Portable (the reference shape of the optimised ones).
+constexpr int MR_G = 4, NR_G = 16;
+void kernelGeneric(int kc, const float* Ap, const float* Bp, float* C, int64_t ldc, bool load) {
+  float acc[MR_G][NR_G] = {};
+  for (int p = 0; p < kc; p++)
+    for (int i = 0; i < MR_G; i++) {
+      float a = Ap[p * MR_G + i];
+      for (int j = 0; j < NR_G; j++) acc[i][j] += a * Bp[p * NR_G + j];
+    }
+  for (int i = 0; i < MR_G; i++)
+    for (int j = 0; j < NR_G; j++) C[i * ldc + j] = (load ? C[i * ldc + j] : 0.f) + acc[i][j];
+}
+
+#if HERD_X86
+constexpr int MR_2 = 6, NR_2 = 16;
+__attribute__((target("avx2,fma"))) void kernelAvx2(int kc, const float* Ap, const float* Bp, float* C,
+                                                    int64_t ldc, bool load) {
+  __m256 c[MR_2][2];
+  for (int i = 0; i < MR_2; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
+  for (int p = 0; p < kc; p++) {
+    __m256 b0 = _mm256_loadu_ps(Bp + p * NR_2);
+    __m256 b1 = _mm256_loadu_ps(Bp + p * NR_2 + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR_2; i++) {
+      __m256 a = _mm256_broadcast_ss(Ap + p * MR_2 + i);
+      c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
+      c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < MR_2; i++) {
+    float* r = C + i * ldc;
+    if (load) {
+      c[i][0] = _mm256_add_ps(c[i][0], _mm256_loadu_ps(r));
+      c[i][1] = _mm256_add_ps(c[i][1], _mm256_loadu_ps(r + 8));
+    }
+    _mm256_storeu_ps(r, c[i][0]);
+    _mm256_storeu_ps(r + 8, c[i][1]);
+  }
+}
+
+constexpr int MR_5 = 12, NR_5 = 32;
+__attribute__((target("avx512f,fma"))) void kernelAvx512(int kc, const float* Ap, const float* Bp, float* C,
+                                                         int64_t ldc, bool load) {
+  __m512 c[MR_5][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR_5; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+  for (int p = 0; p < kc; p++) {
+    __m512 b0 = _mm512_loadu_ps(Bp + p * NR_5);
+    __m512 b1 = _mm512_loadu_ps(Bp + p * NR_5 + 16);
+    _mm_prefetch((const char*)(Bp + p * NR_5 + 8 * NR_5), _MM_HINT_T0);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR_5; i++) {
+      __m512 a = _mm512_set1_ps(Ap[p * MR_5 + i]);
+      c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+      c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+    }
+  }
+#pragma GCC unroll 12
+  for (int i = 0; i < MR_5; i++) {
+    float* r = C + i * ldc;
+    if (load) {
+      c[i][0] = _mm512_add_ps(c[i][0], _mm512_loadu_ps(r));
+      c[i][1] = _mm512_add_ps(c[i][1], _mm512_loadu_ps(r + 16));
+    }
+    _mm512_storeu_ps(r, c[i][0]);
+    _mm512_storeu_ps(r + 16, c[i][1]);
+  }
+}
+#endif
+
+using Kernel = void (*)(int, const float*, const float*, float*, int64_t, bool);
+
+struct GemmShape {
+  Kernel kernel;
+  int mr, nr, mc, kc, nc;
+};
+
+GemmShape gemmShape() {
+#if HERD_X86
+  if (isa == Isa::Avx512) return {kernelAvx512, MR_5, NR_5, MR_5 * 16, 256, 512};
+  if (isa == Isa::Avx2) return {kernelAvx2, MR_2, NR_2, MR_2 * 24, 256, 512};
+#endif
+  return {kernelGeneric, MR_G, NR_G, MR_G * 32, 256, 256};
+}
+
+struct MatmulP {
+  const float* a;
+  const float* b;
+  float* c;
+  int64_t batch, m, n, k, sa, sb, sc;
+  bool ta, tb, acc;
+};
+
+// op(A)[i][p] and op(B)[p][j] of batch item `bi`.
+inline float opA(const MatmulP& P, const float* a, int64_t i, int64_t p) {
+  return P.ta ? a[p * P.m + i] : a[i * P.k + p];
+}
+
+// Pack rows [i0, i0+mc) × cols [p0, p0+kc) of op(A) into MR-row panels, zero-padded.
+void packA(const MatmulP& P, const float* a, int64_t i0, int mc, int64_t p0, int kc, int mr, float* dst) {
+  for (int ib = 0; ib < mc; ib += mr) {
+    int rows = std::min(mr, mc - ib);
+    float* d = dst + (int64_t)ib * kc;
+    if (!P.ta) {
+      for (int ii = 0; ii < rows; ii++) {
+        const float* src = a + (i0 + ib + ii) * P.k + p0;
+        for (int p = 0; p < kc; p++) d[p * mr + ii] = src[p];
+      }
+    } else {
+      for (int p = 0; p < kc; p++) {
+        const float* src = a + (p0 + p) * P.m + i0 + ib;
+        for (int ii = 0; ii < rows; ii++) d[p * mr + ii] = src[ii];
+      }
+    }
+    for (int ii = rows; ii < mr; ii++)
+      for (int p = 0; p < kc; p++) d[p * mr + ii] = 0.f;
+  }
+}
+
+// Pack rows [p0, p0+kc) × cols [j0, j0+nc) of op(B) into NR-column panels, zero-padded.
+void packB(const MatmulP& P, const float* b, int64_t p0, int kc, int64_t j0, int nc, int nr, float* dst) {
+  for (int jb = 0; jb < nc; jb += nr) {
+    int cols = std::min(nr, nc - jb);
+    float* d = dst + (int64_t)jb * kc;
+    if (!P.tb) {
+      for (int p = 0; p < kc; p++) {
+        const float* src = b + (p0 + p) * P.n + j0 + jb;
+        std::memcpy(d + p * nr, src, cols * sizeof(float));
+        for (int jj = cols; jj < nr; jj++) d[p * nr + jj] = 0.f;
+      }
+    } else {
+      for (int jj = 0; jj < cols; jj++) {
+        const float* src = b + (j0 + jb + jj) * P.k + p0;
+        for (int p = 0; p < kc; p++) d[p * nr + jj] = src[p];
+      }
+      for (int jj = cols; jj < nr; jj++)
+        for (int p = 0; p < kc; p++) d[p * nr + jj] = 0.f;
+    }
+  }
+}
+
+float* scratch(std::vector<float>& v, size_t n) {
+  if (v.size() < n + 16) v.resize(n + 16);
+  uintptr_t p = reinterpret_cast<uintptr_t>(v.data());
+  return reinterpret_cast<float*>((p + 63) & ~uintptr_t(63));
+}
+
+void gemmTiled(const MatmulP& P) {
+  const GemmShape S = gemmShape();
+  const int64_t mt = (P.m + S.mc - 1) / S.mc, nt = (P.n + S.nc - 1) / S.nc;
+  const int64_t tiles = P.batch * mt * nt;
+  parallelFor(tiles, 1, [&](int64_t t0, int64_t t1) {
+    thread_local std::vector<float> abuf, bbuf;
+    float* Ap = scratch(abuf, (size_t)S.mc * S.kc);
+    float* Bp = scratch(bbuf, (size_t)S.kc * (S.nc + S.nr));
+    float edge[16 * 32];
+    for (int64_t t = t0; t < t1; t++) {
+      const int64_t bi = t / (mt * nt), rem = t % (mt * nt);
+      const int64_t i0 = (rem / nt) * S.mc, j0 = (rem % nt) * S.nc;
+      const float* a = P.a + bi * P.sa;
+      const float* b = P.b + bi * P.sb;
+      float* c = P.c + bi * P.sc;
+      const int mc = (int)std::min<int64_t>(S.mc, P.m - i0), nc = (int)std::min<int64_t>(S.nc, P.n - j0);
+      if (P.k == 0) {
+        if (!P.acc)
+          for (int i = 0; i < mc; i++) std::memset(c + (i0 + i) * P.n + j0, 0, nc * sizeof(float));
+        continue;
+      }
+      for (int64_t p0 = 0; p0 < P.k; p0 += S.kc) {
+        const int kc = (int)std::min<int64_t>(S.kc, P.k - p0);
+        const bool load = P.acc || p0 > 0;
+        packA(P, a, i0, mc, p0, kc, S.mr, Ap);
+        packB(P, b, p0, kc, j0, nc, S.nr, Bp);
+        for (int jb = 0; jb < nc; jb += S.nr) {
+          const int cols = std::min(S.nr, nc - jb);
+          for (int ib = 0; ib < mc; ib += S.mr) {
+            const int rows = std::min(S.mr, mc - ib);
+            float* ct = c + (i0 + ib) * P.n + j0 + jb;
+            const float* ap = Ap + (int64_t)ib * kc;
+            const float* bp = Bp + (int64_t)jb * kc;
+            if (rows == S.mr && cols == S.nr) {
+              S.kernel(kc, ap, bp, ct, P.n, load);
+            } else {
+              S.kernel(kc, ap, bp, edge, S.nr, false);
+              for (int i = 0; i < rows; i++)
+                for (int j = 0; j < cols; j++)
+                  ct[i * P.n + j] = (load ? ct[i * P.n + j] : 0.f) + edge[i * S.nr + j];
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// Dot products and bf16 rows (decode GEMV)
+// ------------------------------------------------------------------------------------------------
+
+
+inline float bf16(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// c[j] = Σ_p x[p]·w_j[p] for the 4 bf16 rows w (reference: matmulBf16 in src/backends/js/bf16.ts).
+void dotBf16x4Generic(const float* x, const uint16_t* const* w, int64_t k, float* out) {
+  for (int r = 0; r < 4; r++) {
+    float s[8] = {};
+    int64_t p = 0;
+    for (; p + 8 <= k; p += 8)
+      for (int l = 0; l < 8; l++) s[l] += x[p + l] * bf16(w[r][p + l]);
+    float t = (s[0] + s[1]) + (s[2] + s[3]) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (; p < k; p++) t += x[p] * bf16(w[r][p]);
+    out[r] = t;
+  }
+}
+
+#if HERD_X86
+
+__attribute__((target("avx512f,avx512bw,fma"))) inline __m512 widen512(__m256i h) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void dotBf16x4Avx512(const float* x,
+                                                                                const uint16_t* const* w,
+                                                                                int64_t k, float* out) {
+  __m512 s[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  int64_t p = 0;
+  for (; p + 16 <= k; p += 16) {
+    __m512 xv = _mm512_loadu_ps(x + p);
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+      __m256i h = _mm256_loadu_si256((const __m256i*)(w[r] + p));
+      s[r] = _mm512_fmadd_ps(xv, widen512(h), s[r]);
+    }
+  }
+  if (p < k) {
+    __mmask16 m = (__mmask16)((1u << (k - p)) - 1);
+    __m512 xv = _mm512_maskz_loadu_ps(m, x + p);
+    for (int r = 0; r < 4; r++) {
+      __m256i h = _mm256_maskz_loadu_epi16(m, w[r] + p);
+      s[r] = _mm512_fmadd_ps(xv, widen512(h), s[r]);
+    }
+  }
+  for (int r = 0; r < 4; r++) out[r] = _mm512_reduce_add_ps(s[r]);
+}
+
+__attribute__((target("avx2,fma"))) float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+
+__attribute__((target("avx2,fma"))) void dotBf16x4Avx2(const float* x, const uint16_t* const* w, int64_t k,
+                                                       float* out) {
+  __m256 s[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  int64_t p = 0;
+  for (; p + 8 <= k; p += 8) {
+    __m256 xv = _mm256_loadu_ps(x + p);
+    for (int r = 0; r < 4; r++) {
+      __m128i h = _mm_loadu_si128((const __m128i*)(w[r] + p));
+      __m256 wv = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+      s[r] = _mm256_fmadd_ps(xv, wv, s[r]);
+    }
+  }
+  for (int r = 0; r < 4; r++) {
+    float t = hsum256(s[r]);
+    for (int64_t q = p; q < k; q++) t += x[q] * bf16(w[r][q]);
+    out[r] = t;
+  }
+}
+#endif
+
+
+void dotBf16x4(const float* x, const uint16_t* const* w, int64_t k, float* out) {
+#if HERD_X86
+  if (isa == Isa::Avx512) return dotBf16x4Avx512(x, w, k, out);
+  if (isa == Isa::Avx2) return dotBf16x4Avx2(x, w, k, out);
+#endif
+  dotBf16x4Generic(x, w, k, out);
+}
+
+void matmul(const MatmulP& P) {
+  if (P.m == 0 || P.n == 0) return;
+  gemmTiled(P);
+}
+
+void matmulBf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k) {
+  const int64_t groups = (n + 3) / 4;
+  parallelFor(groups, std::max<int64_t>(4, 4096 / std::max<int64_t>(1, k)), [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; g++) {
+      const int64_t j = g * 4, cnt = std::min<int64_t>(4, n - j);
+      const uint16_t* w[4];
+      for (int r = 0; r < 4; r++) w[r] = b + (j + std::min<int64_t>(r, cnt - 1)) * k;
+      float out[4];
+      for (int64_t i = 0; i < m; i++) {
+        dotBf16x4(a + i * k, w, k, out);
+        for (int64_t r = 0; r < cnt; r++) c[i * n + j + r] = out[r];
+      }
+    }
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// Row and elementwise kernels (reference: src/backends/js/index.ts; plain loops that the compiler
+// vectorises for the baseline ISA, run over rows or chunks on the pool).
+// ------------------------------------------------------------------------------------------------
+
+void rmsNorm(const float* x, const float* w, float* out, float* rstd, int64_t rows, int64_t dim, float eps) {
+  parallelFor(rows, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, dim)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* xr = x + r * dim;
+      double ss = 0;
+      for (int64_t i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
+      const float s = (float)(1.0 / std::sqrt(ss / dim + eps));
+      rstd[r] = s;
+      float* o = out + r * dim;
+      for (int64_t i = 0; i < dim; i++) o[i] = xr[i] * s * w[i];
+    }
+  });
+}
+
+void rmsNormBackward(const float* dy, const float* x, const float* w, const float* rstd, float* dx, float* dw,
+                     int64_t rows, int64_t dim) {
+  parallelFor(rows, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, dim)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const int64_t o = r * dim;
+      const double s = rstd[r];
+      double d = 0;
+      for (int64_t i = 0; i < dim; i++) d += (double)w[i] * dy[o + i] * x[o + i];
+      const float cc = (float)(s * s * s * d / dim);
+      const float sf = (float)s;
+      for (int64_t i = 0; i < dim; i++) dx[o + i] = sf * w[i] * dy[o + i] - cc * x[o + i];
+    }
+  });
+  // dw is a sum over rows: columns are split across threads so no two write the same element.
+  if (dw)
+    parallelFor(dim, 256, [&](int64_t i0, int64_t i1) {
+      for (int64_t r = 0; r < rows; r++) {
+        const int64_t o = r * dim;
+        const float s = rstd[r];
+        for (int64_t i = i0; i < i1; i++) dw[i] += dy[o + i] * x[o + i] * s;
+      }
+    });
+}
+
+inline float sigmoidf(float z) { return 1.f / (1.f + std::exp(-z)); }
+
+void swiglu(const float* g, const float* u, float* out, int64_t n) {
+  parallelFor(n, 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) out[i] = g[i] * sigmoidf(g[i]) * u[i];
+  });
+}
+
+void swigluBackward(const float* g, const float* u, const float* dout, float* dg, float* du, int64_t n) {
+  parallelFor(n, 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) {
+      const float gi = g[i], s = sigmoidf(gi), d = dout[i];
+      du[i] = d * gi * s;
+      dg[i] = d * u[i] * s * (1.f + gi * (1.f - s));
+    }
+  });
+}
+
+void softmax(const float* x, float* out, int64_t rows, int64_t cols) {
+  parallelFor(rows, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* xr = x + r * cols;
+      float* o = out + r * cols;
+      float mx = -INFINITY;
+      for (int64_t i = 0; i < cols; i++) mx = std::max(mx, xr[i]);
+      double sum = 0;
+      for (int64_t i = 0; i < cols; i++) {
+        const float e = std::exp(xr[i] - mx);
+        o[i] = e;
+        sum += e;
+      }
+      const float inv = (float)(1.0 / sum);
+      for (int64_t i = 0; i < cols; i++) o[i] *= inv;
+    }
+  });
+}
+
+struct AdamW {
+  double lr, b1, b2, eps, wd, step;
+};
+
+void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const AdamW& A) {
+  const float bc1 = (float)(1 - std::pow(A.b1, A.step)), bc2 = (float)(1 - std::pow(A.b2, A.step));
+  const float decay = (float)(1 - A.lr * A.wd), lr = (float)A.lr, b1 = (float)A.b1, b2 = (float)A.b2,
+              eps = (float)A.eps, ob1 = (float)(1 - A.b1), ob2 = (float)(1 - A.b2);
+  parallelFor(n, 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) {
+      const float g = grad[i];
+      const float mi = b1 * m[i] + ob1 * g, vi = b2 * v[i] + ob2 * g * g;
+      m[i] = mi;
+      v[i] = vi;
+      param[i] = param[i] * decay - (lr * (mi / bc1)) / (std::sqrt(vi / bc2) + eps);
+    }
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// N-API glue
+// ------------------------------------------------------------------------------------------------
+
+struct Args {
+  napi_env env;
+  napi_value v[16];
+  size_t n = 16;
+  bool failed = false;
+  Args(napi_env e, napi_callback_info info) : env(e) { napi_get_cb_info(e, info, &n, v, nullptr, nullptr); }
+  void fail(const char* msg) {
+    if (!failed) napi_throw_type_error(env, nullptr, msg);
+    failed = true;
+  }
+  // A typed array of the given type with at least `need` elements (null allowed when `nullable`).
+  void* arr(size_t i, napi_typedarray_type want, int64_t need, bool nullable = false) {
+    if (failed) return nullptr;
+    napi_valuetype t;
+    napi_typeof(env, v[i], &t);
+    if (nullable && (t == napi_null || t == napi_undefined)) return nullptr;
+    bool is = false;
+    napi_is_typedarray(env, v[i], &is);
+    if (!is) return fail("herd native: expected a typed array"), nullptr;
+    napi_typedarray_type type;
+    size_t len;
+    void* data;
+    napi_get_typedarray_info(env, v[i], &type, &len, &data, nullptr, nullptr);
+    if (type != want) return fail("herd native: wrong typed array type"), nullptr;
+    if (need < 0 || (int64_t)len < need) return fail("herd native: buffer too small for the shape"), nullptr;
+    return data;
+  }
+  float* f32(size_t i, int64_t need, bool nullable = false) {
+    return static_cast<float*>(arr(i, napi_float32_array, need, nullable));
+  }
+  double num(size_t i) {
+    double d = 0;
+    if (!failed && napi_get_value_double(env, v[i], &d) != napi_ok) fail("herd native: expected a number");
+    return d;
+  }
+  int64_t i64(size_t i) {
+    double d = num(i);
+    if (!(d >= 0)) fail("herd native: expected a non-negative size");
+    return (int64_t)d;
+  }
+  bool flag(size_t i) {
+    bool b = false;
+    if (!failed && napi_get_value_bool(env, v[i], &b) != napi_ok) fail("herd native: expected a boolean");
+    return b;
+  }
+};
+
+napi_value undef(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+// Elements a batch of matrices needs: (batch-1)·stride + size, or size when the stride is 0.
+int64_t span(int64_t batch, int64_t stride, int64_t size) {
+  return batch == 0 ? 0 : (batch - 1) * stride + size;
+}
+
+// matmul(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, strideC, accumulate)
+napi_value Matmul(napi_env env, napi_callback_info info) {
+  Args A(env, info);
+  MatmulP P;
+  P.batch = A.i64(3), P.m = A.i64(4), P.n = A.i64(5), P.k = A.i64(6);
+  P.ta = A.flag(7), P.tb = A.flag(8);
+  P.sa = A.i64(9), P.sb = A.i64(10), P.sc = A.i64(11);
+  P.acc = A.flag(12);
+  P.a = A.f32(0, span(P.batch, P.sa, P.m * P.k));
+  P.b = A.f32(1, span(P.batch, P.sb, P.k * P.n));
+  P.c = A.f32(2, span(P.batch, P.sc, P.m * P.n));
+  if (!A.failed && P.batch > 0) matmul(P);
+  return undef(env);
+}
+
+// matmulBf16(a, bBits, c, m, n, k)
+napi_value MatmulBf16(napi_env env, napi_callback_info info) {
+  Args A(env, info);
+  int64_t m = A.i64(3), n = A.i64(4), k = A.i64(5);
+  const float* a = A.f32(0, m * k);
+  const uint16_t* b = static_cast<const uint16_t*>(A.arr(1, napi_uint16_array, n * k));
+  float* c = A.f32(2, m * n);
+  if (!A.failed) matmulBf16(a, b, c, m, n, k);
+  return undef(env);
+}
+
+napi_value RmsNorm(napi_env env, napi_callback_info info) {
+  Args A(env, info);
+  int64_t rows = A.i64(4), dim = A.i64(5);
+  double eps = A.num(6);
+  const float* x = A.f32(0, rows * dim);
+  const float* w = A.f32(1, dim);
+  float* out = A.f32(2, rows * dim);
+  float* rstd = A.f32(3, rows);
+  if (!A.failed) rmsNorm(x, w, out, rstd, rows, dim, (float)eps);
+  return undef(env);
+}
+
+napi_value RmsNormBackward(napi_env env, napi_callback_info info) {
+  Args A(env, info);
+  int64_t rows = A.i64(6), dim = A.i64(7);
+  const float* dy = A.f32(0, rows * dim);
+  const float* x = A.f32(1, rows * dim);
+  const float* w = A.f32(2, dim);
+  const float* rstd = A.f32(3, rows);
+  float* dx = A.f32(4, rows * dim);
+  float* dw = A.f32(5, dim, true);
+  if (!A.failed) rmsNormBackward(dy, x, w, rstd, dx, dw, rows, dim);
+  return undef(env);
+}
+
+napi_value Swiglu(napi_env env, napi_callback_info info) {
+  Args A(env, info);
+  int64_t n = A.i64(3);
+  const float* g = A.f32(0, n);
+  const float* u = A.f32(1, n);
+  float* out = A.f32(2, n);
+  if (!A.failed) swiglu(g, u, out, n);
+  return undef(env);
+}
+
+napi_value SwigluBackward(napi_env env, napi_callback_info info) {
+  Args A(env, info);
+  int64_t n = A.i64(5);
+  const float* g = A.f32(0, n);
+  const float* u = A.f32(1, n);
+  const float* d = A.f32(2, n);
+  float* dg = A.f32(3, n);
+  float* du = A.f32(4, n);
+  if (!A.failed) swigluBackward(g, u, d, dg, du, n);
+  return undef(env);
+}
+
+napi_value Softmax(napi_env env, napi_callback_info info) {
+  Args A(env, info);
+  int64_t rows = A.i64(2), cols = A.i64(3);
+  const float* x = A.f32(0, rows * cols);
+  float* out = A.f32(1, rows * cols);
+  if (!A.failed) softmax(x, out, rows, cols);
+  return undef(env);
+}
+
+// adamw(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, step)
+napi_value AdamWFn(napi_env env, napi_callback_info info) {
+  Args A(env, info);
+  int64_t n = A.i64(4);
+  AdamW p{A.num(5), A.num(6), A.num(7), A.num(8), A.num(9), A.num(10)};
+  float* param = A.f32(0, n);
+  const float* grad = A.f32(1, n);
+  float* m = A.f32(2, n);
+  float* v = A.f32(3, n);
+  if (!A.failed) adamw(param, grad, m, v, n, p);
+  return undef(env);
+}
+
+// init(threads): (re)start the pool; returns the ISA name the kernels use.
+napi_value Init(napi_env env, napi_callback_info info) {
+  Args A(env, info);
+  int64_t t = A.i64(0);
+  if (A.failed) return undef(env);
+  if (t == 0) t = std::max(1u, std::thread::hardware_concurrency());
+  pool.start((int)std::min<int64_t>(t, 256));
+  napi_value s;
+  napi_create_string_utf8(env, isaName(isa), NAPI_AUTO_LENGTH, &s);
+  return s;
+}
+
+napi_value Threads(napi_env env, napi_callback_info) {
+  napi_value r;
+  napi_create_int32(env, pool.threads(), &r);
+  return r;
+}
+
+napi_value ModuleInit(napi_env env, napi_value exports) {
+  isa = detectIsa();
+  struct {
+    const char* name;
+    napi_callback fn;
+  } fns[] = {{"init", Init},
+             {"threads", Threads},
+             {"matmul", Matmul},
+             {"matmulBf16", MatmulBf16},
+             {"rmsNorm", RmsNorm},
+             {"rmsNormBackward", RmsNormBackward},
+             {"swiglu", Swiglu},
+             {"swigluBackward", SwigluBackward},
+             {"softmax", Softmax},
+             {"adamw", AdamWFn}};
+  for (auto& f : fns) {
+    napi_value v;
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &v);
+    napi_set_named_property(env, exports, f.name, v);
+  }
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, ModuleInit)
