@@ -36,6 +36,10 @@ const commands: Record<string, Command> = {
     summary: "run a data pipeline file (JSON/YAML), locally or on Slurm",
     load: () => import("./dataRun.js"),
   },
+  pretrain: {
+    summary: "pre-train a Llama 3 model from a JSON/YAML config (resumes after interruptions)",
+    load: () => import("./pretrain.js"),
+  },
 };
 
 function usage(): string {

@@ -1,0 +1,131 @@
+// Training checkpoints (spec §8.4: the 405B run had 466 interruptions; a restart must lose nothing).
+// One folder per step, checkpoints/step-00000012/: the weights as an HF directory (config.json,
+// model.safetensors, via writeHFCheckpoint), optimizer.safetensors, and trainer_state.json (step, stage,
+// loader position, RNG state). The folder is written under a temporary name and renamed into place, and
+// trainer_state.json is written last, so a kill at any moment never leaves a folder a resume would pick.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { readHFCheckpoint, writeHFCheckpoint } from "../model/checkpoint/hf.js";
+import { toHFConfig } from "../model/config.js";
+import type { Llama } from "../model/llama.js";
+import { assign } from "../tensor/optim.js";
+import { fromArray, type Tensor } from "../tensor/tensor.js";
+import type { LoaderPosition } from "./loader.js";
+import type { PretrainOptimizer } from "./optimizer.js";
+
+export const TRAINER_STATE = "trainer_state.json";
+export const OPTIMIZER_STATE = "optimizer.safetensors";
+
+export interface TrainerState {
+  /** Optimiser steps completed. */
+  step: number;
+  /** Tokens trained on so far. */
+  tokens: number;
+  loader: LoaderPosition;
+  rng: number;
+}
+
+const STEP_DIR = /^step-(\d{8})$/;
+
+export function stepDirName(step: number): string {
+  return `step-${String(step).padStart(8, "0")}`;
+}
+
+/** Completed checkpoint folders under `dir`, oldest first. */
+export function listCheckpoints(dir: string): { step: number; path: string }[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .map((n) => ({ m: STEP_DIR.exec(n), n }))
+    .filter(({ m, n }) => m && existsSync(join(dir, n, TRAINER_STATE)))
+    .map(({ m, n }) => ({ step: Number(m![1]), path: join(dir, n) }))
+    .sort((a, b) => a.step - b.step);
+}
+
+/** Write a checkpoint folder atomically, then keep only the newest `keep` (and any in `protect`). */
+export async function saveCheckpoint(
+  dir: string,
+  model: Llama,
+  opt: PretrainOptimizer,
+  state: TrainerState,
+  keep: number,
+  protect: (step: number) => boolean = () => false,
+): Promise<string> {
+  mkdirSync(dir, { recursive: true });
+  const final = join(dir, stepDirName(state.step));
+  const tmp = join(dir, `.${stepDirName(state.step)}.tmp-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  await writeHFCheckpoint(tmp, toHFConfig(model.config, "f32"), model.weights);
+  await opt.save(join(tmp, OPTIMIZER_STATE));
+  writeFileSync(join(tmp, TRAINER_STATE), `${JSON.stringify(state, null, 2)}\n`);
+  rmSync(final, { recursive: true, force: true });
+  renameSync(tmp, final);
+  const all = listCheckpoints(dir);
+  for (const c of all.slice(0, Math.max(0, all.length - keep)))
+    if (!protect(c.step)) rmSync(c.path, { recursive: true, force: true });
+  return final;
+}
+
+/** Remove half-written folders a killed run left behind. */
+export function removeStaleTemps(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const n of readdirSync(dir))
+    if (n.startsWith(".step-") && n.includes(".tmp-")) rmSync(join(dir, n), { recursive: true, force: true });
+}
+
+/** Load weights, optimiser state and trainer state from a checkpoint folder into `model`/`opt`. */
+export async function loadCheckpoint(
+  path: string,
+  model: Llama,
+  opt: PretrainOptimizer,
+): Promise<TrainerState> {
+  const { tensors } = await readHFCheckpoint(path);
+  for (const [name, t] of model.weights) {
+    const src = tensors.get(name);
+    if (!src) throw new Error(`${path}: weight '${name}' is missing`);
+    assign(t, src.data);
+  }
+  for (const t of tensors.values()) t.dispose();
+  opt.load(join(path, OPTIMIZER_STATE));
+  const file = join(path, TRAINER_STATE);
+  const s = JSON.parse(readFileSync(file, "utf8")) as TrainerState;
+  if (!Number.isInteger(s.step) || !s.loader || !Number.isInteger(s.rng))
+    throw new Error(`${file}: step, loader or rng missing`);
+  return s;
+}
+
+/**
+ * Polyak averaging (spec §6.3): the element-wise mean of the weights of several checkpoint folders.
+ * Every folder must hold the same tensor names and shapes; errors name the folder.
+ */
+export async function averageCheckpoints(paths: string[]): Promise<Map<string, Tensor>> {
+  if (paths.length === 0) throw new Error("averageCheckpoints: no checkpoints");
+  const sums = new Map<string, { shape: number[]; data: Float64Array }>();
+  for (const p of paths) {
+    const { tensors } = await readHFCheckpoint(p);
+    if (sums.size > 0 && tensors.size !== sums.size)
+      throw new Error(`${p}: ${tensors.size} tensors, the first checkpoint has ${sums.size}`);
+    for (const [name, t] of tensors) {
+      let s = sums.get(name);
+      if (!s) {
+        if (sums.size > 0 && p !== paths[0])
+          throw new Error(`${p}: tensor '${name}' not in the first checkpoint`);
+        s = { shape: [...t.shape], data: new Float64Array(t.size) };
+        sums.set(name, s);
+      }
+      if (s.data.length !== t.size) throw new Error(`${p}: tensor '${name}' has another shape`);
+      const d = t.data;
+      for (let i = 0; i < d.length; i++) s.data[i]! += d[i]!;
+      t.dispose();
+    }
+  }
+  const out = new Map<string, Tensor>();
+  for (const [name, s] of sums) {
+    const t = fromArray(
+      Float32Array.from(s.data, (v) => v / paths.length),
+      s.shape,
+    ).keep();
+    t.name = name;
+    out.set(name, t);
+  }
+  return out;
+}

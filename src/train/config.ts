@@ -1,0 +1,186 @@
+// The `herd pretrain` configuration (JSON or YAML): model shape, token shards, stages, optimiser,
+// schedule, checkpointing. `resolveConfig` fills every default and checks every field; errors name the
+// file and the field. The resolved config is written back into the run folder so a run says exactly
+// what it did.
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { DEFAULT_OPTIMIZER, type OptimizerConfig } from "./optimizer.js";
+
+export type StageKind = "initial" | "long-context" | "annealing";
+
+export interface StageConfig {
+  name: string;
+  kind: StageKind;
+  steps: number;
+  seqLen: number;
+  /** Sequences per optimiser step (the global batch). */
+  batch: number;
+  /** Sequences per forward pass; batch / microBatch micro-batches are accumulated. */
+  microBatch: number;
+  /** Token shards of this stage (default: data.shards); annealing reads the high-quality mix here. */
+  shards: string[];
+}
+
+export interface PretrainConfig {
+  name: string;
+  /** Folder holding runs/<name>/ (default "runs" beside the config file). */
+  runsDir: string;
+  /** A preset name (src/model/presets.ts) plus optional overrides of its fields. */
+  model: { preset: string; overrides: Record<string, unknown> };
+  data: { shards: string[] };
+  seed: number;
+  optimizer: OptimizerConfig;
+  schedule: { peakLR: number; warmupSteps: number; floorLR: number };
+  stages: StageConfig[];
+  checkpoint: { every: number; keep: number };
+  /** Average the annealing stage's checkpoints into final/ (Polyak averaging, spec §6.3). */
+  averageAnnealing: boolean;
+}
+
+type Obj = Record<string, unknown>;
+
+class Fields {
+  constructor(
+    readonly file: string,
+    readonly obj: Obj,
+    readonly prefix: string,
+  ) {}
+  private fail(key: string, why: string): Error {
+    return new Error(`${this.file}: field '${this.prefix}${key}' ${why}`);
+  }
+  num(key: string, def: number | undefined, check: (v: number) => boolean, what: string): number {
+    const v = this.obj[key] ?? def;
+    if (v === undefined) throw this.fail(key, "is required");
+    if (typeof v !== "number" || !check(v))
+      throw this.fail(key, `must be ${what} (got ${JSON.stringify(v)})`);
+    return v;
+  }
+  int(key: string, def?: number, min = 1): number {
+    return this.num(key, def, (v) => Number.isInteger(v) && v >= min, `an integer ≥ ${min}`);
+  }
+  str(key: string, def?: string): string {
+    const v = this.obj[key] ?? def;
+    if (typeof v !== "string" || v === "") throw this.fail(key, "must be a non-empty string");
+    return v;
+  }
+  strings(key: string, def?: string[]): string[] {
+    const v = this.obj[key] ?? def;
+    if (!Array.isArray(v) || v.length === 0 || v.some((s) => typeof s !== "string"))
+      throw this.fail(key, "must be a non-empty list of file paths");
+    return v as string[];
+  }
+  sub(key: string): Fields {
+    const v = this.obj[key] ?? {};
+    if (typeof v !== "object" || v === null || Array.isArray(v)) throw this.fail(key, "must be an object");
+    return new Fields(this.file, v as Obj, `${this.prefix}${key}.`);
+  }
+  known(keys: string[]): void {
+    for (const k of Object.keys(this.obj))
+      if (!keys.includes(k)) throw this.fail(k, `is not a known field (known: ${keys.join(", ")})`);
+  }
+}
+
+const KINDS: StageKind[] = ["initial", "long-context", "annealing"];
+
+/** Fill defaults and validate; relative shard paths resolve against `baseDir`. */
+export function resolveConfig(raw: unknown, file: string, baseDir: string): PretrainConfig {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw new Error(`${file}: the config must be an object`);
+  const f = new Fields(file, raw as Obj, "");
+  f.known([
+    "name",
+    "runsDir",
+    "model",
+    "data",
+    "seed",
+    "optimizer",
+    "schedule",
+    "stages",
+    "checkpoint",
+    "averageAnnealing",
+  ]);
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const m = f.sub("model");
+  m.known(["preset", "overrides"]);
+  const overrides = m.sub("overrides").obj;
+  const d = f.sub("data");
+  d.known(["shards"]);
+  const shards = d.strings("shards").map(abs);
+  const o = f.sub("optimizer");
+  o.known(Object.keys(DEFAULT_OPTIMIZER));
+  const pos = (v: number) => v > 0;
+  const optimizer: OptimizerConfig = {
+    beta1: o.num("beta1", DEFAULT_OPTIMIZER.beta1, (v) => v >= 0 && v < 1, "in [0, 1)"),
+    beta2: o.num("beta2", DEFAULT_OPTIMIZER.beta2, (v) => v >= 0 && v < 1, "in [0, 1)"),
+    eps: o.num("eps", DEFAULT_OPTIMIZER.eps, pos, "positive"),
+    weightDecay: o.num("weightDecay", DEFAULT_OPTIMIZER.weightDecay, (v) => v >= 0, "≥ 0"),
+    clipNorm: o.num("clipNorm", DEFAULT_OPTIMIZER.clipNorm, pos, "positive"),
+  };
+  const s = f.sub("schedule");
+  s.known(["peakLR", "warmupSteps", "floorLR"]);
+  const peakLR = s.num("peakLR", 1e-3, pos, "positive");
+  const schedule = {
+    peakLR,
+    warmupSteps: s.int("warmupSteps", 10, 0),
+    floorLR: s.num("floorLR", peakLR / 100, (v) => v >= 0 && v <= peakLR, "in [0, peakLR]"),
+  };
+  const rawStages = (raw as Obj).stages;
+  if (!Array.isArray(rawStages) || rawStages.length === 0)
+    throw new Error(`${file}: field 'stages' must be a non-empty list`);
+  const stages = rawStages.map((r, i): StageConfig => {
+    if (typeof r !== "object" || r === null)
+      throw new Error(`${file}: field 'stages[${i}]' must be an object`);
+    const g = new Fields(file, r as Obj, `stages[${i}].`);
+    g.known(["name", "kind", "steps", "seqLen", "batch", "microBatch", "shards"]);
+    const kind = g.str("kind", "initial") as StageKind;
+    if (!KINDS.includes(kind))
+      throw new Error(`${file}: field 'stages[${i}].kind' must be one of ${KINDS.join(", ")}`);
+    const batch = g.int("batch");
+    const microBatch = g.int("microBatch", batch);
+    if (batch % microBatch !== 0)
+      throw new Error(
+        `${file}: field 'stages[${i}].microBatch' (${microBatch}) must divide batch (${batch})`,
+      );
+    return {
+      name: g.str("name", `${kind}-${i}`),
+      kind,
+      steps: g.int("steps"),
+      seqLen: g.int("seqLen"),
+      batch,
+      microBatch,
+      shards: (g.obj.shards === undefined ? shards : g.strings("shards")).map(abs),
+    };
+  });
+  const c = f.sub("checkpoint");
+  c.known(["every", "keep"]);
+  const averageAnnealing = (raw as Obj).averageAnnealing ?? true;
+  if (typeof averageAnnealing !== "boolean")
+    throw new Error(`${file}: field 'averageAnnealing' must be true or false`);
+  return {
+    name: f.str("name"),
+    runsDir: abs(f.str("runsDir", "runs")),
+    model: { preset: m.str("preset", "tiny"), overrides },
+    data: { shards },
+    seed: f.int("seed", 1, 0),
+    optimizer,
+    schedule,
+    stages,
+    checkpoint: { every: c.int("every", 50), keep: c.int("keep", 3) },
+    averageAnnealing,
+  };
+}
+
+/** Read a JSON (.json) or YAML (anything else) config file and resolve it. */
+export function loadConfig(path: string): PretrainConfig {
+  const text = readFileSync(path, "utf8");
+  let raw: unknown;
+  try {
+    raw = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new Error(
+      `${path}: not valid ${path.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message}`,
+    );
+  }
+  return resolveConfig(raw, path, dirname(resolve(path)));
+}

@@ -1,0 +1,128 @@
+// The packed-sequence loader (spec §6, §2.7): token shards (HERDTOKS v1) are cut into windows of
+// seqLen+1 tokens; each epoch visits every window once in an order drawn from the seed. A batch gives
+// ids, next-token targets and per-token document ids, so attention can stay inside a document (the
+// paper's document mask). A target whose next token starts another document is ignored (−100): under
+// the document mask nothing in the window predicts it. The position (epoch, cursor) is serialisable and
+// restoring it continues on exactly the same sequence of batches.
+import { TokenShardReader } from "../data/shards.js";
+import { Rng } from "./rng.js";
+
+export interface LoaderPosition {
+  epoch: number;
+  /** Windows already handed out in this epoch. */
+  cursor: number;
+}
+
+export interface Batch {
+  /** Token ids [batch·seqLen], row-major. */
+  ids: Int32Array;
+  /** Next-token targets [batch·seqLen]; −100 where the next token is in another document. */
+  targets: Int32Array;
+  /** Document id of every token [batch·seqLen], numbered from 0 within each row. */
+  docIds: Int32Array;
+  batch: number;
+  seqLen: number;
+}
+
+interface Window {
+  shard: number;
+  start: number;
+}
+
+export class PackedLoader {
+  private readonly shards: TokenShardReader[];
+  private windows: Window[] = [];
+  private order: Uint32Array = new Uint32Array(0);
+  private seqLen = 0;
+  position: LoaderPosition = { epoch: 0, cursor: 0 };
+
+  constructor(
+    paths: string[],
+    seqLen: number,
+    readonly seed: number,
+  ) {
+    if (paths.length === 0) throw new Error("loader: no token shards given");
+    this.shards = paths.map((p) => new TokenShardReader(p));
+    this.setSeqLen(seqLen);
+  }
+
+  get vocabSize(): number {
+    return Math.max(...this.shards.map((s) => s.vocabSize));
+  }
+
+  /** Number of windows of the current sequence length (one epoch). */
+  get size(): number {
+    return this.windows.length;
+  }
+
+  /**
+   * Change the window length (the sequence-length ramp and long-context stages); the epoch and cursor
+   * carry over, the window list is recut for the new length.
+   */
+  setSeqLen(seqLen: number): void {
+    if (!(Number.isInteger(seqLen) && seqLen >= 1)) throw new Error(`loader: seqLen ${seqLen}`);
+    if (seqLen === this.seqLen) return;
+    this.seqLen = seqLen;
+    this.windows = [];
+    this.shards.forEach((s, shard) => {
+      for (let start = 0; start + seqLen + 1 <= s.numTokens; start += seqLen)
+        this.windows.push({ shard, start });
+    });
+    if (this.windows.length === 0)
+      throw new Error(`loader: no shard holds ${seqLen + 1} tokens (a window of seqLen ${seqLen})`);
+    this.order = this.epochOrder(this.position.epoch);
+  }
+
+  private epochOrder(epoch: number): Uint32Array {
+    return new Rng((this.seed * 1000003 + epoch * 7919 + this.seqLen) >>> 0).permutation(this.windows.length);
+  }
+
+  /** Restore a position saved by `position` (trainer_state.json). */
+  restore(pos: LoaderPosition): void {
+    if (!(Number.isInteger(pos.epoch) && pos.epoch >= 0 && Number.isInteger(pos.cursor) && pos.cursor >= 0))
+      throw new Error(`loader: bad position ${JSON.stringify(pos)}`);
+    this.position = { epoch: pos.epoch, cursor: pos.cursor };
+    this.order = this.epochOrder(pos.epoch);
+  }
+
+  /** The next `batch` windows (wrapping into a new epoch with a new order). */
+  next(batch: number): Batch {
+    const T = this.seqLen;
+    const ids = new Int32Array(batch * T);
+    const targets = new Int32Array(batch * T);
+    const docIds = new Int32Array(batch * T);
+    for (let b = 0; b < batch; b++) {
+      if (this.position.cursor >= this.order.length) {
+        this.position = { epoch: this.position.epoch + 1, cursor: 0 };
+        this.order = this.epochOrder(this.position.epoch);
+      }
+      const w = this.windows[this.order[this.position.cursor++]!]!;
+      this.fill(w, ids, targets, docIds, b * T);
+    }
+    return { ids, targets, docIds, batch, seqLen: T };
+  }
+
+  private fill(w: Window, ids: Int32Array, targets: Int32Array, docIds: Int32Array, off: number): void {
+    const T = this.seqLen;
+    const s = this.shards[w.shard]!;
+    const toks = s.tokens(w.start, T + 1);
+    let doc = s.documentAt(w.start);
+    let nextStart = s.docStarts[doc + 1]!;
+    let local = 0;
+    for (let i = 0; i < T; i++) {
+      const pos = w.start + i;
+      while (pos >= nextStart) {
+        doc++;
+        local++;
+        nextStart = s.docStarts[doc + 1]!;
+      }
+      ids[off + i] = toks[i]!;
+      docIds[off + i] = local;
+      targets[off + i] = pos + 1 >= nextStart ? -100 : toks[i + 1]!;
+    }
+  }
+
+  close(): void {
+    for (const s of this.shards) s.close();
+  }
+}

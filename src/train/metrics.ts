@@ -1,0 +1,50 @@
+// The JSONL metrics log of a run (one line per optimiser step). On resume the lines past the
+// checkpoint's step are dropped (rewritten atomically), so the log reads like an unbroken run.
+import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+
+export interface StepMetrics {
+  step: number;
+  stage: string;
+  kind: string;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  /** Tokens trained on so far (the whole run). */
+  tokens: number;
+  tokensPerSec: number;
+  seqLen: number;
+  batch: number;
+  /** Seconds left at the current speed. */
+  eta: number;
+  totalSteps: number;
+}
+
+export class MetricsLog {
+  constructor(readonly path: string) {}
+
+  /** Keep only the lines of steps ≤ `step`. */
+  truncate(step: number): void {
+    const kept = this.read().filter((m) => m.step <= step);
+    const tmp = `${this.path}.tmp-${process.pid}`;
+    writeFileSync(tmp, kept.map((m) => `${JSON.stringify(m)}\n`).join(""));
+    renameSync(tmp, this.path);
+  }
+
+  append(m: StepMetrics): void {
+    appendFileSync(this.path, `${JSON.stringify(m)}\n`);
+  }
+
+  read(): StepMetrics[] {
+    if (!existsSync(this.path)) return [];
+    return readFileSync(this.path, "utf8")
+      .split("\n")
+      .filter((l) => l.trim() !== "")
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l) as StepMetrics];
+        } catch {
+          return []; // a line cut by a kill
+        }
+      });
+  }
+}

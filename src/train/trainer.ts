@@ -1,0 +1,238 @@
+// The pre-training loop (spec §6): stages run in order (initial → long-context steps → annealing),
+// each with its sequence length, global batch (reached by gradient accumulation over micro-batches) and
+// data. The learning rate is warm-up + cosine over the non-annealing steps, then linear to 0 over the
+// annealing stage; the annealing checkpoints are averaged into final/ (Polyak). Every `checkpoint.every`
+// steps a checkpoint is written; a run started again in the same folder resumes from the newest one and
+// follows exactly the trajectory of an uninterrupted run.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { writeHFCheckpoint } from "../model/checkpoint/hf.js";
+import { type LlamaConfig, toHFConfig, validateConfig } from "../model/config.js";
+import { Llama } from "../model/llama.js";
+import { preset } from "../model/presets.js";
+import { initWeights } from "../model/weights.js";
+import { backward } from "../tensor/tape.js";
+import { scope } from "../tensor/tensor.js";
+import {
+  averageCheckpoints,
+  listCheckpoints,
+  loadCheckpoint,
+  removeStaleTemps,
+  saveCheckpoint,
+  type TrainerState,
+} from "./checkpoint.js";
+import type { PretrainConfig, StageConfig } from "./config.js";
+import { type Batch, PackedLoader } from "./loader.js";
+import { MetricsLog, type StepMetrics } from "./metrics.js";
+import { PretrainOptimizer } from "./optimizer.js";
+import { Rng } from "./rng.js";
+import { cosineLR, linearToZero } from "./schedule.js";
+
+export interface PretrainOptions {
+  /** Called after every optimiser step. */
+  onStep?: (m: StepMetrics) => void;
+  /** Called when a checkpoint folder is written. */
+  onCheckpoint?: (path: string, step: number) => void;
+}
+
+export interface PretrainResult {
+  model: Llama;
+  runDir: string;
+  /** Step the run started from (0 for a fresh run, the checkpoint's step when resumed). */
+  resumedFrom: number;
+  history: StepMetrics[];
+}
+
+/** The model config of a pretrain config: the preset with its overrides, validated. */
+export function modelConfig(cfg: PretrainConfig): LlamaConfig {
+  return validateConfig({ ...preset(cfg.model.preset), ...cfg.model.overrides } as LlamaConfig, "model");
+}
+
+/**
+ * One optimiser step over micro-batches: each micro-batch's mean loss is back-propagated with weight
+ * (its counted targets / all counted targets), so the gradient equals that of one batch of them all.
+ * Returns the step's mean loss and the gradient norm before clipping.
+ */
+export function trainStep(
+  model: Llama,
+  opt: PretrainOptimizer,
+  micro: Batch[],
+  lr: number,
+): { loss: number; gradNorm: number } {
+  const counts = micro.map((b) => b.targets.reduce((n, t) => n + (t === -100 ? 0 : 1), 0));
+  const total = counts.reduce((a, b) => a + b, 0);
+  if (total === 0) throw new Error("trainStep: no target in the batch");
+  let lossSum = 0;
+  micro.forEach((b, i) => {
+    if (counts[i] === 0) return;
+    scope(() => {
+      const loss = model.loss(b.ids, b.targets, { batch: b.batch, docIds: b.docIds });
+      lossSum += loss.item() * counts[i]!;
+      backward(loss, Float32Array.of(counts[i]! / total));
+    });
+  });
+  const gradNorm = opt.update(lr);
+  opt.zeroGrad();
+  return { loss: lossSum / total, gradNorm };
+}
+
+/** Learning rate of global step `step` (0-based) under the config's stages and schedule. */
+export function learningRate(cfg: PretrainConfig, step: number): number {
+  const main = cfg.stages.filter((s) => s.kind !== "annealing").reduce((n, s) => n + s.steps, 0);
+  const cos = {
+    peak: cfg.schedule.peakLR,
+    warmupSteps: cfg.schedule.warmupSteps,
+    decaySteps: Math.max(main - 1, cfg.schedule.warmupSteps + 1),
+    floor: cfg.schedule.floorLR,
+  };
+  let start = 0;
+  for (const s of cfg.stages) {
+    if (step < start + s.steps) {
+      if (s.kind !== "annealing") return cosineLR(cos, step - annealedBefore(cfg, start));
+      return linearToZero(cosineLR(cos, Math.max(0, main - 1)), s.steps, step - start);
+    }
+    start += s.steps;
+  }
+  return 0;
+}
+
+function annealedBefore(cfg: PretrainConfig, globalStart: number): number {
+  let n = 0;
+  let start = 0;
+  for (const s of cfg.stages) {
+    if (start >= globalStart) break;
+    if (s.kind === "annealing") n += s.steps;
+    start += s.steps;
+  }
+  return n;
+}
+
+function stageAt(cfg: PretrainConfig, step: number): { stage: StageConfig; index: number; start: number } {
+  let start = 0;
+  for (let index = 0; index < cfg.stages.length; index++) {
+    const stage = cfg.stages[index]!;
+    if (step < start + stage.steps) return { stage, index, start };
+    start += stage.steps;
+  }
+  throw new Error(`step ${step} is past the last stage`);
+}
+
+function loaderSeed(cfg: PretrainConfig, stageIndex: number): number {
+  return new Rng(cfg.seed * 2654435761 + stageIndex).next() * 4294967296;
+}
+
+/** Run (or resume) the pre-training described by `cfg` in runs/<name>/. */
+export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}): Promise<PretrainResult> {
+  const runDir = join(cfg.runsDir, cfg.name);
+  const ckDir = join(runDir, "checkpoints");
+  mkdirSync(runDir, { recursive: true });
+  writeFileSync(join(runDir, "config.json"), `${JSON.stringify(cfg, null, 2)}\n`);
+  removeStaleTemps(ckDir);
+  const mc = modelConfig(cfg);
+  const model = new Llama(mc, initWeights(mc, { seed: cfg.seed }), "init");
+  const opt = new PretrainOptimizer(model.parameters(), cfg.optimizer);
+  const metrics = new MetricsLog(join(runDir, "metrics.jsonl"));
+  const totalSteps = cfg.stages.reduce((n, s) => n + s.steps, 0);
+
+  let state: TrainerState = { step: 0, tokens: 0, loader: { epoch: 0, cursor: 0 }, rng: cfg.seed };
+  const latest = listCheckpoints(ckDir).at(-1);
+  if (latest) state = await loadCheckpoint(latest.path, model, opt);
+  const resumedFrom = state.step;
+  metrics.truncate(state.step);
+
+  let loader: PackedLoader | null = null;
+  let loaderStage = -1;
+  const annealing = (step: number) => stageAt(cfg, step - 1).stage.kind === "annealing";
+  const t0 = performance.now();
+  let tokensThisRun = 0;
+  const history: StepMetrics[] = [];
+  try {
+    while (state.step < totalSteps) {
+      const { stage, index, start } = stageAt(cfg, state.step);
+      if (index !== loaderStage) {
+        loader?.close();
+        loader = new PackedLoader(stage.shards, stage.seqLen, loaderSeed(cfg, index));
+        if (loader.vocabSize > mc.vocabSize)
+          throw new Error(
+            `${stage.shards[0]}: vocabulary ${loader.vocabSize} exceeds the model's ${mc.vocabSize}`,
+          );
+        // A resume inside this stage continues the saved position; a new stage starts its data afresh.
+        if (state.step > start) loader.restore(state.loader);
+        loaderStage = index;
+      }
+      const micro: Batch[] = [];
+      for (let i = 0; i < stage.batch / stage.microBatch; i++) micro.push(loader!.next(stage.microBatch));
+      const lr = learningRate(cfg, state.step);
+      const { loss, gradNorm } = trainStep(model, opt, micro, lr);
+      const tokens = stage.batch * stage.seqLen;
+      tokensThisRun += tokens;
+      const rng = new Rng(state.rng);
+      rng.next();
+      state = {
+        step: state.step + 1,
+        tokens: state.tokens + tokens,
+        loader: { ...loader!.position },
+        rng: rng.state,
+      };
+      const secs = (performance.now() - t0) / 1000;
+      const m: StepMetrics = {
+        step: state.step,
+        stage: stage.name,
+        kind: stage.kind,
+        loss,
+        lr,
+        gradNorm,
+        tokens: state.tokens,
+        tokensPerSec: tokensThisRun / secs,
+        seqLen: stage.seqLen,
+        batch: stage.batch,
+        eta: ((totalSteps - state.step) * secs) / (state.step - resumedFrom),
+        totalSteps,
+      };
+      metrics.append(m);
+      history.push(m);
+      opts.onStep?.(m);
+      const stageEnd = state.step === start + stage.steps;
+      if (
+        state.step % cfg.checkpoint.every === 0 ||
+        stageEnd ||
+        (stage.kind === "annealing" && cfg.averageAnnealing)
+      ) {
+        const path = await saveCheckpoint(
+          ckDir,
+          model,
+          opt,
+          state,
+          cfg.checkpoint.keep,
+          (s) => cfg.averageAnnealing && s > 0 && s <= totalSteps && annealing(s),
+        );
+        opts.onCheckpoint?.(path, state.step);
+      }
+    }
+  } finally {
+    loader?.close();
+    opt.dispose();
+  }
+  await finish(cfg, model, runDir, ckDir, totalSteps, annealing);
+  return { model, runDir, resumedFrom, history };
+}
+
+/** final/: the Polyak average of the annealing checkpoints when there are some, else the last weights. */
+async function finish(
+  cfg: PretrainConfig,
+  model: Llama,
+  runDir: string,
+  ckDir: string,
+  totalSteps: number,
+  annealing: (step: number) => boolean,
+): Promise<void> {
+  const finalDir = join(runDir, "final");
+  const annealed = listCheckpoints(ckDir).filter((c) => c.step <= totalSteps && annealing(c.step));
+  if (cfg.averageAnnealing && annealed.length > 0) {
+    const avg = await averageCheckpoints(annealed.map((c) => c.path));
+    await writeHFCheckpoint(finalDir, toHFConfig(model.config, "f32"), avg);
+    for (const t of avg.values()) t.dispose();
+  } else {
+    await writeHFCheckpoint(finalDir, toHFConfig(model.config, "f32"), model.weights);
+  }
+}
