@@ -40,6 +40,10 @@ const commands: Record<string, Command> = {
     summary: "pre-train a Llama 3 model from a JSON/YAML config (resumes after interruptions)",
     load: () => import("./pretrain.js"),
   },
+  scaling: {
+    summary: "fit or predict compute-optimal tokens and parameters (herd scaling fit|predict)",
+    load: () => import("./scaling.js"),
+  },
 };
 
 function usage(): string {

@@ -23,6 +23,7 @@ import {
 } from "./checkpoint.js";
 import type { PretrainConfig, StageConfig } from "./config.js";
 import { type Batch, PackedLoader } from "./loader.js";
+import { writeLossCurve } from "./lossCurve.js";
 import { MetricsLog, type StepMetrics } from "./metrics.js";
 import { PretrainOptimizer } from "./optimizer.js";
 import { Rng } from "./rng.js";
@@ -132,6 +133,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   const model = new Llama(mc, initWeights(mc, { seed: cfg.seed }), "init");
   const opt = new PretrainOptimizer(model.parameters(), cfg.optimizer);
   const metrics = new MetricsLog(join(runDir, "metrics.jsonl"));
+  const svgPath = join(runDir, "loss.svg");
   const totalSteps = cfg.stages.reduce((n, s) => n + s.steps, 0);
 
   let state: TrainerState = { step: 0, tokens: 0, loader: { epoch: 0, cursor: 0 }, rng: cfg.seed };
@@ -192,6 +194,8 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
       metrics.append(m);
       history.push(m);
       opts.onStep?.(m);
+      if (state.step % 10 === 0 || state.step === totalSteps)
+        writeLossCurve(svgPath, metrics.read(), cfg.name);
       const stageEnd = state.step === start + stage.steps;
       if (
         state.step % cfg.checkpoint.every === 0 ||

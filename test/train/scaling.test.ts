@@ -1,0 +1,32 @@
+// Scaling laws: the paper's constants give 3.8e25 FLOPs → ~16.5T tokens and ~400B parameters (spec §6.4,
+// within the rounding the spec notes); a fit over synthetic IsoFLOP sweeps generated from a known law
+// recovers that law.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { fitQuadratic, fitScalingLaw, predict, type ScalingPoint } from "../../src/train/scaling.js";
+
+test("predict: 3.8e25 FLOPs → ~16.5T tokens, ~400B parameters with the paper's constants", () => {
+  const { tokens, params } = predict(3.8e25);
+  assert.ok(Math.abs(tokens / 16.55e12 - 1) < 0.03, `tokens ${tokens.toExponential(3)}`);
+  assert.ok(Math.abs(params / 402e9 - 1) < 0.05, `params ${params.toExponential(3)}`);
+});
+
+test("fit: IsoFLOP parabolas and the power law recover the law that made them", () => {
+  assert.deepEqual(
+    fitQuadratic([0, 1, 2, 3], [1, 2, 5, 10]).map((v) => Math.round(v * 1e9) / 1e9),
+    [1, 0, 1],
+  );
+  const law = { alpha: 0.5, A: 2 };
+  const points: ScalingPoint[] = [];
+  for (const flops of [1e18, 1e19, 1e20, 1e21]) {
+    const best = Math.log10(law.A * flops ** law.alpha);
+    for (let d = -1; d <= 1; d += 0.25) {
+      const x = best + d;
+      points.push({ flops, tokens: 10 ** x, loss: 3 - 0.1 * Math.log10(flops) + 0.4 * d * d });
+    }
+  }
+  const fit = fitScalingLaw(points);
+  assert.ok(Math.abs(fit.law.alpha - 0.5) < 1e-6, `alpha ${fit.law.alpha}`);
+  assert.ok(Math.abs(fit.law.A / 2 - 1) < 1e-5, `A ${fit.law.A}`);
+  assert.throws(() => fitScalingLaw(points.slice(0, 9)), /need at least 2/);
+});
