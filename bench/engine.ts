@@ -1,7 +1,8 @@
 // Matmul benchmarks of the engine: square 512/1024/2048, the decode shape 1×2048·(8192×2048)ᵀ and
-// 64×2048·(8192×2048)ᵀ (in f32, then with bf16 weights via matmulBf16), on the js reference and on wasm
-// with 1 and 2 threads, all in one run, with GFLOP/s, the fraction of this CPU's f32 peak and the ratio
-// against js. Attention and the Transformer
+// 64×2048·(8192×2048)ᵀ (in f32, then with bf16 weights via matmulBf16), on the js reference, on wasm
+// and on the native backend (when its addon is built) with 1 and 2 threads, all in one run, with
+// GFLOP/s, the fraction of this CPU's f32 peak and the ratios against js and against wasm on as many
+// threads. Attention and the Transformer
 // block are in bench/layers.ts.
 //
 // The peak: the core clock is measured (a chain of dependent integer multiplies, 3 cycles each on Zen),
@@ -16,6 +17,7 @@ import { availableParallelism, cpus } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { Backend, MatmulArgs } from "../src/backends/backend.js";
 import { jsBackend } from "../src/backends/js/index.js";
+import { createNativeBackend, nativeAvailable } from "../src/backends/native/index.js";
 import { createWasmBackend, type WasmBackend } from "../src/backends/wasm/index.js";
 import { instantiate, kernelModule, sharedMemory } from "../src/backends/wasm/kernels.js";
 import { row } from "./timing.js";
@@ -145,9 +147,16 @@ export async function run(): Promise<void> {
     );
   }
   const wasm: [string, WasmBackend][] = [1, 2].map((t) => [`wasm ×${t}`, createWasmBackend({ threads: t })]);
-  const widths = [27, 9, 5, 10, 9, 9, 7, 8, 8];
+  // The native backend has one pool per process: it is restarted with 1, then 2 threads per shape.
+  const native = nativeAvailable();
+  if (native) console.log(`native backend: ${createNativeBackend({ threads: 1 }).isa} kernels`);
+  else console.log("native backend: addon not built; its rows are left out");
+  const widths = [27, 9, 5, 10, 9, 9, 7, 8, 8, 8];
   console.log(
-    row(["shape", "backend", "reps", "ms", "GFLOP/s", "GB/s", "vs js", "%simd128", "%cpu"], widths),
+    row(
+      ["shape", "backend", "reps", "ms", "GFLOP/s", "GB/s", "vs js", "vs wasm", "%simd128", "%cpu"],
+      widths,
+    ),
   );
   for (const s of shapes) {
     const flops = 2 * s.m * s.n * s.k;
@@ -155,6 +164,7 @@ export async function run(): Promise<void> {
     const bytes = 4 * (s.m * s.k + s.m * s.n) + (s.bf16 ? 2 : 4) * s.k * s.n;
     // The js reference is slow (≈2 GFLOP/s); one call is enough for the large shapes.
     const js = bench(jsBackend, s, 2);
+    const wasmBest = new Map<number, number>();
     const line = (name: string, t: { best: number; reps: number }, threads: number) =>
       row(
         [
@@ -165,13 +175,25 @@ export async function run(): Promise<void> {
           (flops / t.best / 1e9).toFixed(1),
           (bytes / t.best / 1e9).toFixed(1),
           (js.best / t.best).toFixed(1),
+          wasmBest.has(threads) && name.startsWith("native")
+            ? (wasmBest.get(threads)! / t.best).toFixed(2)
+            : "",
           ((100 * flops) / t.best / (peak128 * threads)).toFixed(0),
           ((100 * flops) / t.best / (peakCpu * threads)).toFixed(0),
         ],
         widths,
       );
     console.log(line("js", js, 1));
-    for (const [name, b] of wasm) console.log(line(name, bench(b, s, 1.5), b.threads));
+    for (const [name, b] of wasm) {
+      const t = bench(b, s, 1.5);
+      wasmBest.set(b.threads, t.best);
+      console.log(line(name, t, b.threads));
+    }
+    if (native)
+      for (const threads of [1, 2]) {
+        const b = createNativeBackend({ threads });
+        console.log(line(`native ×${threads}`, bench(b, s, 1.5), threads));
+      }
   }
   for (const [, b] of wasm) b.dispose();
   console.log("targets (2 threads): ≥ 80 GFLOP/s at 1024², ≥ 18 GFLOP/s on the decode shape");

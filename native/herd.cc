@@ -483,8 +483,71 @@ void dotBf16x4(const float* x, const uint16_t* const* w, int64_t k, float* out) 
   dotBf16x4Generic(x, w, k, out);
 }
 
+// Few rows of op(A) (decode), AVX-512: the tiled path would pack all of B and waste MR-1 of every MR
+// rows of work. This computes each C element with exactly the micro-kernel's arithmetic (an FMA chain
+// over p within each KC block, blocks added onto C in order), so its results are bit-identical to the
+// tiled path's: a forward over a few rows equals those rows of a full forward. Columns of op(B) go 16 to
+// a vector (with transB, 16 rows of B are first transposed into an L1 buffer, one KC block at a time).
+#if HERD_X86
+constexpr int SMALL_M = 4;
+template <int M>
+__attribute__((target("avx512f,fma"))) void smallMGroups(const MatmulP& P, const float* a, const float* b,
+                                                         float* c, int64_t g0, int64_t g1, int kcBlock) {
+  alignas(64) float bt[256 * 16];  // one KC block of 16 rows of B, transposed (kcBlock <= 256)
+  for (int64_t g = g0; g < g1; g++) {
+    const int64_t j = g * 16;
+    const int cnt = (int)std::min<int64_t>(16, P.n - j);
+    const __mmask16 mask = (__mmask16)(cnt == 16 ? 0xffff : (1u << cnt) - 1);
+    __m512 tot[M];
+    for (int i = 0; i < M; i++)
+      tot[i] = P.acc ? _mm512_maskz_loadu_ps(mask, c + i * P.n + j) : _mm512_setzero_ps();
+    for (int64_t p0 = 0; p0 < P.k; p0 += kcBlock) {
+      const int64_t p1 = std::min<int64_t>(P.k, p0 + kcBlock);
+      __m512 acc[M];
+      for (int i = 0; i < M; i++) acc[i] = _mm512_setzero_ps();
+      if (P.tb) {
+        // Rows of B are read contiguously and written transposed into an L1 buffer.
+        for (int r = 0; r < 16; r++) {
+          const float* src = b + (j + std::min(r, cnt - 1)) * P.k;
+          for (int64_t p = p0; p < p1; p++) bt[(p - p0) * 16 + r] = src[p];
+        }
+      }
+      for (int64_t p = p0; p < p1; p++) {
+        const __m512 bv = P.tb ? _mm512_load_ps(bt + (p - p0) * 16) : _mm512_maskz_loadu_ps(mask, b + p * P.n + j);
+        #pragma GCC unroll 4
+        for (int i = 0; i < M; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * P.k + p]), bv, acc[i]);
+      }
+      for (int i = 0; i < M; i++) tot[i] = (p0 == 0 && !P.acc) ? acc[i] : _mm512_add_ps(acc[i], tot[i]);
+    }
+    for (int i = 0; i < M; i++) _mm512_mask_storeu_ps(c + i * P.n + j, mask, tot[i]);
+  }
+}
+
+void smallMAvx512(const MatmulP& P, int kcBlock) {
+  const int64_t groups = (P.n + 15) / 16;
+  for (int64_t bi = 0; bi < P.batch; bi++) {
+    const float* a = P.a + bi * P.sa;
+    const float* b = P.b + bi * P.sb;
+    float* c = P.c + bi * P.sc;
+    parallelFor(groups, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, P.k)),
+                [&](int64_t g0, int64_t g1) {
+                  switch (P.m) {
+                    case 1: return smallMGroups<1>(P, a, b, c, g0, g1, kcBlock);
+                    case 2: return smallMGroups<2>(P, a, b, c, g0, g1, kcBlock);
+                    case 3: return smallMGroups<3>(P, a, b, c, g0, g1, kcBlock);
+                    default: return smallMGroups<4>(P, a, b, c, g0, g1, kcBlock);
+                  }
+                });
+  }
+}
+#endif
+
 void matmul(const MatmulP& P) {
   if (P.m == 0 || P.n == 0) return;
+#if HERD_X86
+  if (isa == Isa::Avx512 && P.m <= SMALL_M && !P.ta && P.k > 0 && P.k * 16 < (int64_t(1) << 31))
+    return smallMAvx512(P, std::min(256, gemmShape().kc));
+#endif
   gemmTiled(P);
 }
 

@@ -106,6 +106,22 @@ describe("native backend", { skip }, () => {
     assert.ok(seen.has("generic"), "HERD_NATIVE_ISA=generic selects the portable kernels");
   });
 
+  test("a few rows (the decode path) are bit-identical to the same rows of a large matmul", () => {
+    const b = createNativeBackend();
+    const [n, k] = [300, 530];
+    for (const transB of [false, true])
+      for (const m of [1, 2, 4]) {
+        const A = randArray(40 * k, 21);
+        const B = randArray(n * k, 22);
+        const few = randArray(m * n, 23);
+        const many = new Float32Array(40 * n);
+        many.set(few);
+        b.matmul(A.subarray(0, m * k), B, few, args(m, n, k, { transB, accumulate: true }));
+        b.matmul(A, B, many, args(40, n, k, { transB, accumulate: true }));
+        assert.deepEqual(few, many.subarray(0, m * n), `m=${m} transB=${transB}`);
+      }
+  });
+
   test("matmulBf16 reads bf16 rows at an odd element offset", () => {
     const b = createNativeBackend();
     const [m, n, k] = [2, 9, 33];
