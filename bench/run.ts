@@ -13,6 +13,7 @@ register("tokenizer", () => import("./tokenizer.js"));
 register("layers", () => import("./layers.js"));
 register("model", () => import("./model.js"));
 register("data", () => import("./data.js"));
+register("train", () => import("./train.js"));
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
