@@ -487,9 +487,36 @@ void dotBf16x4(const float* x, const uint16_t* const* w, int64_t k, float* out) 
 // rows of work. This computes each C element with exactly the micro-kernel's arithmetic (an FMA chain
 // over p within each KC block, blocks added onto C in order), so its results are bit-identical to the
 // tiled path's: a forward over a few rows equals those rows of a full forward. Columns of op(B) go 16 to
-// a vector (with transB, 16 rows of B are first transposed into an L1 buffer, one KC block at a time).
+// a vector (with transB, 16 rows of B are transposed in registers into an L1 buffer, one KC block at a
+// time).
 #if HERD_X86
 constexpr int SMALL_M = 4;
+// 16×16 transpose in registers: row i of the 16 rows at src (leading dimension ld) becomes lane i of the
+// 16 vectors stored at dst (dst[c*16 + i] = src[i*ld + c]).
+__attribute__((target("avx512f"))) void transpose16(const float* const* rows, float* dst) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(rows[i]);
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int h = 0; h < 2; h++)
+    for (int q = 0; q < 4; q++) {
+      t[8 * h + q] = _mm512_shuffle_f32x4(r[8 * h + q], r[8 * h + q + 4], 0x88);
+      t[8 * h + q + 4] = _mm512_shuffle_f32x4(r[8 * h + q], r[8 * h + q + 4], 0xDD);
+    }
+  for (int i = 0; i < 8; i++) {
+    _mm512_store_ps(dst + i * 16, _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88));
+    _mm512_store_ps(dst + (i + 8) * 16, _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD));
+  }
+}
+
 template <int M>
 __attribute__((target("avx512f,fma"))) void smallMGroups(const MatmulP& P, const float* a, const float* b,
                                                          float* c, int64_t g0, int64_t g1, int kcBlock) {
@@ -506,11 +533,21 @@ __attribute__((target("avx512f,fma"))) void smallMGroups(const MatmulP& P, const
       __m512 acc[M];
       for (int i = 0; i < M; i++) acc[i] = _mm512_setzero_ps();
       if (P.tb) {
-        // Rows of B are read contiguously and written transposed into an L1 buffer.
-        for (int r = 0; r < 16; r++) {
-          const float* src = b + (j + std::min(r, cnt - 1)) * P.k;
-          for (int64_t p = p0; p < p1; p++) bt[(p - p0) * 16 + r] = src[p];
+        // 16 rows of B, transposed 16×16 at a time into an L1 buffer (bt[p*16 + row]).
+        const int64_t len = p1 - p0;
+        const float* rows[16];
+        for (int r = 0; r < 16; r++) rows[r] = b + (j + std::min(r, cnt - 1)) * P.k + p0;
+        int64_t q = 0;
+        for (; q + 16 <= len; q += 16) {
+          const float* at[16];
+          for (int r = 0; r < 16; r++) {
+            at[r] = rows[r] + q;
+            _mm_prefetch((const char*)(at[r] + 2 * kcBlock), _MM_HINT_T0);  // two blocks ahead (past the end: harmless)
+          }
+          transpose16(at, bt + q * 16);
         }
+        for (; q < len; q++)
+          for (int r = 0; r < 16; r++) bt[q * 16 + r] = rows[r][q];
       }
       for (int64_t p = p0; p < p1; p++) {
         const __m512 bv = P.tb ? _mm512_load_ps(bt + (p - p0) * 16) : _mm512_maskz_loadu_ps(mask, b + p * P.n + j);
