@@ -3,11 +3,16 @@
 // updating line (step, loss, tokens/s, ETA) on a terminal, a plain line per step otherwise.
 import { parseArgs } from "node:util";
 import { setBackend } from "../backends/index.js";
+import { tiktokenCodec } from "../generate/codec.js";
+import { generate } from "../generate/generate.js";
+import { loadModel } from "../model/load.js";
 import { loadConfig } from "../train/config.js";
+import { prepareDemo } from "../train/demo.js";
 import type { StepMetrics } from "../train/metrics.js";
 import { pretrain } from "../train/trainer.js";
 
 const HELP = `usage: herd pretrain CONFIG [--backend NAME] [--quiet]
+       herd pretrain --demo [--runs DIR]
 
 Pre-trains a Llama 3 model as CONFIG (JSON or YAML) describes: stages (initial, long-context,
 annealing), token shards (HERDTOKS v1), AdamW (β 0.9/0.95, eps 1e-8, weight decay 0.1 on matrices) with
@@ -15,6 +20,9 @@ clipping at 1.0, warm-up + cosine schedule. Writes runs/<name>/: config.json (ev
 metrics.jsonl, checkpoints/step-N/, final/. Running it again resumes from the newest checkpoint.
 
 options:
+  --demo           the default run (npm start): BPE vocabulary and shards from assets/pretrain-corpus,
+                   the small preset through three stages (~10 min on 2 cores), then samples
+  --runs DIR       where --demo puts its run (default: runs)
   --backend NAME   tensor backend (js, wasm; default: the fastest available)
   --quiet          no progress output
   -h, --help       this help`;
@@ -39,6 +47,8 @@ export async function run(argv: string[]): Promise<number> {
     options: {
       backend: { type: "string" },
       quiet: { type: "boolean", default: false },
+      demo: { type: "boolean", default: false },
+      runs: { type: "string", default: "runs" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -46,12 +56,13 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
-  if (positionals.length !== 1) {
+  if (values.demo ? positionals.length !== 0 : positionals.length !== 1) {
     process.stderr.write(`herd pretrain: give exactly one CONFIG file\n\n${HELP}\n`);
     return 2;
   }
   if (values.backend) setBackend(values.backend);
-  const cfg = loadConfig(positionals[0]!);
+  const demo = values.demo ? prepareDemo(values.runs, (l) => process.stdout.write(`${l}\n`)) : null;
+  const cfg = demo ? demo.config : loadConfig(positionals[0]!);
   const tty = process.stdout.isTTY === true;
   const res = await pretrain(cfg, {
     onStep: (m) => {
@@ -65,7 +76,20 @@ export async function run(argv: string[]): Promise<number> {
   });
   if (tty && !values.quiet) process.stdout.write("\n");
   if (res.resumedFrom > 0) process.stdout.write(`resumed from step ${res.resumedFrom}\n`);
-  process.stdout.write(`done: ${res.runDir}/final\n`);
+  process.stdout.write(`done: ${res.runDir}/final (loss curve: ${res.runDir}/loss.svg)\n`);
   res.model.dispose();
+  if (demo) await samples(`${res.runDir}/final`, demo.tokenizer);
   return 0;
+}
+
+/** A few continuations from the final (averaged) weights. */
+async function samples(dir: string, tokenizer: import("../tokenizer/tiktoken.js").Tokenizer): Promise<void> {
+  const model = await loadModel(dir);
+  const codec = tiktokenCodec(tokenizer);
+  for (const [i, prompt] of ["Alice was", "The whale", "ROMEO:"].entries()) {
+    const ids = tokenizer.encode(prompt, { bos: true });
+    const out = generate(model, ids, { maxNewTokens: 60, temperature: 0.8, topP: 0.95, seed: i, codec });
+    process.stdout.write(`\n--- sample ${i + 1} ---\n${prompt}${out.text}\n`);
+  }
+  model.dispose();
 }

@@ -1,0 +1,100 @@
+// The default pre-training `npm start` runs (about ten minutes on 2 cores): the compact corpus shipped
+// in assets/pretrain-corpus/ is split into documents, a BPE vocabulary is trained on it with the
+// project's trainer (3,840 ranks + 256 specials = the small preset's 4,096), the documents are written
+// as token shards (all sources for the main stages, the "high" sources for annealing), and a three-stage
+// config for the `small` preset is produced. Prepared files are reused when present.
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
+import { TokenShardWriter } from "../data/shards.js";
+import { packageRoot, readRanks } from "../tokenizer/ranks.js";
+import { Tokenizer } from "../tokenizer/tiktoken.js";
+import { trainBpe } from "../tokenizer/train.js";
+import { writeTrainedTokenizer } from "../tokenizer/trainIO.js";
+import { type PretrainConfig, resolveConfig } from "./config.js";
+
+interface Source {
+  file: string;
+  mix: "high" | "web";
+}
+
+/** The corpus documents: paragraphs joined until a document holds at least `minChars`. */
+export function corpusDocuments(minChars = 1500): { high: string[]; all: string[] } {
+  const dir = join(packageRoot(), "assets", "pretrain-corpus");
+  const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as Source[];
+  const high: string[] = [];
+  const all: string[] = [];
+  for (const s of manifest) {
+    const text = gunzipSync(readFileSync(join(dir, s.file)))
+      .toString("utf8")
+      .replace(/\r\n/g, "\n");
+    let doc = "";
+    for (const para of text.split(/\n\s*\n/)) {
+      doc += `${para.trim()}\n\n`;
+      if (doc.length >= minChars) {
+        all.push(doc);
+        if (s.mix === "high") high.push(doc);
+        doc = "";
+      }
+    }
+    if (doc.trim()) all.push(doc);
+  }
+  return { high, all };
+}
+
+/** Prepare data/ in `runsDir/demo-data` (tokenizer, shards) and return the demo run's config. */
+export function prepareDemo(
+  runsDir: string,
+  log: (line: string) => void = () => {},
+): { config: PretrainConfig; tokenizer: Tokenizer } {
+  const dataDir = join(runsDir, "demo-data");
+  mkdirSync(dataDir, { recursive: true });
+  const tokPath = join(dataDir, "tokenizer.model");
+  const mainShard = join(dataDir, "main.tok");
+  const annealShard = join(dataDir, "anneal.tok");
+  const docs = corpusDocuments();
+  if (!existsSync(tokPath)) {
+    log(`training a BPE vocabulary of 3,840 ranks on ${docs.all.length} documents`);
+    const t0 = performance.now();
+    const result = trainBpe(docs.all, { vocabSize: 3840, minFrequency: 2 });
+    writeTrainedTokenizer(tokPath, result, { corpus: "assets/pretrain-corpus" });
+    log(`  ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  const tokenizer = new Tokenizer(readRanks(tokPath), { name: "demo" });
+  for (const [path, list] of [
+    [mainShard, docs.all],
+    [annealShard, docs.high],
+  ] as const) {
+    if (existsSync(path)) continue;
+    const w = new TokenShardWriter(path, tokenizer.vocabSize);
+    for (const d of list) w.addDocument(tokenizer.encode(d, { bos: true, eos: true }));
+    w.close();
+    log(`${path}: ${w.tokens} tokens in ${w.documents} documents`);
+  }
+  const config = resolveConfig(
+    {
+      name: "demo",
+      runsDir,
+      model: {
+        preset: "small",
+        overrides: {
+          vocabSize: tokenizer.vocabSize,
+          bosTokenId: tokenizer.bosId,
+          eosTokenIds: [tokenizer.eosId],
+        },
+      },
+      data: { shards: [mainShard] },
+      seed: 1,
+      schedule: { peakLR: 2e-3, warmupSteps: 20, floorLR: 2e-4 },
+      stages: [
+        { name: "initial-128", kind: "initial", steps: 320, seqLen: 128, batch: 8 },
+        { name: "long-256", kind: "long-context", steps: 40, seqLen: 256, batch: 4 },
+        { name: "annealing", kind: "annealing", steps: 20, seqLen: 256, batch: 4, shards: [annealShard] },
+      ],
+      checkpoint: { every: 25, keep: 2 },
+    },
+    "demo config",
+    runsDir,
+  );
+  return { config, tokenizer };
+}
