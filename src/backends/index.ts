@@ -1,6 +1,8 @@
-// Backend selection. `HERD_BACKEND=js|wasm|native` picks one; the default is the fastest that loads here
-// (native when its addon was built, else wasm when its kernels were built, else js; falling back from
-// native is said once on stderr). Callers of the tensor ops never see which one runs.
+// Backend selection. `HERD_BACKEND=js|wasm|native` picks one; the default is the fastest for a whole
+// training step or generation here: wasm when its kernels were built (its SIMD attention and f32 GEMV
+// beat the native addon's fallbacks, see bench/RESULTS.md), else native, else js. The native addon is
+// faster for large matmuls but still takes attention from the js reference, so it is opt-in until it
+// has its own. Callers of the tensor ops never see which one runs.
 import { existsSync } from "node:fs";
 import type { Backend } from "./backend.js";
 import { jsBackend } from "./js/index.js";
@@ -36,18 +38,20 @@ export function backendByName(name: string): Backend {
   return b;
 }
 
-/** The active backend: HERD_BACKEND if set, else native when built, else wasm when built, else js. */
+/** The active backend: HERD_BACKEND if set, else wasm when built, else native when built, else js. */
 export function getBackend(): Backend {
   if (active) return active;
   const wanted = process.env.HERD_BACKEND;
+  if (wanted === "native" && !factories.native)
+    throw new Error(`HERD_BACKEND=native: the native addon is not available (${nativeUnavailableReason()})`);
   if (wanted) active = backendByName(wanted);
+  else if (existsSync(wasmKernelsPath())) active = backendByName("wasm");
   else if (factories.native) active = backendByName("native");
   else {
-    const fallback = existsSync(wasmKernelsPath()) ? "wasm" : "js";
     process.stderr.write(
-      `herd: native backend unavailable (${nativeUnavailableReason()}); using ${fallback}\n`,
+      "herd: neither the wasm kernels nor the native addon are built; using the js reference backend\n",
     );
-    active = backendByName(fallback);
+    active = jsBackend;
   }
   return active;
 }
