@@ -33,7 +33,8 @@ export interface PretrainConfig {
   optimizer: OptimizerConfig;
   schedule: { peakLR: number; warmupSteps: number; floorLR: number };
   stages: StageConfig[];
-  checkpoint: { every: number; keep: number };
+  /** Checkpoint every `every` steps, keep the newest `keep`; in annealing also every `annealEvery` steps. */
+  checkpoint: { every: number; keep: number; annealEvery: number };
   /** Average the annealing stage's checkpoints into final/ (Polyak averaging, spec §6.3). */
   averageAnnealing: boolean;
 }
@@ -153,7 +154,7 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
     };
   });
   const c = f.sub("checkpoint");
-  c.known(["every", "keep"]);
+  c.known(["every", "keep", "annealEvery"]);
   const averageAnnealing = (raw as Obj).averageAnnealing ?? true;
   if (typeof averageAnnealing !== "boolean")
     throw new Error(`${file}: field 'averageAnnealing' must be true or false`);
@@ -166,7 +167,7 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
     optimizer,
     schedule,
     stages,
-    checkpoint: { every: c.int("every", 50), keep: c.int("keep", 3) },
+    checkpoint: { every: c.int("every", 50), keep: c.int("keep", 3), annealEvery: c.int("annealEvery", 5) },
     averageAnnealing,
   };
 }

@@ -91,7 +91,7 @@ export function prepareDemo(
         { name: "long-256", kind: "long-context", steps: 40, seqLen: 256, batch: 4 },
         { name: "annealing", kind: "annealing", steps: 20, seqLen: 256, batch: 4, shards: [annealShard] },
       ],
-      checkpoint: { every: 25, keep: 2 },
+      checkpoint: { every: 25, keep: 2, annealEvery: 10 },
     },
     "demo config",
     runsDir,

@@ -1,7 +1,8 @@
 // The pre-training loop (spec §6): stages run in order (initial → long-context steps → annealing),
 // each with its sequence length, global batch (reached by gradient accumulation over micro-batches) and
 // data. The learning rate is warm-up + cosine over the non-annealing steps, then linear to 0 over the
-// annealing stage; the annealing checkpoints are averaged into final/ (Polyak). Every `checkpoint.every`
+// annealing stage; the annealing checkpoints (every `checkpoint.annealEvery` steps, all kept) are
+// averaged into final/ (Polyak). Every `checkpoint.every`
 // steps a checkpoint is written; a run started again in the same folder resumes from the newest one and
 // follows exactly the trajectory of an uninterrupted run.
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -200,7 +201,9 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
       if (
         state.step % cfg.checkpoint.every === 0 ||
         stageEnd ||
-        (stage.kind === "annealing" && cfg.averageAnnealing)
+        (stage.kind === "annealing" &&
+          cfg.averageAnnealing &&
+          (state.step - start) % cfg.checkpoint.annealEvery === 0)
       ) {
         const path = await saveCheckpoint(
           ckDir,

@@ -20,7 +20,7 @@ test("stages: long-context step, annealing to 0, Polyak-averaged final weights, 
       { name: "long-64", kind: "long-context", steps: 4, seqLen: 64, batch: 2 },
       { name: "anneal", kind: "annealing", steps: 4, seqLen: 64, batch: 2, shards: [hq] },
     ],
-    checkpoint: { every: 100, keep: 1 },
+    checkpoint: { every: 100, keep: 1, annealEvery: 1 },
   });
   const res = await pretrain(cfg);
   const h = res.history;
