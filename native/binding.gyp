@@ -1,4 +1,4 @@
-# node-gyp build of the native backend's addon (native/herd.cc), run by scripts/build-native.mjs during
+# node-gyp build of the native backend's addon (native/*.cc), run by scripts/build-native.mjs during
 # `npm ci`/`npm run build`. It lives in native/ (not the repository root) so that node-gyp's build/
 # folder is native/build/ and never touches the root build/ (build/kernels.wasm), and so that npm does
 # not run its implicit `node-gyp rebuild` on install, which would fail the install without a compiler.
@@ -8,7 +8,7 @@
   "targets": [
     {
       "target_name": "herd_native",
-      "sources": ["herd.cc"],
+      "sources": ["herd.cc", "attention.cc", "quant.cc"],
       "cflags": ["-O3", "-fno-math-errno"],
       "cflags_cc": ["-O3", "-std=c++17", "-fno-math-errno"],
       "cflags!": ["-O2"],

@@ -14,181 +14,10 @@
 //   path, so an element of C is summed in the same order whatever m, n and the tiling are (a forward
 //   over the last row only equals the last row of a full forward, bit for bit, which the model tests
 //   check); decode with f32 weights pays for packing B on every call (bf16 weights use matmulBf16).
-#include <node_api.h>
+#include "herd.h"
 
-#include <algorithm>
-#include <atomic>
-#include <cmath>
-#include <condition_variable>
-#include <cstdint>
-#include <cstdlib>
-#include <cstring>
-#include <mutex>
-#include <thread>
-#include <vector>
-
-#if defined(__x86_64__) || defined(_M_X64)
-#define HERD_X86 1
-#include <immintrin.h>
-#else
-#define HERD_X86 0
-#endif
-
+namespace herd {
 namespace {
-
-// ------------------------------------------------------------------------------------------------
-// Thread pool
-// ------------------------------------------------------------------------------------------------
-
-using Job = void (*)(void* ctx, int tid, int nthreads);
-
-class Pool {
- public:
-  void start(int n) {
-    stopAll();
-    nthreads_ = std::max(1, n);
-    // A worker starts from the generation current now: a job posted before it first runs is still its.
-    const uint64_t g = gen_.load(std::memory_order_acquire);
-    for (int t = 1; t < nthreads_; t++) workers_.emplace_back([this, t, g] { loop(t, g); });
-  }
-  int threads() const { return nthreads_; }
-  // Run job(ctx, tid, n) on n threads (the caller is tid 0) and wait for all of them.
-  void run(Job job, void* ctx, int n) {
-    n = std::max(1, std::min(n, nthreads_));
-    if (n == 1) {
-      job(ctx, 0, 1);
-      return;
-    }
-    std::lock_guard<std::mutex> one(runMu_);  // one parallel kernel at a time (Node workers share the pool)
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      job_ = job;
-      ctx_ = ctx;
-      active_ = n;
-      remaining_.store(n - 1, std::memory_order_relaxed);
-      gen_.fetch_add(1, std::memory_order_release);
-    }
-    cv_.notify_all();
-    job(ctx, 0, n);
-    while (remaining_.load(std::memory_order_acquire) != 0) {
-#if HERD_X86
-      _mm_pause();
-#endif
-    }
-  }
-  ~Pool() { stopAll(); }
-
- private:
-  void loop(int tid, uint64_t seen) {
-    for (;;) {
-      // Spin a little (back-to-back kernels of a layer), then sleep.
-      int spins = 0;
-      while (gen_.load(std::memory_order_acquire) == seen && spins < 20000) {
-#if HERD_X86
-        _mm_pause();
-#endif
-        spins++;
-      }
-      if (gen_.load(std::memory_order_acquire) == seen) {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return gen_.load(std::memory_order_acquire) != seen || stop_; });
-      }
-      if (stop_) return;
-      Job job;
-      void* ctx;
-      int active;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        seen = gen_.load(std::memory_order_acquire);
-        job = job_;
-        ctx = ctx_;
-        active = active_;
-      }
-      if (tid < active) {
-        job(ctx, tid, active);
-        remaining_.fetch_sub(1, std::memory_order_acq_rel);
-      }
-    }
-  }
-  void stopAll() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (auto& w : workers_) w.join();
-    workers_.clear();
-    stop_ = false;
-  }
-
-  int nthreads_ = 1;
-  std::vector<std::thread> workers_;
-  std::mutex mu_, runMu_;
-  std::condition_variable cv_;
-  std::atomic<uint64_t> gen_{0};
-  std::atomic<int> remaining_{0};
-  Job job_ = nullptr;
-  void* ctx_ = nullptr;
-  int active_ = 0;
-  bool stop_ = false;
-};
-
-Pool pool;
-
-// Parallel for over [0, n) in chunks of `grain`, dynamically scheduled.
-template <typename F>
-void parallelFor(int64_t n, int64_t grain, F&& body) {
-  if (n <= 0) return;
-  int64_t chunks = (n + grain - 1) / grain;
-  int nt = (int)std::min<int64_t>(pool.threads(), chunks);
-  if (nt <= 1) {
-    body(0, n);
-    return;
-  }
-  struct Ctx {
-    F* body;
-    int64_t n, grain;
-    std::atomic<int64_t> next{0};
-  } ctx{&body, n, grain};
-  pool.run(
-      [](void* p, int, int) {
-        Ctx* c = static_cast<Ctx*>(p);
-        for (;;) {
-          int64_t s = c->next.fetch_add(c->grain);
-          if (s >= c->n) return;
-          (*c->body)(s, std::min(c->n, s + c->grain));
-        }
-      },
-      &ctx, nt);
-}
-
-// ------------------------------------------------------------------------------------------------
-// ISA selection
-// ------------------------------------------------------------------------------------------------
-
-enum class Isa { Generic, Avx2, Avx512 };
-
-Isa detectIsa() {
-#if HERD_X86
-  const char* force = std::getenv("HERD_NATIVE_ISA");  // testing: generic | avx2 | avx512
-  __builtin_cpu_init();
-  bool has512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-  bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (force) {
-    if (!std::strcmp(force, "generic")) return Isa::Generic;
-    if (!std::strcmp(force, "avx2") && has2) return Isa::Avx2;
-  }
-  if (has512) return Isa::Avx512;
-  if (has2) return Isa::Avx2;
-#endif
-  return Isa::Generic;
-}
-
-Isa isa = Isa::Generic;
-
-const char* isaName(Isa i) {
-  return i == Isa::Avx512 ? "avx512" : i == Isa::Avx2 ? "avx2" : "generic";
-}
 
 // ------------------------------------------------------------------------------------------------
 // GEMM micro-kernels: C[MR×NR] (+)= Ap[kc×MR]ᵀ-panel · Bp[kc×NR]-panel. Ap holds, for each p, MR values
@@ -337,11 +166,6 @@ void packB(const MatmulP& P, const float* b, int64_t p0, int kc, int64_t j0, int
   }
 }
 
-float* scratch(std::vector<float>& v, size_t n) {
-  if (v.size() < n + 16) v.resize(n + 16);
-  uintptr_t p = reinterpret_cast<uintptr_t>(v.data());
-  return reinterpret_cast<float*>((p + 63) & ~uintptr_t(63));
-}
 
 void gemmTiled(const MatmulP& P) {
   const GemmShape S = gemmShape();
@@ -707,64 +531,6 @@ void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const
 // N-API glue
 // ------------------------------------------------------------------------------------------------
 
-struct Args {
-  napi_env env;
-  napi_value v[16];
-  size_t n = 16;
-  bool failed = false;
-  Args(napi_env e, napi_callback_info info) : env(e) { napi_get_cb_info(e, info, &n, v, nullptr, nullptr); }
-  void fail(const char* msg) {
-    if (!failed) napi_throw_type_error(env, nullptr, msg);
-    failed = true;
-  }
-  // A typed array of the given type with at least `need` elements (null allowed when `nullable`).
-  void* arr(size_t i, napi_typedarray_type want, int64_t need, bool nullable = false) {
-    if (failed) return nullptr;
-    napi_valuetype t;
-    napi_typeof(env, v[i], &t);
-    if (nullable && (t == napi_null || t == napi_undefined)) return nullptr;
-    bool is = false;
-    napi_is_typedarray(env, v[i], &is);
-    if (!is) return fail("herd native: expected a typed array"), nullptr;
-    napi_typedarray_type type;
-    size_t len;
-    void* data;
-    napi_get_typedarray_info(env, v[i], &type, &len, &data, nullptr, nullptr);
-    if (type != want) return fail("herd native: wrong typed array type"), nullptr;
-    if (need < 0 || (int64_t)len < need) return fail("herd native: buffer too small for the shape"), nullptr;
-    return data;
-  }
-  float* f32(size_t i, int64_t need, bool nullable = false) {
-    return static_cast<float*>(arr(i, napi_float32_array, need, nullable));
-  }
-  double num(size_t i) {
-    double d = 0;
-    if (!failed && napi_get_value_double(env, v[i], &d) != napi_ok) fail("herd native: expected a number");
-    return d;
-  }
-  int64_t i64(size_t i) {
-    double d = num(i);
-    if (!(d >= 0)) fail("herd native: expected a non-negative size");
-    return (int64_t)d;
-  }
-  bool flag(size_t i) {
-    bool b = false;
-    if (!failed && napi_get_value_bool(env, v[i], &b) != napi_ok) fail("herd native: expected a boolean");
-    return b;
-  }
-};
-
-napi_value undef(napi_env env) {
-  napi_value u;
-  napi_get_undefined(env, &u);
-  return u;
-}
-
-// Elements a batch of matrices needs: (batch-1)·stride + size, or size when the stride is 0.
-int64_t span(int64_t batch, int64_t stride, int64_t size) {
-  return batch == 0 ? 0 : (batch - 1) * stride + size;
-}
-
 // matmul(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, strideC, accumulate)
 napi_value Matmul(napi_env env, napi_callback_info info) {
   Args A(env, info);
@@ -878,29 +644,33 @@ napi_value Threads(napi_env env, napi_callback_info) {
   return r;
 }
 
-napi_value ModuleInit(napi_env env, napi_value exports) {
-  isa = detectIsa();
-  struct {
-    const char* name;
-    napi_callback fn;
-  } fns[] = {{"init", Init},
-             {"threads", Threads},
-             {"matmul", Matmul},
-             {"matmulBf16", MatmulBf16},
-             {"rmsNorm", RmsNorm},
-             {"rmsNormBackward", RmsNormBackward},
-             {"swiglu", Swiglu},
-             {"swigluBackward", SwigluBackward},
-             {"softmax", Softmax},
-             {"adamw", AdamWFn}};
-  for (auto& f : fns) {
-    napi_value v;
-    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &v);
-    napi_set_named_property(env, exports, f.name, v);
-  }
-  return exports;
+}  // namespace
+
+void registerCore(napi_env env, napi_value exports) {
+  static const NamedFn fns[] = {
+      {"init", Init},
+      {"threads", Threads},
+      {"matmul", Matmul},
+      {"matmulBf16", MatmulBf16},
+      {"rmsNorm", RmsNorm},
+      {"rmsNormBackward", RmsNormBackward},
+      {"swiglu", Swiglu},
+      {"swigluBackward", SwigluBackward},
+      {"softmax", Softmax},
+      {"adamw", AdamWFn}};
+  registerFns(env, exports, fns, sizeof(fns) / sizeof(fns[0]));
 }
 
+}  // namespace herd
+
+namespace {
+napi_value ModuleInit(napi_env env, napi_value exports) {
+  herd::isa = herd::detectIsa();
+  herd::registerCore(env, exports);
+  herd::registerAttention(env, exports);
+  herd::registerQuant(env, exports);
+  return exports;
+}
 }  // namespace
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, ModuleInit)

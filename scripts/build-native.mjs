@@ -1,11 +1,11 @@
-// Builds the native backend's addon (native/herd.cc → native/build/Release/herd_native.node) with the
+// Builds the native backend's addon (native/*.cc → native/build/Release/herd_native.node) with the
 // node-gyp that npm bundles, against the installed Node headers (npm's `nodedir`, else the headers
 // beside this node binary): it never downloads anything. Run by `npm run build:native`, and so by
 // `npm ci` through `prepare`. Without a compiler (or headers) the build fails, this prints one line, and
 // the install still succeeds: herd then uses the wasm backend. HERD_NATIVE=0 skips the build; an addon
 // newer than its sources is kept.
 import { spawnSync } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -40,7 +40,8 @@ function upToDate() {
   const out = join(nativeDir, "build", "Release", "herd_native.node");
   if (!existsSync(out)) return false;
   const built = statSync(out).mtimeMs;
-  return ["herd.cc", "binding.gyp"].every((f) => statSync(join(nativeDir, f)).mtimeMs < built);
+  const sources = readdirSync(nativeDir).filter((f) => /\.(cc|h|gyp)$/.test(f));
+  return sources.every((f) => statSync(join(nativeDir, f)).mtimeMs < built);
 }
 
 function main() {
