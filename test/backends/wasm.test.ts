@@ -9,6 +9,8 @@ import { after, describe, test } from "node:test";
 import type { AttentionArgs, MatmulArgs } from "../../src/backends/backend.js";
 import { jsBackend } from "../../src/backends/js/index.js";
 import { createWasmBackend } from "../../src/backends/wasm/index.js";
+import { instantiate, kernelModule, sharedMemory } from "../../src/backends/wasm/kernels.js";
+import { createPool } from "../../src/backends/wasm/pool.js";
 import { closeness, randArray } from "../helpers.js";
 
 const one = createWasmBackend({ threads: 1 });
@@ -500,5 +502,30 @@ describe("wasm threads", () => {
       if (saved === undefined) delete process.env["HERD_THREADS"];
       else process.env["HERD_THREADS"] = saved;
     }
+  });
+});
+
+describe("wasm pool: a worker that dies", () => {
+  test("run() throws instead of waiting forever, and the pool refuses further jobs", async () => {
+    const module = kernelModule();
+    const memory = sharedMemory(4);
+    const ex = instantiate(module, memory);
+    const ops = ["scale"];
+    const local = ops.map((name) => ex[name]!);
+    const pool = createPool(module, memory, ops, local, 2, { watchdogMs: 300 });
+    const base = Math.ceil(ex["heapBase"]!() / 64) * 64;
+    const x = new Float32Array(memory.buffer, base, 4096);
+    x.fill(1);
+    pool.run(0, [base, 3, base, 4096]);
+    assert.ok(
+      x.every((v) => v === 3),
+      "both threads did their share",
+    );
+    await pool.workers[0]!.terminate();
+    assert.throws(
+      () => pool.run(0, [base, 3, base, 4096]),
+      /1 of 1 worker threads (exited|stopped responding)/,
+    );
+    assert.throws(() => pool.run(0, [base, 3, base, 4096]), /after dispose/);
   });
 });

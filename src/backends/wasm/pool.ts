@@ -17,6 +17,11 @@
 //             the message (ERROR, then UTF-8 text at MSG) and still counts down, so the main thread
 //             never waits forever; the main thread then throws it.
 //   quit      OP = -1 and a SEQ bump: workers leave their loop; dispose() also terminate()s them.
+//   death     a worker that exits (its `exit` handler) sets DEAD and counts its share down; one that
+//             dies without running handlers (killed, out of memory) is caught by a watchdog: kernels
+//             split work evenly, so once the main thread's own share is done the workers should follow
+//             soon — if PENDING has not moved for max(WATCHDOG_MS, 20× the main share's time), run()
+//             throws instead of waiting forever. The pool is unusable after either.
 // Only one job is in flight at a time (the main thread blocks until it is done), and memory.grow()
 // happens only on the main thread between jobs.
 import { Worker } from "node:worker_threads";
@@ -29,6 +34,7 @@ export const OP = 3;
 export const NARGS = 4;
 export const NTH = 5;
 export const ERROR = 6;
+export const DEAD = 7;
 export const ARGS_BYTE = 64;
 export const MAX_ARGS = 24;
 export const MSG_BYTE = ARGS_BYTE + MAX_ARGS * 8;
@@ -36,6 +42,8 @@ export const MSG_LEN = 1024;
 export const CTRL_BYTES = MSG_BYTE + MSG_LEN;
 /** Spin iterations before sleeping in Atomics.wait (a few microseconds). */
 export const SPIN = 20000;
+/** Least time the workers may lag the main thread's share of a job before the pool is declared dead. */
+export const WATCHDOG_MS = 30_000;
 
 export type KernelFn = (...args: number[]) => void;
 
@@ -46,6 +54,8 @@ export interface Pool {
   run(op: number, args: number[]): void;
   /** Stop the workers; run() afterwards throws. */
   dispose(): void;
+  /** The worker threads (tid 1…), for tests that kill one. */
+  readonly workers: readonly Worker[];
 }
 
 export function createPool(
@@ -54,7 +64,9 @@ export function createPool(
   ops: string[],
   local: KernelFn[],
   threads: number,
+  opts: { watchdogMs?: number } = {},
 ): Pool {
+  const watchdogMs = opts.watchdogMs ?? WATCHDOG_MS;
   const sab = new SharedArrayBuffer(CTRL_BYTES);
   const ctrl = new Int32Array(sab);
   const args = new Float64Array(sab, ARGS_BYTE, MAX_ARGS);
@@ -87,14 +99,31 @@ export function createPool(
     Atomics.add(ctrl, SEQ, 1);
     Atomics.notify(ctrl, SEQ);
     let mainError: unknown = null;
+    const t0 = performance.now();
     try {
       local[op]!(...a, 0, threads);
     } catch (err) {
       mainError = err;
     }
+    const t1 = performance.now();
+    const patience = Math.max(watchdogMs, 20 * (t1 - t0));
     let spin = 0;
+    let last = -1;
+    let since = t1;
     for (let p = Atomics.load(ctrl, PENDING); p !== 0; p = Atomics.load(ctrl, PENDING)) {
-      if (++spin > SPIN) Atomics.wait(ctrl, PENDING, p);
+      if (++spin <= SPIN) continue;
+      if (p !== last) [last, since] = [p, performance.now()];
+      else if (Atomics.load(ctrl, DEAD) !== 0 || performance.now() - since > patience) {
+        dispose();
+        throw new Error(
+          `wasm backend: ${p} of ${workers.length} worker threads ${
+            Atomics.load(ctrl, DEAD) !== 0
+              ? "exited"
+              : `stopped responding (${Math.round(patience / 1000)} s)`
+          } during ${ops[op]}; the thread pool is closed (restart the process)`,
+        );
+      }
+      Atomics.wait(ctrl, PENDING, p, 200);
     }
     if (mainError !== null) throw mainError;
     if (Atomics.load(ctrl, ERROR) !== 0) {
@@ -114,5 +143,5 @@ export function createPool(
     for (const w of workers) void w.terminate();
   }
 
-  return { threads, run, dispose };
+  return { threads, run, dispose, workers };
 }

@@ -1,9 +1,11 @@
 // A wasm backend worker thread: instantiates the kernels over the shared memory and runs jobs from the
 // control block forever (the protocol is described in pool.ts). Started by createPool(), never directly.
+import process from "node:process";
 import { workerData } from "node:worker_threads";
 import { instantiate, type WasmMemory, type WasmModule } from "./kernels.js";
 import {
   ARGS_BYTE,
+  DEAD,
   ERROR,
   MAX_ARGS,
   MSG_BYTE,
@@ -64,4 +66,15 @@ function loop(): void {
   }
 }
 
+// A worker leaving while a job is pending (process.exit in a kernel's import, an uncaught error) says so,
+// so that run() throws at once instead of waiting on the watchdog. A normal quit has no job pending.
+let quitting = false;
+process.on("exit", () => {
+  if (quitting) return;
+  Atomics.store(ctrl, DEAD, tid);
+  report(new Error(`worker ${tid} exited`));
+  Atomics.notify(ctrl, PENDING);
+});
+
 loop();
+quitting = true;
