@@ -1,23 +1,10 @@
 // Binary hand-off files between pipeline stages: typed arrays written atomically (temp + rename) and read
 // back whole or in slices, and small JSON files the same way.
-import {
-  closeSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
-import { dirname } from "node:path";
+import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { writeFileAtomic } from "../io/atomic.js";
 
-export function writeAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
-}
+/** Writes a file atomically (src/io/atomic.ts). */
+export const writeAtomic = writeFileAtomic;
 
 type Typed = Uint32Array | Float64Array | Int32Array;
 

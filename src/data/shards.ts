@@ -15,8 +15,10 @@
 // Documents are stored back to back (with BOS/EOS if the tokenizer step adds them), so a loader can cut
 // fixed-length windows and build document attention masks from the index. Written under a temporary
 // name and renamed into place on close.
+
 import { closeSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
+import { tempPath } from "../io/atomic.js";
 
 export const SHARD_MAGIC = "HERDTOKS";
 export const SHARD_VERSION = 1;
@@ -41,7 +43,7 @@ export class TokenShardWriter {
     readonly vocabSize: number,
   ) {
     mkdirSync(dirname(path), { recursive: true });
-    this.tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    this.tmp = tempPath(path);
     this.fd = openSync(this.tmp, "w");
     writeSync(this.fd, new Uint8Array(HEADER), 0, HEADER, 0);
   }

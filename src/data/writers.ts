@@ -2,9 +2,11 @@
 // close, so a reader (or a resumed run) never sees half a file. `JsonlShardWriter` starts a new numbered
 // file when one reaches a document or byte limit. gzip output (".gz" names) is deterministic: zlib gives
 // the same bytes for the same input and level.
+
 import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { createGzip, type Gzip } from "node:zlib";
+import { tempPath } from "../io/atomic.js";
 import { type Document, documentToJson } from "./document.js";
 
 /** A file written under a temporary name and renamed into place by close(). */
@@ -18,7 +20,7 @@ export class AtomicFile {
     opts: { gzip?: boolean } = {},
   ) {
     mkdirSync(dirname(path), { recursive: true });
-    this.tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    this.tmp = tempPath(path);
     this.fd = openSync(this.tmp, "w");
     if (opts.gzip) {
       this.gzip = createGzip({ level: 6 });

@@ -16,7 +16,6 @@ export {
   parseRanks,
   RanksFormatError,
   readRanks,
-  writeFileAtomic,
 } from "./ranks.js";
 export * from "./specialTokens.js";
 export { StreamDecoder } from "./streaming.js";

@@ -1,8 +1,8 @@
 // tiktoken-format ranks files: one token per line, "<base64 of the token's bytes> <rank>". Parsing with
 // validation (every error names the file, the line and what is wrong), sha256 pinning of the files we
-// know (Meta's Llama 3 tokenizer.model, shipped in assets/llama3/), and writing (atomically).
+// know (Meta's Llama 3 tokenizer.model, shipped in assets/llama3/), and formatting them (trainIO writes them with src/io/atomic.ts).
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -161,20 +161,4 @@ export function formatRanks(tokens: readonly Uint8Array[]): string {
   const lines = new Array<string>(tokens.length);
   for (let r = 0; r < tokens.length; r++) lines[r] = `${Buffer.from(tokens[r]!).toString("base64")} ${r}`;
   return `${lines.join("\n")}\n`;
-}
-
-/** Writes a file atomically: a temporary file beside it, then rename over the target. */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const tmp = `${path}.${process.pid}.${Date.now().toString(36)}.tmp`;
-  try {
-    writeFileSync(tmp, data);
-    renameSync(tmp, path);
-  } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // the temporary file was never created
-    }
-    throw err;
-  }
 }

@@ -3,8 +3,9 @@
 // trained vocabulary atomically as a tiktoken-format ranks file plus a JSON description beside it.
 import { createReadStream, readFileSync, statSync } from "node:fs";
 import { createInterface } from "node:readline";
+import { writeFileAtomic } from "../io/atomic.js";
 import { META_PATTERN } from "./pattern.js";
-import { formatRanks, sha256Hex, writeFileAtomic } from "./ranks.js";
+import { formatRanks, sha256Hex } from "./ranks.js";
 import { llama3SpecialTokens } from "./specialTokens.js";
 import type { PieceCounter, TrainResult } from "./train.js";
 
