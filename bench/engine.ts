@@ -5,12 +5,11 @@
 // threads. Attention and the Transformer
 // block are in bench/layers.ts.
 //
-// The peak: the core clock is measured (a chain of dependent integer multiplies, 3 cycles each on Zen),
-// and two ceilings are derived from it per core:
-//   simd128  16 f32 flops/cycle: what wasm can reach. Wasm SIMD has 128-bit vectors and no fused
-//            multiply-add (relaxed SIMD is behind a flag in Node 20), and a Zen 5 core issues two 128-bit
-//            multiplies and two 128-bit adds per cycle: 2·4 + 2·4.
-//   cpu      64 f32 flops/cycle: the machine's own f32 peak with AVX-512, two 512-bit FMA pipes: 2·16·2.
+// The peak (src/backends/peak.ts): the core clock is measured (a chain of dependent integer multiplies,
+// 3 cycles each on Zen), and two ceilings are derived from it per core:
+//   simd128  16 f32 flops/cycle: what wasm can reach (128-bit vectors, no fused multiply-add).
+//   cpu      the machine's own f32 peak by its ISA: 64 flops/cycle with AVX-512 (two 512-bit FMA
+//            pipes), 32 with AVX2+FMA, 16 without either.
 // Both are multiplied by the number of threads used (one thread per core).
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
@@ -18,28 +17,12 @@ import { performance } from "node:perf_hooks";
 import type { Backend, MatmulArgs } from "../src/backends/backend.js";
 import { jsBackend } from "../src/backends/js/index.js";
 import { createNativeBackend, nativeAvailable } from "../src/backends/native/index.js";
+import { cpuIsa, FLOPS_PER_CYCLE, measureClock, SIMD128_FLOPS_PER_CYCLE } from "../src/backends/peak.js";
 import { createWasmBackend, type WasmBackend } from "../src/backends/wasm/index.js";
-import { instantiate, kernelModule, sharedMemory } from "../src/backends/wasm/kernels.js";
 import { row } from "./timing.js";
 
-/** Core clock in Hz from the dependent-multiply chain (the fastest of many short runs: preemption by
- * other processes only ever makes a run slower). */
-function measureClock(): number {
-  const probe = instantiate(kernelModule(), sharedMemory(1))["clockProbe"]!;
-  probe(1e6, 3, 5);
-  let best = 0;
-  for (let r = 0; r < 30; r++) {
-    const iters = 2e6;
-    const t0 = performance.now();
-    probe(iters, 3, 5);
-    const s = (performance.now() - t0) / 1000;
-    best = Math.max(best, (iters * 8 * 3) / s);
-  }
-  return best;
-}
-
 /** Fraction of CPU time other processes used over `ms` milliseconds while this one sleeps (Linux), or null. */
-function otherLoad(ms: number): number | null {
+export function otherLoad(ms: number): number | null {
   if (!existsSync("/proc/stat")) return null;
   const sample = (): [number, number] => {
     const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
@@ -129,15 +112,16 @@ function bench(b: Backend, s: Shape, budget: number): { best: number; reps: numb
 }
 
 export async function run(): Promise<void> {
-  const clock = measureClock();
-  const peak128 = 16 * clock;
-  const peakCpu = 64 * clock;
+  const clock = measureClock({ runs: 30, iters: 2e6, fresh: true });
+  const isa = cpuIsa();
+  const peak128 = SIMD128_FLOPS_PER_CYCLE * clock;
+  const peakCpu = FLOPS_PER_CYCLE[isa] * clock;
   console.log(
     `machine: ${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores, Node ${process.version}`,
   );
   console.log(
     `clock ${(clock / 1e9).toFixed(2)} GHz (measured); f32 peak per core: simd128 ${(peak128 / 1e9).toFixed(1)} GFLOP/s ` +
-      `(16 flops/cycle, wasm's ceiling), cpu ${(peakCpu / 1e9).toFixed(1)} GFLOP/s (64 flops/cycle, AVX-512 FMA)`,
+      `(16 flops/cycle, wasm's ceiling), cpu ${(peakCpu / 1e9).toFixed(1)} GFLOP/s (${FLOPS_PER_CYCLE[isa]} flops/cycle, ${isa})`,
   );
   const busy = otherLoad(500);
   if (busy !== null && busy > 0.1) {
