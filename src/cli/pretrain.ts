@@ -1,6 +1,6 @@
 // `herd pretrain CONFIG`: runs (or resumes, after any interruption) the pre-training a JSON/YAML config
 // describes, in runs/<name>/ (the resolved config, metrics.jsonl, checkpoints/, final/). Progress: one
-// updating line (step, loss, tokens/s, ETA) on a terminal, a plain line per step otherwise.
+// updating line (step, loss, tokens/s, MFU, ETA) on a terminal, a plain line per step otherwise.
 import { parseArgs } from "node:util";
 import { setBackend } from "../backends/index.js";
 import { tiktokenCodec } from "../generate/codec.js";
@@ -9,6 +9,7 @@ import { loadModel } from "../model/load.js";
 import { loadConfig } from "../train/config.js";
 import { prepareDemo } from "../train/demo.js";
 import type { StepMetrics } from "../train/metrics.js";
+import type { RunPeak } from "../train/mfu.js";
 import { pretrain } from "../train/trainer.js";
 
 const HELP = `usage: herd pretrain CONFIG [--backend NAME] [--quiet]
@@ -17,13 +18,16 @@ const HELP = `usage: herd pretrain CONFIG [--backend NAME] [--quiet]
 Pre-trains a Llama 3 model as CONFIG (JSON or YAML) describes: stages (initial, long-context,
 annealing), token shards (HERDTOKS v1), AdamW (β 0.9/0.95, eps 1e-8, weight decay 0.1 on matrices) with
 clipping at 1.0, warm-up + cosine schedule. Writes runs/<name>/: config.json (every default filled in),
-metrics.jsonl, checkpoints/step-N/, final/. Running it again resumes from the newest checkpoint.
+metrics.jsonl (loss, lr, grad norm, tokens, tokens/s, MFU per step), checkpoints/step-N/, final/ (the
+Polyak average of the annealing stage). Running it again resumes from the newest checkpoint. MFU is
+model FLOPs (6·N + 12·layers·dim·seqLen per token, PaLM's count) over the measured f32 peak of the
+cores used (clock × flops/cycle of AVX-512 / AVX2 / 128-bit SIMD × threads), cached in peak.json.
 
 options:
   --demo           the default run (npm start): BPE vocabulary and shards from assets/pretrain-corpus,
                    the small preset through three stages (~10 min on 2 cores), then samples
   --runs DIR       where --demo puts its run (default: runs)
-  --backend NAME   tensor backend (js, wasm; default: the fastest available)
+  --backend NAME   tensor backend (js, wasm, native; default: the fastest available)
   --quiet          no progress output
   -h, --help       this help`;
 
@@ -36,7 +40,15 @@ function fmtTime(s: number): string {
 export function progressText(m: StepMetrics): string {
   return (
     `step ${m.step}/${m.totalSteps} [${m.stage}] loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} ` +
-    `|g| ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSec)} tok/s ETA ${fmtTime(m.eta)}`
+    `|g| ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSec)} tok/s MFU ${(100 * m.mfu).toFixed(1)}% ` +
+    `ETA ${fmtTime(m.eta)}`
+  );
+}
+
+export function peakText(p: RunPeak): string {
+  return (
+    `MFU against ${(p.flops / 1e9).toFixed(1)} GFLOP/s f32 peak: ${p.backend} on ${p.threads} thread(s) × ` +
+    `${(p.clockHz / 1e9).toFixed(2)} GHz (measured) × ${p.flopsPerCycle} flops/cycle (${p.isa})`
   );
 }
 
@@ -65,6 +77,9 @@ export async function run(argv: string[]): Promise<number> {
   const cfg = demo ? demo.config : loadConfig(positionals[0]!);
   const tty = process.stdout.isTTY === true;
   const res = await pretrain(cfg, {
+    onStart: (peak) => {
+      if (!values.quiet) process.stdout.write(`${peakText(peak)}\n`);
+    },
     onStep: (m) => {
       if (values.quiet) return;
       if (tty) process.stdout.write(`\r\x1b[K${progressText(m)}`);

@@ -1,7 +1,7 @@
 // Training checkpoints (spec §8.4: the 405B run had 466 interruptions; a restart must lose nothing).
 // One folder per step, checkpoints/step-00000012/: the weights as an HF directory (config.json,
-// model.safetensors, via writeHFCheckpoint), optimizer.safetensors, and trainer_state.json (step, stage,
-// loader position, RNG state). The folder is written under a temporary name and renamed into place, and
+// model.safetensors, via writeHFCheckpoint), optimizer.safetensors, during annealing polyak.safetensors
+// (the running average, polyak.ts), and trainer_state.json (step, tokens, loader position, RNG state). The folder is written under a temporary name and renamed into place, and
 // trainer_state.json is written last, so a kill at any moment never leaves a folder a resume would pick.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -12,6 +12,7 @@ import { assign } from "../tensor/optim.js";
 import { fromArray, type Tensor } from "../tensor/tensor.js";
 import type { LoaderPosition } from "./loader.js";
 import type { PretrainOptimizer } from "./optimizer.js";
+import { POLYAK_STATE, type PolyakAverage } from "./polyak.js";
 
 export const TRAINER_STATE = "trainer_state.json";
 export const OPTIMIZER_STATE = "optimizer.safetensors";
@@ -21,6 +22,8 @@ export interface TrainerState {
   step: number;
   /** Tokens trained on so far. */
   tokens: number;
+  /** Tokens trained on in the current stage (what its batch/sequence ramp follows); absent before ramps. */
+  stageTokens?: number;
   loader: LoaderPosition;
   rng: number;
 }
@@ -41,14 +44,14 @@ export function listCheckpoints(dir: string): { step: number; path: string }[] {
     .sort((a, b) => a.step - b.step);
 }
 
-/** Write a checkpoint folder atomically, then keep only the newest `keep` (and any in `protect`). */
+/** Write a checkpoint folder atomically (with the running average when it has samples), keep the newest `keep`. */
 export async function saveCheckpoint(
   dir: string,
   model: Llama,
   opt: PretrainOptimizer,
   state: TrainerState,
   keep: number,
-  protect: (step: number) => boolean = () => false,
+  polyak?: PolyakAverage,
 ): Promise<string> {
   mkdirSync(dir, { recursive: true });
   const final = join(dir, stepDirName(state.step));
@@ -56,12 +59,13 @@ export async function saveCheckpoint(
   rmSync(tmp, { recursive: true, force: true });
   await writeHFCheckpoint(tmp, toHFConfig(model.config, "f32"), model.weights);
   await opt.save(join(tmp, OPTIMIZER_STATE));
+  if (polyak && polyak.count > 0) await polyak.save(join(tmp, POLYAK_STATE));
   writeFileSync(join(tmp, TRAINER_STATE), `${JSON.stringify(state, null, 2)}\n`);
   rmSync(final, { recursive: true, force: true });
   renameSync(tmp, final);
   const all = listCheckpoints(dir);
   for (const c of all.slice(0, Math.max(0, all.length - keep)))
-    if (!protect(c.step)) rmSync(c.path, { recursive: true, force: true });
+    rmSync(c.path, { recursive: true, force: true });
   return final;
 }
 
@@ -72,11 +76,15 @@ export function removeStaleTemps(dir: string): void {
     if (n.startsWith(".step-") && n.includes(".tmp-")) rmSync(join(dir, n), { recursive: true, force: true });
 }
 
-/** Load weights, optimiser state and trainer state from a checkpoint folder into `model`/`opt`. */
+/**
+ * Load weights, optimiser state and trainer state from a checkpoint folder into `model`/`opt`, and the
+ * running average into `polyak` (emptied when the folder has none).
+ */
 export async function loadCheckpoint(
   path: string,
   model: Llama,
   opt: PretrainOptimizer,
+  polyak?: PolyakAverage,
 ): Promise<TrainerState> {
   const { tensors } = await readHFCheckpoint(path);
   for (const [name, t] of model.weights) {
@@ -86,6 +94,10 @@ export async function loadCheckpoint(
   }
   for (const t of tensors.values()) t.dispose();
   opt.load(join(path, OPTIMIZER_STATE));
+  if (polyak) {
+    if (existsSync(join(path, POLYAK_STATE))) polyak.load(join(path, POLYAK_STATE), model.weights.keys());
+    else polyak.dispose();
+  }
   const file = join(path, TRAINER_STATE);
   const s = JSON.parse(readFileSync(file, "utf8")) as TrainerState;
   if (!Number.isInteger(s.step) || !s.loader || !Number.isInteger(s.rng))

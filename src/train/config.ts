@@ -20,6 +20,20 @@ export interface StageConfig {
   microBatch: number;
   /** Token shards of this stage (default: data.shards); annealing reads the high-quality mix here. */
   shards: string[];
+  /**
+   * Batch / sequence-length ramp (spec §6.1: 4M tokens × 4,096 → 8M × 8,192 after 252M tokens → 16M):
+   * once the stage has trained on `afterTokens` tokens, steps use this entry's shape. Thresholds rise.
+   */
+  ramp: RampEntry[];
+}
+
+export interface RampEntry {
+  /** Tokens of this stage after which the entry applies. */
+  afterTokens: number;
+  batch: number;
+  seqLen: number;
+  /** Default: the largest divisor of batch whose micro-batch holds no more tokens than the stage's. */
+  microBatch: number;
 }
 
 export interface PretrainConfig {
@@ -133,7 +147,7 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
     if (typeof r !== "object" || r === null)
       throw new Error(`${file}: field 'stages[${i}]' must be an object`);
     const g = new Fields(file, r as Obj, `stages[${i}].`);
-    g.known(["name", "kind", "steps", "seqLen", "batch", "microBatch", "shards"]);
+    g.known(["name", "kind", "steps", "seqLen", "batch", "microBatch", "shards", "ramp"]);
     const kind = g.str("kind", "initial") as StageKind;
     if (!KINDS.includes(kind))
       throw new Error(`${file}: field 'stages[${i}].kind' must be one of ${KINDS.join(", ")}`);
@@ -143,14 +157,16 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
       throw new Error(
         `${file}: field 'stages[${i}].microBatch' (${microBatch}) must divide batch (${batch})`,
       );
+    const seqLen = g.int("seqLen");
     return {
       name: g.str("name", `${kind}-${i}`),
       kind,
       steps: g.int("steps"),
-      seqLen: g.int("seqLen"),
+      seqLen,
       batch,
       microBatch,
       shards: (g.obj.shards === undefined ? shards : g.strings("shards")).map(abs),
+      ramp: resolveRamp(file, `stages[${i}].ramp`, g.obj.ramp, microBatch * seqLen),
     };
   });
   const c = f.sub("checkpoint");
@@ -170,6 +186,48 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
     checkpoint: { every: c.int("every", 50), keep: c.int("keep", 3), annealEvery: c.int("annealEvery", 5) },
     averageAnnealing,
   };
+}
+
+/** The largest divisor of `batch` whose micro-batch of `seqLen` holds at most `tokens` tokens (≥ 1). */
+export function fittingMicroBatch(batch: number, seqLen: number, tokens: number): number {
+  for (let m = Math.min(batch, Math.floor(tokens / seqLen)); m > 1; m--) if (batch % m === 0) return m;
+  return 1;
+}
+
+function resolveRamp(file: string, field: string, raw: unknown, microTokens: number): RampEntry[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) throw new Error(`${file}: field '${field}' must be a list`);
+  let prev = 0;
+  return raw.map((r, j): RampEntry => {
+    if (typeof r !== "object" || r === null || Array.isArray(r))
+      throw new Error(`${file}: field '${field}[${j}]' must be an object`);
+    const e = new Fields(file, r as Obj, `${field}[${j}].`);
+    e.known(["afterTokens", "batch", "seqLen", "microBatch"]);
+    const afterTokens = e.int("afterTokens");
+    if (afterTokens <= prev)
+      throw new Error(
+        `${file}: field '${field}[${j}].afterTokens' (${afterTokens}) must be above the previous threshold (${prev})`,
+      );
+    prev = afterTokens;
+    const batch = e.int("batch");
+    const seqLen = e.int("seqLen");
+    const microBatch = e.int("microBatch", fittingMicroBatch(batch, seqLen, microTokens));
+    if (batch % microBatch !== 0)
+      throw new Error(
+        `${file}: field '${field}[${j}].microBatch' (${microBatch}) must divide batch (${batch})`,
+      );
+    return { afterTokens, batch, seqLen, microBatch };
+  });
+}
+
+/** The shape (batch, seqLen, microBatch) of a stage's step once the stage has trained on `stageTokens`. */
+export function stageShape(
+  stage: StageConfig,
+  stageTokens: number,
+): { batch: number; seqLen: number; microBatch: number } {
+  let shape = { batch: stage.batch, seqLen: stage.seqLen, microBatch: stage.microBatch };
+  for (const r of stage.ramp) if (stageTokens >= r.afterTokens) shape = r;
+  return { batch: shape.batch, seqLen: shape.seqLen, microBatch: shape.microBatch };
 }
 
 /** Read a JSON (.json) or YAML (anything else) config file and resolve it. */

@@ -11,6 +11,8 @@ export interface LoaderPosition {
   epoch: number;
   /** Windows already handed out in this epoch. */
   cursor: number;
+  /** The window length the cursor counts in (absent in checkpoints from before the ramp). */
+  seqLen?: number;
 }
 
 export interface Batch {
@@ -34,7 +36,7 @@ export class PackedLoader {
   private windows: Window[] = [];
   private order: Uint32Array = new Uint32Array(0);
   private seqLen = 0;
-  position: LoaderPosition = { epoch: 0, cursor: 0 };
+  position: LoaderPosition = { epoch: 0, cursor: 0, seqLen: 0 };
 
   constructor(
     paths: string[],
@@ -56,12 +58,18 @@ export class PackedLoader {
   }
 
   /**
-   * Change the window length (the sequence-length ramp and long-context stages); the epoch and cursor
-   * carry over, the window list is recut for the new length.
+   * Change the window length (the batch/sequence-length ramp). The shards are recut into windows of the
+   * new length with their own order for this epoch, and the position keeps the share of the epoch
+   * already consumed, in tokens: the cursor becomes ⌊cursor · old / new⌋ (a change from 64 to 128
+   * after 10 windows continues at window 5 of the new order). Windows of the new order may overlap
+   * tokens seen earlier in the epoch (and miss others): the order is a fresh shuffle; the next epoch is
+   * a complete pass again. The change is a pure function of the position, so a resume repeats it.
    */
   setSeqLen(seqLen: number): void {
     if (!(Number.isInteger(seqLen) && seqLen >= 1)) throw new Error(`loader: seqLen ${seqLen}`);
     if (seqLen === this.seqLen) return;
+    const cursor = this.seqLen > 0 ? Math.floor((this.position.cursor * this.seqLen) / seqLen) : 0;
+    this.position = { epoch: this.position.epoch, cursor, seqLen };
     this.seqLen = seqLen;
     this.windows = [];
     this.shards.forEach((s, shard) => {
@@ -73,16 +81,28 @@ export class PackedLoader {
     this.order = this.epochOrder(this.position.epoch);
   }
 
+  /** The current window length. */
+  get sequenceLength(): number {
+    return this.seqLen;
+  }
+
   private epochOrder(epoch: number): Uint32Array {
     return new Rng((this.seed * 1000003 + epoch * 7919 + this.seqLen) >>> 0).permutation(this.windows.length);
   }
 
-  /** Restore a position saved by `position` (trainer_state.json). */
+  /**
+   * Restore a position saved by `position` (trainer_state.json). A position saved under another window
+   * length is taken at that length and then carried to this one as `setSeqLen` would.
+   */
   restore(pos: LoaderPosition): void {
-    if (!(Number.isInteger(pos.epoch) && pos.epoch >= 0 && Number.isInteger(pos.cursor) && pos.cursor >= 0))
+    const ok = (v: unknown, min: number) => Number.isInteger(v) && (v as number) >= min;
+    if (!(ok(pos.epoch, 0) && ok(pos.cursor, 0) && (pos.seqLen === undefined || ok(pos.seqLen, 1))))
       throw new Error(`loader: bad position ${JSON.stringify(pos)}`);
-    this.position = { epoch: pos.epoch, cursor: pos.cursor };
+    const target = this.seqLen;
+    if (pos.seqLen !== undefined && pos.seqLen !== target) this.setSeqLen(pos.seqLen);
+    this.position = { epoch: pos.epoch, cursor: pos.cursor, seqLen: this.seqLen };
     this.order = this.epochOrder(pos.epoch);
+    this.setSeqLen(target);
   }
 
   /** The next `batch` windows (wrapping into a new epoch with a new order). */
@@ -93,7 +113,7 @@ export class PackedLoader {
     const docIds = new Int32Array(batch * T);
     for (let b = 0; b < batch; b++) {
       if (this.position.cursor >= this.order.length) {
-        this.position = { epoch: this.position.epoch + 1, cursor: 0 };
+        this.position = { epoch: this.position.epoch + 1, cursor: 0, seqLen: T };
         this.order = this.epochOrder(this.position.epoch);
       }
       const w = this.windows[this.order[this.position.cursor++]!]!;

@@ -12,6 +12,8 @@ export interface StepMetrics {
   /** Tokens trained on so far (the whole run). */
   tokens: number;
   tokensPerSec: number;
+  /** Model FLOPs utilisation since the process started: training FLOPs/s over the CPU peak (mfu.ts). */
+  mfu: number;
   seqLen: number;
   batch: number;
   /** Seconds left at the current speed. */

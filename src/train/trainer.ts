@@ -1,12 +1,15 @@
 // The pre-training loop (spec §6): stages run in order (initial → long-context steps → annealing),
 // each with its sequence length, global batch (reached by gradient accumulation over micro-batches) and
-// data. The learning rate is warm-up + cosine over the non-annealing steps, then linear to 0 over the
-// annealing stage; the annealing checkpoints (every `checkpoint.annealEvery` steps, all kept) are
-// averaged into final/ (Polyak). Every `checkpoint.every`
-// steps a checkpoint is written; a run started again in the same folder resumes from the newest one and
-// follows exactly the trajectory of an uninterrupted run.
+// data; a stage's `ramp` changes batch and sequence length when the stage's tokens cross a threshold
+// (spec §6.1). The learning rate is warm-up + cosine over the non-annealing steps, then linear to 0 over
+// the annealing stage, whose weights every `checkpoint.annealEvery` steps (and at its last step) are
+// folded into a running Polyak average (polyak.ts) that becomes final/. Every `checkpoint.every` steps
+// and at each stage's end a checkpoint is written; a run started again in the same folder resumes from
+// the newest one and follows exactly the trajectory of an uninterrupted run. Each metrics record
+// carries the MFU against the measured CPU peak (mfu.ts).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { getBackend } from "../backends/index.js";
 import { writeHFCheckpoint } from "../model/checkpoint/hf.js";
 import { type LlamaConfig, toHFConfig, validateConfig } from "../model/config.js";
 import { Llama } from "../model/llama.js";
@@ -15,22 +18,25 @@ import { initWeights } from "../model/weights.js";
 import { backward } from "../tensor/tape.js";
 import { scope } from "../tensor/tensor.js";
 import {
-  averageCheckpoints,
   listCheckpoints,
   loadCheckpoint,
   removeStaleTemps,
   saveCheckpoint,
   type TrainerState,
 } from "./checkpoint.js";
-import type { PretrainConfig, StageConfig } from "./config.js";
+import { type PretrainConfig, type StageConfig, stageShape } from "./config.js";
 import { type Batch, PackedLoader } from "./loader.js";
 import { writeLossCurve } from "./lossCurve.js";
 import { MetricsLog, type StepMetrics } from "./metrics.js";
+import { type RunPeak, runPeak, trainingFlopsPerToken } from "./mfu.js";
 import { PretrainOptimizer } from "./optimizer.js";
+import { PolyakAverage } from "./polyak.js";
 import { Rng } from "./rng.js";
 import { cosineLR, linearToZero } from "./schedule.js";
 
 export interface PretrainOptions {
+  /** Called once before the first step with the peak MFU is measured against and the resume step. */
+  onStart?: (peak: RunPeak, resumedFrom: number) => void;
   /** Called after every optimiser step. */
   onStep?: (m: StepMetrics) => void;
   /** Called when a checkpoint folder is written. */
@@ -43,6 +49,8 @@ export interface PretrainResult {
   /** Step the run started from (0 for a fresh run, the checkpoint's step when resumed). */
   resumedFrom: number;
   history: StepMetrics[];
+  /** The f32 peak MFU is measured against (peak.json in the run folder). */
+  peak: RunPeak;
 }
 
 /** The model config of a pretrain config: the preset with its overrides, validated. */
@@ -133,28 +141,41 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   const mc = modelConfig(cfg);
   const model = new Llama(mc, initWeights(mc, { seed: cfg.seed }), "init");
   const opt = new PretrainOptimizer(model.parameters(), cfg.optimizer);
+  const polyak = new PolyakAverage();
   const metrics = new MetricsLog(join(runDir, "metrics.jsonl"));
   const svgPath = join(runDir, "loss.svg");
   const totalSteps = cfg.stages.reduce((n, s) => n + s.steps, 0);
+  const peak = runPeak(runDir, getBackend());
 
-  let state: TrainerState = { step: 0, tokens: 0, loader: { epoch: 0, cursor: 0 }, rng: cfg.seed };
+  let state: TrainerState = {
+    step: 0,
+    tokens: 0,
+    stageTokens: 0,
+    loader: { epoch: 0, cursor: 0 },
+    rng: cfg.seed,
+  };
   const latest = listCheckpoints(ckDir).at(-1);
-  if (latest) state = await loadCheckpoint(latest.path, model, opt);
+  if (latest) state = await loadCheckpoint(latest.path, model, opt, polyak);
   const resumedFrom = state.step;
   metrics.truncate(state.step);
+  opts.onStart?.(peak, resumedFrom);
 
   let loader: PackedLoader | null = null;
   let loaderStage = -1;
-  const annealing = (step: number) => stageAt(cfg, step - 1).stage.kind === "annealing";
   const t0 = performance.now();
   let tokensThisRun = 0;
+  let flopsThisRun = 0;
   const history: StepMetrics[] = [];
   try {
     while (state.step < totalSteps) {
       const { stage, index, start } = stageAt(cfg, state.step);
+      // Tokens of this stage so far (checkpoints from before the ramp field: steps × the fixed shape).
+      const stageTokens =
+        state.step === start ? 0 : (state.stageTokens ?? (state.step - start) * stage.batch * stage.seqLen);
+      const shape = stageShape(stage, stageTokens);
       if (index !== loaderStage) {
         loader?.close();
-        loader = new PackedLoader(stage.shards, stage.seqLen, loaderSeed(cfg, index));
+        loader = new PackedLoader(stage.shards, shape.seqLen, loaderSeed(cfg, index));
         if (loader.vocabSize > mc.vocabSize)
           throw new Error(
             `${stage.shards[0]}: vocabulary ${loader.vocabSize} exceeds the model's ${mc.vocabSize}`,
@@ -163,17 +184,21 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
         if (state.step > start) loader.restore(state.loader);
         loaderStage = index;
       }
+      // The ramp: a new sequence length re-cuts the windows from the current share of the epoch.
+      loader!.setSeqLen(shape.seqLen);
       const micro: Batch[] = [];
-      for (let i = 0; i < stage.batch / stage.microBatch; i++) micro.push(loader!.next(stage.microBatch));
+      for (let i = 0; i < shape.batch / shape.microBatch; i++) micro.push(loader!.next(shape.microBatch));
       const lr = learningRate(cfg, state.step);
       const { loss, gradNorm } = trainStep(model, opt, micro, lr);
-      const tokens = stage.batch * stage.seqLen;
+      const tokens = shape.batch * shape.seqLen;
       tokensThisRun += tokens;
+      flopsThisRun += tokens * trainingFlopsPerToken(mc, shape.seqLen);
       const rng = new Rng(state.rng);
       rng.next();
       state = {
         step: state.step + 1,
         tokens: state.tokens + tokens,
+        stageTokens: stageTokens + tokens,
         loader: { ...loader!.position },
         rng: rng.state,
       };
@@ -187,8 +212,9 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
         gradNorm,
         tokens: state.tokens,
         tokensPerSec: tokensThisRun / secs,
-        seqLen: stage.seqLen,
-        batch: stage.batch,
+        mfu: flopsThisRun / secs / peak.flops,
+        seqLen: shape.seqLen,
+        batch: shape.batch,
         eta: ((totalSteps - state.step) * secs) / (state.step - resumedFrom),
         totalSteps,
       };
@@ -199,47 +225,23 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
         writeLossCurve(svgPath, metrics.read(), cfg.name);
       const stageEnd = state.step === start + stage.steps;
       if (
-        state.step % cfg.checkpoint.every === 0 ||
-        stageEnd ||
-        (stage.kind === "annealing" &&
-          cfg.averageAnnealing &&
-          (state.step - start) % cfg.checkpoint.annealEvery === 0)
-      ) {
-        const path = await saveCheckpoint(
-          ckDir,
-          model,
-          opt,
-          state,
-          cfg.checkpoint.keep,
-          (s) => cfg.averageAnnealing && s > 0 && s <= totalSteps && annealing(s),
-        );
+        stage.kind === "annealing" &&
+        cfg.averageAnnealing &&
+        ((state.step - start) % cfg.checkpoint.annealEvery === 0 || stageEnd)
+      )
+        polyak.add(model.weights);
+      if (state.step % cfg.checkpoint.every === 0 || stageEnd) {
+        const path = await saveCheckpoint(ckDir, model, opt, state, cfg.checkpoint.keep, polyak);
         opts.onCheckpoint?.(path, state.step);
       }
     }
+    // final/: the Polyak average of the annealing samples when there are some, else the last weights.
+    const finalWeights = polyak.count > 0 ? polyak.mean : model.weights;
+    await writeHFCheckpoint(join(runDir, "final"), toHFConfig(model.config, "f32"), finalWeights);
   } finally {
     loader?.close();
     opt.dispose();
+    polyak.dispose();
   }
-  await finish(cfg, model, runDir, ckDir, totalSteps, annealing);
-  return { model, runDir, resumedFrom, history };
-}
-
-/** final/: the Polyak average of the annealing checkpoints when there are some, else the last weights. */
-async function finish(
-  cfg: PretrainConfig,
-  model: Llama,
-  runDir: string,
-  ckDir: string,
-  totalSteps: number,
-  annealing: (step: number) => boolean,
-): Promise<void> {
-  const finalDir = join(runDir, "final");
-  const annealed = listCheckpoints(ckDir).filter((c) => c.step <= totalSteps && annealing(c.step));
-  if (cfg.averageAnnealing && annealed.length > 0) {
-    const avg = await averageCheckpoints(annealed.map((c) => c.path));
-    await writeHFCheckpoint(finalDir, toHFConfig(model.config, "f32"), avg);
-    for (const t of avg.values()) t.dispose();
-  } else {
-    await writeHFCheckpoint(finalDir, toHFConfig(model.config, "f32"), model.weights);
-  }
+  return { model, runDir, resumedFrom, history, peak };
 }

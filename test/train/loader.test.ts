@@ -43,3 +43,29 @@ test("loader: same seed same order, other seed other order; restore continues ex
   for (let i = 0; i < 5; i++) assert.deepEqual(d.next(3), a.next(3));
   for (const l of [a, b, c, d]) l.close();
 });
+
+test("loader: a sequence-length change keeps the epoch's share in tokens; a restore repeats it", () => {
+  const shard = corpusShard(tempDir(), 20000);
+  const a = new PackedLoader([shard], 32, 7);
+  for (let i = 0; i < 5; i++) a.next(2);
+  assert.deepEqual(a.position, { epoch: 0, cursor: 10, seqLen: 32 });
+  const saved = JSON.parse(JSON.stringify(a.position));
+  a.setSeqLen(64);
+  // 10 windows of 32 tokens = 5 windows of 64: the new length's order continues at window 5.
+  assert.deepEqual(a.position, { epoch: 0, cursor: 5, seqLen: 64 });
+  assert.ok(Math.abs(a.size - 20000 / 65) < a.size * 0.1, `${a.size} windows of 64`);
+  // A loader made at 64 and given the position saved at 32 (a resume across the switch) goes on alike.
+  const b = new PackedLoader([shard], 64, 7);
+  b.restore(saved);
+  assert.deepEqual(b.position, a.position);
+  for (let i = 0; i < 3; i++) {
+    const x = a.next(2);
+    assert.equal(x.seqLen, 64);
+    assert.deepEqual(b.next(2), x);
+  }
+  // The new length's order is its own, not the old windows cut differently.
+  const c = new PackedLoader([shard], 64, 7);
+  assert.notDeepEqual(c.next(1).ids.slice(0, 32), new PackedLoader([shard], 32, 7).next(1).ids);
+  assert.throws(() => b.restore({ epoch: 0, cursor: 1, seqLen: 0 }), /bad position/);
+  for (const l of [a, b, c]) l.close();
+});

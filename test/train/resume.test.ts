@@ -1,11 +1,14 @@
-// Restarts (spec §8.4): `herd pretrain` killed with SIGKILL in the middle of a run, then started again
-// with the same command, resumes from its newest checkpoint and produces exactly the losses of an
-// uninterrupted run, step for step (the metrics log after the resume reads like one unbroken run).
+// Restarts (spec §8.4): `herd pretrain` killed with SIGKILL in the middle of a run — once just after the
+// batch/sequence-length ramp switched, once during annealing — then started again with the same
+// command, resumes from its newest checkpoint and produces exactly the losses of an uninterrupted run,
+// step for step (the metrics log after the resume reads like one unbroken run), and the same final
+// weights (the running Polyak average is part of the checkpoint).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { readHFCheckpoint } from "../../src/model/checkpoint/hf.js";
 import { MetricsLog } from "../../src/train/metrics.js";
 import { pretrain } from "../../src/train/trainer.js";
 import { repoPath } from "../helpers.js";
@@ -38,7 +41,7 @@ function runCli(config: string, metrics: string, killAt?: number): Promise<NodeJ
   });
 }
 
-test("resume after kill -9 follows the uninterrupted run's losses exactly", {
+test("resume after kill -9 (mid-ramp, mid-annealing) follows the uninterrupted run exactly", {
   timeout: 120_000,
 }, async () => {
   const dir = tempDir();
@@ -50,25 +53,42 @@ test("resume after kill -9 follows the uninterrupted run's losses exactly", {
     data: { shards: [shard] },
     schedule: { peakLR: 1e-2, warmupSteps: 3, floorLR: 1e-3 },
     stages: [
-      { kind: "initial", steps: 24, seqLen: 64, batch: 8, microBatch: 4 },
-      { kind: "annealing", steps: 6, seqLen: 64, batch: 4 },
+      {
+        kind: "initial",
+        steps: 16,
+        seqLen: 32,
+        batch: 8,
+        microBatch: 4,
+        // After 6 steps of 8 × 32 tokens: 4 sequences of 64 (micro-batches of 2 keep 128 tokens each).
+        ramp: [{ afterTokens: 6 * 8 * 32, batch: 4, seqLen: 64 }],
+      },
+      { kind: "annealing", steps: 8, seqLen: 64, batch: 4 },
     ],
-    checkpoint: { every: 4, keep: 2 },
+    checkpoint: { every: 3, keep: 2, annealEvery: 2 },
   };
   const config = join(dir, "run.json");
   writeFileSync(config, JSON.stringify(raw));
   const metrics = join(dir, "runs", "r", "metrics.jsonl");
-  const first = await runCli(config, metrics, 10);
-  assert.equal(first, "SIGKILL", "the first run was killed mid-run");
+  assert.equal(await runCli(config, metrics, 8), "SIGKILL", "the first run was killed mid-run");
   const cut = lines(metrics);
-  assert.ok(cut >= 10 && cut < 30, `killed after ${cut} steps`);
+  assert.ok(cut >= 8 && cut < 16, `first kill after ${cut} steps (the ramp switched at step 7)`);
+  assert.equal(await runCli(config, metrics, 19), "SIGKILL", "the second run was killed mid-run");
+  const cut2 = lines(metrics);
+  assert.ok(cut2 >= 19 && cut2 < 24, `second kill after ${cut2} steps (annealing is steps 17–24)`);
   assert.equal(await runCli(config, metrics), 0);
 
   const ref = await pretrain(tinyConfig(dir, shard, { ...raw, name: "ref" }));
-  const resumed = new MetricsLog(metrics).read();
+  const h = ref.history;
   assert.deepEqual(
-    resumed.map((m) => [m.step, m.loss, m.lr, m.gradNorm, m.tokens]),
-    ref.history.map((m) => [m.step, m.loss, m.lr, m.gradNorm, m.tokens]),
+    h.slice(0, 16).map((m) => [m.batch, m.seqLen]),
+    [...Array(6).fill([8, 32]), ...Array(10).fill([4, 64])],
+    "the ramp switches once the stage's tokens reach the threshold",
   );
+  const resumed = new MetricsLog(metrics).read();
+  const key = (m: (typeof h)[number]) => [m.step, m.loss, m.lr, m.gradNorm, m.tokens, m.batch, m.seqLen];
+  assert.deepEqual(resumed.map(key), h.map(key));
+  const a = await readHFCheckpoint(join(dir, "runs", "r", "final"));
+  const b = await readHFCheckpoint(join(ref.runDir, "final"));
+  for (const [name, t] of b.tensors) assert.deepEqual(a.tensors.get(name)!.data, t.data, name);
   ref.model.dispose();
 });

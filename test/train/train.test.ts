@@ -9,6 +9,7 @@ import { Llama } from "../../src/model/llama.js";
 import { initWeights } from "../../src/model/weights.js";
 import { noGrad, scope, untracked, zeros } from "../../src/tensor/index.js";
 import { averageCheckpoints, saveCheckpoint } from "../../src/train/checkpoint.js";
+import { stageShape } from "../../src/train/config.js";
 import { PackedLoader } from "../../src/train/loader.js";
 import { PretrainOptimizer } from "../../src/train/optimizer.js";
 import { cosineLR, linearToZero } from "../../src/train/schedule.js";
@@ -168,4 +169,36 @@ test("config: defaults filled in, errors name the field", () => {
   );
   assert.throws(() => tinyConfig(dir, shard, { optimizer: { beta2: 2 } }), /field 'optimizer\.beta2'/);
   assert.throws(() => tinyConfig(dir, shard, { shedule: {} }), /field 'shedule' is not a known field/);
+  // Ramps: thresholds rise, micro-batches default to the stage's tokens per micro-batch, errors name the field.
+  const stage = { steps: 4, seqLen: 32, batch: 8, microBatch: 2 };
+  const ramp = (r: unknown) => tinyConfig(dir, shard, { stages: [{ ...stage, ramp: r }] }).stages[0]!;
+  assert.deepEqual(ramp([{ afterTokens: 100, batch: 16, seqLen: 64 }]).ramp, [
+    { afterTokens: 100, batch: 16, seqLen: 64, microBatch: 1 },
+  ]);
+  const s = ramp([
+    { afterTokens: 100, batch: 12, seqLen: 16 },
+    { afterTokens: 300, batch: 4, seqLen: 128, microBatch: 4 },
+  ]);
+  assert.equal(s.ramp[0]!.microBatch, 4, "the largest divisor of 12 holding ≤ 64 tokens of 16");
+  assert.deepEqual(stageShape(s, 99), { batch: 8, seqLen: 32, microBatch: 2 });
+  assert.deepEqual(stageShape(s, 100), { batch: 12, seqLen: 16, microBatch: 4 });
+  assert.deepEqual(stageShape(s, 5000), { batch: 4, seqLen: 128, microBatch: 4 });
+  assert.throws(
+    () =>
+      ramp([
+        { afterTokens: 100, batch: 8, seqLen: 8 },
+        { afterTokens: 100, batch: 8, seqLen: 8 },
+      ]),
+    /field 'stages\[0\]\.ramp\[1\]\.afterTokens' \(100\) must be above the previous threshold/,
+  );
+  assert.throws(
+    () => ramp([{ afterTokens: 10, batch: 6, seqLen: 8, microBatch: 4 }]),
+    /field 'stages\[0\]\.ramp\[0\]\.microBatch' \(4\) must divide batch \(6\)/,
+  );
+  assert.throws(
+    () => ramp([{ afterTokens: 10, batch: 6 }]),
+    /field 'stages\[0\]\.ramp\[0\]\.seqLen' is required/,
+  );
+  assert.throws(() => ramp([{ after: 10 }]), /field 'stages\[0\]\.ramp\[0\]\.after' is not a known field/);
+  assert.throws(() => ramp({ afterTokens: 1 }), /field 'stages\[0\]\.ramp' must be a list/);
 });
