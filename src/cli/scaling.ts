@@ -1,36 +1,97 @@
 // `herd scaling fit RUN...` and `herd scaling predict FLOPS` (spec §6.4): fit the compute-optimal token
-// law D*(C) = A·C^α over small pre-training runs (IsoFLOP parabolas, then a power law), or predict the
-// optimal tokens and parameters of a budget (default: the paper's α = 0.537, A = 0.299).
+// law D*(C) = A·C^α over pre-training run folders written by `herd pretrain` (IsoFLOP parabolas, then a
+// power law; optionally drawn as an SVG like the paper's Figures 2–3), or predict the optimal tokens and
+// parameters of a budget (default: the paper's figure constants α = 0.537, A = 0.299, and C = 6·N·D).
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { writeFileAtomic } from "../io/atomic.js";
 import { paramCount } from "../model/presets.js";
 import { resolveConfig } from "../train/config.js";
 import { MetricsLog } from "../train/metrics.js";
+import { trainingFlopsPerToken } from "../train/mfu.js";
 import { fitScalingLaw, PAPER_LAW, predict, type ScalingPoint } from "../train/scaling.js";
+import { scalingSvg } from "../train/scalingPlot.js";
 import { modelConfig } from "../train/trainer.js";
 
-const HELP = `usage: herd scaling fit RUN_DIR... | --points FILE.json
-       herd scaling predict FLOPS [--alpha A] [--coef A]
+const HELP = `usage: herd scaling fit RUN_DIR... [--flops model|6nd] [--tolerance T] [--svg FILE]
+       herd scaling fit --points FILE.json [--svg FILE]
+       herd scaling predict FLOPS [--alpha A] [--coef A] [--flops-per-param-token K]
 
-fit       each RUN_DIR is a herd pretrain run folder (config.json, metrics.jsonl): its budget is
-          6·params·tokens and its loss the mean of the last 10% of steps; or --points gives a JSON list of
-          {"flops", "tokens", "loss"}. Runs of one budget (3 significant digits) form an IsoFLOP curve.
-predict   optimal tokens A·C^α and parameters C/(6·tokens); default α 0.537, A 0.299 (spec §6.4).`;
+fit       each RUN_DIR is a herd pretrain run folder (config.json, metrics.jsonl). Its loss is the last
+          validation loss in the metrics (field valLoss); a run without one falls back to the mean
+          training loss of its last 10% of steps, and the output says so. Its compute is
+            model  Σ tokens × (6·N + 12·layers·dim·seqLen) over its steps, the MFU count (default)
+            6nd    6 · all parameters · tokens
+          Runs within --tolerance (relative, default 0.05) of each other's FLOPs form one budget; each
+          budget's loss over log10(tokens) gets a parabola whose minimum is the compute-optimal D*, and
+          D*(C) = A·C^α is fitted over the budgets. --points gives a JSON list of {"flops","tokens","loss"}
+          instead. --svg writes the IsoFLOP curves and the power law.
+predict   optimal tokens A·C^α and parameters C/(K·tokens); default α 0.537, A 0.299 (the paper's
+          figure legend), K 6. At 3.8e25 this gives 16.29T tokens and 388.7B parameters, not the paper's
+          402B on 16.55T: that pair's 6·N·D is 4.0e25, so the paper paired them with a FLOP formula other
+          than 6·N·D (spec §6.4 [CALC]); K ≈ 5.80 reproduces 402B.`;
 
-function runPoint(dir: string): ScalingPoint {
+export type FlopCount = "model" | "6nd";
+
+export interface RunPoint extends ScalingPoint {
+  dir: string;
+  /** Where the loss came from: "valLoss at step S" or the training-loss fallback. */
+  lossFrom: string;
+  validation: boolean;
+}
+
+/** The scaling point of one `herd pretrain` run folder; errors name the folder and the file. */
+export function runPoint(dir: string, count: FlopCount = "model"): RunPoint {
   const cfgPath = join(dir, "config.json");
   if (!existsSync(cfgPath)) throw new Error(`${dir}: no config.json (not a herd pretrain run folder)`);
-  const cfg = resolveConfig(JSON.parse(readFileSync(cfgPath, "utf8")), cfgPath, dir);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(cfgPath, "utf8"));
+  } catch (e) {
+    throw new Error(`${cfgPath}: not valid JSON: ${(e as Error).message}`);
+  }
+  const mc = modelConfig(resolveConfig(raw, cfgPath, dir));
   const m = new MetricsLog(join(dir, "metrics.jsonl")).read();
   if (m.length === 0) throw new Error(`${dir}/metrics.jsonl: no steps`);
-  const tail = m.slice(-Math.max(1, Math.floor(m.length / 10)));
   const tokens = m.at(-1)!.tokens;
+  let flops = 6 * paramCount(mc) * tokens;
+  if (count === "model") {
+    flops = 0;
+    let prev = 0;
+    for (const r of m) {
+      if (!(Number.isFinite(r.tokens) && Number.isInteger(r.seqLen) && r.seqLen > 0))
+        throw new Error(`${dir}/metrics.jsonl: step ${r.step} lacks tokens or seqLen`);
+      flops += (r.tokens - prev) * trainingFlopsPerToken(mc, r.seqLen);
+      prev = r.tokens;
+    }
+  }
+  const withVal = m.filter((r) => Number.isFinite((r as { valLoss?: unknown }).valLoss)).at(-1);
+  if (withVal)
+    return {
+      dir,
+      flops,
+      tokens,
+      loss: (withVal as unknown as { valLoss: number }).valLoss,
+      lossFrom: `valLoss at step ${withVal.step}`,
+      validation: true,
+    };
+  const tail = m.slice(-Math.max(1, Math.floor(m.length / 10)));
   return {
-    flops: 6 * paramCount(modelConfig(cfg)) * tokens,
+    dir,
+    flops,
     tokens,
     loss: tail.reduce((a, x) => a + x.loss, 0) / tail.length,
+    lossFrom: `training loss of the last ${tail.length} step(s): no valLoss in metrics.jsonl`,
+    validation: false,
   };
+}
+
+function positive(flag: string, v: string | undefined, def: number): number {
+  if (v === undefined) return def;
+  const x = Number(v);
+  if (!(x > 0)) throw new Error(`herd scaling: ${flag} '${v}' must be a positive number`);
+  return x;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -40,8 +101,12 @@ export async function run(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       points: { type: "string" },
+      flops: { type: "string", default: "model" },
+      tolerance: { type: "string" },
+      svg: { type: "string" },
       alpha: { type: "string" },
       coef: { type: "string" },
+      "flops-per-param-token": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -49,27 +114,62 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return values.help ? 0 : 2;
   }
+  const out = (l: string) => process.stdout.write(`${l}\n`);
   if (sub === "predict") {
     const flops = Number(positionals[0]);
     if (!(flops > 0))
       throw new Error(`herd scaling predict: FLOPS '${positionals[0] ?? ""}' must be a positive number`);
     const law = {
-      alpha: values.alpha ? Number(values.alpha) : PAPER_LAW.alpha,
-      A: values.coef ? Number(values.coef) : PAPER_LAW.A,
+      alpha: positive("--alpha", values.alpha, PAPER_LAW.alpha),
+      A: positive("--coef", values.coef, PAPER_LAW.A),
     };
-    const p = predict(flops, law);
-    process.stdout.write(
+    const k = positive("--flops-per-param-token", values["flops-per-param-token"], 6);
+    const p = predict(flops, law, k);
+    out(
       `budget ${flops.toExponential(2)} FLOPs (α ${law.alpha}, A ${law.A}): ` +
-        `${(p.tokens / 1e12).toFixed(2)}T tokens, ${(p.params / 1e9).toFixed(1)}B parameters (C = 6·N·D)\n`,
+        `${(p.tokens / 1e12).toFixed(2)}T tokens, ${(p.params / 1e9).toFixed(1)}B parameters (C = ${k}·N·D)`,
     );
+    if (!values.alpha && !values.coef && !values["flops-per-param-token"])
+      out(
+        "note: the paper reports 402B parameters on 16.55T tokens for 3.8e25 FLOPs; 6·402e9·16.55e12 = 4.0e25, " +
+          "so it paired them with a FLOP formula other than 6·N·D (spec §6.4 [CALC]). " +
+          "--flops-per-param-token 5.8 reproduces its 402B.",
+      );
     return 0;
   }
-  const points: ScalingPoint[] = values.points
-    ? (JSON.parse(readFileSync(values.points, "utf8")) as ScalingPoint[])
-    : positionals.map(runPoint);
-  const { law, optima } = fitScalingLaw(points);
+  if (values.flops !== "model" && values.flops !== "6nd")
+    throw new Error(`herd scaling fit: --flops '${values.flops}' must be model or 6nd`);
+  const tolerance = positive("--tolerance", values.tolerance, 0.05);
+  let points: ScalingPoint[];
+  if (values.points) {
+    points = JSON.parse(readFileSync(values.points, "utf8")) as ScalingPoint[];
+  } else {
+    if (positionals.length === 0) throw new Error("herd scaling fit: give run folders or --points FILE.json");
+    const runs = positionals.map((d) => runPoint(d, values.flops as FlopCount));
+    for (const r of runs)
+      out(
+        `${r.dir}: ${r.flops.toExponential(3)} FLOPs, ${r.tokens} tokens, loss ${r.loss.toFixed(4)} (${r.lossFrom})`,
+      );
+    const fallback = runs.filter((r) => !r.validation).length;
+    if (fallback > 0)
+      out(
+        `note: ${fallback} of ${runs.length} run(s) have no validation loss (valLoss); their training loss stands in, ` +
+          "which cannot see overfitting to repeated data and so can favour longer runs than a held-out loss",
+      );
+    points = runs;
+  }
+  const { law, optima } = fitScalingLaw(points, tolerance);
   for (const o of optima)
-    process.stdout.write(`budget ${o.flops.toExponential(2)}: optimal ${o.tokens.toExponential(3)} tokens\n`);
-  process.stdout.write(`D*(C) = ${law.A.toPrecision(4)}·C^${law.alpha.toFixed(4)}\n`);
+    out(
+      `budget ${o.flops.toExponential(2)} (${o.points.length} runs): optimal ${o.tokens.toExponential(3)} tokens ` +
+        `(loss ${o.loss.toFixed(4)}), ${(o.flops / (6 * o.tokens)).toExponential(3)} parameters at C = 6·N·D`,
+    );
+  out(
+    `D*(C) = ${law.A.toPrecision(4)}·C^${law.alpha.toFixed(4)} (the paper: ${PAPER_LAW.A}·C^${PAPER_LAW.alpha})`,
+  );
+  if (values.svg) {
+    writeFileAtomic(values.svg, scalingSvg(optima, law));
+    out(`plot: ${values.svg}`);
+  }
   return 0;
 }

@@ -1,7 +1,10 @@
 // Scaling laws (spec §6.4): for each compute budget C, fit validation loss against log training tokens
 // with a second-degree polynomial and take its minimum (the compute-optimal token count D*); then fit
 // the power law D*(C) = A·C^α by least squares in log space. The optimal model size follows from
-// C = 6·N·D. The paper's figure constants are (α, A) = (0.537, 0.299).
+// C = 6·N·D. The paper's figure constants are (α, A) = (0.537, 0.299): at 3.8e25 FLOPs they give
+// 16.29T tokens and, with C = 6·N·D, 388.7B parameters; the paper prints 402B on 16.55T, a pair whose
+// 6·N·D is 4.0e25, so its pairing used another FLOP formula (spec §6.4 [CALC]). `predict` takes the
+// FLOPs per parameter and token (6) as a parameter.
 export interface ScalingPoint {
   /** Training FLOPs of the run (the budget it belongs to). */
   flops: number;
@@ -41,27 +44,63 @@ export function fitQuadratic(xs: number[], ys: number[]): [number, number, numbe
   return [det(col(0)) / d, det(col(1)) / d, det(col(2)) / d];
 }
 
-/** Compute-optimal tokens of one budget: the minimum of the parabola of loss over log10(tokens). */
-export function optimalTokens(points: ScalingPoint[]): number {
-  const [, b, c] = fitQuadratic(
+/** The parabola of one budget: loss ≈ c0 + c1·x + c2·x² over x = log10(tokens), and its minimum. */
+export interface IsoFlop {
+  /** The budget: the geometric mean of its runs' FLOPs. */
+  flops: number;
+  points: ScalingPoint[];
+  coef: [number, number, number];
+  /** Compute-optimal tokens D*: the parabola's minimum. */
+  tokens: number;
+  /** The parabola's loss at D*. */
+  loss: number;
+}
+
+/** Fit the parabola of one budget's runs; errors when it opens downward (no minimum). */
+export function isoFlop(points: ScalingPoint[]): IsoFlop {
+  const flops = 10 ** (points.reduce((a, p) => a + Math.log10(p.flops), 0) / points.length);
+  const coef = fitQuadratic(
     points.map((p) => Math.log10(p.tokens)),
     points.map((p) => p.loss),
   );
-  if (!(c > 0)) throw new Error(`budget ${points[0]?.flops}: the loss curve has no minimum (opens downward)`);
-  return 10 ** (-b / (2 * c));
+  const [a, b, c] = coef;
+  if (!(c > 0))
+    throw new Error(
+      `budget ${flops.toExponential(2)}: the loss over log tokens opens downward (no minimum); ` +
+        "add runs on both sides of the optimum",
+    );
+  const x = -b / (2 * c);
+  return { flops, points, coef, tokens: 10 ** x, loss: a + b * x + c * x * x };
 }
 
-/** Group points by budget (equal to 3 significant digits), find each D*, fit D* = A·C^α. */
-export function fitScalingLaw(points: ScalingPoint[]): {
-  law: PowerLaw;
-  optima: { flops: number; tokens: number }[];
-} {
-  const groups = new Map<string, ScalingPoint[]>();
-  for (const p of points) {
-    const key = p.flops.toPrecision(3);
-    groups.set(key, [...(groups.get(key) ?? []), p]);
+/** Compute-optimal tokens of one budget: the minimum of the parabola of loss over log10(tokens). */
+export function optimalTokens(points: ScalingPoint[]): number {
+  return isoFlop(points).tokens;
+}
+
+/**
+ * Group points into budgets: sorted by FLOPs, a point more than `tolerance` (relative) above the first
+ * of the current group starts a new one — real runs of one budget differ by their step rounding.
+ */
+export function groupBudgets(points: ScalingPoint[], tolerance = 0.05): ScalingPoint[][] {
+  const groups: ScalingPoint[][] = [];
+  for (const p of [...points].sort((a, b) => a.flops - b.flops)) {
+    const g = groups.at(-1);
+    if (g && p.flops <= g[0]!.flops * (1 + tolerance)) g.push(p);
+    else groups.push([p]);
   }
-  const optima = [...groups.values()].map((g) => ({ flops: g[0]!.flops, tokens: optimalTokens(g) }));
+  return groups;
+}
+
+/** Group points by budget (`groupBudgets`), find each D*, fit D* = A·C^α. */
+export function fitScalingLaw(
+  points: ScalingPoint[],
+  tolerance = 0.05,
+): {
+  law: PowerLaw;
+  optima: IsoFlop[];
+} {
+  const optima = groupBudgets(points, tolerance).map(isoFlop);
   if (optima.length < 2) throw new Error(`fitScalingLaw: ${optima.length} budget(s); need at least 2`);
   const xs = optima.map((o) => Math.log10(o.flops));
   const ys = optima.map((o) => Math.log10(o.tokens));
@@ -77,9 +116,14 @@ export function fitScalingLaw(points: ScalingPoint[]): {
   return { law: { alpha, A: 10 ** (my - alpha * mx) }, optima };
 }
 
-/** Optimal tokens D = A·C^α and parameters N = C / (6·D) for a budget of `flops`. */
-export function predict(flops: number, law: PowerLaw = PAPER_LAW): { tokens: number; params: number } {
+/** Optimal tokens D = A·C^α and parameters N = C / (k·D) (C = k·N·D, k = 6 by default) for `flops`. */
+export function predict(
+  flops: number,
+  law: PowerLaw = PAPER_LAW,
+  flopsPerParamToken = 6,
+): { tokens: number; params: number } {
   if (!(flops > 0)) throw new Error(`predict: FLOPs ${flops} must be positive`);
+  if (!(flopsPerParamToken > 0)) throw new Error(`predict: FLOPs per parameter and token must be positive`);
   const tokens = law.A * flops ** law.alpha;
-  return { tokens, params: flops / (6 * tokens) };
+  return { tokens, params: flops / (flopsPerParamToken * tokens) };
 }

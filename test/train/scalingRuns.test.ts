@@ -1,0 +1,87 @@
+// `herd scaling fit` over run folders in the on-disk format `herd pretrain` writes: a real tiny run is
+// read back (compute from its steps with the MFU count, loss from the training fallback when there is
+// no valLoss), and nine run folders of three budgets whose validation losses follow a known law give
+// that law back through the CLI, with the IsoFLOP/power-law SVG.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { runPoint } from "../../src/cli/scaling.js";
+import { trainingFlopsPerToken } from "../../src/train/mfu.js";
+import { modelConfig, pretrain } from "../../src/train/trainer.js";
+import { repoPath } from "../helpers.js";
+import { corpusShard, TINY, tempDir, tinyConfig } from "./fixture.js";
+
+const CLI = repoPath("dist", "src", "cli", "main.js");
+
+test("scaling fit: a real run folder — FLOPs from its steps, training loss when there is no valLoss", async () => {
+  const dir = tempDir();
+  const cfg = tinyConfig(dir, corpusShard(dir, 20000), {
+    stages: [
+      { kind: "initial", steps: 4, seqLen: 32, batch: 2, ramp: [{ afterTokens: 128, batch: 1, seqLen: 64 }] },
+    ],
+  });
+  const res = await pretrain(cfg);
+  const p = runPoint(res.runDir);
+  const mc = modelConfig(cfg);
+  assert.equal(p.tokens, 2 * 64 + 2 * 64);
+  assert.equal(p.flops, 128 * trainingFlopsPerToken(mc, 32) + 128 * trainingFlopsPerToken(mc, 64));
+  assert.equal(p.validation, false);
+  assert.equal(p.loss, res.history.at(-1)!.loss);
+  assert.match(p.lossFrom, /no valLoss/);
+  assert.equal(runPoint(res.runDir, "6nd").flops, 6 * paramTotal(res.model.weights) * 256);
+  res.model.dispose();
+  assert.throws(() => runPoint(dir), /no config\.json \(not a herd pretrain run folder\)/);
+});
+
+function paramTotal(w: Map<string, { size: number }>): number {
+  let n = 0;
+  for (const t of w.values()) n += t.size;
+  return n;
+}
+
+test("scaling fit CLI: nine run folders of three budgets recover the law that made them", () => {
+  const dir = tempDir();
+  const law = { alpha: 0.55, A: 0.3 };
+  const runs: string[] = [];
+  for (const C of [1e12, 1e13, 1e14])
+    for (const h of [16, 32, 64]) {
+      const over = { ...TINY, hiddenSize: h, intermediateSize: 2 * h, headDim: h / 2 };
+      const cfg = tinyConfig(dir, join(dir, "none.tok"), {
+        name: `c${C}-h${h}`,
+        model: { preset: "tiny", overrides: over },
+      });
+      const tokens = Math.round(C / trainingFlopsPerToken(modelConfig(cfg), 32));
+      const loss = 2 + 0.3 * (Math.log10(tokens) - Math.log10(law.A * C ** law.alpha)) ** 2;
+      const run = join(dir, "runs", cfg.name);
+      mkdirSync(run, { recursive: true });
+      writeFileSync(join(run, "config.json"), `${JSON.stringify(cfg, null, 2)}\n`);
+      // The first budget's runs have no validation loss: their training loss stands in.
+      const val = C > 1e12 ? { valLoss: loss } : {};
+      const rec = (step: number, t: number, l: number, extra = {}) =>
+        `${JSON.stringify({ step, stage: "initial", kind: "initial", loss: l, lr: 1e-3, gradNorm: 1, tokens: t, tokensPerSec: 1, mfu: 0.1, seqLen: 32, batch: 2, eta: 0, totalSteps: 2, ...extra })}\n`;
+      writeFileSync(
+        join(run, "metrics.jsonl"),
+        rec(1, 64, 5) + rec(2, tokens, C > 1e12 ? loss + 0.5 : loss, val),
+      );
+      runs.push(run);
+    }
+  const svg = join(dir, "scaling.svg");
+  const r = spawnSync(process.execPath, [CLI, "scaling", "fit", ...runs, "--svg", svg], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const m = /D\*\(C\) = ([\d.e+-]+)·C\^([\d.]+)/.exec(r.stdout);
+  assert.ok(m, r.stdout);
+  assert.ok(Math.abs(Number(m[2]) - law.alpha) < 1e-3, `alpha ${m[2]}`);
+  assert.ok(Math.abs(Number(m[1]) / law.A - 1) < 0.01, `A ${m[1]}`);
+  assert.match(r.stdout, /note: 3 of 9 run\(s\) have no validation loss/);
+  assert.equal(r.stdout.match(/\(valLoss at step 2\)/g)?.length, 6);
+  assert.equal(r.stdout.match(/^budget .* \(3 runs\)/gm)?.length, 3);
+  const pic = readFileSync(svg, "utf8");
+  assert.equal(pic.match(/class="isoflop"/g)?.length, 3);
+  assert.equal(pic.match(/class="optimum"/g)?.length, 3);
+  assert.equal(pic.match(/class="powerlaw"/g)?.length, 1);
+  const pred = spawnSync(process.execPath, [CLI, "scaling", "predict", "3.8e25"], { encoding: "utf8" });
+  assert.match(pred.stdout, /16\.29T tokens, 388\.7B parameters \(C = 6·N·D\)/);
+  assert.match(pred.stdout, /402B .* other than 6·N·D/);
+});
