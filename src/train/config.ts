@@ -47,9 +47,12 @@ export interface PretrainConfig {
   optimizer: OptimizerConfig;
   schedule: { peakLR: number; warmupSteps: number; floorLR: number };
   stages: StageConfig[];
-  /** Checkpoint every `every` steps, keep the newest `keep`; in annealing also every `annealEvery` steps. */
+  /**
+   * Checkpoint every `every` steps and at each stage's end, keep the newest `keep`; during annealing the
+   * weights every `annealEvery` steps (and at the stage's end) are folded into the running average.
+   */
   checkpoint: { every: number; keep: number; annealEvery: number };
-  /** Average the annealing stage's checkpoints into final/ (Polyak averaging, spec §6.3). */
+  /** final/ is the running average of the annealing weights (Polyak averaging, spec §6.3). */
   averageAnnealing: boolean;
 }
 

@@ -87,7 +87,16 @@ export function prepareDemo(
       seed: 1,
       schedule: { peakLR: 2e-3, warmupSteps: 20, floorLR: 2e-4 },
       stages: [
-        { name: "initial-128", kind: "initial", steps: 320, seqLen: 128, batch: 8 },
+        // The spec §6.1 ramp scaled down: 64 steps of 8 × 64 tokens (the paper's first 252M tokens are
+        // ~63 steps of 4M × 4,096), then 8 × 128 (its 8M × 8,192).
+        {
+          name: "initial-128",
+          kind: "initial",
+          steps: 320,
+          seqLen: 64,
+          batch: 8,
+          ramp: [{ afterTokens: 64 * 8 * 64, batch: 8, seqLen: 128, microBatch: 8 }],
+        },
         { name: "long-256", kind: "long-context", steps: 40, seqLen: 256, batch: 4 },
         { name: "annealing", kind: "annealing", steps: 20, seqLen: 256, batch: 4, shards: [annealShard] },
       ],
