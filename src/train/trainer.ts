@@ -127,6 +127,20 @@ function stageAt(cfg: PretrainConfig, step: number): { stage: StageConfig; index
   throw new Error(`step ${step} is past the last stage`);
 }
 
+/** Batch and sequence length of every step of the run (the ramps followed through each stage's tokens). */
+export function stepShapes(cfg: PretrainConfig): { batch: number; seqLen: number }[] {
+  const out: { batch: number; seqLen: number }[] = [];
+  for (const stage of cfg.stages) {
+    let tokens = 0;
+    for (let i = 0; i < stage.steps; i++) {
+      const { batch, seqLen } = stageShape(stage, tokens);
+      out.push({ batch, seqLen });
+      tokens += batch * seqLen;
+    }
+  }
+  return out;
+}
+
 function loaderSeed(cfg: PretrainConfig, stageIndex: number): number {
   return new Rng(cfg.seed * 2654435761 + stageIndex).next() * 4294967296;
 }
@@ -145,6 +159,10 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   const metrics = new MetricsLog(join(runDir, "metrics.jsonl"));
   const svgPath = join(runDir, "loss.svg");
   const totalSteps = cfg.stages.reduce((n, s) => n + s.steps, 0);
+  // flopsAfter[i]: model FLOPs of steps i… to the end; the ETA is those left at the run's FLOP rate.
+  const flopsAfter = stepShapes(cfg).map((s) => s.batch * s.seqLen * trainingFlopsPerToken(mc, s.seqLen));
+  for (let i = flopsAfter.length - 2; i >= 0; i--) flopsAfter[i]! += flopsAfter[i + 1]!;
+  flopsAfter.push(0);
   const peak = runPeak(runDir, getBackend());
 
   let state: TrainerState = {
@@ -215,7 +233,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
         mfu: flopsThisRun / secs / peak.flops,
         seqLen: shape.seqLen,
         batch: shape.batch,
-        eta: ((totalSteps - state.step) * secs) / (state.step - resumedFrom),
+        eta: (flopsAfter[state.step]! * secs) / flopsThisRun,
         totalSteps,
       };
       metrics.append(m);

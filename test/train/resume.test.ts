@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { readHFCheckpoint } from "../../src/model/checkpoint/hf.js";
 import { MetricsLog } from "../../src/train/metrics.js";
-import { pretrain } from "../../src/train/trainer.js";
+import { pretrain, stepShapes } from "../../src/train/trainer.js";
 import { repoPath } from "../helpers.js";
 import { corpusShard, TINY, tempDir, tinyConfig } from "./fixture.js";
 
@@ -77,8 +77,13 @@ test("resume after kill -9 (mid-ramp, mid-annealing) follows the uninterrupted r
   assert.ok(cut2 >= 19 && cut2 < 24, `second kill after ${cut2} steps (annealing is steps 17–24)`);
   assert.equal(await runCli(config, metrics), 0);
 
-  const ref = await pretrain(tinyConfig(dir, shard, { ...raw, name: "ref" }));
+  const refCfg = tinyConfig(dir, shard, { ...raw, name: "ref" });
+  const ref = await pretrain(refCfg);
   const h = ref.history;
+  assert.deepEqual(
+    h.map((m) => ({ batch: m.batch, seqLen: m.seqLen })),
+    stepShapes(refCfg),
+  );
   assert.deepEqual(
     h.slice(0, 16).map((m) => [m.batch, m.seqLen]),
     [...Array(6).fill([8, 32]), ...Array(10).fill([4, 64])],
