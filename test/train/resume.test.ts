@@ -55,14 +55,14 @@ test("resume after kill -9 (mid-ramp, mid-annealing) follows the uninterrupted r
     stages: [
       {
         kind: "initial",
-        steps: 16,
+        steps: 20,
         seqLen: 32,
         batch: 8,
         microBatch: 4,
         // After 6 steps of 8 × 32 tokens: 4 sequences of 64 (micro-batches of 2 keep 128 tokens each).
         ramp: [{ afterTokens: 6 * 8 * 32, batch: 4, seqLen: 64 }],
       },
-      { kind: "annealing", steps: 8, seqLen: 64, batch: 4 },
+      { kind: "annealing", steps: 12, seqLen: 64, batch: 4 },
     ],
     checkpoint: { every: 3, keep: 2, annealEvery: 2 },
   };
@@ -71,10 +71,11 @@ test("resume after kill -9 (mid-ramp, mid-annealing) follows the uninterrupted r
   const metrics = join(dir, "runs", "r", "metrics.jsonl");
   assert.equal(await runCli(config, metrics, 8), "SIGKILL", "the first run was killed mid-run");
   const cut = lines(metrics);
-  assert.ok(cut >= 8 && cut < 16, `first kill after ${cut} steps (the ramp switched at step 7)`);
-  assert.equal(await runCli(config, metrics, 19), "SIGKILL", "the second run was killed mid-run");
+  assert.ok(cut >= 8 && cut < 20, `first kill after ${cut} steps (the ramp switched at step 7)`);
+  // Killed at step ≥ 25, the run resumes from a checkpoint holding ≥ 2 averaged samples (steps 22, 24).
+  assert.equal(await runCli(config, metrics, 25), "SIGKILL", "the second run was killed mid-run");
   const cut2 = lines(metrics);
-  assert.ok(cut2 >= 19 && cut2 < 24, `second kill after ${cut2} steps (annealing is steps 17–24)`);
+  assert.ok(cut2 >= 25 && cut2 < 32, `second kill after ${cut2} steps (annealing is steps 21–32)`);
   assert.equal(await runCli(config, metrics), 0);
 
   const refCfg = tinyConfig(dir, shard, { ...raw, name: "ref" });
@@ -85,8 +86,8 @@ test("resume after kill -9 (mid-ramp, mid-annealing) follows the uninterrupted r
     stepShapes(refCfg),
   );
   assert.deepEqual(
-    h.slice(0, 16).map((m) => [m.batch, m.seqLen]),
-    [...Array(6).fill([8, 32]), ...Array(10).fill([4, 64])],
+    h.slice(0, 20).map((m) => [m.batch, m.seqLen]),
+    [...Array(6).fill([8, 32]), ...Array(14).fill([4, 64])],
     "the ramp switches once the stage's tokens reach the threshold",
   );
   const resumed = new MetricsLog(metrics).read();
