@@ -159,11 +159,15 @@ export async function run(argv: string[]): Promise<number> {
     points = runs;
   }
   const { law, optima } = fitScalingLaw(points, tolerance);
-  for (const o of optima)
+  for (const o of optima) {
+    const ts = o.points.map((p) => p.tokens);
+    const outside = o.tokens < Math.min(...ts) || o.tokens > Math.max(...ts);
     out(
       `budget ${o.flops.toExponential(2)} (${o.points.length} runs): optimal ${o.tokens.toExponential(3)} tokens ` +
-        `(loss ${o.loss.toFixed(4)}), ${(o.flops / (6 * o.tokens)).toExponential(3)} parameters at C = 6·N·D`,
+        `(loss ${o.loss.toFixed(4)}), ${(o.flops / (6 * o.tokens)).toExponential(3)} parameters at C = 6·N·D` +
+        (outside ? " — outside the runs' token range, extrapolated: add runs beyond it" : ""),
     );
+  }
   out(
     `D*(C) = ${law.A.toPrecision(4)}·C^${law.alpha.toFixed(4)} (the paper: ${PAPER_LAW.A}·C^${PAPER_LAW.alpha})`,
   );
