@@ -58,10 +58,11 @@ export function measureClock(opts: { runs?: number; iters?: number; fresh?: bool
   const probe = existsSync(wasmKernelsPath())
     ? instantiate(kernelModule(), sharedMemory(1)).clockProbe!
     : jsProbe;
-  const iters = opts.iters ?? 1e6;
+  // Many short runs (~1.5 ms each at 4 GHz): on a busy machine some still run unpreempted.
+  const iters = opts.iters ?? 2.5e5;
   probe(iters, 3, 5);
   let best = 0;
-  for (let r = 0; r < (opts.runs ?? 12); r++) {
+  for (let r = 0; r < (opts.runs ?? 40); r++) {
     const t0 = performance.now();
     probe(iters, 3, 5);
     const s = (performance.now() - t0) / 1000;

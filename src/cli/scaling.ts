@@ -158,7 +158,8 @@ export async function run(argv: string[]): Promise<number> {
       );
     points = runs;
   }
-  const { law, optima } = fitScalingLaw(points, tolerance);
+  const { law, optima, skipped } = fitScalingLaw(points, tolerance);
+  for (const k of skipped) out(`left out: ${k.reason}`);
   for (const o of optima) {
     const ts = o.points.map((p) => p.tokens);
     const outside = o.tokens < Math.min(...ts) || o.tokens > Math.max(...ts);

@@ -21,7 +21,7 @@ export const PAPER_LAW: PowerLaw = { alpha: 0.537, A: 0.299 };
 
 /** Least-squares polynomial of degree 2: y ≈ c0 + c1·x + c2·x². */
 export function fitQuadratic(xs: number[], ys: number[]): [number, number, number] {
-  if (xs.length < 3) throw new Error(`fitQuadratic: ${xs.length} points; need at least 3`);
+  if (xs.length < 3) throw new Error(`fitQuadratic: ${xs.length} point(s); need at least 3`);
   const s = [0, 0, 0, 0, 0];
   const t = [0, 0, 0];
   xs.forEach((x, i) => {
@@ -59,6 +59,8 @@ export interface IsoFlop {
 /** Fit the parabola of one budget's runs; errors when it opens downward (no minimum). */
 export function isoFlop(points: ScalingPoint[]): IsoFlop {
   const flops = 10 ** (points.reduce((a, p) => a + Math.log10(p.flops), 0) / points.length);
+  if (points.length < 3)
+    throw new Error(`budget ${flops.toExponential(2)}: ${points.length} run(s); a parabola needs at least 3`);
   const coef = fitQuadratic(
     points.map((p) => Math.log10(p.tokens)),
     points.map((p) => p.loss),
@@ -92,16 +94,33 @@ export function groupBudgets(points: ScalingPoint[], tolerance = 0.05): ScalingP
   return groups;
 }
 
-/** Group points by budget (`groupBudgets`), find each D*, fit D* = A·C^α. */
+/**
+ * Group points by budget (`groupBudgets`), find each D*, fit D* = A·C^α by least squares in log space.
+ * A budget whose parabola cannot be fitted (under 3 points, or opening downward: noisy real runs) is
+ * left out and listed in `skipped` with the reason; at least 2 budgets must remain.
+ */
 export function fitScalingLaw(
   points: ScalingPoint[],
   tolerance = 0.05,
 ): {
   law: PowerLaw;
   optima: IsoFlop[];
+  skipped: { flops: number; reason: string }[];
 } {
-  const optima = groupBudgets(points, tolerance).map(isoFlop);
-  if (optima.length < 2) throw new Error(`fitScalingLaw: ${optima.length} budget(s); need at least 2`);
+  const optima: IsoFlop[] = [];
+  const skipped: { flops: number; reason: string }[] = [];
+  for (const g of groupBudgets(points, tolerance)) {
+    try {
+      optima.push(isoFlop(g));
+    } catch (e) {
+      skipped.push({ flops: g[0]!.flops, reason: (e as Error).message });
+    }
+  }
+  if (optima.length < 2)
+    throw new Error(
+      `fitScalingLaw: ${optima.length} budget(s) with a minimum; need at least 2` +
+        skipped.map((k) => `\n  ${k.reason}`).join(""),
+    );
   const xs = optima.map((o) => Math.log10(o.flops));
   const ys = optima.map((o) => Math.log10(o.tokens));
   const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -113,7 +132,7 @@ export function fitScalingLaw(
     sxx += (x - mx) ** 2;
   });
   const alpha = sxy / sxx;
-  return { law: { alpha, A: 10 ** (my - alpha * mx) }, optima };
+  return { law: { alpha, A: 10 ** (my - alpha * mx) }, optima, skipped };
 }
 
 /** Optimal tokens D = A·C^α and parameters N = C / (k·D) (C = k·N·D, k = 6 by default) for `flops`. */

@@ -31,4 +31,17 @@ test("fit: IsoFLOP parabolas and the power law recover the law that made them", 
   assert.ok(Math.abs(fit.law.alpha - 0.5) < 1e-6, `alpha ${fit.law.alpha}`);
   assert.ok(Math.abs(fit.law.A / 2 - 1) < 1e-5, `A ${fit.law.A}`);
   assert.throws(() => fitScalingLaw(points.slice(0, 9)), /need at least 2/);
+  // A budget whose losses bend the wrong way (noisy runs) is left out, the others still give the law.
+  const concave = [1, 2, 3].map((d) => ({
+    flops: 1e23,
+    tokens: 10 ** (10 + d),
+    loss: 2 - 0.1 * (d - 2) ** 2,
+  }));
+  const withBad = fitScalingLaw([...points, ...concave]);
+  assert.deepEqual(
+    withBad.skipped.map((k) => k.flops),
+    [1e23],
+  );
+  assert.match(withBad.skipped[0]!.reason, /opens downward/);
+  assert.ok(Math.abs(withBad.law.alpha - 0.5) < 1e-6);
 });

@@ -1,7 +1,8 @@
 // `herd scaling fit` over run folders in the on-disk format `herd pretrain` writes: a real tiny run is
 // read back (compute from its steps with the MFU count, loss from the training fallback when there is
 // no valLoss), and nine run folders of three budgets whose validation losses follow a known law give
-// that law back through the CLI, with the IsoFLOP/power-law SVG.
+// that law back through the CLI, with the IsoFLOP/power-law SVG; a lone run of a fourth budget is left
+// out with the reason.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -41,7 +42,7 @@ function paramTotal(w: Map<string, { size: number }>): number {
   return n;
 }
 
-test("scaling fit CLI: nine run folders of three budgets recover the law that made them", () => {
+test("scaling fit CLI: ten run folders, three budgets of three and a lone run, recover the law that made them", () => {
   const dir = tempDir();
   const make = (C: number, h: number) =>
     tinyConfig(dir, join(dir, "none.tok"), {
@@ -55,36 +56,42 @@ test("scaling fit CLI: nine run folders of three budgets recover the law that ma
   const alpha = 0.55;
   const mid = 3e12 / trainingFlopsPerToken(modelConfig(make(3e12, 32)), 32);
   const law = { alpha, A: mid / 3e12 ** alpha };
+  // A run folder as `herd pretrain` leaves it: the resolved config and two metrics records.
+  const rec = (step: number, t: number, l: number, extra = {}) =>
+    `${JSON.stringify({ step, stage: "initial", kind: "initial", loss: l, lr: 1e-3, gradNorm: 1, tokens: t, tokensPerSec: 1, mfu: 0.1, seqLen: 32, batch: 2, eta: 0, totalSteps: 2, ...extra })}\n`;
+  const write = (cfg: ReturnType<typeof make>, name: string, metrics: string) => {
+    const run = join(dir, "runs", name);
+    mkdirSync(run, { recursive: true });
+    writeFileSync(join(run, "config.json"), `${JSON.stringify(cfg, null, 2)}\n`);
+    writeFileSync(join(run, "metrics.jsonl"), metrics);
+    return run;
+  };
   const runs: string[] = [];
   for (const C of [1e12, 3e12, 1e13])
     for (const h of [16, 32, 64]) {
       const cfg = make(C, h);
       const tokens = Math.round(C / trainingFlopsPerToken(modelConfig(cfg), 32));
       const loss = 2 + 0.3 * (Math.log10(tokens) - Math.log10(law.A * C ** law.alpha)) ** 2;
-      const run = join(dir, "runs", cfg.name);
-      mkdirSync(run, { recursive: true });
-      writeFileSync(join(run, "config.json"), `${JSON.stringify(cfg, null, 2)}\n`);
       // The first budget's runs have no validation loss: their training loss stands in.
       const val = C > 1e12 ? { valLoss: loss } : {};
-      const rec = (step: number, t: number, l: number, extra = {}) =>
-        `${JSON.stringify({ step, stage: "initial", kind: "initial", loss: l, lr: 1e-3, gradNorm: 1, tokens: t, tokensPerSec: 1, mfu: 0.1, seqLen: 32, batch: 2, eta: 0, totalSteps: 2, ...extra })}\n`;
-      writeFileSync(
-        join(run, "metrics.jsonl"),
-        rec(1, 64, 5) + rec(2, tokens, C > 1e12 ? loss + 0.5 : loss, val),
-      );
-      runs.push(run);
+      runs.push(write(cfg, cfg.name, rec(1, 64, 5) + rec(2, tokens, C > 1e12 ? loss + 0.5 : loss, val)));
     }
+  // A lone run of another budget cannot make a parabola: it is left out, and said so.
+  const lone = write(make(1e15, 32), "lone", rec(1, 64, 5) + rec(2, 1e10, 3, { valLoss: 3 }));
   const svg = join(dir, "scaling.svg");
-  const r = spawnSync(process.execPath, [CLI, "scaling", "fit", ...runs, "--svg", svg], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [CLI, "scaling", "fit", ...runs, lone, "--svg", svg], {
+    encoding: "utf8",
+  });
   assert.equal(r.status, 0, r.stderr);
   const m = /D\*\(C\) = ([\d.e+-]+)·C\^([\d.]+)/.exec(r.stdout);
   assert.ok(m, r.stdout);
   assert.ok(Math.abs(Number(m[2]) - law.alpha) < 1e-3, `alpha ${m[2]}`);
   assert.ok(Math.abs(Number(m[1]) / law.A - 1) < 0.01, `A ${m[1]}`);
-  assert.match(r.stdout, /note: 3 of 9 run\(s\) have no validation loss/);
-  assert.equal(r.stdout.match(/\(valLoss at step 2\)/g)?.length, 6);
+  assert.match(r.stdout, /note: 3 of 10 run\(s\) have no validation loss/);
+  assert.equal(r.stdout.match(/\(valLoss at step 2\)/g)?.length, 7);
   assert.equal(r.stdout.match(/^budget .* \(3 runs\)/gm)?.length, 3);
   assert.doesNotMatch(r.stdout, /extrapolated/);
+  assert.match(r.stdout, /left out: budget .*: 1 run\(s\); a parabola needs at least 3/);
   const pic = readFileSync(svg, "utf8");
   assert.equal(pic.match(/class="isoflop"/g)?.length, 3);
   assert.equal(pic.match(/class="optimum"/g)?.length, 3);
