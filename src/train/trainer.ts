@@ -23,7 +23,15 @@ import {
   type TrainerState,
 } from "./checkpoint.js";
 import type { PretrainConfig, StageConfig } from "./config.js";
+import { evaluateStep, heldoutSplit, loaderEnds } from "./heldout.js";
 import { type Batch, PackedLoader } from "./loader.js";
+import {
+  type LongContextReport,
+  longContextCheck,
+  longContextLine,
+  longContextSummary,
+  writeLongContextReport,
+} from "./longContext.js";
 import { writeLossCurve } from "./lossCurve.js";
 import { MetricsLog, type StepMetrics } from "./metrics.js";
 import { PretrainOptimizer } from "./optimizer.js";
@@ -35,6 +43,8 @@ export interface PretrainOptions {
   onStep?: (m: StepMetrics) => void;
   /** Called when a checkpoint folder is written. */
   onCheckpoint?: (path: string, step: number) => void;
+  /** Called with the checks' report (and a one-line summary) at the end of a long-context stage. */
+  onLongContext?: (report: LongContextReport, line: string) => void;
 }
 
 export interface PretrainResult {
@@ -132,6 +142,8 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   removeStaleTemps(ckDir);
   const mc = modelConfig(cfg);
   const model = new Llama(mc, initWeights(mc, { seed: cfg.seed }), "init");
+  model.recompute = cfg.model.recompute;
+  const heldout = heldoutSplit(cfg);
   const opt = new PretrainOptimizer(model.parameters(), cfg.optimizer);
   const metrics = new MetricsLog(join(runDir, "metrics.jsonl"));
   const svgPath = join(runDir, "loss.svg");
@@ -154,7 +166,12 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
       const { stage, index, start } = stageAt(cfg, state.step);
       if (index !== loaderStage) {
         loader?.close();
-        loader = new PackedLoader(stage.shards, stage.seqLen, loaderSeed(cfg, index));
+        loader = new PackedLoader(
+          stage.shards,
+          stage.seqLen,
+          loaderSeed(cfg, index),
+          loaderEnds(heldout, stage.shards),
+        );
         if (loader.vocabSize > mc.vocabSize)
           throw new Error(
             `${stage.shards[0]}: vocabulary ${loader.vocabSize} exceeds the model's ${mc.vocabSize}`,
@@ -192,12 +209,22 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
         eta: ((totalSteps - state.step) * secs) / (state.step - resumedFrom),
         totalSteps,
       };
+      const stageEnd = state.step === start + stage.steps;
+      evaluateStep(model, cfg, heldout, stage, m, stageEnd);
+      let check: LongContextReport | null = null;
+      if (stageEnd && stage.kind === "long-context" && heldout.spans.length > 0) {
+        check = longContextCheck(model, cfg, heldout, index, state.step, metrics.read());
+        writeLongContextReport(join(runDir, "long-context"), check);
+        m.longContext = longContextSummary(check);
+        opts.onLongContext?.(check, longContextLine(check));
+      }
       metrics.append(m);
       history.push(m);
       opts.onStep?.(m);
-      if (state.step % 10 === 0 || state.step === totalSteps)
+      if (state.step % 10 === 0 || state.step === totalSteps || stageEnd)
         writeLossCurve(svgPath, metrics.read(), cfg.name);
-      const stageEnd = state.step === start + stage.steps;
+      if (check && !check.passed && cfg.longContext.require)
+        throw new Error(`${longContextLine(check)} (longContext.require is set: stopping)`);
       if (
         state.step % cfg.checkpoint.every === 0 ||
         stageEnd ||
