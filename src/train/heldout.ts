@@ -133,7 +133,7 @@ export function heldoutTokens(set: HeldoutSet, offset: number, count: number): I
 
 /**
  * Up to `maxTokens / seqLen` windows of seqLen+1 held-out tokens (never crossing a span), spread evenly
- * over all such windows, as training-style rows: ids, targets (−100 where the next token is in another
+ * over all such windows (the first and the last included), as training-style rows: ids, targets (−100 where the next token is in another
  * document), document ids numbered from 0 in each row.
  */
 export function heldoutWindows(set: HeldoutSet, seqLen: number, maxTokens: number): Batch {
@@ -152,7 +152,7 @@ export function heldoutWindows(set: HeldoutSet, seqLen: number, maxTokens: numbe
   const readers = new Map<string, TokenShardReader>();
   try {
     for (let b = 0; b < n; b++) {
-      const w = all[Math.floor((b * all.length) / n)]!;
+      const w = all[n === 1 ? 0 : Math.round((b * (all.length - 1)) / (n - 1))]!;
       let r = readers.get(w.span.path);
       if (!r) {
         r = new TokenShardReader(w.span.path);

@@ -7,14 +7,16 @@
 // The report goes to runs/<name>/long-context/<stage>.json with a heat map <stage>-niah.svg beside it;
 // the verdict goes into the step's metrics. `require: true` stops the run on a failed check (before the
 // stage's last checkpoint, so a rerun repeats the stage's tail and the check); the default only warns.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Llama } from "../model/llama.js";
+import { loadModel } from "../model/load.js";
 import { readRanks } from "../tokenizer/ranks.js";
 import { Tokenizer } from "../tokenizer/tiktoken.js";
-import type { PretrainConfig, StageConfig } from "./config.js";
-import { type HeldoutSet, heldoutTokens, validationLoss } from "./heldout.js";
-import type { StepMetrics } from "./metrics.js";
+import { listCheckpoints, stepDirName, TRAINER_STATE } from "./checkpoint.js";
+import { loadConfig, type PretrainConfig, type StageConfig } from "./config.js";
+import { type HeldoutSet, heldoutSplit, heldoutTokens, validationLoss } from "./heldout.js";
+import { MetricsLog, type StepMetrics } from "./metrics.js";
 import {
   type Encode,
   llamaDecoder,
@@ -25,7 +27,7 @@ import {
   textNeedle,
   tokenNeedle,
 } from "./niah.js";
-import type { Rng } from "./rng.js";
+import { Rng } from "./rng.js";
 
 export interface LongContextConfig {
   /** Stop the run when a check fails (default false: warn and go on). */
@@ -114,6 +116,8 @@ export interface LongContextReport {
   niah: {
     needle: string;
     lengths: number[];
+    /** Lengths asked for but too short for the needle and question (under twice their size). */
+    skippedLengths: number[];
     depths: number[];
     trials: number;
     cells: NiahCell[];
@@ -162,6 +166,41 @@ function needleMaker(cfg: LongContextConfig, set: HeldoutSet): (rng: Rng) => Nee
   return (rng) => tokenNeedle(pool, rng);
 }
 
+/**
+ * The needle maker and the lengths tested at the end of long-context stage `index`; throws (naming the
+ * field to change) when no length fits the needle or the held-out set cannot fill the longest one.
+ * A length counts when at least half of it is haystack (a byte-level text needle is ~80 tokens).
+ */
+export function planNiah(
+  cfg: PretrainConfig,
+  set: HeldoutSet,
+  index: number,
+): { needle: (rng: Rng) => Needle; lengths: number[]; skipped: number[] } {
+  const stage = cfg.stages[index]!;
+  const needle = needleMaker(cfg.longContext, set);
+  const sample = needle(new Rng(cfg.seed));
+  const minLength = 2 * (sample.needle.length + sample.query.length + sample.answer.length);
+  const asked = niahLengths(cfg.longContext, initialStageBefore(cfg, index).stage.seqLen, stage.seqLen);
+  const lengths = asked.filter((l) => l >= minLength);
+  if (lengths.length === 0)
+    throw new Error(
+      `stage '${stage.name}': needle-in-a-haystack needs a length of at least ${minLength} tokens (twice the needle and question); lengths asked: ${asked.join(", ")} (longContext.lengths)`,
+    );
+  if (set.tokens < Math.max(...lengths))
+    throw new Error(
+      `stage '${stage.name}': the held-out set has ${set.tokens} tokens, a haystack of ${Math.max(...lengths)} is needed (raise eval.heldout or add data.validation shards)`,
+    );
+  return { needle, lengths, skipped: asked.filter((l) => l < minLength) };
+}
+
+/** Check before training that every long-context stage's checks can run (errors at once, not hours in). */
+export function planLongContextChecks(cfg: PretrainConfig, set: HeldoutSet): void {
+  if (set.spans.length === 0) return;
+  cfg.stages.forEach((s, i) => {
+    if (s.kind === "long-context") planNiah(cfg, set, i);
+  });
+}
+
 /** Run both checks on `model` at the end of long-context stage `index` (at global step `step`). */
 export function longContextCheck(
   model: Llama,
@@ -180,12 +219,7 @@ export function longContextCheck(
   const ratio = base === null ? null : after / base;
   const recovered = ratio !== null && ratio <= 1 + lc.tolerance;
 
-  const lengths = niahLengths(lc, short, stage.seqLen);
-  if (set.tokens < Math.max(...lengths))
-    throw new Error(
-      `needle-in-a-haystack: the held-out set has ${set.tokens} tokens, a haystack of ${Math.max(...lengths)} is needed (raise eval.heldout or add data.validation shards)`,
-    );
-  const needle = needleMaker(lc, set);
+  const { needle, lengths, skipped } = planNiah(cfg, set, index);
   const cells = niahGrid({
     lengths,
     depths: lc.depths,
@@ -206,6 +240,7 @@ export function longContextCheck(
     niah: {
       needle: lc.tokenizer ? "The secret number is NNNN." : "token passkey: 6 key + 4 value ids",
       lengths,
+      skippedLengths: skipped,
       depths: lc.depths,
       trials: lc.trials,
       cells,
@@ -264,4 +299,55 @@ export function longContextLine(r: LongContextReport): string {
     `long-context check [${r.stage}] ${r.passed ? "PASSED" : "FAILED"}: ${loss}; ` +
     `needle-in-a-haystack ${exact}/${total} exact over lengths ${r.niah.lengths.join(",")} × ${r.niah.depths.length} depths`
   );
+}
+
+/**
+ * `herd pretrain check RUN`: the checks on a run's weights (checkpoint `step`, else final/, else the
+ * newest checkpoint) for long-context stage `stage` (default: the one the weights are in or last
+ * finished). Writes long-context/check-<stage>-step-N.json (+ heat map) in the run folder.
+ */
+export async function checkRun(
+  runDir: string,
+  opts: { step?: number; stage?: string } = {},
+): Promise<{ report: LongContextReport; path: string; weights: string }> {
+  const cfg = loadConfig(join(runDir, "config.json"));
+  const total = cfg.stages.reduce((n, s) => n + s.steps, 0);
+  let weights: string;
+  let step: number;
+  const ckDir = join(runDir, "checkpoints");
+  if (opts.step !== undefined) {
+    weights = join(ckDir, stepDirName(opts.step));
+    if (!existsSync(join(weights, TRAINER_STATE))) throw new Error(`${weights}: no such checkpoint`);
+    step = opts.step;
+  } else if (existsSync(join(runDir, "final", "config.json"))) {
+    weights = join(runDir, "final");
+    step = total;
+  } else {
+    const last = listCheckpoints(ckDir).at(-1);
+    if (!last) throw new Error(`${runDir}: no final/ weights and no checkpoint`);
+    weights = last.path;
+    step = last.step;
+  }
+  let index = -1;
+  if (opts.stage !== undefined) {
+    index = cfg.stages.findIndex((s) => s.name === opts.stage);
+    if (index < 0 || cfg.stages[index]!.kind !== "long-context")
+      throw new Error(`${runDir}: no long-context stage named '${opts.stage}'`);
+  } else {
+    let start = 0;
+    cfg.stages.forEach((s, i) => {
+      if (s.kind === "long-context" && start < step) index = i;
+      start += s.steps;
+    });
+    if (index < 0) throw new Error(`${runDir}: no long-context stage at or before step ${step}`);
+  }
+  const model = await loadModel(weights);
+  try {
+    const history = new MetricsLog(join(runDir, "metrics.jsonl")).read();
+    const report = longContextCheck(model, cfg, heldoutSplit(cfg), index, step, history);
+    const name = `check-${report.stage}-${stepDirName(step)}`;
+    return { report, path: writeLongContextReport(join(runDir, "long-context"), report, name), weights };
+  } finally {
+    model.dispose();
+  }
 }

@@ -1,6 +1,6 @@
 // Needle in a haystack (spec §6.2: a long-context stage is done when the model "perfectly solves
-// needle-in-a-haystack up to the current length"). A needle (key + value, e.g. "The secret number is" +
-// " 7421" + ".") is inserted at a depth of held-out text that fills the context length, the prompt ends
+// needle-in-a-haystack up to the current length"). A needle (key + value, e.g. "The secret number is " +
+// "7421" + ".") is inserted at a depth of held-out text that fills the context length, the prompt ends
 // with a question and the key again, and the model must produce the value. Scored by greedy decoding:
 // exact when every value token is the argmax after the prompt and the value tokens before it (one
 // forward of the prompt into a KV cache, then one token at a time), with the value's log-probability and
@@ -26,11 +26,12 @@ export interface Needle {
 /** Text → token ids (a tokenizer's encode, or UTF-8 bytes for byte-level shards). */
 export type Encode = (text: string) => number[];
 
-/** "The secret number is NNNN." with a random 4-digit number; the question asks for it. */
+/** "The secret number is NNNN." with a random 4-digit number; the question asks for it, the answer is NNNN. */
 export function textNeedle(encode: Encode, rng: Rng): Needle {
   const n = 1000 + Math.floor(rng.next() * 9000);
-  const key = encode(" The secret number is");
-  const value = encode(` ${n}`);
+  // The space before the number belongs to the key, so the value is the digits alone.
+  const key = encode(" The secret number is ");
+  const value = encode(String(n));
   return {
     needle: Int32Array.from([...key, ...value, ...encode(".")]),
     query: Int32Array.from([...encode(" What is the secret number?"), ...key]),
@@ -203,7 +204,7 @@ export function niahHeatmapSvg(cells: NiahCell[], title: string): string {
   const ch = 28;
   const left = 64;
   const top = 40;
-  const W = left + cw * lengths.length + 16;
+  const W = Math.max(left + cw * lengths.length + 16, 440);
   const H = top + ch * depths.length + 44;
   const out = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,

@@ -30,6 +30,7 @@ import {
   longContextCheck,
   longContextLine,
   longContextSummary,
+  planLongContextChecks,
   writeLongContextReport,
 } from "./longContext.js";
 import { writeLossCurve } from "./lossCurve.js";
@@ -144,6 +145,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   const model = new Llama(mc, initWeights(mc, { seed: cfg.seed }), "init");
   model.recompute = cfg.model.recompute;
   const heldout = heldoutSplit(cfg);
+  planLongContextChecks(cfg, heldout);
   const opt = new PretrainOptimizer(model.parameters(), cfg.optimizer);
   const metrics = new MetricsLog(join(runDir, "metrics.jsonl"));
   const svgPath = join(runDir, "loss.svg");
