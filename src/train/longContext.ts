@@ -286,6 +286,34 @@ export function longContextSummary(r: LongContextReport): NonNullable<StepMetric
   };
 }
 
+/**
+ * The trainer's hook at the end of stage `index` (step metrics `m`): for a long-context stage with a
+ * held-out set, run the checks, write the report, put the verdict into `m` and call `onReport`.
+ */
+export function judgeStage(
+  model: Llama,
+  cfg: PretrainConfig,
+  set: HeldoutSet,
+  index: number,
+  m: StepMetrics,
+  runDir: string,
+  metrics: MetricsLog,
+  onReport?: (r: LongContextReport, line: string) => void,
+): LongContextReport | null {
+  if (cfg.stages[index]!.kind !== "long-context" || set.spans.length === 0) return null;
+  const r = longContextCheck(model, cfg, set, index, m.step, metrics.read());
+  writeLongContextReport(join(runDir, "long-context"), r);
+  m.longContext = longContextSummary(r);
+  onReport?.(r, longContextLine(r));
+  return r;
+}
+
+/** Throw when a check failed and `longContext.require` is set. */
+export function stopIfRequired(cfg: PretrainConfig, r: LongContextReport | null): void {
+  if (r && !r.passed && cfg.longContext.require)
+    throw new Error(`${longContextLine(r)} (longContext.require is set: stopping)`);
+}
+
 /** One log line. */
 export function longContextLine(r: LongContextReport): string {
   const s = r.shortContext;

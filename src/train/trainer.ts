@@ -25,14 +25,7 @@ import {
 import type { PretrainConfig, StageConfig } from "./config.js";
 import { evaluateStep, heldoutSplit, loaderEnds } from "./heldout.js";
 import { type Batch, PackedLoader } from "./loader.js";
-import {
-  type LongContextReport,
-  longContextCheck,
-  longContextLine,
-  longContextSummary,
-  planLongContextChecks,
-  writeLongContextReport,
-} from "./longContext.js";
+import { judgeStage, type LongContextReport, planLongContextChecks, stopIfRequired } from "./longContext.js";
 import { writeLossCurve } from "./lossCurve.js";
 import { MetricsLog, type StepMetrics } from "./metrics.js";
 import { PretrainOptimizer } from "./optimizer.js";
@@ -213,20 +206,15 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
       };
       const stageEnd = state.step === start + stage.steps;
       evaluateStep(model, cfg, heldout, stage, m, stageEnd);
-      let check: LongContextReport | null = null;
-      if (stageEnd && stage.kind === "long-context" && heldout.spans.length > 0) {
-        check = longContextCheck(model, cfg, heldout, index, state.step, metrics.read());
-        writeLongContextReport(join(runDir, "long-context"), check);
-        m.longContext = longContextSummary(check);
-        opts.onLongContext?.(check, longContextLine(check));
-      }
+      const check = stageEnd
+        ? judgeStage(model, cfg, heldout, index, m, runDir, metrics, opts.onLongContext)
+        : null;
       metrics.append(m);
       history.push(m);
       opts.onStep?.(m);
       if (state.step % 10 === 0 || state.step === totalSteps || stageEnd)
         writeLossCurve(svgPath, metrics.read(), cfg.name);
-      if (check && !check.passed && cfg.longContext.require)
-        throw new Error(`${longContextLine(check)} (longContext.require is set: stopping)`);
+      stopIfRequired(cfg, check);
       if (
         state.step % cfg.checkpoint.every === 0 ||
         stageEnd ||
