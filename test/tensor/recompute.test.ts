@@ -1,7 +1,7 @@
 // Activation recomputation (tape.ts `checkpoint`, Llama's `recompute`): gradients with recomputation
 // equal those without (the same kernels run in the same order, so bit for bit) on the tiny model and on a
 // nested composition of ops; nothing leaks; and the high-water mark of backend memory during a training
-// step is lower (`peakBytes`).
+// step is lower (`peakBytes`); a run with `model.recompute` follows the same losses.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { getBackend } from "../../src/backends/index.js";
@@ -22,8 +22,9 @@ import {
   type Tensor,
   tapeLength,
 } from "../../src/tensor/index.js";
+import { pretrain } from "../../src/train/trainer.js";
 import { randArray } from "../helpers.js";
-import { TINY } from "../train/fixture.js";
+import { corpusShard, TINY, tempDir, tinyConfig } from "../train/fixture.js";
 
 function tinyModel(): Llama {
   const c = { ...preset("tiny"), ...TINY };
@@ -133,4 +134,20 @@ test("checkpoint: nested recomputation gives the gradients of the plain composit
   assert.ok(plain.every((g) => g.some((v) => v !== 0)));
   assert.equal(tapeLength(), 0);
   for (const p of [w1, w2, w3, n, x]) p.dispose();
+});
+
+test("recompute: pre-training with model.recompute follows the same losses", async () => {
+  const dir = tempDir();
+  const shard = corpusShard(dir, 8000);
+  const losses = async (recompute: boolean) => {
+    const cfg = tinyConfig(tempDir(), shard, {
+      model: { preset: "tiny", overrides: TINY, recompute },
+      stages: [{ kind: "initial", steps: 4, seqLen: 32, batch: 4, microBatch: 2 }],
+    });
+    const res = await pretrain(cfg);
+    assert.equal(res.model.recompute, recompute);
+    res.model.dispose();
+    return res.history.map((m) => [m.loss, m.gradNorm]);
+  };
+  assert.deepEqual(await losses(true), await losses(false));
 });
