@@ -1,6 +1,8 @@
 // `herd pretrain check RUN_DIR`: the long-context checks (short-context loss recovered, needle in a
 // haystack) on the weights of an existing run, as the trainer runs them at the end of a long-context
-// stage. Exit code 0 when they pass, 1 when they fail.
+// stage. Exit code 0 when they pass, 1 when they fail, 2 for bad arguments.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { setBackend } from "../backends/index.js";
 import { checkRun, longContextLine } from "../train/longContext.js";
@@ -39,6 +41,10 @@ export async function runCheck(argv: string[]): Promise<number> {
   const step = values.step === undefined ? undefined : Number(values.step);
   if (step !== undefined && !(Number.isInteger(step) && step >= 0)) {
     process.stderr.write(`herd pretrain check: --step must be a step number (got ${values.step})\n`);
+    return 2;
+  }
+  if (!existsSync(join(positionals[0]!, "config.json"))) {
+    process.stderr.write(`herd pretrain check: ${positionals[0]} is not a run folder (no config.json)\n`);
     return 2;
   }
   if (values.backend) setBackend(values.backend);
