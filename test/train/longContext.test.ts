@@ -9,6 +9,10 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { Llama } from "../../src/model/llama.js";
+import { preset } from "../../src/model/presets.js";
+import { initWeights } from "../../src/model/weights.js";
+import { noGrad, scope } from "../../src/tensor/index.js";
 import { listCheckpoints } from "../../src/train/checkpoint.js";
 import { heldoutSplit } from "../../src/train/heldout.js";
 import {
@@ -21,6 +25,7 @@ import {
   buildPrompt,
   type Decoder,
   haystackLength,
+  llamaDecoder,
   type Needle,
   niahGrid,
   niahHeatmapSvg,
@@ -31,7 +36,7 @@ import {
 import { Rng } from "../../src/train/rng.js";
 import { pretrain } from "../../src/train/trainer.js";
 import { repoPath } from "../helpers.js";
-import { corpusShard, tempDir, tinyConfig } from "./fixture.js";
+import { corpusShard, TINY, tempDir, tinyConfig } from "./fixture.js";
 
 const V = 256;
 
@@ -117,6 +122,35 @@ test("niah: greedy scoring, log-probability and rank by hand", () => {
   const r = scoreRetrieval(ramp, prompt, Int32Array.of(50, 60));
   assert.equal(r.firstRank, 205);
   assert.deepEqual(r.predicted, [255, 255]);
+});
+
+test("niah: a Llama decoder (KV cache) scores the greedy continuation of a full forward as exact", () => {
+  const c = { ...preset("tiny"), ...TINY };
+  const model = new Llama(c, initWeights(c, { seed: 9 }), "t");
+  const last = (ids: number[]) =>
+    noGrad(() => scope(() => model.forward(Int32Array.from(ids)).toArray())).slice(-V);
+  const prompt = Array.from({ length: 40 }, (_, i) => (i * 31 + 7) % V);
+  const ctx = [...prompt];
+  let logProb = 0;
+  for (let i = 0; i < 3; i++) {
+    const row = last(ctx);
+    const best = row.indexOf(Math.max(...row));
+    const max = row[best]!;
+    logProb += -Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
+    ctx.push(best);
+  }
+  const answer = Int32Array.from(ctx.slice(40));
+  const d1 = llamaDecoder(model, 43);
+  const r = scoreRetrieval(d1, Int32Array.from(prompt), answer);
+  d1.close();
+  assert.ok(r.exact, `greedy ${r.predicted} vs full forward ${[...answer]}`);
+  assert.equal(r.firstRank, 0);
+  assert.ok(Math.abs(r.logProb - logProb) < 1e-4, `${r.logProb} vs ${logProb}`);
+  const wrong = Int32Array.from(answer, (t) => (t + 1) % V);
+  const d2 = llamaDecoder(model, 43);
+  assert.equal(scoreRetrieval(d2, Int32Array.from(prompt), wrong).exact, false);
+  d2.close();
+  model.dispose();
 });
 
 test("niah: the grid over lengths × depths on decoders of known reach", () => {
