@@ -2,7 +2,8 @@
 // without `recompute` (Llama keeps only each block's input and recomputes the block in backward), as
 // the high-water mark of backend memory during the step above what was held before it (weights and
 // their gradients included) and the time per step, both measured in this run.
-// Knobs: HERD_BENCH_RECOMPUTE_SEQ (512), HERD_BENCH_RECOMPUTE_BATCH (4), HERD_BENCH_PRESET_TRAIN (small).
+// Knobs: HERD_BENCH_RECOMPUTE_SEQ (512), HERD_BENCH_RECOMPUTE_BATCH (4), HERD_BENCH_RECOMPUTE_REPS (4),
+// HERD_BENCH_PRESET_TRAIN (small).
 import { performance } from "node:perf_hooks";
 import { getBackend } from "../src/backends/index.js";
 import { Llama } from "../src/model/llama.js";
@@ -33,20 +34,17 @@ export async function run(): Promise<void> {
       loss.item();
       backward(loss);
     });
-  const reps = 3;
-  const rows: { recompute: boolean; peak: number; secs: number }[] = [];
+  const reps = env("HERD_BENCH_RECOMPUTE_REPS", 4);
+  const rows = [false, true].map((recompute) => ({ recompute, peak: 0, secs: Number.POSITIVE_INFINITY }));
   for (const recompute of [false, true]) step(recompute); // warm-up; gradients now exist
-  for (const recompute of [false, true]) {
-    let peak = 0;
-    let secs = Number.POSITIVE_INFINITY;
-    for (let r = 0; r < reps; r++) {
+  // Alternate the two so a change in machine load hits both alike; keep the best time of each.
+  for (let r = 0; r < reps; r++)
+    for (const row of rows) {
       const t0 = performance.now();
-      const m = peakBytes(() => step(recompute));
-      secs = Math.min(secs, (performance.now() - t0) / 1000);
-      peak = Math.max(peak, m.peak - m.start);
+      const m = peakBytes(() => step(row.recompute));
+      row.secs = Math.min(row.secs, (performance.now() - t0) / 1000);
+      row.peak = Math.max(row.peak, m.peak - m.start);
     }
-    rows.push({ recompute, peak, secs });
-  }
   const [off, on] = rows as [(typeof rows)[0], (typeof rows)[0]];
   for (const r of rows)
     console.log(
