@@ -7,8 +7,9 @@
 // The report goes to runs/<name>/long-context/<stage>.json with a heat map <stage>-niah.svg beside it;
 // the verdict goes into the step's metrics. `require: true` stops the run on a failed check (before the
 // stage's last checkpoint, so a rerun repeats the stage's tail and the check); the default only warns.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { writeFileAtomic } from "../io/atomic.js";
 import type { Llama } from "../model/llama.js";
 import { loadModel } from "../model/load.js";
 import { readRanks } from "../tokenizer/ranks.js";
@@ -253,19 +254,12 @@ export function longContextCheck(
   };
 }
 
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
-}
-
 /** Write <dir>/<name>.json and <dir>/<name>-niah.svg; returns the JSON path. */
 export function writeLongContextReport(dir: string, r: LongContextReport, name = r.stage): string {
-  mkdirSync(dir, { recursive: true });
   const json = join(dir, `${name}.json`);
-  writeAtomic(json, `${JSON.stringify(r, null, 2)}\n`);
+  writeFileAtomic(json, `${JSON.stringify(r, null, 2)}\n`);
   const title = `needle in a haystack — ${r.stage} (step ${r.step}): ${Math.round(r.niah.accuracy * 100)}% exact`;
-  writeAtomic(join(dir, `${name}-niah.svg`), niahHeatmapSvg(r.niah.cells, title));
+  writeFileAtomic(join(dir, `${name}-niah.svg`), niahHeatmapSvg(r.niah.cells, title));
   return json;
 }
 
