@@ -14,6 +14,7 @@ import { pretrain } from "../train/trainer.js";
 
 const HELP = `usage: herd pretrain CONFIG [--backend NAME] [--quiet]
        herd pretrain --demo [--runs DIR]
+       herd pretrain check RUN_DIR [--step N]   (long-context checks on a run's weights)
 
 Pre-trains a Llama 3 model as CONFIG (JSON or YAML) describes: stages (initial, long-context,
 annealing), token shards (HERDTOKS v1), AdamW (β 0.9/0.95, eps 1e-8, weight decay 0.1 on matrices) with
@@ -53,6 +54,7 @@ export function peakText(p: RunPeak): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
+  if (argv[0] === "check") return (await import("./pretrainCheck.js")).runCheck(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -84,6 +86,9 @@ export async function run(argv: string[]): Promise<number> {
       if (values.quiet) return;
       if (tty) process.stdout.write(`\r\x1b[K${progressText(m)}`);
       else process.stdout.write(`${progressText(m)}\n`);
+    },
+    onLongContext: (_r, line) => {
+      if (!values.quiet) process.stdout.write(`${tty ? "\r\x1b[K" : ""}${line}\n`);
     },
     onCheckpoint: (path) => {
       if (!values.quiet && !tty) process.stdout.write(`checkpoint ${path}\n`);

@@ -16,7 +16,7 @@ import {
   rope,
   swiglu,
 } from "../tensor/ops.js";
-import { isGradEnabled } from "../tensor/tape.js";
+import { checkpoint, isGradEnabled } from "../tensor/tape.js";
 import { scope, shapeStr, type Tensor, zeros } from "../tensor/tensor.js";
 import { type LlamaConfig, validateConfig } from "./config.js";
 import type { KVCache } from "./kvcache.js";
@@ -36,6 +36,11 @@ export interface ForwardOptions {
   cache?: KVCache;
   /** "last": logits of each row's last token only ([batch, 1, V]); default all. */
   logits?: "all" | "last";
+  /**
+   * Activation recomputation while training (default: the model's `recompute`): keep only each
+   * block's input and recompute the block's activations during backward.
+   */
+  recompute?: boolean;
 }
 
 /** Tensors old HF checkpoints carry that are not weights (recomputed from the config). */
@@ -58,6 +63,8 @@ export class Llama {
   /** Every weight by HF name (the tied output head is not listed: it is the embedding). */
   readonly weights: Map<string, Tensor>;
   readonly invFreq: Float32Array;
+  /** Activation recomputation in the training forward (ForwardOptions.recompute overrides it). */
+  recompute = false;
   private readonly layers: Layer[];
   private readonly embed: Tensor;
   private readonly norm: Tensor;
@@ -170,9 +177,18 @@ export class Llama {
       if (docIds) cache.writeDocs(docIds, T);
     }
     const kDocIds = cache ? (cache.keyDocs(T) ?? undefined) : docIds;
+    const recompute = (opts.recompute ?? this.recompute) && !cache && isGradEnabled();
     for (let l = 0; l < this.layers.length; l++) {
       const prev = h;
-      h = scope(() => this.block(l, prev, B, T, positions, docIds, kDocIds, cache));
+      h = scope(() =>
+        recompute
+          ? checkpoint(
+              (x) => this.block(l, x, B, T, positions, docIds, kDocIds, undefined),
+              [prev],
+              Object.values(this.layers[l]!).filter((w) => w.requiresGrad),
+            )
+          : this.block(l, prev, B, T, positions, docIds, kDocIds, cache),
+      );
       prev.dispose(); // deferred by the tensor while the autograd tape still needs it
     }
     cache?.advance(T);

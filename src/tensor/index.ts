@@ -2,5 +2,5 @@
 export * from "./dtype.js";
 export * from "./ops.js";
 export * from "./optim.js";
-export { backward, clearTape, isGradEnabled, noGrad, tapeLength } from "./tape.js";
+export { backward, checkpoint, clearTape, isGradEnabled, noGrad, tapeLength } from "./tape.js";
 export * from "./tensor.js";

@@ -3,8 +3,10 @@
 // of its output, which adds gradients into its inputs (one kernel per input, no graph of tiny ops).
 // Gradients of intermediate tensors live only while needed; leaves (parameters) accumulate into .grad
 // until the optimiser zeroes them. `noGrad(fn)` runs fn without recording (inference).
+// `checkpoint(fn, inputs)` is activation recomputation: fn's intermediates are freed after the forward
+// and rebuilt from its inputs when backward reaches it.
 import { getBackend } from "../backends/index.js";
-import { shapeStr, type Tensor, untracked, zeros } from "./tensor.js";
+import { scope, shapeStr, type Tensor, untracked, zeros } from "./tensor.js";
 
 /** Writes the gradient of one input: `write(dst, accumulate)` must add into dst when accumulate. */
 export type GradSink = (input: Tensor, write: (dst: Float32Array, accumulate: boolean) => void) => void;
@@ -139,5 +141,48 @@ export function backward(loss: Tensor, gradient?: Float32Array): void {
   } finally {
     for (; i >= 0; i--) release(nodes[i]!);
     for (const g of grads.values()) backend.free(g);
+  }
+}
+
+/**
+ * Activation recomputation (gradient checkpointing): run `fn(...inputs)` without recording and keep
+ * only its inputs and output; the tape gets one node whose backward runs fn again from the inputs,
+ * recording, and back-propagates the output's gradient through that fresh piece of tape (parameters
+ * fn reads get their gradients there, the inputs' gradients are handed on). fn must be deterministic
+ * (no randomness: Llama has no dropout) and must not read tensors other than `inputs` and `params`
+ * that need a gradient. `params`: the trainable tensors fn reads, so a block whose input needs no
+ * gradient is still recorded. Without anything needing a gradient, fn simply runs.
+ */
+export function checkpoint(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], params: Tensor[] = []): Tensor {
+  if (!needsGrad(...inputs, ...params)) return fn(...inputs);
+  const out = scope(() => noGrad(() => fn(...inputs)));
+  if (inputs.includes(out)) throw new Error("checkpoint: fn returned one of its inputs");
+  record(out, inputs, (g, sink) => recompute(fn, inputs, g, sink));
+  return out;
+}
+
+function recompute(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], g: Float32Array, sink: GradSink): void {
+  const depth = gradDepth;
+  gradDepth = 0;
+  try {
+    scope(() => {
+      // Views of the inputs are leaves of the recomputed piece: their .grad collects the input gradients.
+      const xs = inputs.map((x) => {
+        const v = x.view(x.shape);
+        v.requiresGrad = x.requiresGrad;
+        return v;
+      });
+      const y = fn(...xs);
+      if (y.requiresGrad) backward(y, g);
+      xs.forEach((v, i) => {
+        const vg = v.grad;
+        if (vg)
+          sink(inputs[i]!, (dst, acc) =>
+            acc ? getBackend().axpy(dst, vg.data, 1, dst.length) : dst.set(vg.data),
+          );
+      });
+    });
+  } finally {
+    gradDepth = depth;
   }
 }

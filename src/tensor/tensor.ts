@@ -4,6 +4,7 @@
 // Memory is released deterministically: `scope(fn)` frees every tensor made inside fn except the ones
 // it returns (which move to the enclosing scope) and the ones marked `keep()` (parameters). A tensor the
 // autograd tape still needs is freed when the tape lets go of it (after backward or `clearTape`).
+// `peakBytes(fn)` measures the high-water mark of the backend's live memory while fn runs.
 import { type Backend, getBackend } from "../backends/index.js";
 import { type DType, decodeHalf, encodeHalf } from "./dtype.js";
 
@@ -284,4 +285,30 @@ export function scope<T>(fn: () => T): T {
     else if (!t.isKept) t.dispose();
   }
   return result;
+}
+
+// --- memory high-water mark ---------------------------------------------------------------------
+
+/**
+ * Run fn and report the most bytes the active backend held (its liveBytes()) at any moment inside it,
+ * and the bytes held when it started. Every allocation goes through backend.alloc, so the active
+ * backend's alloc is wrapped for the duration (measurement only: buffers and values are unchanged).
+ */
+export function peakBytes<T>(fn: () => T): { result: T; peak: number; start: number } {
+  const backend = getBackend();
+  const alloc = backend.alloc;
+  const start = backend.liveBytes();
+  let peak = start;
+  backend.alloc = (n: number) => {
+    const buf = alloc.call(backend, n);
+    const live = backend.liveBytes();
+    if (live > peak) peak = live;
+    return buf;
+  };
+  try {
+    const result = fn();
+    return { result, peak, start };
+  } finally {
+    backend.alloc = alloc;
+  }
 }

@@ -5,6 +5,8 @@
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { type EvalConfig, resolveEvalConfig } from "./heldout.js";
+import { type LongContextConfig, resolveLongContextConfig } from "./longContext.js";
 import { DEFAULT_OPTIMIZER, type OptimizerConfig } from "./optimizer.js";
 
 export type StageKind = "initial" | "long-context" | "annealing";
@@ -41,8 +43,9 @@ export interface PretrainConfig {
   /** Folder holding runs/<name>/ (default "runs" beside the config file). */
   runsDir: string;
   /** A preset name (src/model/presets.ts) plus optional overrides of its fields. */
-  model: { preset: string; overrides: Record<string, unknown> };
-  data: { shards: string[] };
+  model: { preset: string; overrides: Record<string, unknown>; recompute: boolean };
+  /** validation: held-out shards no stage trains on (default: the end of each shard, heldout.ts). */
+  data: { shards: string[]; validation?: string[] };
   seed: number;
   optimizer: OptimizerConfig;
   schedule: { peakLR: number; warmupSteps: number; floorLR: number };
@@ -54,6 +57,10 @@ export interface PretrainConfig {
   checkpoint: { every: number; keep: number; annealEvery: number };
   /** final/ is the running average of the annealing weights (Polyak averaging, spec §6.3). */
   averageAnnealing: boolean;
+  /** Held-out loss (heldout.ts). */
+  eval: EvalConfig;
+  /** The checks at the end of each long-context stage (longContext.ts). */
+  longContext: LongContextConfig;
 }
 
 type Obj = Record<string, unknown>;
@@ -117,14 +124,20 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
     "stages",
     "checkpoint",
     "averageAnnealing",
+    "eval",
+    "longContext",
   ]);
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   const m = f.sub("model");
-  m.known(["preset", "overrides"]);
+  m.known(["preset", "overrides", "recompute"]);
   const overrides = m.sub("overrides").obj;
+  const recompute = m.obj.recompute ?? false;
+  if (typeof recompute !== "boolean")
+    throw new Error(`${file}: field 'model.recompute' must be true or false`);
   const d = f.sub("data");
-  d.known(["shards"]);
+  d.known(["shards", "validation"]);
   const shards = d.strings("shards").map(abs);
+  const validation = d.obj.validation === undefined ? undefined : d.strings("validation").map(abs);
   const o = f.sub("optimizer");
   o.known(Object.keys(DEFAULT_OPTIMIZER));
   const pos = (v: number) => v > 0;
@@ -180,14 +193,16 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
   return {
     name: f.str("name"),
     runsDir: abs(f.str("runsDir", "runs")),
-    model: { preset: m.str("preset", "tiny"), overrides },
-    data: { shards },
+    model: { preset: m.str("preset", "tiny"), overrides, recompute },
+    data: validation ? { shards, validation } : { shards },
     seed: f.int("seed", 1, 0),
     optimizer,
     schedule,
     stages,
     checkpoint: { every: c.int("every", 50), keep: c.int("keep", 3), annealEvery: c.int("annealEvery", 5) },
     averageAnnealing,
+    eval: resolveEvalConfig((raw as Obj).eval, file),
+    longContext: resolveLongContextConfig((raw as Obj).longContext, file, abs),
   };
 }
 

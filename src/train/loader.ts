@@ -38,10 +38,15 @@ export class PackedLoader {
   private seqLen = 0;
   position: LoaderPosition = { epoch: 0, cursor: 0, seqLen: 0 };
 
+  /**
+   * `ends[i]`: windows of shard i stop before this token offset (the held-out documents after it are
+   * never read; see heldout.ts); default the whole shard.
+   */
   constructor(
     paths: string[],
     seqLen: number,
     readonly seed: number,
+    private readonly ends: (number | undefined)[] = [],
   ) {
     if (paths.length === 0) throw new Error("loader: no token shards given");
     this.shards = paths.map((p) => new TokenShardReader(p));
@@ -73,8 +78,8 @@ export class PackedLoader {
     this.seqLen = seqLen;
     this.windows = [];
     this.shards.forEach((s, shard) => {
-      for (let start = 0; start + seqLen + 1 <= s.numTokens; start += seqLen)
-        this.windows.push({ shard, start });
+      const end = Math.min(this.ends[shard] ?? s.numTokens, s.numTokens);
+      for (let start = 0; start + seqLen + 1 <= end; start += seqLen) this.windows.push({ shard, start });
     });
     if (this.windows.length === 0)
       throw new Error(`loader: no shard holds ${seqLen + 1} tokens (a window of seqLen ${seqLen})`);

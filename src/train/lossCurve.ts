@@ -1,5 +1,6 @@
 // The loss-curve picture of a run (loss.svg in the run folder): training loss against step, a dashed
-// line and the stage name where each stage (initial, long-context steps, annealing) begins. Rewritten
+// line and the stage name where each stage (initial, long-context steps, annealing) begins; the held-out
+// loss (valLoss, where a step has one) as a second series with dots and a legend. Rewritten
 // atomically as training goes, so a browser tab on it shows the run so far.
 import { renameSync, writeFileSync } from "node:fs";
 import type { StepMetrics } from "./metrics.js";
@@ -22,8 +23,10 @@ export function lossCurveSvg(metrics: StepMetrics[], title = "training loss"): s
   const pts = metrics.filter((m) => Number.isFinite(m.loss));
   if (pts.length > 0) {
     const maxStep = Math.max(pts.at(-1)!.totalSteps, pts.at(-1)!.step);
-    let lo = Math.min(...pts.map((m) => m.loss));
-    let hi = Math.max(...pts.map((m) => m.loss));
+    const val = pts.filter((m) => m.valLoss !== undefined && Number.isFinite(m.valLoss));
+    const all = [...pts.map((m) => m.loss), ...val.map((m) => m.valLoss!)];
+    let lo = Math.min(...all);
+    let hi = Math.max(...all);
     if (hi - lo < 1e-6) {
       lo -= 0.5;
       hi += 0.5;
@@ -53,9 +56,26 @@ export function lossCurveSvg(metrics: StepMetrics[], title = "training loss"): s
       }
     const path = pts.map((m, i) => `${i === 0 ? "M" : "L"}${x(m.step).toFixed(1)},${y(m.loss).toFixed(1)}`);
     out.push(`<path d="${path.join(" ")}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>`);
+    if (val.length > 0) out.push(...valSeries(val, x, y));
   }
   out.push("</svg>");
   return `${out.join("\n")}\n`;
+}
+
+/** The held-out loss: an orange line through dots, and a legend naming both series. */
+function valSeries(val: StepMetrics[], x: (s: number) => number, y: (l: number) => number): string[] {
+  const p = (m: StepMetrics) => `${x(m.step).toFixed(1)},${y(m.valLoss!).toFixed(1)}`;
+  const lx = W - PAD.right - 150;
+  return [
+    `<path class="val" d="${val.map((m, i) => `${i === 0 ? "M" : "L"}${p(m)}`).join(" ")}" fill="none" stroke="#ff7f0e" stroke-width="1.5"/>`,
+    ...val.map(
+      (m) => `<circle cx="${x(m.step).toFixed(1)}" cy="${y(m.valLoss!).toFixed(1)}" r="2.5" fill="#ff7f0e"/>`,
+    ),
+    `<line x1="${lx}" y1="${PAD.top + 6}" x2="${lx + 16}" y2="${PAD.top + 6}" stroke="#1f77b4" stroke-width="2"/>`,
+    `<text x="${lx + 20}" y="${PAD.top + 10}">training loss</text>`,
+    `<line x1="${lx}" y1="${PAD.top + 20}" x2="${lx + 16}" y2="${PAD.top + 20}" stroke="#ff7f0e" stroke-width="2"/>`,
+    `<text x="${lx + 20}" y="${PAD.top + 24}">held-out loss (valLoss)</text>`,
+  ];
 }
 
 /** Write the curve to `path` atomically. */

@@ -19,6 +19,18 @@ export interface StepMetrics {
   /** Seconds left at the current speed. */
   eta: number;
   totalSteps: number;
+  /** Held-out loss at valSeqLen (every eval.every steps and at stage ends; heldout.ts). */
+  valLoss?: number;
+  valSeqLen?: number;
+  /** The verdict of the checks at the end of a long-context stage (longContext.ts). */
+  longContext?: {
+    passed: boolean;
+    shortLossBefore: number | null;
+    shortLossAfter: number;
+    shortLossRatio: number | null;
+    recovered: boolean;
+    niahAccuracy: number;
+  };
 }
 
 export class MetricsLog {

@@ -25,7 +25,9 @@ import {
   type TrainerState,
 } from "./checkpoint.js";
 import { type PretrainConfig, type StageConfig, stageShape } from "./config.js";
+import { evaluateStep, heldoutSplit, loaderEnds } from "./heldout.js";
 import { type Batch, PackedLoader } from "./loader.js";
+import { judgeStage, type LongContextReport, planLongContextChecks, stopIfRequired } from "./longContext.js";
 import { writeLossCurve } from "./lossCurve.js";
 import { MetricsLog, type StepMetrics } from "./metrics.js";
 import { type RunPeak, runPeak, trainingFlopsPerToken } from "./mfu.js";
@@ -41,6 +43,8 @@ export interface PretrainOptions {
   onStep?: (m: StepMetrics) => void;
   /** Called when a checkpoint folder is written. */
   onCheckpoint?: (path: string, step: number) => void;
+  /** Called with the checks' report (and a one-line summary) at the end of a long-context stage. */
+  onLongContext?: (report: LongContextReport, line: string) => void;
 }
 
 export interface PretrainResult {
@@ -154,6 +158,9 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   removeStaleTemps(ckDir);
   const mc = modelConfig(cfg);
   const model = new Llama(mc, initWeights(mc, { seed: cfg.seed }), "init");
+  model.recompute = cfg.model.recompute;
+  const heldout = heldoutSplit(cfg);
+  planLongContextChecks(cfg, heldout);
   const opt = new PretrainOptimizer(model.parameters(), cfg.optimizer);
   const polyak = new PolyakAverage();
   const metrics = new MetricsLog(join(runDir, "metrics.jsonl"));
@@ -193,7 +200,12 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
       const shape = stageShape(stage, stageTokens);
       if (index !== loaderStage) {
         loader?.close();
-        loader = new PackedLoader(stage.shards, shape.seqLen, loaderSeed(cfg, index));
+        loader = new PackedLoader(
+          stage.shards,
+          shape.seqLen,
+          loaderSeed(cfg, index),
+          loaderEnds(heldout, stage.shards),
+        );
         if (loader.vocabSize > mc.vocabSize)
           throw new Error(
             `${stage.shards[0]}: vocabulary ${loader.vocabSize} exceeds the model's ${mc.vocabSize}`,
@@ -236,12 +248,17 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
         eta: (flopsAfter[state.step]! * secs) / flopsThisRun,
         totalSteps,
       };
+      const stageEnd = state.step === start + stage.steps;
+      evaluateStep(model, cfg, heldout, stage, m, stageEnd);
+      const check = stageEnd
+        ? judgeStage(model, cfg, heldout, index, m, runDir, metrics, opts.onLongContext)
+        : null;
       metrics.append(m);
       history.push(m);
       opts.onStep?.(m);
-      if (state.step % 10 === 0 || state.step === totalSteps)
+      if (state.step % 10 === 0 || state.step === totalSteps || stageEnd)
         writeLossCurve(svgPath, metrics.read(), cfg.name);
-      const stageEnd = state.step === start + stage.steps;
+      stopIfRequired(cfg, check);
       if (
         stage.kind === "annealing" &&
         cfg.averageAnnealing &&

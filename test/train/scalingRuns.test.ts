@@ -22,6 +22,7 @@ test("scaling fit: a real run folder — FLOPs from its steps, training loss whe
     stages: [
       { kind: "initial", steps: 4, seqLen: 32, batch: 2, ramp: [{ afterTokens: 128, batch: 1, seqLen: 64 }] },
     ],
+    eval: { every: 0, heldout: 0, tokens: 4096 }, // no held-out set: the training-loss fallback is under test
   });
   const res = await pretrain(cfg);
   const p = runPoint(res.runDir);

@@ -1,0 +1,227 @@
+// The held-out set and the validation loss of a pre-training run. Held-out tokens are either the shards
+// listed in `data.validation` (which no stage may train on), or, by default, the last documents of
+// every `data.shards` shard: the smallest run of whole documents at the end of the shard holding at least
+// `eval.heldout` of its tokens. The loader's windows of such a shard stop where its held-out documents
+// begin (PackedLoader `ends`), so training never reads them, not even as a target. A stage that lists
+// other shard files (annealing's high-quality mix) trains on them whole.
+//
+// The validation loss is the token-weighted mean next-token loss over windows of the held-out tokens at
+// a given sequence length, with the document mask (a window's documents attend only to themselves and
+// targets in the next document are skipped, as in training), under noGrad. The windows are spread evenly
+// over the held-out tokens and are the same every time, so values at one length are comparable.
+import { TokenShardReader } from "../data/shards.js";
+import type { Llama } from "../model/llama.js";
+import { noGrad } from "../tensor/tape.js";
+import { scope } from "../tensor/tensor.js";
+import type { PretrainConfig, StageConfig } from "./config.js";
+import type { Batch } from "./loader.js";
+import type { StepMetrics } from "./metrics.js";
+
+export interface EvalConfig {
+  /** valLoss every this many steps (0: only at the end of each stage). */
+  every: number;
+  /** Fraction of each data shard's tokens held out (whole documents from its end); 0 disables. */
+  heldout: number;
+  /** Tokens scored per validation loss (at most; fewer when the held-out set is smaller). */
+  tokens: number;
+}
+
+export const DEFAULT_EVAL: EvalConfig = { every: 50, heldout: 0.05, tokens: 4096 };
+
+/** Resolve the `eval` field (errors name the file and the field). */
+export function resolveEvalConfig(raw: unknown, file: string): EvalConfig {
+  if (raw === undefined) return { ...DEFAULT_EVAL };
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw new Error(`${file}: field 'eval' must be an object`);
+  const o = raw as Record<string, unknown>;
+  for (const k of Object.keys(o))
+    if (!(k in DEFAULT_EVAL))
+      throw new Error(`${file}: field 'eval.${k}' is not a known field (known: every, heldout, tokens)`);
+  const num = (k: keyof EvalConfig, ok: (v: number) => boolean, what: string): number => {
+    const v = o[k] ?? DEFAULT_EVAL[k];
+    if (typeof v !== "number" || !ok(v))
+      throw new Error(`${file}: field 'eval.${k}' must be ${what} (got ${JSON.stringify(v)})`);
+    return v;
+  };
+  return {
+    every: num("every", (v) => Number.isInteger(v) && v >= 0, "an integer ≥ 0"),
+    heldout: num("heldout", (v) => v >= 0 && v < 0.5, "a fraction in [0, 0.5)"),
+    tokens: num("tokens", (v) => Number.isInteger(v) && v >= 1, "an integer ≥ 1"),
+  };
+}
+
+/** A contiguous piece of held-out tokens: shard `path`, token offsets [start, end). */
+export interface HeldoutSpan {
+  path: string;
+  start: number;
+  end: number;
+}
+
+export interface HeldoutSet {
+  spans: HeldoutSpan[];
+  /** Total held-out tokens. */
+  tokens: number;
+  /** Per training shard path: where its training windows stop (absent: the whole shard trains). */
+  trainEnds: Map<string, number>;
+}
+
+/** The held-out set of a run (see the file comment); errors name the config field to change. */
+export function heldoutSplit(cfg: PretrainConfig): HeldoutSet {
+  const trainEnds = new Map<string, number>();
+  const spans: HeldoutSpan[] = [];
+  const validation = cfg.data.validation ?? [];
+  if (validation.length > 0) {
+    for (const s of cfg.stages)
+      for (const p of s.shards)
+        if (validation.includes(p))
+          throw new Error(`data.validation: ${p} is also a training shard of stage '${s.name}'`);
+    for (const path of validation) {
+      const r = new TokenShardReader(path);
+      spans.push({ path, start: 0, end: r.numTokens });
+      r.close();
+    }
+  } else if (cfg.eval.heldout > 0) {
+    for (const path of new Set(cfg.data.shards)) {
+      const r = new TokenShardReader(path);
+      const want = Math.ceil(cfg.eval.heldout * r.numTokens);
+      let k = r.numDocs;
+      while (k > 0 && r.numTokens - r.docStarts[k]! < want) k--;
+      const start = r.docStarts[k]!;
+      r.close();
+      if (k === 0)
+        throw new Error(
+          `${path}: holding out ${cfg.eval.heldout} of its tokens (eval.heldout) leaves no document to train on`,
+        );
+      trainEnds.set(path, start);
+      spans.push({ path, start, end: r.numTokens });
+    }
+  }
+  return { spans, tokens: spans.reduce((n, s) => n + s.end - s.start, 0), trainEnds };
+}
+
+/** The `ends` argument of PackedLoader for these shards. */
+export function loaderEnds(set: HeldoutSet, shards: string[]): (number | undefined)[] {
+  return shards.map((p) => set.trainEnds.get(p));
+}
+
+/**
+ * `count` consecutive held-out tokens starting at `offset` of the held-out stream (the spans one after
+ * another), for haystacks.
+ */
+export function heldoutTokens(set: HeldoutSet, offset: number, count: number): Int32Array {
+  if (offset < 0 || offset + count > set.tokens)
+    throw new Error(
+      `held-out set: ${count} tokens from ${offset} asked, it holds ${set.tokens} (raise eval.heldout)`,
+    );
+  const out = new Int32Array(count);
+  let at = 0;
+  let base = 0;
+  for (const s of set.spans) {
+    const n = s.end - s.start;
+    const from = Math.max(offset + at - base, 0);
+    if (at < count && from < n) {
+      const take = Math.min(n - from, count - at);
+      const r = new TokenShardReader(s.path);
+      out.set(r.tokens(s.start + from, take), at);
+      r.close();
+      at += take;
+    }
+    base += n;
+  }
+  return out;
+}
+
+/**
+ * Up to `maxTokens / seqLen` windows of seqLen+1 held-out tokens (never crossing a span), spread evenly
+ * over all such windows (the first and the last included), as training-style rows: ids, targets (−100 where the next token is in another
+ * document), document ids numbered from 0 in each row.
+ */
+export function heldoutWindows(set: HeldoutSet, seqLen: number, maxTokens: number): Batch {
+  const all: { span: HeldoutSpan; start: number }[] = [];
+  for (const span of set.spans)
+    for (let start = span.start; start + seqLen + 1 <= span.end; start += seqLen) all.push({ span, start });
+  if (all.length === 0)
+    throw new Error(
+      `held-out set of ${set.tokens} tokens has no window of ${seqLen + 1} tokens in one shard (raise eval.heldout or add data.validation shards)`,
+    );
+  const n = Math.min(all.length, Math.max(1, Math.floor(maxTokens / seqLen)));
+  const T = seqLen;
+  const ids = new Int32Array(n * T);
+  const targets = new Int32Array(n * T);
+  const docIds = new Int32Array(n * T);
+  const readers = new Map<string, TokenShardReader>();
+  try {
+    for (let b = 0; b < n; b++) {
+      const w = all[n === 1 ? 0 : Math.round((b * (all.length - 1)) / (n - 1))]!;
+      let r = readers.get(w.span.path);
+      if (!r) {
+        r = new TokenShardReader(w.span.path);
+        readers.set(w.span.path, r);
+      }
+      const toks = r.tokens(w.start, T + 1);
+      let doc = r.documentAt(w.start);
+      let next = r.docStarts[doc + 1]!;
+      let local = 0;
+      for (let i = 0; i < T; i++) {
+        const pos = w.start + i;
+        while (pos >= next) {
+          doc++;
+          local++;
+          next = r.docStarts[doc + 1]!;
+        }
+        ids[b * T + i] = toks[i]!;
+        docIds[b * T + i] = local;
+        targets[b * T + i] = pos + 1 >= next ? -100 : toks[i + 1]!;
+      }
+    }
+  } finally {
+    for (const r of readers.values()) r.close();
+  }
+  return { ids, targets, docIds, batch: n, seqLen: T };
+}
+
+/** Token-weighted mean loss of `model` over held-out windows of `seqLen` (noGrad, document mask). */
+export function validationLoss(
+  model: Llama,
+  set: HeldoutSet,
+  seqLen: number,
+  maxTokens: number,
+  rowsPerPass = 4,
+): number {
+  const w = heldoutWindows(set, seqLen, maxTokens);
+  const T = w.seqLen;
+  let sum = 0;
+  let count = 0;
+  for (let b0 = 0; b0 < w.batch; b0 += rowsPerPass) {
+    const rows = Math.min(rowsPerPass, w.batch - b0);
+    const part = (a: Int32Array) => a.subarray(b0 * T, (b0 + rows) * T);
+    const targets = part(w.targets);
+    const n = targets.reduce((k, t) => k + (t === -100 ? 0 : 1), 0);
+    if (n === 0) continue;
+    const loss = noGrad(() =>
+      scope(() => model.loss(part(w.ids), targets, { batch: rows, docIds: part(w.docIds) }).item()),
+    );
+    sum += loss * n;
+    count += n;
+  }
+  if (count === 0) throw new Error(`held-out windows of ${seqLen} tokens hold no target`);
+  return sum / count;
+}
+
+/**
+ * The trainer's hook after a step: every `eval.every` steps and at the end of each stage, the validation
+ * loss at the stage's sequence length goes into the step's metrics (valLoss, valSeqLen).
+ */
+export function evaluateStep(
+  model: Llama,
+  cfg: PretrainConfig,
+  set: HeldoutSet,
+  stage: StageConfig,
+  m: StepMetrics,
+  stageEnd: boolean,
+): void {
+  if (set.spans.length === 0) return;
+  if (!(stageEnd || (cfg.eval.every > 0 && m.step % cfg.eval.every === 0))) return;
+  m.valLoss = validationLoss(model, set, stage.seqLen, cfg.eval.tokens, stage.microBatch);
+  m.valSeqLen = stage.seqLen;
+}
