@@ -69,7 +69,7 @@ void rope(const float* x, float* out, const int32_t* pos, const float* invFreq, 
           }
       });
       const float sgn = inverse ? -1.f : 1.f;
-      parallelFor(tokens, std::max<int64_t>(1, 8192 / (heads * hd)), [&](int64_t t0, int64_t t1) {
+      parallelFor(tokens, std::max<int64_t>(1, streamGrain(tokens * heads * hd, pool.threads(), 65536) / (heads * hd)), [&](int64_t t0, int64_t t1) {
         for (int64_t t = t0; t < t1; t++) {
           const float* c = own.cos.data() + t * half;
           const float* s = own.sin.data() + t * half;
@@ -87,7 +87,7 @@ void rope(const float* x, float* out, const int32_t* pos, const float* invFreq, 
     }
   }
   const float sgn = inverse ? -1.f : 1.f;
-  parallelFor(tokens, std::max<int64_t>(1, 8192 / (heads * hd)), [&](int64_t t0, int64_t t1) {
+  parallelFor(tokens, std::max<int64_t>(1, streamGrain(tokens * heads * hd, pool.threads(), 65536) / (heads * hd)), [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t++) {
       const float* c = T.cos.data() + (pos[t] - T.lo) * half;
       const float* s = T.sin.data() + (pos[t] - T.lo) * half;
@@ -109,14 +109,15 @@ void rope(const float* x, float* out, const int32_t* pos, const float* invFreq, 
 // ------------------------------------------------------------------------------------------------
 
 void embedding(const float* table, const int32_t* ids, float* out, int64_t rows, int64_t dim) {
-  parallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, dim)), [&](int64_t r0, int64_t r1) {
+  parallelFor(rows, std::max<int64_t>(1, streamGrain(rows * dim, pool.threads()) / std::max<int64_t>(1, dim)),
+              [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) std::memcpy(out + r * dim, table + (int64_t)ids[r] * dim, dim * sizeof(float));
   });
 }
 
 void embeddingBackward(const float* dout, const int32_t* ids, float* dtable, int64_t rows, int64_t dim) {
   const int64_t grain = std::max<int64_t>(16, (dim + pool.threads() - 1) / pool.threads());
-  parallelFor(dim, rows * dim < 65536 ? dim : grain, [&](int64_t i0, int64_t i1) {
+  parallelFor(dim, rows * dim < (int64_t(1) << 18) ? dim : grain, [&](int64_t i0, int64_t i1) {
     for (int64_t r = 0; r < rows; r++) {
       float* d = dtable + (int64_t)ids[r] * dim;
       const float* g = dout + r * dim;
@@ -174,25 +175,27 @@ void crossEntropyBackward(const float* logits, const int32_t* targets, const flo
 // does not depend on the thread count).
 // ------------------------------------------------------------------------------------------------
 
-constexpr int64_t EW_GRAIN = 32768;
-
 template <typename F>
 void elementwise(int64_t n, F&& f) {
-  parallelFor(n, EW_GRAIN, [&](int64_t i0, int64_t i1) { f(i0, i1); });
+  parallelFor(n, streamGrain(n, pool.threads()), [&](int64_t i0, int64_t i1) { f(i0, i1); });
 }
 
-double reduce(const float* a, int64_t n, bool squares) {
+template <bool Squares>
+double reduce(const float* a, int64_t n) {
   constexpr int64_t CHUNK = 65536;
   const int64_t chunks = (n + CHUNK - 1) / CHUNK;
   std::vector<double> part(chunks);
-  parallelFor(chunks, 1, [&](int64_t c0, int64_t c1) {
+  parallelFor(chunks, n < (int64_t(1) << 18) ? chunks : 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; c++) {
       const int64_t i1 = std::min(n, (c + 1) * CHUNK);
       double s[8] = {};
       int64_t i = c * CHUNK;
       for (; i + 8 <= i1; i += 8)
-        for (int j = 0; j < 8; j++) s[j] += squares ? (double)a[i + j] * a[i + j] : (double)a[i + j];
-      for (; i < i1; i++) s[0] += squares ? (double)a[i] * a[i] : (double)a[i];
+        for (int j = 0; j < 8; j++) {
+          const double x = a[i + j];
+          s[j] += Squares ? x * x : x;
+        }
+      for (; i < i1; i++) s[0] += Squares ? (double)a[i] * a[i] : (double)a[i];
       part[c] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
     }
   });
@@ -363,7 +366,7 @@ napi_value Sum(napi_env env, napi_callback_info info) {
   const int64_t n = A.i64(1);
   const float* a = A.f32(0, n);
   napi_value r;
-  napi_create_double(env, A.failed ? 0 : reduce(a, n, Squares), &r);
+  napi_create_double(env, A.failed ? 0 : reduce<Squares>(a, n), &r);
   return r;
 }
 

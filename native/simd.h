@@ -34,7 +34,18 @@ struct SimdOps {
   void (*expScale)(const float* x, float* out, int64_t n, float shift, float c);
   void (*swiglu)(const float* g, const float* u, float* out, int64_t n);
   void (*swigluBackward)(const float* g, const float* u, const float* dout, float* dg, float* du, int64_t n);
+  // One AdamW step over n elements; a = {lr, beta1, beta2, eps, 1 - lr·weightDecay, 1 - beta1^t, 1 - beta2^t}.
+  void (*adamw)(float* param, const float* grad, float* m, float* v, int64_t n, const float* a);
 };
+
+// Chunk size for parallelFor over n elements of a memory-bound loop: the whole range on the calling
+// thread below `serial` elements (waking the pool costs more than a second core saves there), else about
+// four chunks per thread.
+inline int64_t streamGrain(int64_t n, int threads, int64_t serial = int64_t(1) << 18) {
+  if (n < serial || threads <= 1) return n > 0 ? n : 1;
+  const int64_t g = (n + 4 * threads - 1) / (4 * threads);
+  return (g + 4095) & ~int64_t(4095);
+}
 
 extern const SimdOps simdAvx512, simdAvx2, simdGeneric;
 

@@ -25,6 +25,7 @@ inline V vmul(V a, V b) { return _mm512_mul_ps(a, b); }
 inline V vdiv(V a, V b) { return _mm512_div_ps(a, b); }
 inline V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
 inline V vmax(V a, V b) { return _mm512_max_ps(a, b); }
+inline V vsqrt(V a) { return _mm512_sqrt_ps(a); }
 inline float vsum(V a) { return _mm512_reduce_add_ps(a); }
 inline float vhmax(V a) { return _mm512_reduce_max_ps(a); }
 inline V vround(V x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
@@ -45,6 +46,7 @@ inline V vmul(V a, V b) { return _mm256_mul_ps(a, b); }
 inline V vdiv(V a, V b) { return _mm256_div_ps(a, b); }
 inline V vfma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
 inline V vmax(V a, V b) { return _mm256_max_ps(a, b); }
+inline V vsqrt(V a) { return _mm256_sqrt_ps(a); }
 inline float vsum(V a) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -73,6 +75,7 @@ inline V vmul(V a, V b) { return a * b; }
 inline V vdiv(V a, V b) { return a / b; }
 inline V vfma(V a, V b, V c) { return a * b + c; }
 inline V vmax(V a, V b) { return a > b ? a : b; }
+inline V vsqrt(V a) { return std::sqrt(a); }
 inline float vsum(V a) { return a; }
 inline float vhmax(V a) { return a; }
 #endif
@@ -263,9 +266,35 @@ void swigluBackward(const float* g, const float* u, const float* dout, float* dg
   }
 }
 
+// AdamW over [0, n) (herd.cc's adamw has the formula; `a` holds lr, beta1, beta2, eps, decay = 1 - lr·wd,
+// and the bias corrections bc1, bc2).
+void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const float* a) {
+  const float lr = a[0], b1 = a[1], b2 = a[2], eps = a[3], decay = a[4], bc1 = a[5], bc2 = a[6];
+  const float ob1 = 1.f - b1, ob2 = 1.f - b2;
+  const V vb1 = vset(b1), vb2 = vset(b2), vob1 = vset(ob1), vob2 = vset(ob2), vlr = vset(lr), veps = vset(eps);
+  const V vdecay = vset(decay), vbc1 = vset(bc1), vbc2 = vset(bc2);
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const V g = vload(grad + i);
+    const V mi = vadd(vmul(vb1, vload(m + i)), vmul(vob1, g));
+    const V vi = vadd(vmul(vb2, vload(v + i)), vmul(vmul(vob2, g), g));
+    vstore(m + i, mi);
+    vstore(v + i, vi);
+    const V step = vdiv(vmul(vlr, vdiv(mi, vbc1)), vadd(vsqrt(vdiv(vi, vbc2)), veps));
+    vstore(param + i, vsub(vmul(vload(param + i), vdecay), step));
+  }
+  for (; i < n; i++) {
+    const float g = grad[i];
+    const float mi = b1 * m[i] + ob1 * g, vi = b2 * v[i] + ob2 * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    param[i] = param[i] * decay - (lr * (mi / bc1)) / (std::sqrt(vi / bc2) + eps);
+  }
+}
+
 }  // namespace
 
 namespace herd {
 const SimdOps SIMD_NAME = {gemm, maskScores, expScores, dScores, dot, axpy, maxOf, expSum, expScale, swiglu,
-                           swigluBackward};
+                           swigluBackward, adamw};
 }  // namespace herd

@@ -1,7 +1,8 @@
 // The native backend: the C++ kernels of native/*.cc (a Node addon built by scripts/build-native.mjs
 // during `npm ci`), with AVX-512 / AVX2+FMA / portable versions chosen at load by CPUID and one
 // persistent thread pool (HERD_THREADS, default: every core). Buffers are plain Float32Arrays that the
-// addon reads in place (no copying, no 4 GB ceiling), so alloc() is the js backend's. Every kernel of
+// addon reads in place (no copying, no 4 GB ceiling); alloc() recycles freed ones (recycler below).
+// Every kernel of
 // the interface is native: herd.cc has matmul (packed, cache-blocked SGEMM), matmulBf16 (decode GEMV
 // reading bf16 weights), RMSNorm, SwiGLU, softmax and AdamW; attention.cc flash attention forward and
 // backward; rows.cc RoPE, embedding, cross-entropy and the elementwise kernels. The js reference
@@ -76,7 +77,16 @@ interface Addon {
     dv: F32,
     ...shape: AttnShape
   ): void;
-  rope(x: F32, out: F32, positions: I32, invFreq: F32, tokens: number, heads: number, hd: number, inv: boolean): void;
+  rope(
+    x: F32,
+    out: F32,
+    positions: I32,
+    invFreq: F32,
+    tokens: number,
+    heads: number,
+    hd: number,
+    inv: boolean,
+  ): void;
   embedding(table: F32, ids: I32, out: F32, rows: number, dim: number): void;
   embeddingBackward(dout: F32, ids: I32, dtable: F32, rows: number, dim: number): void;
   crossEntropy(
@@ -164,6 +174,49 @@ export interface NativeBackend extends Backend {
   readonly isa: string;
 }
 
+/**
+ * Buffers for alloc()/free(): a freed array of at least MIN_RECYCLE floats is kept by length and handed
+ * out again zero-filled, so a training step's activations (the same shapes every step) reuse warm
+ * memory instead of fresh pages (a page fault and the kernel's zeroing per 4 KiB, which cost a
+ * small-preset step more than its elementwise kernels). At most HERD_NATIVE_CACHE_MB (default 1024)
+ * MiB are kept; beyond that freed arrays are left to the garbage collector.
+ */
+const MIN_RECYCLE = 4096;
+function recycler() {
+  const mb = Number(process.env.HERD_NATIVE_CACHE_MB ?? 1024);
+  const cap = (Number.isFinite(mb) && mb >= 0 ? mb : 1024) * 2 ** 20;
+  const spare = new Map<number, Float32Array[]>();
+  const owned = new WeakSet<Float32Array>();
+  let live = 0;
+  let kept = 0;
+  return {
+    alloc(n: number): Float32Array {
+      const list = n >= MIN_RECYCLE ? spare.get(n) : undefined;
+      const reused = list?.pop();
+      let buf: Float32Array;
+      if (reused) {
+        kept -= reused.byteLength;
+        reused.fill(0);
+        buf = reused;
+      } else buf = new Float32Array(n);
+      owned.add(buf);
+      live += buf.byteLength;
+      return buf;
+    },
+    free(buf: Float32Array): void {
+      if (!owned.has(buf)) return; // plain arrays, and a second free, are ignored (as the js backend)
+      owned.delete(buf);
+      live -= buf.byteLength;
+      if (buf.length < MIN_RECYCLE || kept + buf.byteLength > cap) return;
+      const list = spare.get(buf.length);
+      if (list) list.push(buf);
+      else spare.set(buf.length, [buf]);
+      kept += buf.byteLength;
+    },
+    liveBytes: () => live,
+  };
+}
+
 function threadsFromEnv(): number {
   const t = Number(process.env.HERD_THREADS ?? 0);
   return Number.isInteger(t) && t > 0 ? t : 0;
@@ -177,9 +230,13 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
   const n = loadAddon();
   if (!n) throw new Error(`native backend: ${loadError}`);
   const isa = n.init(opts.threads ?? threadsFromEnv());
+  const mem = recycler();
   return {
     ...jsBackend,
     name: "native",
+    alloc: mem.alloc,
+    free: mem.free,
+    liveBytes: mem.liveBytes,
     isa,
     get threads() {
       return n.threads();
