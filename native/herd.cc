@@ -434,12 +434,15 @@ void matmulBf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t 
 // vectorises for the baseline ISA, run over rows or chunks on the pool).
 // ------------------------------------------------------------------------------------------------
 
+// RMSNorm rows: the sums over a row are SimdOps dot products (f32 vector lanes; the reference sums in
+// f64), the rest plain loops the compiler vectorises.
 void rmsNorm(const float* x, const float* w, float* out, float* rstd, int64_t rows, int64_t dim, float eps) {
-  parallelFor(rows, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, dim)), [&](int64_t r0, int64_t r1) {
+  const SimdOps& K = simdOps();
+  parallelFor(rows, std::max<int64_t>(1, streamGrain(rows * dim, pool.threads(), 65536) / std::max<int64_t>(1, dim)),
+              [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float* xr = x + r * dim;
-      double ss = 0;
-      for (int64_t i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
+      const double ss = K.dot(xr, xr, dim);
       const float s = (float)(1.0 / std::sqrt(ss / dim + eps));
       rstd[r] = s;
       float* o = out + r * dim;
@@ -450,12 +453,13 @@ void rmsNorm(const float* x, const float* w, float* out, float* rstd, int64_t ro
 
 void rmsNormBackward(const float* dy, const float* x, const float* w, const float* rstd, float* dx, float* dw,
                      int64_t rows, int64_t dim) {
-  parallelFor(rows, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, dim)), [&](int64_t r0, int64_t r1) {
+  const SimdOps& K = simdOps();
+  parallelFor(rows, std::max<int64_t>(1, streamGrain(rows * dim, pool.threads(), 65536) / std::max<int64_t>(1, dim)),
+              [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const int64_t o = r * dim;
       const double s = rstd[r];
-      double d = 0;
-      for (int64_t i = 0; i < dim; i++) d += (double)w[i] * dy[o + i] * x[o + i];
+      const double d = K.dot3(w, dy + o, x + o, dim);
       const float cc = (float)(s * s * s * d / dim);
       const float sf = (float)s;
       for (int64_t i = 0; i < dim; i++) dx[o + i] = sf * w[i] * dy[o + i] - cc * x[o + i];
@@ -463,7 +467,8 @@ void rmsNormBackward(const float* dy, const float* x, const float* w, const floa
   });
   // dw is a sum over rows: columns are split across threads so no two write the same element.
   if (dw)
-    parallelFor(dim, 256, [&](int64_t i0, int64_t i1) {
+    parallelFor(dim, rows * dim < (int64_t(1) << 18) ? dim : std::max<int64_t>(16, (dim / pool.threads() + 15) & ~int64_t(15)),
+                [&](int64_t i0, int64_t i1) {
       for (int64_t r = 0; r < rows; r++) {
         const int64_t o = r * dim;
         const float s = rstd[r];

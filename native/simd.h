@@ -25,6 +25,8 @@ struct SimdOps {
   // dp[j][i] = p[j][i] · (dp[j][i] - D[i]) · scale.
   void (*dScores)(const float* p, float* dp, int rows, int n, int64_t ld, const float* D, float scale);
   float (*dot)(const float* a, const float* b, int64_t n);
+  // Σ a[i]·b[i]·c[i]
+  float (*dot3)(const float* a, const float* b, const float* c, int64_t n);
   // y += a·x
   void (*axpy)(float* y, float a, const float* x, int64_t n);
   // Largest element (NaN elements may be skipped; the sums below carry them).

@@ -194,6 +194,18 @@ float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+float dot3(const float* a, const float* b, const float* c, int64_t n) {
+  V acc0 = vzero(), acc1 = vzero();
+  int64_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    acc0 = vfma(vmul(vload(a + i), vload(b + i)), vload(c + i), acc0);
+    acc1 = vfma(vmul(vload(a + i + W), vload(b + i + W)), vload(c + i + W), acc1);
+  }
+  float s = vsum(vadd(acc0, acc1));
+  for (; i < n; i++) s += a[i] * b[i] * c[i];
+  return s;
+}
+
 void axpy(float* y, float a, const float* x, int64_t n) {
   const V av = vset(a);
   int64_t i = 0;
@@ -295,6 +307,6 @@ void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const
 }  // namespace
 
 namespace herd {
-const SimdOps SIMD_NAME = {gemm, maskScores, expScores, dScores, dot, axpy, maxOf, expSum, expScale, swiglu,
+const SimdOps SIMD_NAME = {gemm, maskScores, expScores, dScores, dot, dot3, axpy, maxOf, expSum, expScale, swiglu,
                            swigluBackward, adamw};
 }  // namespace herd
