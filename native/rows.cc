@@ -24,18 +24,53 @@ struct RopeTable {
 std::mutex ropeMu;
 RopeTable ropeCache;
 
+inline void ropeRow(const float* invFreq, int64_t half, int64_t pos, float* c, float* s) {
+  for (int64_t i = 0; i < half; i++) {
+    const float angle = (float)pos * invFreq[i];  // f32 product, as the reference
+    c[i] = (float)std::cos((double)angle);
+    s[i] = (float)std::sin((double)angle);
+  }
+}
+
+// Make T cover positions [lo, hi] for these frequencies; rows T already has (same frequencies) are kept.
 void ropeFill(RopeTable& T, const float* invFreq, int64_t half, int64_t lo, int64_t hi) {
+  const bool keep = (int64_t)T.invFreq.size() == half && std::equal(invFreq, invFreq + half, T.invFreq.begin());
+  std::vector<float> c((hi - lo + 1) * half), s((hi - lo + 1) * half);
+  parallelFor(hi - lo + 1, std::max<int64_t>(1, 2048 / half), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const int64_t p = lo + r;
+      if (keep && p >= T.lo && p <= T.hi) {
+        std::memcpy(&c[r * half], &T.cos[(p - T.lo) * half], half * sizeof(float));
+        std::memcpy(&s[r * half], &T.sin[(p - T.lo) * half], half * sizeof(float));
+      } else {
+        ropeRow(invFreq, half, p, &c[r * half], &s[r * half]);
+      }
+    }
+  });
   T.invFreq.assign(invFreq, invFreq + half);
   T.lo = lo, T.hi = hi;
-  const int64_t n = (hi - lo + 1) * half;
-  T.cos.resize(n), T.sin.resize(n);
-  parallelFor(hi - lo + 1, std::max<int64_t>(1, 2048 / half), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++)
-      for (int64_t i = 0; i < half; i++) {
-        const float angle = (float)(lo + r) * invFreq[i];  // f32 product
-        T.cos[r * half + i] = (float)std::cos((double)angle);
-        T.sin[r * half + i] = (float)std::sin((double)angle);
+  T.cos.swap(c), T.sin.swap(s);
+}
+
+// out = x rotated by the angles of table rows row(t) (cos at c, sin at s; sin negated when inverse).
+template <typename Row>
+void rotate(const float* x, float* out, int64_t tokens, int64_t heads, int64_t hd, bool inverse, Row row) {
+  const int64_t half = hd / 2;
+  const float sgn = inverse ? -1.f : 1.f;
+  const int64_t grain = std::max<int64_t>(1, streamGrain(tokens * heads * hd, pool.threads(), 65536) / (heads * hd));
+  parallelFor(tokens, grain, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; t++) {
+      const float *c, *s;
+      row(t, c, s);
+      for (int64_t h = 0; h < heads; h++) {
+        const int64_t o = (t * heads + h) * hd;
+        for (int64_t i = 0; i < half; i++) {
+          const float a = x[o + i], b = x[o + i + half], sn = sgn * s[i];
+          out[o + i] = a * c[i] - b * sn;
+          out[o + i + half] = b * c[i] + a * sn;
+        }
       }
+    }
   });
 }
 
@@ -49,57 +84,25 @@ void rope(const float* x, float* out, const int32_t* pos, const float* invFreq, 
   RopeTable& T = ropeCache;
   const bool same = (int64_t)T.invFreq.size() == half && std::equal(invFreq, invFreq + half, T.invFreq.begin());
   if (!same || lo < T.lo || hi > T.hi) {
-    // A table over a range much larger than the call (sparse positions) would waste time: then only
-    // this call's range, which is still at most one row per token.
-    if (same && T.hi >= T.lo && std::max(hi, T.hi) - std::min(lo, T.lo) <= 4 * tokens + 4096)
-      ropeFill(T, invFreq, half, std::min(lo, T.lo), std::max(hi, T.hi));
-    else if (hi - lo < 2 * tokens + 64)
+    if (same && T.hi >= T.lo && std::max(hi, T.hi) - std::min(lo, T.lo) <= 4 * tokens + 4096) {
+      // Grow the table; decode moves one position a step, so grow 256 ahead (one fill per 256 steps).
+      ropeFill(T, invFreq, half, std::min(lo, T.lo), hi > T.hi ? hi + 255 : T.hi);
+    } else if (hi - lo < 2 * tokens + 64) {
       ropeFill(T, invFreq, half, lo, hi);
-    else {
-      // Sparse positions: a table per token.
-      RopeTable own;
-      own.invFreq.assign(invFreq, invFreq + half);
-      own.cos.resize(tokens * half), own.sin.resize(tokens * half);
+    } else {
+      // Sparse positions (a table over their range would be mostly unused): a row per token.
+      std::vector<float> c(tokens * half), s(tokens * half);
       parallelFor(tokens, std::max<int64_t>(1, 2048 / half), [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; r++)
-          for (int64_t i = 0; i < half; i++) {
-            const float angle = (float)pos[r] * invFreq[i];
-            own.cos[r * half + i] = (float)std::cos((double)angle);
-            own.sin[r * half + i] = (float)std::sin((double)angle);
-          }
+        for (int64_t r = r0; r < r1; r++) ropeRow(invFreq, half, pos[r], &c[r * half], &s[r * half]);
       });
-      const float sgn = inverse ? -1.f : 1.f;
-      parallelFor(tokens, std::max<int64_t>(1, streamGrain(tokens * heads * hd, pool.threads(), 65536) / (heads * hd)), [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; t++) {
-          const float* c = own.cos.data() + t * half;
-          const float* s = own.sin.data() + t * half;
-          for (int64_t h = 0; h < heads; h++) {
-            const int64_t o = (t * heads + h) * hd;
-            for (int64_t i = 0; i < half; i++) {
-              const float a = x[o + i], b = x[o + i + half], sn = sgn * s[i];
-              out[o + i] = a * c[i] - b * sn;
-              out[o + i + half] = b * c[i] + a * sn;
-            }
-          }
-        }
+      rotate(x, out, tokens, heads, hd, inverse, [&](int64_t t, const float*& cr, const float*& sr) {
+        cr = &c[t * half], sr = &s[t * half];
       });
       return;
     }
   }
-  const float sgn = inverse ? -1.f : 1.f;
-  parallelFor(tokens, std::max<int64_t>(1, streamGrain(tokens * heads * hd, pool.threads(), 65536) / (heads * hd)), [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; t++) {
-      const float* c = T.cos.data() + (pos[t] - T.lo) * half;
-      const float* s = T.sin.data() + (pos[t] - T.lo) * half;
-      for (int64_t h = 0; h < heads; h++) {
-        const int64_t o = (t * heads + h) * hd;
-        for (int64_t i = 0; i < half; i++) {
-          const float a = x[o + i], b = x[o + i + half], sn = sgn * s[i];
-          out[o + i] = a * c[i] - b * sn;
-          out[o + i + half] = b * c[i] + a * sn;
-        }
-      }
-    }
+  rotate(x, out, tokens, heads, hd, inverse, [&](int64_t t, const float*& cr, const float*& sr) {
+    cr = &T.cos[(pos[t] - T.lo) * half], sr = &T.sin[(pos[t] - T.lo) * half];
   });
 }
 

@@ -179,6 +179,36 @@ describe("native backend", { skip }, () => {
     createNativeBackend();
   });
 
+  test("rope: the cached cos/sin table stays right across growing, decode-like, sparse and new positions", () => {
+    const b = createNativeBackend();
+    const [heads, hd] = [2, 16];
+    const invFreq = Float32Array.from({ length: hd / 2 }, (_, i) => 500000 ** (-(2 * i) / hd));
+    const check = (positions: Int32Array, freqs: Float32Array) => {
+      const x = randArray(positions.length * heads * hd, positions.length);
+      for (const inverse of [false, true]) {
+        const got = new Float32Array(x.length);
+        const want = new Float32Array(x.length);
+        b.rope(x, got, positions, freqs, positions.length, heads, hd, inverse);
+        jsBackend.rope(x, want, positions, freqs, positions.length, heads, hd, inverse);
+        assert.ok(
+          closeness(got, want, 1e-5, 1e-6) <= 1,
+          `positions ${positions.slice(0, 3)}… inverse=${inverse}`,
+        );
+      }
+    };
+    check(
+      Int32Array.from({ length: 300 }, (_, i) => i),
+      invFreq,
+    ); // prefill
+    for (let p = 300; p < 600; p += 7) check(Int32Array.of(p), invFreq); // decode steps past the table
+    check(Int32Array.of(3, 90000, 12), invFreq); // sparse
+    check(
+      Int32Array.of(599, 5),
+      invFreq.map((f) => f * 0.5),
+    ); // other frequencies (scaled RoPE)
+    check(Int32Array.of(599, 5), invFreq);
+  });
+
   test("alloc hands out zero-filled buffers, also when it reuses a freed one, and counts live bytes", () => {
     const b = createNativeBackend();
     const start = b.liveBytes();
