@@ -77,8 +77,9 @@ const float* rowsOperand(const float* src, int64_t stride, int rows, int64_t hd,
 thread_local std::vector<float> tlsF;
 thread_local std::vector<int32_t> tlsI;
 
-// Doc ids of queries [t0, t0+m) into qd and whether the block of keys [s0, s0+nb) needs the per-element
-// check: false if it cannot see any query (skip) ... see blockDocs().
+// How document ids constrain a key block [s0, s0+nb) of batch item b against a query tile whose ids span
+// [qLo, qHi]: no ids, one shared document (no per-element check), a mix (check each pair), or no
+// document in common (skip the block).
 enum class Docs { None, Uniform, Mixed, Disjoint };
 Docs blockDocs(const AttnP& P, int32_t qLo, int32_t qHi, int64_t b, int64_t s0, int64_t nb) {
   if (!P.kDoc) return Docs::None;
