@@ -298,8 +298,13 @@ napi_value CrossEntropy(napi_env env, napi_callback_info info) {
   const float* mask = A.f32(2, rows, true);
   float* losses = A.f32(3, rows);
   float* lse = A.f32(4, rows);
-  if (!A.failed && checkTargets(A, targets, rows, vocab, ignore) && vocab > 0)
+  if (A.failed || !checkTargets(A, targets, rows, vocab, ignore)) return undef(env);
+  if (vocab > 0) {
     crossEntropy(logits, targets, mask, losses, lse, rows, vocab, ignore);
+  } else {  // no classes (every target ignored): no mass, as the reference
+    std::fill(lse, lse + rows, -INFINITY);
+    std::fill(losses, losses + rows, 0.f);
+  }
   return undef(env);
 }
 
