@@ -2,6 +2,9 @@
 // SIMD_ISA (512, 2 or 0) and SIMD_NAME and a `#pragma GCC target` before including this. V is the
 // vector type (float on the portable build), W its width in floats; the readable reference of every
 // function is the scalar loop it vectorises (and src/backends/js/ for what the kernels compute).
+// Everything here has internal linkage, and every header with inline code (the standard library's,
+// simd.h) is included before the target pragma, so no function compiled for AVX-512 or AVX2 can be
+// merged by the linker with a baseline copy used elsewhere.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
