@@ -8,13 +8,14 @@
 // place (no packing when hd % 16 == 0; Q and dO tiles are transposed once per tile). Every product is
 // SimdOps::gemm (simd.h; AVX-512, AVX2 or portable by herd::isa).
 // - Forward: units (batch item, head, tile of BQ queries) on the pool; key blocks the tile cannot see
-//   (above the causal diagonal, or no shared document) are skipped. A few query rows (decode) take a
-//   row-at-a-time path instead, since a 64-query tile would be mostly padding.
+//   (above the causal diagonal, or no shared document) are skipped. Fewer than 8 query rows (decode)
+//   take a row-at-a-time path instead, since a 64-query tile would be mostly padding; it sums in another
+//   order, so a decode step agrees with the same row of a full forward to rounding, not bit for bit.
 // - Backward (FlashAttention-2): P = exp(scale·Sᵀ - lse) is recomputed; units are (batch item, KV head,
 //   chunk of keys), each owning its keys' dK and dV (summed over the group's query heads in scratch),
 //   so no two threads write the same element. dQ sums over chunks: with one chunk per (b, g) it is
 //   written in place, else each chunk writes its own copy and the copies are added in chunk order
-//   afterwards (results do not depend on the thread count's scheduling).
+//   afterwards (results never depend on scheduling; the number of chunks follows the thread count).
 #include "herd.h"
 #include "simd.h"
 
