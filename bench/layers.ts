@@ -1,7 +1,13 @@
 // Layer-level benchmarks of the engine: attention forward+backward at sequence 256 and 2048, and one
 // Llama-style Transformer block forward+backward in tokens/s — each on every backend in the same run,
-// with the ratio against the js reference.
+// with the ratio against the js reference — then a whole training step of the `small` preset (forward,
+// backward, clipping, AdamW) on wasm and native, taken in alternation so both see the same machine
+// load, with native's ratio against wasm.
+import { performance } from "node:perf_hooks";
 import { type Backend, backendByName, backendNames, setBackend } from "../src/backends/index.js";
+import { Llama } from "../src/model/llama.js";
+import { paramCount, preset } from "../src/model/presets.js";
+import { initWeights } from "../src/model/weights.js";
 import {
   add,
   attention,
@@ -17,6 +23,8 @@ import {
   swiglu,
   type Tensor,
 } from "../src/tensor/index.js";
+import { PretrainOptimizer } from "../src/train/optimizer.js";
+import { trainStep } from "../src/train/trainer.js";
 import { row, time } from "./timing.js";
 
 function rand(n: number, seed: number, s = 0.1): Float32Array {
@@ -146,7 +154,51 @@ function blockBench(): void {
   }
 }
 
+export function trainStepBench(): void {
+  const names = backendNames().filter((n) => n === "wasm" || n === "native");
+  const [B, T, rounds] = [4, 256, 5];
+  const c = preset("small");
+  console.log(
+    `\ntraining step, preset small (${(paramCount(c) / 1e6).toFixed(1)}M params), batch ${B} × seq ${T}, ${rounds} rounds alternating backends`,
+  );
+  const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 7919 + 13) % c.vocabSize);
+  const targets = Int32Array.from({ length: B * T }, (_, i) => ids[(i + 1) % ids.length]!);
+  const batch = { ids, targets, docIds: new Int32Array(B * T), batch: B, seqLen: T };
+  const runs = names.map((name) => {
+    setBackend(name);
+    const model = new Llama(c, initWeights(c, { seed: 1 }), "bench");
+    const opt = new PretrainOptimizer(model.parameters());
+    trainStep(model, opt, [batch], 1e-4); // warm-up
+    return { name, model, opt, samples: [] as number[] };
+  });
+  for (let r = 0; r < rounds; r++)
+    for (const x of runs) {
+      setBackend(x.name);
+      const t0 = performance.now();
+      trainStep(x.model, x.opt, [batch], 1e-4);
+      x.samples.push((performance.now() - t0) / 1000);
+    }
+  const widths = [8, 10, 10, 10, 8];
+  console.log(row(["backend", "ms/step", "best ms", "tokens/s", "vs wasm"], widths));
+  const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+  const wasm = runs.find((x) => x.name === "wasm");
+  for (const x of runs) {
+    const m = median(x.samples);
+    const vs = wasm ? `${(median(wasm.samples) / m).toFixed(2)}×` : "-";
+    const cells = [x.name, (m * 1e3).toFixed(1), (Math.min(...x.samples) * 1e3).toFixed(1), (B * T) / m, vs];
+    console.log(
+      row(
+        cells.map((v) => (typeof v === "number" ? v.toFixed(0) : v)),
+        widths,
+      ),
+    );
+    x.opt.dispose();
+    x.model.dispose();
+  }
+}
+
 export async function run(): Promise<void> {
   attentionBench();
   blockBench();
+  trainStepBench();
 }

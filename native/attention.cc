@@ -1,13 +1,391 @@
-// Attention (flash-style forward and backward, GQA, causal and document masks), RoPE, embedding,
-// cross-entropy and elementwise kernels for training on the native backend. Reference: src/backends/js/.
+// Flash attention on the native backend, forward and backward, with GQA, causal masking (KV-cache
+// aware: query t sees key s iff s <= t + seqK - seqQ) and document masks. Reference and layouts:
+// src/backends/js/attention.ts (q, out [batch, seqQ, heads, hd]; k, v [batch, seqK, kvHeads, hd];
+// lse [batch, heads, seqQ]; a query with no visible key gets out 0, lse -Infinity, zero gradient).
+//
+// Scores are kept key-major: a block Sᵀ [BK keys][BQ queries] = K·Qᵀ, so the online softmax's per-query
+// max, shift and sum run down the columns with whole vectors of queries, and K and V rows are read in
+// place (no packing when hd % 16 == 0; Q and dO tiles are transposed once per tile). Every product is
+// SimdOps::gemm (simd.h; AVX-512, AVX2 or portable by herd::isa).
+// - Forward: units (batch item, head, tile of BQ queries) on the pool; key blocks the tile cannot see
+//   (above the causal diagonal, or no shared document) are skipped. Fewer than 8 query rows (decode)
+//   take a row-at-a-time path instead, since a 64-query tile would be mostly padding; it sums in another
+//   order, so a decode step agrees with the same row of a full forward to rounding, not bit for bit.
+// - Backward (FlashAttention-2): P = exp(scale·Sᵀ - lse) is recomputed; units are (batch item, KV head,
+//   chunk of keys), each owning its keys' dK and dV (summed over the group's query heads in scratch),
+//   so no two threads write the same element. dQ sums over chunks: with one chunk per (b, g) it is
+//   written in place, else each chunk writes its own copy and the copies are added in chunk order
+//   afterwards (results never depend on scheduling; the number of chunks follows the thread count).
 #include "herd.h"
+#include "simd.h"
 
 namespace herd {
-namespace {}  // namespace
+namespace {
+
+constexpr int BQ = 64;  // queries per tile
+constexpr int BK = 64;  // keys per block
+
+inline int64_t up16(int64_t x) { return (x + 15) & ~int64_t(15); }
+
+struct AttnP {
+  const float *q, *k, *v, *out, *dout, *lse;
+  float *o, *lseOut, *dq, *dk, *dv;
+  int64_t batch, seqQ, seqK, heads, kvHeads, hd;
+  float scale;
+  bool causal;
+  const int32_t *qDoc, *kDoc;  // both or neither
+  int64_t group() const { return heads / kvHeads; }
+  int64_t offset() const { return seqK - seqQ; }
+  int64_t qStride() const { return heads * hd; }
+  int64_t kStride() const { return kvHeads * hd; }
+  // Keys [0, sMax) are the only ones queries before t1 may see.
+  int64_t keyLimit(int64_t t1) const { return causal ? std::max<int64_t>(0, std::min(seqK, t1 + offset())) : seqK; }
+};
+
+// Smallest and largest of ids[0, n).
+void idRange(const int32_t* ids, int64_t n, int32_t& lo, int32_t& hi) {
+  lo = INT32_MAX;
+  hi = INT32_MIN;
+  for (int64_t i = 0; i < n; i++) lo = std::min(lo, ids[i]), hi = std::max(hi, ids[i]);
+}
+
+// Rows [0, rows) × cols of src (rows `stride` apart) into dst [cols][ld] (transposed), lanes past rows zero.
+void transposeTile(const float* src, int64_t stride, int rows, int64_t cols, float* dst, int64_t ld) {
+  for (int64_t d = 0; d < cols; d++) {
+    float* o = dst + d * ld;
+    for (int r = 0; r < rows; r++) o[r] = src[r * stride + d];
+    for (int64_t r = rows; r < ld; r++) o[r] = 0.f;
+  }
+}
+
+// B operand of rows [0, rows) × hd at src: in place when hd % 16 == 0, else copied into buf [rows][h16]
+// zero-padded. Returns the rows and sets ld.
+const float* rowsOperand(const float* src, int64_t stride, int rows, int64_t hd, float* buf, int64_t& ld) {
+  if (hd % 16 == 0) {
+    ld = stride;
+    return src;
+  }
+  const int64_t h16 = up16(hd);
+  for (int r = 0; r < rows; r++) {
+    std::memcpy(buf + r * h16, src + r * stride, hd * sizeof(float));
+    std::fill(buf + r * h16 + hd, buf + (r + 1) * h16, 0.f);
+  }
+  ld = h16;
+  return buf;
+}
+
+// Per-thread scratch, grown as needed.
+thread_local std::vector<float> tlsF;
+thread_local std::vector<int32_t> tlsI;
+
+// How document ids constrain a key block [s0, s0+nb) of batch item b against a query tile whose ids span
+// [qLo, qHi]: no ids, one shared document (no per-element check), a mix (check each pair), or no
+// document in common (skip the block).
+enum class Docs { None, Uniform, Mixed, Disjoint };
+Docs blockDocs(const AttnP& P, int32_t qLo, int32_t qHi, int64_t b, int64_t s0, int64_t nb) {
+  if (!P.kDoc) return Docs::None;
+  int32_t kLo, kHi;
+  idRange(P.kDoc + b * P.seqK + s0, nb, kLo, kHi);
+  if (qHi < kLo || qLo > kHi) return Docs::Disjoint;
+  if (qLo == qHi && kLo == kHi) return Docs::Uniform;  // then qLo == kLo: every pair matches
+  return Docs::Mixed;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Forward
+// ------------------------------------------------------------------------------------------------
+
+void forwardTile(const AttnP& P, const SimdOps& K, int64_t b, int64_t h, int64_t t0) {
+  const int64_t hd = P.hd, h16 = up16(hd), g = h / P.group(), qs = P.qStride(), ks = P.kStride();
+  const int M = (int)std::min<int64_t>(BQ, P.seqQ - t0);
+  const int m16 = (int)up16(M);
+  const int64_t sMax = P.keyLimit(t0 + M);
+  // Scratch: Qᵀ [hd][m16], S [BK][m16], acc [M][h16], V rows [BK][h16], 6 vectors of m16.
+  float* base = scratch(tlsF, hd * m16 + BK * m16 + (int64_t)BQ * h16 + BK * h16 + 6 * 64);
+  float *qt = base, *s = qt + hd * m16, *acc = s + BK * m16, *vbuf = acc + BQ * h16, *rowMax = vbuf + BK * h16;
+  float *rowSum = rowMax + 64, *bmax = rowSum + 64, *colSum = bmax + 64, *shift = colSum + 64, *alpha = shift + 64;
+  if ((int64_t)tlsI.size() < BQ) tlsI.resize(BQ);
+  int32_t* qd = tlsI.data();
+
+  const float* qTile = P.q + (b * P.seqQ + t0) * qs + h * hd;
+  transposeTile(qTile, qs, M, hd, qt, m16);
+  std::fill(acc, acc + M * h16, 0.f);
+  std::fill(rowMax, rowMax + m16, -INFINITY);
+  std::fill(rowSum, rowSum + m16, 0.f);
+  int32_t qLo = 0, qHi = 0;
+  if (P.qDoc) {
+    std::memcpy(qd, P.qDoc + b * P.seqQ + t0, M * sizeof(int32_t));
+    idRange(qd, M, qLo, qHi);
+  }
+  const float* kvBase = P.k + b * P.seqK * ks + g * hd;
+  const float* vBase = P.v + b * P.seqK * ks + g * hd;
+  for (int64_t s0 = 0; s0 < sMax; s0 += BK) {
+    const int nb = (int)std::min<int64_t>(BK, sMax - s0);
+    const Docs docs = blockDocs(P, qLo, qHi, b, s0, nb);
+    if (docs == Docs::Disjoint) continue;
+    // Sᵀ = K·Qᵀ, then scale and mask; bmax = per-query max over the block.
+    K.gemm(nb, m16, (int)hd, kvBase + s0 * ks, ks, 1, qt, m16, s, m16, false);
+    std::fill(bmax, bmax + m16, -INFINITY);
+    const bool mixed = docs == Docs::Mixed;
+    K.maskScores(s, nb, M, m16, m16, P.scale, P.causal, s0 - P.offset() - t0, mixed ? qd : nullptr,
+                 mixed ? P.kDoc + b * P.seqK + s0 : nullptr, bmax);
+    // Online softmax: new max, the factor for what was accumulated under the old one, this block's shift.
+    bool rescale = false;
+    for (int i = 0; i < m16; i++) {
+      const float old = rowMax[i], mx = std::max(old, bmax[i]);
+      shift[i] = mx == -INFINITY ? 0.f : mx;  // a query with nothing visible yet: exp(-inf - 0) = 0
+      alpha[i] = old == mx ? 1.f : std::exp(old - mx);
+      rescale |= alpha[i] != 1.f;
+      rowMax[i] = mx;
+    }
+    std::fill(colSum, colSum + m16, 0.f);
+    K.expScores(s, nb, m16, m16, shift, colSum);
+    for (int i = 0; i < M; i++) {
+      rowSum[i] = rowSum[i] * alpha[i] + colSum[i];
+      if (rescale && alpha[i] != 1.f)
+        for (int64_t d = 0; d < hd; d++) acc[i * h16 + d] *= alpha[i];
+    }
+    // acc += P·V, P(i, j) = Sᵀ[j][i].
+    int64_t ldv;
+    const float* vr = rowsOperand(vBase + s0 * ks, ks, nb, hd, vbuf, ldv);
+    K.gemm(M, (int)h16, nb, s, 1, m16, vr, ldv, acc, h16, true);
+  }
+  for (int i = 0; i < M; i++) {
+    const int64_t t = t0 + i;
+    float* o = P.o + (b * P.seqQ + t) * qs + h * hd;
+    float* l = P.lseOut + (b * P.heads + h) * P.seqQ + t;
+    if (rowSum[i] == 0.f) {
+      std::fill(o, o + hd, 0.f);
+      *l = -INFINITY;
+      continue;
+    }
+    const float inv = 1.f / rowSum[i];
+    for (int64_t d = 0; d < hd; d++) o[d] = acc[i * h16 + d] * inv;
+    *l = (float)((double)rowMax[i] + std::log((double)rowSum[i]));
+  }
+}
+
+// One query row at a time (few rows, e.g. decode): scores, softmax and P·V with vector dot and axpy.
+void forwardRow(const AttnP& P, const SimdOps& K, int64_t b, int64_t h, int64_t t) {
+  const int64_t hd = P.hd, g = h / P.group(), qs = P.qStride(), ks = P.kStride();
+  const int64_t sMax = P.keyLimit(t + 1);
+  float* sc = scratch(tlsF, sMax + hd);
+  float* acc = sc + sMax;
+  const float* qr = P.q + (b * P.seqQ + t) * qs + h * hd;
+  const float* kb = P.k + b * P.seqK * ks + g * hd;
+  const float* vb = P.v + b * P.seqK * ks + g * hd;
+  const int32_t qDoc = P.qDoc ? P.qDoc[b * P.seqQ + t] : 0;
+  float mx = -INFINITY;
+  for (int64_t s = 0; s < sMax; s++) {
+    const bool seen = !P.kDoc || P.kDoc[b * P.seqK + s] == qDoc;
+    sc[s] = seen ? P.scale * K.dot(qr, kb + s * ks, hd) : -INFINITY;
+    mx = std::max(mx, sc[s]);
+  }
+  float* o = P.o + (b * P.seqQ + t) * qs + h * hd;
+  float* l = P.lseOut + (b * P.heads + h) * P.seqQ + t;
+  if (mx == -INFINITY) {
+    std::fill(o, o + hd, 0.f);
+    *l = -INFINITY;
+    return;
+  }
+  const double sum = K.expSum(sc, sMax, mx);
+  K.expScale(sc, sc, sMax, mx, 1.f);
+  std::fill(acc, acc + hd, 0.f);
+  for (int64_t s = 0; s < sMax; s++)
+    if (sc[s] != 0.f) K.axpy(acc, sc[s], vb + s * ks, hd);
+  const float inv = (float)(1.0 / sum);
+  for (int64_t d = 0; d < hd; d++) o[d] = acc[d] * inv;
+  *l = (float)((double)mx + std::log(sum));
+}
+
+void attentionForward(const AttnP& P) {
+  const SimdOps& K = simdOps();
+  if (P.seqQ < 8) {
+    const int64_t rows = P.batch * P.heads * P.seqQ;
+    parallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, P.seqK * P.hd)), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; r++) forwardRow(P, K, r / (P.heads * P.seqQ), (r / P.seqQ) % P.heads, r % P.seqQ);
+    });
+    return;
+  }
+  const int64_t tiles = (P.seqQ + BQ - 1) / BQ, units = P.batch * P.heads * tiles;
+  parallelFor(units, 1, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; u++) forwardTile(P, K, u / (P.heads * tiles), (u / tiles) % P.heads, (u % tiles) * BQ);
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// Backward
+// ------------------------------------------------------------------------------------------------
+
+// dK, dV of keys [k0, k1) of (b, g), and those keys' part of dQ (into dqOut, laid out like dq).
+void backwardUnit(const AttnP& P, const SimdOps& K, int64_t b, int64_t g, int64_t k0, int64_t k1, float* dqOut) {
+  const int64_t hd = P.hd, h16 = up16(hd), qs = P.qStride(), ks = P.kStride(), len = k1 - k0;
+  // Scratch: dK, dV [len][h16]; Qᵀ, dOᵀ [hd][64]; Q, dO, dQ [64][h16]; S, dP [BK][64]; K, V rows [BK][h16];
+  // D, lse', 2 spare [64].
+  float* base = scratch(tlsF, 2 * len * h16 + 2 * hd * 64 + 3 * 64 * h16 + 2 * BK * 64 + 2 * BK * h16 + 4 * 64);
+  float *dkAcc = base, *dvAcc = dkAcc + len * h16, *qt = dvAcc + len * h16, *dOt = qt + hd * 64;
+  float *qbuf = dOt + hd * 64, *dobuf = qbuf + 64 * h16, *dqAcc = dobuf + 64 * h16, *s = dqAcc + 64 * h16;
+  float *dp = s + BK * 64, *kbuf = dp + BK * 64, *vbuf = kbuf + BK * h16, *D = vbuf + BK * h16, *lse = D + 64;
+  if ((int64_t)tlsI.size() < BQ) tlsI.resize(BQ);
+  int32_t* qd = tlsI.data();
+  std::fill(dkAcc, dkAcc + 2 * len * h16, 0.f);
+  const float* kBase = P.k + b * P.seqK * ks + g * hd;
+  const float* vBase = P.v + b * P.seqK * ks + g * hd;
+  for (int64_t h = g * P.group(); h < (g + 1) * P.group(); h++) {
+    for (int64_t t0 = 0; t0 < P.seqQ; t0 += BQ) {
+      const int M = (int)std::min<int64_t>(BQ, P.seqQ - t0);
+      const int m16 = (int)up16(M);
+      const int64_t rowOff = (b * P.seqQ + t0) * qs + h * hd;
+      const int64_t sEnd = std::min(k1, P.keyLimit(t0 + M));
+      std::fill(dqAcc, dqAcc + M * h16, 0.f);
+      if (sEnd > k0) {
+        transposeTile(P.q + rowOff, qs, M, hd, qt, m16);
+        transposeTile(P.dout + rowOff, qs, M, hd, dOt, m16);
+        int64_t ldq, lddo;
+        const float* qr = rowsOperand(P.q + rowOff, qs, M, hd, qbuf, ldq);
+        const float* dor = rowsOperand(P.dout + rowOff, qs, M, hd, dobuf, lddo);
+        for (int i = 0; i < m16; i++) {
+          if (i >= M) {
+            D[i] = 0.f;
+            lse[i] = INFINITY;
+            continue;
+          }
+          const float l = P.lse[(b * P.heads + h) * P.seqQ + t0 + i];
+          lse[i] = l == -INFINITY ? INFINITY : l;  // no visible key: exp(x - inf) = 0, zero gradient
+          D[i] = K.dot(P.dout + rowOff + i * qs, P.out + rowOff + i * qs, hd);
+        }
+        int32_t qLo = 0, qHi = 0;
+        if (P.qDoc) {
+          std::memcpy(qd, P.qDoc + b * P.seqQ + t0, M * sizeof(int32_t));
+          idRange(qd, M, qLo, qHi);
+        }
+        for (int64_t s0 = k0; s0 < sEnd; s0 += BK) {
+          const int nb = (int)std::min<int64_t>(BK, sEnd - s0);
+          const Docs docs = blockDocs(P, qLo, qHi, b, s0, nb);
+          if (docs == Docs::Disjoint) continue;
+          const bool mixed = docs == Docs::Mixed;
+          // Pᵀ = exp(scale·K·Qᵀ - lse), masked; dPᵀ = V·dOᵀ; dSᵀ = scale·Pᵀ∘(dPᵀ - D).
+          K.gemm(nb, m16, (int)hd, kBase + s0 * ks, ks, 1, qt, m16, s, m16, false);
+          K.maskScores(s, nb, M, m16, m16, P.scale, P.causal, s0 - P.offset() - t0, mixed ? qd : nullptr,
+                       mixed ? P.kDoc + b * P.seqK + s0 : nullptr, nullptr);
+          K.expScores(s, nb, m16, m16, lse, nullptr);
+          K.gemm(nb, m16, (int)hd, vBase + s0 * ks, ks, 1, dOt, m16, dp, m16, false);
+          K.dScores(s, dp, nb, m16, m16, D, P.scale);
+          // dV += Pᵀ·dO, dK += dSᵀ·Q (keys × hd), dQ += dS·K (queries × hd).
+          float* dvRows = dvAcc + (s0 - k0) * h16;
+          float* dkRows = dkAcc + (s0 - k0) * h16;
+          K.gemm(nb, (int)h16, M, s, m16, 1, dor, lddo, dvRows, h16, true);
+          K.gemm(nb, (int)h16, M, dp, m16, 1, qr, ldq, dkRows, h16, true);
+          int64_t ldk;
+          const float* kr = rowsOperand(kBase + s0 * ks, ks, nb, hd, kbuf, ldk);
+          K.gemm(M, (int)h16, nb, dp, 1, m16, kr, ldk, dqAcc, h16, true);
+        }
+      }
+      for (int i = 0; i < M; i++) std::memcpy(dqOut + rowOff + i * qs, dqAcc + i * h16, hd * sizeof(float));
+    }
+  }
+  for (int64_t s = k0; s < k1; s++) {
+    const int64_t o = (b * P.seqK + s) * ks + g * hd;
+    std::memcpy(P.dk + o, dkAcc + (s - k0) * h16, hd * sizeof(float));
+    std::memcpy(P.dv + o, dvAcc + (s - k0) * h16, hd * sizeof(float));
+  }
+}
+
+void attentionBackward(const AttnP& P) {
+  const SimdOps& K = simdOps();
+  const int64_t pairs = P.batch * P.kvHeads, blocks = (P.seqK + BK - 1) / BK;
+  const int64_t qn = P.batch * P.seqQ * P.heads * P.hd;
+  if (P.seqK == 0) {
+    std::fill(P.dq, P.dq + qn, 0.f);
+    return;
+  }
+  // Enough units for the pool to balance (causal chunks differ in work): chunks of whole key blocks.
+  const int64_t want = (4 * pool.threads() + pairs - 1) / pairs;
+  const int64_t chunks = pool.threads() == 1 ? 1 : std::max<int64_t>(1, std::min(blocks, want));
+  const int64_t chunkKeys = ((blocks + chunks - 1) / chunks) * BK;
+  const int64_t nChunks = (P.seqK + chunkKeys - 1) / chunkKeys;
+  std::vector<float> partial(nChunks > 1 ? nChunks * qn : 0);
+  parallelFor(pairs * nChunks, 1, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; u++) {
+      const int64_t pair = u / nChunks, c = u % nChunks;
+      const int64_t k0 = c * chunkKeys, k1 = std::min(P.seqK, k0 + chunkKeys);
+      backwardUnit(P, K, pair / P.kvHeads, pair % P.kvHeads, k0, k1, nChunks > 1 ? partial.data() + c * qn : P.dq);
+    }
+  });
+  if (nChunks > 1)
+    parallelFor(qn, 16384, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i++) {
+        float s = 0.f;
+        for (int64_t c = 0; c < nChunks; c++) s += partial[c * qn + i];
+        P.dq[i] = s;
+      }
+    });
+}
+
+// ------------------------------------------------------------------------------------------------
+// N-API glue
+// ------------------------------------------------------------------------------------------------
+
+// Shape arguments from index i: a Float64Array [batch, seqQ, seqK, heads, kvHeads, headDim, scale,
+// causal], then qDoc and kDoc (Int32Array or null).
+bool attnShape(Args& A, size_t i, AttnP& P) {
+  const double* sh = static_cast<const double*>(A.arr(i, napi_float64_array, 8));
+  if (A.failed) return false;
+  for (int j = 0; j < 6; j++)
+    if (!(sh[j] >= 0 && sh[j] == std::floor(sh[j]))) return A.fail("attention: sizes must be non-negative integers"), false;
+  P.batch = (int64_t)sh[0], P.seqQ = (int64_t)sh[1], P.seqK = (int64_t)sh[2], P.heads = (int64_t)sh[3];
+  P.kvHeads = (int64_t)sh[4], P.hd = (int64_t)sh[5];
+  P.scale = (float)sh[6];
+  P.causal = sh[7] != 0;
+  P.qDoc = static_cast<const int32_t*>(A.arr(i + 1, napi_int32_array, P.batch * P.seqQ, true));
+  P.kDoc = static_cast<const int32_t*>(A.arr(i + 2, napi_int32_array, P.batch * P.seqK, true));
+  if (A.failed) return false;
+  if ((P.qDoc == nullptr) != (P.kDoc == nullptr)) return A.fail("attention: qDocIds and kDocIds must be given together"), false;
+  if (P.kvHeads == 0 || P.heads % P.kvHeads != 0) return A.fail("attention: heads must be a multiple of kvHeads"), false;
+  return true;
+}
+
+// attention(q, k, v, out, lse, shape, qDoc, kDoc)
+napi_value Attention(napi_env env, napi_callback_info info) {
+  Args A(env, info);
+  AttnP P{};
+  if (!attnShape(A, 5, P)) return undef(env);
+  const int64_t qn = P.batch * P.seqQ * P.heads * P.hd, kn = P.batch * P.seqK * P.kvHeads * P.hd;
+  P.q = A.f32(0, qn), P.k = A.f32(1, kn), P.v = A.f32(2, kn);
+  P.o = A.f32(3, qn), P.lseOut = A.f32(4, P.batch * P.heads * P.seqQ);
+  if (!A.failed && qn > 0) attentionForward(P);
+  return undef(env);
+}
+
+// attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, shape, qDoc, kDoc)
+napi_value AttentionBackward(napi_env env, napi_callback_info info) {
+  Args A(env, info);
+  AttnP P{};
+  if (!attnShape(A, 9, P)) return undef(env);
+  const int64_t qn = P.batch * P.seqQ * P.heads * P.hd, kn = P.batch * P.seqK * P.kvHeads * P.hd;
+  P.q = A.f32(0, qn), P.k = A.f32(1, kn), P.v = A.f32(2, kn), P.out = A.f32(3, qn), P.dout = A.f32(4, qn);
+  P.lse = A.f32(5, P.batch * P.heads * P.seqQ);
+  P.dq = A.f32(6, qn), P.dk = A.f32(7, kn), P.dv = A.f32(8, kn);
+  if (A.failed) return undef(env);
+  if (qn == 0) {
+    std::fill(P.dk, P.dk + kn, 0.f);
+    std::fill(P.dv, P.dv + kn, 0.f);
+  } else {
+    attentionBackward(P);
+  }
+  return undef(env);
+}
+
+}  // namespace
+
+// rows.cc's kernels (RoPE, embedding, cross-entropy, elementwise) register with these: herd.cc's
+// ModuleInit calls one function per area, and they are the same area, a training step's kernels.
+void registerRows(napi_env env, napi_value exports);
 
 void registerAttention(napi_env env, napi_value exports) {
-  (void)env;
-  (void)exports;
+  registerRows(env, exports);
+  static const NamedFn fns[] = {{"attention", Attention}, {"attentionBackward", AttentionBackward}};
+  registerFns(env, exports, fns, sizeof(fns) / sizeof(fns[0]));
 }
 
 }  // namespace herd

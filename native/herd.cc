@@ -15,6 +15,7 @@
 //   over the last row only equals the last row of a full forward, bit for bit, which the model tests
 //   check); decode with f32 weights pays for packing B on every call (bf16 weights use matmulBf16).
 #include "herd.h"
+#include "simd.h"
 
 namespace herd {
 namespace {
@@ -433,12 +434,15 @@ void matmulBf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t 
 // vectorises for the baseline ISA, run over rows or chunks on the pool).
 // ------------------------------------------------------------------------------------------------
 
+// RMSNorm rows: the sums over a row are SimdOps dot products (f32 vector lanes; the reference sums in
+// f64), the rest plain loops the compiler vectorises.
 void rmsNorm(const float* x, const float* w, float* out, float* rstd, int64_t rows, int64_t dim, float eps) {
-  parallelFor(rows, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, dim)), [&](int64_t r0, int64_t r1) {
+  const SimdOps& K = simdOps();
+  parallelFor(rows, std::max<int64_t>(1, streamGrain(rows * dim, pool.threads(), 65536) / std::max<int64_t>(1, dim)),
+              [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float* xr = x + r * dim;
-      double ss = 0;
-      for (int64_t i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
+      const double ss = K.dot(xr, xr, dim);
       const float s = (float)(1.0 / std::sqrt(ss / dim + eps));
       rstd[r] = s;
       float* o = out + r * dim;
@@ -449,12 +453,13 @@ void rmsNorm(const float* x, const float* w, float* out, float* rstd, int64_t ro
 
 void rmsNormBackward(const float* dy, const float* x, const float* w, const float* rstd, float* dx, float* dw,
                      int64_t rows, int64_t dim) {
-  parallelFor(rows, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, dim)), [&](int64_t r0, int64_t r1) {
+  const SimdOps& K = simdOps();
+  parallelFor(rows, std::max<int64_t>(1, streamGrain(rows * dim, pool.threads(), 65536) / std::max<int64_t>(1, dim)),
+              [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const int64_t o = r * dim;
       const double s = rstd[r];
-      double d = 0;
-      for (int64_t i = 0; i < dim; i++) d += (double)w[i] * dy[o + i] * x[o + i];
+      const double d = K.dot3(w, dy + o, x + o, dim);
       const float cc = (float)(s * s * s * d / dim);
       const float sf = (float)s;
       for (int64_t i = 0; i < dim; i++) dx[o + i] = sf * w[i] * dy[o + i] - cc * x[o + i];
@@ -462,7 +467,8 @@ void rmsNormBackward(const float* dy, const float* x, const float* w, const floa
   });
   // dw is a sum over rows: columns are split across threads so no two write the same element.
   if (dw)
-    parallelFor(dim, 256, [&](int64_t i0, int64_t i1) {
+    parallelFor(dim, rows * dim < (int64_t(1) << 18) ? dim : std::max<int64_t>(16, (dim / pool.threads() + 15) & ~int64_t(15)),
+                [&](int64_t i0, int64_t i1) {
       for (int64_t r = 0; r < rows; r++) {
         const int64_t o = r * dim;
         const float s = rstd[r];
@@ -471,21 +477,18 @@ void rmsNormBackward(const float* dy, const float* x, const float* w, const floa
     });
 }
 
-inline float sigmoidf(float z) { return 1.f / (1.f + std::exp(-z)); }
-
+// SwiGLU and AdamW: the vectorised loops of simd.h (exp and sqrt in SIMD registers), over chunks.
 void swiglu(const float* g, const float* u, float* out, int64_t n) {
-  parallelFor(n, 16384, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i++) out[i] = g[i] * sigmoidf(g[i]) * u[i];
+  const SimdOps& K = simdOps();
+  parallelFor(n, streamGrain(n, pool.threads(), 65536), [&](int64_t i0, int64_t i1) {
+    K.swiglu(g + i0, u + i0, out + i0, i1 - i0);
   });
 }
 
 void swigluBackward(const float* g, const float* u, const float* dout, float* dg, float* du, int64_t n) {
-  parallelFor(n, 16384, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i++) {
-      const float gi = g[i], s = sigmoidf(gi), d = dout[i];
-      du[i] = d * gi * s;
-      dg[i] = d * u[i] * s * (1.f + gi * (1.f - s));
-    }
+  const SimdOps& K = simdOps();
+  parallelFor(n, streamGrain(n, pool.threads(), 65536), [&](int64_t i0, int64_t i1) {
+    K.swigluBackward(g + i0, u + i0, dout + i0, dg + i0, du + i0, i1 - i0);
   });
 }
 
@@ -512,18 +515,13 @@ struct AdamW {
   double lr, b1, b2, eps, wd, step;
 };
 
+// PyTorch AdamW (reference: adamw in src/backends/js/index.ts), in f32.
 void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const AdamW& A) {
-  const float bc1 = (float)(1 - std::pow(A.b1, A.step)), bc2 = (float)(1 - std::pow(A.b2, A.step));
-  const float decay = (float)(1 - A.lr * A.wd), lr = (float)A.lr, b1 = (float)A.b1, b2 = (float)A.b2,
-              eps = (float)A.eps, ob1 = (float)(1 - A.b1), ob2 = (float)(1 - A.b2);
-  parallelFor(n, 16384, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i++) {
-      const float g = grad[i];
-      const float mi = b1 * m[i] + ob1 * g, vi = b2 * v[i] + ob2 * g * g;
-      m[i] = mi;
-      v[i] = vi;
-      param[i] = param[i] * decay - (lr * (mi / bc1)) / (std::sqrt(vi / bc2) + eps);
-    }
+  const float a[7] = {(float)A.lr, (float)A.b1, (float)A.b2, (float)A.eps, (float)(1 - A.lr * A.wd),
+                      (float)(1 - std::pow(A.b1, A.step)), (float)(1 - std::pow(A.b2, A.step))};
+  const SimdOps& K = simdOps();
+  parallelFor(n, streamGrain(n, pool.threads(), 65536), [&](int64_t i0, int64_t i1) {
+    K.adamw(param + i0, grad + i0, m + i0, v + i0, i1 - i0, a);
   });
 }
 

@@ -41,7 +41,10 @@ class Pool {
     for (int t = 1; t < nthreads_; t++) workers_.emplace_back([this, t, g] { loop(t, g); });
   }
   int threads() const { return nthreads_; }
-  // Run job(ctx, tid, n) on n threads (the caller is tid 0) and wait for all of them.
+  // Run job(ctx, tid, n) with up to n threads (the caller is tid 0) and wait for those that took part.
+  // A worker joins only while the job is open; the caller closes it when its own share is done, so a
+  // worker the OS has not scheduled yet (a loaded machine) is not waited for: jobs must hand out their
+  // work dynamically (parallelFor does), never by tid.
   void run(Job job, void* ctx, int n) {
     n = std::max(1, std::min(n, nthreads_));
     if (n == 1) {
@@ -54,12 +57,16 @@ class Pool {
       job_ = job;
       ctx_ = ctx;
       active_ = n;
-      remaining_.store(n - 1, std::memory_order_relaxed);
-      gen_.fetch_add(1, std::memory_order_release);
+      done_.store(0, std::memory_order_relaxed);
+      const uint64_t g = gen_.load(std::memory_order_relaxed) + 1;
+      state_.store(g << 32, std::memory_order_release);
+      gen_.store(g, std::memory_order_release);
     }
     cv_.notify_all();
     job(ctx, 0, n);
-    while (remaining_.load(std::memory_order_acquire) != 0) {
+    const uint64_t s = state_.fetch_or(CLOSED, std::memory_order_acq_rel);
+    const int joined = (int)(s & JOINED);
+    while (done_.load(std::memory_order_acquire) != joined) {
 #if HERD_X86
       _mm_pause();
 #endif
@@ -93,11 +100,18 @@ class Pool {
         ctx = ctx_;
         active = active_;
       }
-      if (tid < active) {
+      if (tid < active && join(seen)) {
         job(ctx, tid, active);
-        remaining_.fetch_sub(1, std::memory_order_acq_rel);
+        done_.fetch_add(1, std::memory_order_acq_rel);
       }
     }
+  }
+  // Take part in job `g` if it is still the current one and open.
+  bool join(uint64_t g) {
+    uint64_t s = state_.load(std::memory_order_acquire);
+    while ((s >> 32) == (g & 0xffffffffu) && !(s & CLOSED))
+      if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) return true;
+    return false;
   }
   void stopAll() {
     {
@@ -115,7 +129,10 @@ class Pool {
   std::mutex mu_, runMu_;
   std::condition_variable cv_;
   std::atomic<uint64_t> gen_{0};
-  std::atomic<int> remaining_{0};
+  // The current job: generation (high 32 bits), CLOSED, and how many workers joined it (low bits).
+  static constexpr uint64_t CLOSED = uint64_t(1) << 31, JOINED = CLOSED - 1;
+  std::atomic<uint64_t> state_{0};
+  std::atomic<int> done_{0};
   Job job_ = nullptr;
   void* ctx_ = nullptr;
   int active_ = 0;

@@ -1,8 +1,8 @@
 // Backend selection. `HERD_BACKEND=js|wasm|native` picks one; the default is the fastest for a whole
-// training step or generation here: wasm when its kernels were built (its SIMD attention and f32 GEMV
-// beat the native addon's fallbacks, see bench/RESULTS.md), else native, else js. The native addon is
-// faster for large matmuls but still takes attention from the js reference, so it is opt-in until it
-// has its own. Callers of the tensor ops never see which one runs.
+// training step and for generation here: native when its addon was built and loads (every kernel of the
+// interface is native; a small-preset training step is about 3× wasm's, prefill and decode of a 1B model
+// faster too, see bench/RESULTS.md), else wasm (with one line on stderr saying why native is not used),
+// else js. Callers of the tensor ops never see which one runs.
 import { existsSync } from "node:fs";
 import type { Backend } from "./backend.js";
 import { jsBackend } from "./js/index.js";
@@ -38,16 +38,20 @@ export function backendByName(name: string): Backend {
   return b;
 }
 
-/** The active backend: HERD_BACKEND if set, else wasm when built, else native when built, else js. */
+/** The active backend: HERD_BACKEND if set, else native when it loads, else wasm when built, else js. */
 export function getBackend(): Backend {
   if (active) return active;
   const wanted = process.env.HERD_BACKEND;
   if (wanted === "native" && !factories.native)
     throw new Error(`HERD_BACKEND=native: the native addon is not available (${nativeUnavailableReason()})`);
   if (wanted) active = backendByName(wanted);
-  else if (existsSync(wasmKernelsPath())) active = backendByName("wasm");
   else if (factories.native) active = backendByName("native");
-  else {
+  else if (existsSync(wasmKernelsPath())) {
+    process.stderr.write(
+      `herd: using the wasm backend; the native addon is unavailable (${nativeUnavailableReason()})\n`,
+    );
+    active = backendByName("wasm");
+  } else {
     process.stderr.write(
       "herd: neither the wasm kernels nor the native addon are built; using the js reference backend\n",
     );

@@ -1,13 +1,15 @@
 // Tests of the native backend's own behaviour (the kernels' results are the conformance suite's):
 // argument checks that keep the addon from reading out of bounds, matmul shapes that cross the
-// micro-kernel, cache-block and thread-tile edges, every ISA path (forced in a child process with
-// HERD_NATIVE_ISA), the thread pool's restarts, and bf16 rows read in place. Skipped where the addon
-// was not built (no compiler): herd then runs on wasm.
+// micro-kernel, cache-block and thread-tile edges, attention shapes the conformance suite does not
+// reach (head sizes 64/128/odd, GQA 4:1, long KV caches, document masks, the backward's key chunks on
+// several thread counts), every ISA path (forced in a child process with HERD_NATIVE_ISA), the thread
+// pool's restarts, recycled buffers, and bf16 rows read in place. Skipped where the addon was not built
+// (no compiler): herd then runs on wasm.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, test } from "node:test";
-import type { MatmulArgs } from "../../src/backends/backend.js";
-import { matmul as refMatmul } from "../../src/backends/js/index.js";
+import type { AttentionArgs, MatmulArgs } from "../../src/backends/backend.js";
+import { jsBackend, matmul as refMatmul } from "../../src/backends/js/index.js";
 import { createNativeBackend, nativeAvailable } from "../../src/backends/native/index.js";
 import { closeness, randArray, repoPath } from "../helpers.js";
 
@@ -27,6 +29,30 @@ function args(m: number, n: number, k: number, over: Partial<MatmulArgs> = {}): 
     accumulate: false,
     ...over,
   };
+}
+
+/** Worst error of native attention (forward and backward) against the js reference, in tolerances. */
+function attentionError(b: ReturnType<typeof createNativeBackend>, a: AttentionArgs, seed: number): number {
+  const qn = a.batch * a.seqQ * a.heads * a.headDim;
+  const kn = a.batch * a.seqK * a.kvHeads * a.headDim;
+  const [q, k, v, dout] = [
+    randArray(qn, seed),
+    randArray(kn, seed + 1),
+    randArray(kn, seed + 2),
+    randArray(qn, seed + 3),
+  ];
+  const lseN = a.batch * a.heads * a.seqQ;
+  const want = { out: new Float32Array(qn), lse: new Float32Array(lseN) };
+  const got = { out: new Float32Array(qn), lse: new Float32Array(lseN) };
+  jsBackend.attention(q, k, v, want.out, want.lse, a);
+  b.attention(q, k, v, got.out, got.lse, a);
+  const gw = [new Float32Array(qn), new Float32Array(kn), new Float32Array(kn)] as const;
+  const gg = [new Float32Array(qn), new Float32Array(kn), new Float32Array(kn)] as const;
+  jsBackend.attentionBackward(q, k, v, want.out, dout, want.lse, ...gw, a);
+  b.attentionBackward(q, k, v, want.out, dout, want.lse, ...gg, a);
+  let worst = Math.max(closeness(got.out, want.out, 1e-4, 1e-5), closeness(got.lse, want.lse, 1e-5, 1e-5));
+  for (let i = 0; i < 3; i++) worst = Math.max(worst, closeness(gg[i]!, gw[i]!, 1e-4, 1e-5));
+  return worst;
 }
 
 describe("native backend", { skip }, () => {
@@ -106,6 +132,111 @@ describe("native backend", { skip }, () => {
     assert.ok(seen.has("generic"), "HERD_NATIVE_ISA=generic selects the portable kernels");
   });
 
+  test("attention: head sizes 64/128/odd, GQA 4:1, KV cache, document masks, 1 and 3 threads", () => {
+    const docs = (n: number, len: number, run: number) =>
+      Int32Array.from({ length: n }, (_, i) => Math.floor((i % len) / run));
+    const cases: AttentionArgs[] = [];
+    const base = { batch: 1, heads: 4, kvHeads: 1, causal: true, qDocIds: null, kDocIds: null };
+    for (const headDim of [64, 128, 7]) {
+      cases.push({ ...base, seqQ: 150, seqK: 150, headDim, scale: 1 / Math.sqrt(headDim) });
+      // A KV cache longer than the queries (prefill after a prefix), and its decode step.
+      cases.push({ ...base, seqQ: 70, seqK: 200, headDim, scale: 0.3 });
+      cases.push({ ...base, seqQ: 1, seqK: 200, headDim, scale: 0.3 });
+    }
+    // Documents: runs of 37 tokens, so key blocks and query tiles straddle document boundaries.
+    const [T, S] = [130, 130];
+    cases.push({
+      ...base,
+      batch: 2,
+      seqQ: T,
+      seqK: S,
+      headDim: 64,
+      scale: 0.125,
+      qDocIds: docs(2 * T, T, 37),
+      kDocIds: docs(2 * S, S, 37),
+    });
+    cases.push({
+      ...base,
+      batch: 2,
+      seqQ: T,
+      seqK: S,
+      headDim: 20,
+      scale: 0.2,
+      causal: false,
+      qDocIds: docs(2 * T, T, 37),
+      kDocIds: docs(2 * S, S, 37),
+    });
+    for (const threads of [1, 3]) {
+      const b = createNativeBackend({ threads });
+      cases.forEach((a, i) => {
+        const e = attentionError(b, a, 100 + i);
+        assert.ok(
+          e <= 1,
+          `threads=${threads} ${JSON.stringify({ ...a, qDocIds: !!a.qDocIds, kDocIds: undefined })}: ${e}× tolerance`,
+        );
+      });
+    }
+    createNativeBackend();
+  });
+
+  test("rope: the cached cos/sin table stays right across growing, decode-like, sparse and new positions", () => {
+    const b = createNativeBackend();
+    const [heads, hd] = [2, 16];
+    const invFreq = Float32Array.from({ length: hd / 2 }, (_, i) => 500000 ** (-(2 * i) / hd));
+    const check = (positions: Int32Array, freqs: Float32Array) => {
+      const x = randArray(positions.length * heads * hd, positions.length);
+      for (const inverse of [false, true]) {
+        const got = new Float32Array(x.length);
+        const want = new Float32Array(x.length);
+        b.rope(x, got, positions, freqs, positions.length, heads, hd, inverse);
+        jsBackend.rope(x, want, positions, freqs, positions.length, heads, hd, inverse);
+        assert.ok(
+          closeness(got, want, 1e-5, 1e-6) <= 1,
+          `positions ${positions.slice(0, 3)}… inverse=${inverse}`,
+        );
+      }
+    };
+    check(
+      Int32Array.from({ length: 300 }, (_, i) => i),
+      invFreq,
+    ); // prefill
+    for (let p = 300; p < 600; p += 7) check(Int32Array.of(p), invFreq); // decode steps past the table
+    check(Int32Array.of(3, 90000, 12), invFreq); // sparse
+    check(
+      Int32Array.of(599, 5),
+      invFreq.map((f) => f * 0.5),
+    ); // other frequencies (scaled RoPE)
+    check(Int32Array.of(599, 5), invFreq);
+  });
+
+  test("alloc hands out zero-filled buffers, also when it reuses a freed one, and counts live bytes", () => {
+    const b = createNativeBackend();
+    const start = b.liveBytes();
+    const x = b.alloc(5000);
+    x.fill(3);
+    assert.equal(b.liveBytes(), start + 20000);
+    b.free(x);
+    b.free(x); // a second free is ignored
+    assert.equal(b.liveBytes(), start);
+    const y = b.alloc(5000);
+    assert.ok(y.every((v) => v === 0));
+    b.free(y);
+    assert.equal(b.liveBytes(), start);
+  });
+
+  test("embedding rejects ids outside the table instead of reading past it", () => {
+    const b = createNativeBackend();
+    const table = new Float32Array(4 * 3);
+    assert.throws(
+      () => b.embedding(table, Int32Array.from([0, 4]), new Float32Array(6), 2, 3),
+      /id 4 of row 1/,
+    );
+    assert.throws(
+      () => b.embeddingBackward(new Float32Array(3), Int32Array.from([-1]), table, 1, 3),
+      /id -1/,
+    );
+  });
+
   test("a few rows (the decode path) are bit-identical to the same rows of a large matmul", () => {
     const b = createNativeBackend();
     const [n, k] = [300, 530];
@@ -120,6 +251,69 @@ describe("native backend", { skip }, () => {
         b.matmul(A, B, many, args(40, n, k, { transB, accumulate: true }));
         assert.deepEqual(few, many.subarray(0, m * n), `m=${m} transB=${transB}`);
       }
+  });
+
+  test("every ISA path agrees with the reference on the training kernels", () => {
+    const script = `
+      const { createNativeBackend } = await import(${JSON.stringify(repoPath("dist", "src", "backends", "native", "index.js"))});
+      const { jsBackend: ref } = await import(${JSON.stringify(repoPath("dist", "src", "backends", "js", "index.js"))});
+      const b = createNativeBackend({ threads: 2 });
+      const r = (n, s) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + s));
+      const worst = {};
+      const note = (name, got, want) => {
+        let w = 0;
+        for (let i = 0; i < got.length; i++) w = Math.max(w, Math.abs(got[i] - want[i]) / (1e-4 + 1e-4 * Math.abs(want[i])));
+        worst[name] = Math.max(worst[name] ?? 0, w);
+      };
+      const pair = (n) => [new Float32Array(n), new Float32Array(n)];
+      for (const [T, S, hd, docs] of [[70, 70, 64, false], [33, 90, 12, true], [3, 40, 16, false]]) {
+        const a = { batch: 2, seqQ: T, seqK: S, heads: 4, kvHeads: 1, headDim: hd, scale: 0.25, causal: true, qDocIds: null, kDocIds: null };
+        if (docs) {
+          a.qDocIds = Int32Array.from({ length: 2 * T }, (_, i) => Math.floor((i % T) / 20));
+          a.kDocIds = Int32Array.from({ length: 2 * S }, (_, i) => Math.floor((i % S) / 30));
+        }
+        const qn = 2 * T * 4 * hd, kn = 2 * S * hd;
+        const q = r(qn, 1), k = r(kn, 2), v = r(kn, 3), dout = r(qn, 4);
+        const [o, ow] = pair(qn), [l, lw] = pair(2 * 4 * T);
+        b.attention(q, k, v, o, l, a); ref.attention(q, k, v, ow, lw, a);
+        note("attention", o, ow); note("lse", l, lw);
+        const [dq, dqw] = pair(qn), [dk, dkw] = pair(kn), [dv, dvw] = pair(kn);
+        b.attentionBackward(q, k, v, ow, dout, lw, dq, dk, dv, a); ref.attentionBackward(q, k, v, ow, dout, lw, dqw, dkw, dvw, a);
+        note("dq", dq, dqw); note("dk", dk, dkw); note("dv", dv, dvw);
+      }
+      const [rows, vocab] = [5, 333];
+      const logits = r(rows * vocab, 5).map((x) => 4 * x), t = Int32Array.from([1, -100, 332, 0, 7]);
+      const [ls, lsw] = pair(rows), [ss, ssw] = pair(rows), [d, dw] = pair(rows * vocab);
+      b.crossEntropy(logits, t, null, ls, ss, rows, vocab, -100); ref.crossEntropy(logits, t, null, lsw, ssw, rows, vocab, -100);
+      b.crossEntropyBackward(logits, t, null, ssw, 0.5, d, rows, vocab, -100); ref.crossEntropyBackward(logits, t, null, ssw, 0.5, dw, rows, vocab, -100);
+      note("crossEntropy", ls, lsw); note("crossEntropyBackward", d, dw);
+      const n = 1001, g = r(n, 6).map((x) => 8 * x), u = r(n, 7);
+      const [sw, sww] = pair(n), [dg, dgw] = pair(n), [du, duw] = pair(n);
+      b.swiglu(g, u, sw, n); ref.swiglu(g, u, sww, n);
+      b.swigluBackward(g, u, u, dg, du, n); ref.swigluBackward(g, u, u, dgw, duw, n);
+      note("swiglu", sw, sww); note("swigluBackward", dg, dgw); note("swigluBackward", du, duw);
+      const args = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3 };
+      const [p, pw] = [r(n, 8), r(n, 8)], [m, mw] = [r(n, 9), r(n, 9)], [vv, vw] = [r(n, 10).map(Math.abs), r(n, 10).map(Math.abs)];
+      b.adamw(p, u, m, vv, n, args); ref.adamw(pw, u, mw, vw, n, args);
+      note("adamw", p, pw);
+      const pos = Int32Array.from({ length: 6 }, (_, i) => 100 * i), inv = Float32Array.from({ length: 8 }, (_, i) => 500000 ** (-i / 8));
+      const x = r(6 * 2 * 16, 11), [ro, rw] = pair(x.length);
+      b.rope(x, ro, pos, inv, 6, 2, 16, true); ref.rope(x, rw, pos, inv, 6, 2, 16, true);
+      note("rope", ro, rw);
+      console.log(JSON.stringify({ isa: b.isa, worst }));
+    `;
+    const seen = new Set<string>();
+    for (const isa of ["generic", "avx2", "best"]) {
+      const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+        env: { ...process.env, HERD_NATIVE_ISA: isa },
+        encoding: "utf8",
+      });
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as { isa: string; worst: Record<string, number> };
+      for (const [k, w] of Object.entries(out.worst)) assert.ok(w <= 1, `${out.isa} ${k}: ${w}× tolerance`);
+      seen.add(out.isa);
+    }
+    assert.ok(seen.has("generic"), "HERD_NATIVE_ISA=generic selects the portable kernels");
   });
 
   test("matmulBf16 reads bf16 rows at an odd element offset", () => {

@@ -1,18 +1,23 @@
-// The native backend: the C++ kernels of native/herd.cc (a Node addon built by scripts/build-native.mjs
+// The native backend: the C++ kernels of native/*.cc (a Node addon built by scripts/build-native.mjs
 // during `npm ci`), with AVX-512 / AVX2+FMA / portable versions chosen at load by CPUID and one
 // persistent thread pool (HERD_THREADS, default: every core). Buffers are plain Float32Arrays that the
-// addon reads in place (no copying, no 4 GB ceiling), so alloc() is the js backend's. The addon has
-// matmul (packed, cache-blocked SGEMM), matmulBf16 (decode GEMV reading bf16 weights), RMSNorm, SwiGLU,
-// softmax and AdamW; every other kernel is the js reference's (src/backends/js/), which the conformance
-// suite checks these against.
+// addon reads in place (no copying, no 4 GB ceiling); alloc() recycles freed ones (recycler below).
+// Every kernel of
+// the interface is native: herd.cc has matmul (packed, cache-blocked SGEMM), matmulBf16 (decode GEMV
+// reading bf16 weights), RMSNorm, SwiGLU, softmax and AdamW; attention.cc flash attention forward and
+// backward; rows.cc RoPE, embedding, cross-entropy and the elementwise kernels. The js reference
+// (src/backends/js/) is what the conformance suite checks them against.
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Backend } from "../backend.js";
+import type { AttentionArgs, Backend } from "../backend.js";
 import { jsBackend } from "../js/index.js";
 
 type F32 = Float32Array;
+type I32 = Int32Array;
+/** Attention shape arguments: [batch, seqQ, seqK, heads, kvHeads, headDim, scale, causal], qDoc, kDoc. */
+type AttnShape = [Float64Array, I32 | null, I32 | null];
 interface Addon {
   init(threads: number): string;
   threads(): number;
@@ -59,6 +64,65 @@ interface Addon {
     wd: number,
     step: number,
   ): void;
+  attention(q: F32, k: F32, v: F32, out: F32, lse: F32, ...shape: AttnShape): void;
+  attentionBackward(
+    q: F32,
+    k: F32,
+    v: F32,
+    out: F32,
+    dout: F32,
+    lse: F32,
+    dq: F32,
+    dk: F32,
+    dv: F32,
+    ...shape: AttnShape
+  ): void;
+  rope(
+    x: F32,
+    out: F32,
+    positions: I32,
+    invFreq: F32,
+    tokens: number,
+    heads: number,
+    hd: number,
+    inv: boolean,
+  ): void;
+  embedding(table: F32, ids: I32, out: F32, rows: number, dim: number): void;
+  embeddingBackward(dout: F32, ids: I32, dtable: F32, rows: number, dim: number): void;
+  crossEntropy(
+    logits: F32,
+    targets: I32,
+    mask: F32 | null,
+    losses: F32,
+    lse: F32,
+    rows: number,
+    vocab: number,
+    ignoreIndex: number,
+  ): void;
+  crossEntropyBackward(
+    logits: F32,
+    targets: I32,
+    mask: F32 | null,
+    lse: F32,
+    scale: number,
+    dlogits: F32,
+    rows: number,
+    vocab: number,
+    ignoreIndex: number,
+  ): void;
+  add(a: F32, b: F32, out: F32, n: number): void;
+  mul(a: F32, b: F32, out: F32, n: number): void;
+  scale(a: F32, s: number, out: F32, n: number): void;
+  axpy(acc: F32, a: F32, s: number, n: number): void;
+  sum(a: F32, n: number): number;
+  sumSquares(a: F32, n: number): number;
+}
+
+function attentionShape(a: AttentionArgs): AttnShape {
+  if ((a.qDocIds === null) !== (a.kDocIds === null))
+    throw new Error("attention: qDocIds and kDocIds must be given together");
+  const shape = [a.batch, a.seqQ, a.seqK, a.heads, a.kvHeads, a.headDim, a.scale, +a.causal];
+  return [Float64Array.from(shape), a.qDocIds, a.kDocIds];
 }
 
 /** Path of the built addon (native/build/Release/herd_native.node; it may not exist). */
@@ -110,6 +174,49 @@ export interface NativeBackend extends Backend {
   readonly isa: string;
 }
 
+/**
+ * Buffers for alloc()/free(): a freed array of at least MIN_RECYCLE floats is kept by length and handed
+ * out again zero-filled, so a training step's activations (the same shapes every step) reuse warm
+ * memory instead of fresh pages (a page fault and the kernel's zeroing per 4 KiB, which cost a
+ * small-preset step more than its elementwise kernels). At most HERD_NATIVE_CACHE_MB (default 1024)
+ * MiB are kept; beyond that freed arrays are left to the garbage collector.
+ */
+const MIN_RECYCLE = 4096;
+function recycler() {
+  const mb = Number(process.env.HERD_NATIVE_CACHE_MB ?? 1024);
+  const cap = (Number.isFinite(mb) && mb >= 0 ? mb : 1024) * 2 ** 20;
+  const spare = new Map<number, Float32Array[]>();
+  const owned = new WeakSet<Float32Array>();
+  let live = 0;
+  let kept = 0;
+  return {
+    alloc(n: number): Float32Array {
+      const list = n >= MIN_RECYCLE ? spare.get(n) : undefined;
+      const reused = list?.pop();
+      let buf: Float32Array;
+      if (reused) {
+        kept -= reused.byteLength;
+        reused.fill(0);
+        buf = reused;
+      } else buf = new Float32Array(n);
+      owned.add(buf);
+      live += buf.byteLength;
+      return buf;
+    },
+    free(buf: Float32Array): void {
+      if (!owned.has(buf)) return; // plain arrays, and a second free, are ignored (as the js backend)
+      owned.delete(buf);
+      live -= buf.byteLength;
+      if (buf.length < MIN_RECYCLE || kept + buf.byteLength > cap) return;
+      const list = spare.get(buf.length);
+      if (list) list.push(buf);
+      else spare.set(buf.length, [buf]);
+      kept += buf.byteLength;
+    },
+    liveBytes: () => live,
+  };
+}
+
 function threadsFromEnv(): number {
   const t = Number(process.env.HERD_THREADS ?? 0);
   return Number.isInteger(t) && t > 0 ? t : 0;
@@ -123,9 +230,13 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
   const n = loadAddon();
   if (!n) throw new Error(`native backend: ${loadError}`);
   const isa = n.init(opts.threads ?? threadsFromEnv());
+  const mem = recycler();
   return {
     ...jsBackend,
     name: "native",
+    alloc: mem.alloc,
+    free: mem.free,
+    liveBytes: mem.liveBytes,
     isa,
     get threads() {
       return n.threads();
@@ -168,5 +279,40 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
     adamw(param, grad, m, v, len, a) {
       n.adamw(param, grad, m, v, len, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.step);
     },
+    attention(q, k, v, out, lse, a) {
+      n.attention(q, k, v, out, lse, ...attentionShape(a));
+    },
+    attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, a) {
+      n.attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, ...attentionShape(a));
+    },
+    rope(x, out, positions, invFreq, tokens, heads, hd, inverse) {
+      n.rope(x, out, positions, invFreq, tokens, heads, hd, inverse);
+    },
+    embedding(table, ids, out, rows, dim) {
+      n.embedding(table, ids, out, rows, dim);
+    },
+    embeddingBackward(dout, ids, dtable, rows, dim) {
+      n.embeddingBackward(dout, ids, dtable, rows, dim);
+    },
+    crossEntropy(logits, targets, mask, losses, lse, rows, vocab, ignoreIndex) {
+      n.crossEntropy(logits, targets, mask, losses, lse, rows, vocab, ignoreIndex);
+    },
+    crossEntropyBackward(logits, targets, mask, lse, scale, dlogits, rows, vocab, ignoreIndex) {
+      n.crossEntropyBackward(logits, targets, mask, lse, scale, dlogits, rows, vocab, ignoreIndex);
+    },
+    add(a, b, out, len) {
+      n.add(a, b, out, len);
+    },
+    mul(a, b, out, len) {
+      n.mul(a, b, out, len);
+    },
+    scale(a, s, out, len) {
+      n.scale(a, s, out, len);
+    },
+    axpy(acc, a, s, len) {
+      n.axpy(acc, a, s, len);
+    },
+    sum: (a, len) => n.sum(a, len),
+    sumSquares: (a, len) => n.sumSquares(a, len),
   };
 }
