@@ -86,67 +86,88 @@ __attribute__((target("avx2,fma"))) void rowsAvx2(const float* a, int64_t m, con
   }
 }
 
-constexpr int64_t PREFETCH = 1024;  // elements ahead (2 KB) on each row
+// acc + Σ_{p ∈ [p0, p1)} x[p]·w[p] lane-wise, 16 at a time by masked zero-extension (a row's ends).
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) inline __m512 widenDot(const float* x, const uint16_t* w,
+                                                                                 int64_t p0, int64_t p1,
+                                                                                 __m512 acc) {
+  for (int64_t p = p0; p < p1; p += 16) {
+    const __mmask16 mk = (__mmask16)(p1 - p >= 16 ? 0xffff : (1u << (p1 - p)) - 1);
+    const __m256i h = _mm256_maskz_loadu_epi16(mk, w + p);
+    const __m512 wv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, x + p), wv, acc);
+  }
+  return acc;
+}
 
-// AVX-512, R rows: xe/xo hold x's even/odd elements of [0, k32) (k32 = k rounded down to 32), x the
-// row itself (for the masked tail).
-template <int R>
-__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void rowsAvx512(const float* xe, const float* xo,
-                                                                 const float* x, const uint16_t* w,
-                                                                 int64_t k, int64_t k32, float* out,
-                                                                 bool prefetch) {
-  __m512 s[R], t[R];
-  for (int r = 0; r < R; r++) s[r] = t[r] = _mm512_setzero_ps();
+// AVX-512, one row: Σ_p x[p]·w[p]. The row is read as one sequential stream, 4 cache lines per step
+// (8 independent FMA chains): measured on this machine that reaches ~95% of a pure streaming read on
+// one core, while 4 rows interleaved reach ~65%. Elements [0, head) (peeled so that the main loop's
+// 64-byte loads are aligned: a split load costs two) and [head + n32, k) go through a masked
+// zero-extension; [head, head + n32) through the even/odd split xe/xo (xe[q] = x[head + 2q],
+// xo[q] = x[head + 2q + 1]).
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) float rowAvx512(const float* x, const float* xe,
+                                                                          const float* xo, const uint16_t* w,
+                                                                          int64_t k, int64_t head, int64_t n32) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
   const __m512i odd = _mm512_set1_epi32((int)0xffff0000u);
-  for (int64_t p = 0; p < k32; p += 32) {
-    const __m512 e = _mm512_loadu_ps(xe + p / 2), o = _mm512_loadu_ps(xo + p / 2);
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
-      const uint16_t* row = w + r * k + p;
-      if (prefetch) _mm_prefetch((const char*)(row + PREFETCH), _MM_HINT_T0);
-      const __m512i h = _mm512_loadu_si512(row);
-      s[r] = _mm512_fmadd_ps(e, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)), s[r]);
-      t[r] = _mm512_fmadd_ps(o, _mm512_castsi512_ps(_mm512_and_si512(h, odd)), t[r]);
-    }
+  s0 = widenDot(x, w, 0, head, s0);
+  const uint16_t* wm = w + head;
+  int64_t q = 0;
+  for (; q + 128 <= n32; q += 128) {
+    const __m512i h0 = _mm512_loadu_si512(wm + q), h1 = _mm512_loadu_si512(wm + q + 32),
+                  h2 = _mm512_loadu_si512(wm + q + 64), h3 = _mm512_loadu_si512(wm + q + 96);
+    const float* e = xe + q / 2;
+    const float* o = xo + q / 2;
+    s0 = _mm512_fmadd_ps(_mm512_load_ps(e), _mm512_castsi512_ps(_mm512_slli_epi32(h0, 16)), s0);
+    t0 = _mm512_fmadd_ps(_mm512_load_ps(o), _mm512_castsi512_ps(_mm512_and_si512(h0, odd)), t0);
+    s1 = _mm512_fmadd_ps(_mm512_load_ps(e + 16), _mm512_castsi512_ps(_mm512_slli_epi32(h1, 16)), s1);
+    t1 = _mm512_fmadd_ps(_mm512_load_ps(o + 16), _mm512_castsi512_ps(_mm512_and_si512(h1, odd)), t1);
+    s2 = _mm512_fmadd_ps(_mm512_load_ps(e + 32), _mm512_castsi512_ps(_mm512_slli_epi32(h2, 16)), s2);
+    t2 = _mm512_fmadd_ps(_mm512_load_ps(o + 32), _mm512_castsi512_ps(_mm512_and_si512(h2, odd)), t2);
+    s3 = _mm512_fmadd_ps(_mm512_load_ps(e + 48), _mm512_castsi512_ps(_mm512_slli_epi32(h3, 16)), s3);
+    t3 = _mm512_fmadd_ps(_mm512_load_ps(o + 48), _mm512_castsi512_ps(_mm512_and_si512(h3, odd)), t3);
   }
-  for (int64_t p = k32; p < k; p += 16) {  // tail: 16 at a time, widened by zero-extension
-    const __mmask16 mk = (__mmask16)(k - p >= 16 ? 0xffff : (1u << (k - p)) - 1);
-    const __m512 xv = _mm512_maskz_loadu_ps(mk, x + p);
-    for (int r = 0; r < R; r++) {
-      const __m256i h = _mm256_maskz_loadu_epi16(mk, w + r * k + p);
-      const __m512 wv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-      s[r] = _mm512_fmadd_ps(xv, wv, s[r]);
-    }
+  for (; q < n32; q += 32) {
+    const __m512i h = _mm512_loadu_si512(wm + q);
+    s1 = _mm512_fmadd_ps(_mm512_load_ps(xe + q / 2), _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)), s1);
+    t1 = _mm512_fmadd_ps(_mm512_load_ps(xo + q / 2), _mm512_castsi512_ps(_mm512_and_si512(h, odd)), t1);
   }
-  for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(s[r], t[r]));
+  s0 = widenDot(x, w, head + n32, k, s0);
+  const __m512 s = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
+  const __m512 t = _mm512_add_ps(_mm512_add_ps(t0, t1), _mm512_add_ps(t2, t3));
+  return _mm512_reduce_add_ps(_mm512_add_ps(s, t));
 }
 #endif
 
-// Rows [j0, j1) of one product, for every row of A. `split` is A's even/odd elements (AVX-512 only):
-// for row i, split + i·k holds k32/2 even then k32/2 odd elements.
-void productRows(const float* a, const float* split, int64_t m, int64_t k, const Product& P, int64_t j0,
-                 int64_t j1) {
-  constexpr int G = 4;
+// Where the aligned main loop of a product's rows starts and how long it is: every row of B starts at
+// the same offset modulo 64 bytes when k·2 is a multiple of 64 (else rows are not peeled: head 0).
+struct Layout {
+  int64_t head, n32;
+};
+
+Layout layoutOf(const uint16_t* b, int64_t k) {
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(b);
+  int64_t head = 0;
+  if ((k * 2) % 64 == 0 && addr % 4 == 0) head = (int64_t)((64 - addr % 64) % 64 / 2);  // even
+  if (head > k) head = 0;
+  return {head, (k - head) & ~int64_t(31)};
+}
+
+// Rows [j0, j1) of one product, for every row of A. `split` holds, for row i of A, the even/odd
+// elements of its aligned span: split + i·k, xe then xo (AVX-512 only).
+void productRows(const float* a, const float* split, int64_t m, int64_t k, const Product& P, Layout L,
+                 int64_t j0, int64_t j1) {
 #if HERD_X86
   if (isa == Isa::Avx512) {
-    const int64_t k32 = k & ~int64_t(31);
-    float out[G];
-    for (int64_t j = j0; j < j1; j += G) {
-      const int rows = (int)std::min<int64_t>(G, j1 - j);
+    for (int64_t j = j0; j < j1; j++)
       for (int64_t i = 0; i < m; i++) {
         const float* xe = split + i * k;
-        const float* xo = xe + k32 / 2;
-        const uint16_t* w = P.b + j * k;
-        if (rows == G)
-          rowsAvx512<G>(xe, xo, a + i * k, w, k, k32, out, i == 0);
-        else
-          for (int r = 0; r < rows; r++) rowsAvx512<1>(xe, xo, a + i * k, w + r * k, k, k32, out + r, i == 0);
-        for (int r = 0; r < rows; r++) P.c[i * P.n + j + r] = out[r];
+        P.c[i * P.n + j] = rowAvx512(a + i * k, xe, xe + L.n32 / 2, P.b + j * k, k, L.head, L.n32);
       }
-    }
     return;
   }
 #endif
+  constexpr int G = 4;
   for (int64_t j = j0; j < j1; j += G) {
     const int rows = (int)std::min<int64_t>(G, j1 - j);
 #if HERD_X86
@@ -164,19 +185,23 @@ constexpr int64_t SMALL_M = 4;
 
 void gemvBf16(const float* a, int64_t m, int64_t k, const Product* ps, int count) {
   thread_local std::vector<float> splitBuf;
-  float* split = nullptr;
+  Layout layouts[16];
+  float* splits = nullptr;  // product q: splits + q·m·k
+  for (int q = 0; q < count; q++) layouts[q] = layoutOf(ps[q].b, k);
 #if HERD_X86
   if (isa == Isa::Avx512) {
-    const int64_t k32 = k & ~int64_t(31);
-    split = scratch(splitBuf, (size_t)(m * k));
-    for (int64_t i = 0; i < m; i++)
-      for (int64_t q = 0; q < k32 / 2; q++) {
-        split[i * k + q] = a[i * k + 2 * q];
-        split[i * k + k32 / 2 + q] = a[i * k + 2 * q + 1];
+    splits = scratch(splitBuf, (size_t)(count * m * k));
+    for (int q = 0; q < count; q++)
+      for (int64_t i = 0; i < m; i++) {
+        const Layout L = layouts[q];
+        const float* x = a + i * k + L.head;
+        float* xe = splits + (q * m + i) * k;
+        float* xo = xe + L.n32 / 2;
+        for (int64_t p = 0; p < L.n32 / 2; p++) xe[p] = x[2 * p], xo[p] = x[2 * p + 1];
       }
   }
 #endif
-  // Chunks of ~128 KB of weights (a multiple of 4 rows), numbered across the products.
+  // Chunks of ~128 KB of weights, numbered across the products.
   const int64_t rowsPerChunk = std::max<int64_t>(4, (65536 / std::max<int64_t>(1, k) + 3) & ~int64_t(3));
   int64_t first[17];
   first[0] = 0;
@@ -186,7 +211,7 @@ void gemvBf16(const float* a, int64_t m, int64_t k, const Product* ps, int count
       int q = 0;
       while (ch >= first[q + 1]) q++;
       const int64_t j0 = (ch - first[q]) * rowsPerChunk, j1 = std::min(ps[q].n, j0 + rowsPerChunk);
-      productRows(a, split, m, k, ps[q], j0, j1);
+      productRows(a, splits ? splits + q * m * k : nullptr, m, k, ps[q], layouts[q], j0, j1);
     }
   });
 }

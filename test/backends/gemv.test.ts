@@ -89,6 +89,28 @@ describe("native decode kernels", { skip }, () => {
     );
   });
 
+  test("matmulBf16 on weights at any offset (the kernel aligns its loads by peeling each row's head)", () => {
+    const b = createNativeBackend();
+    for (const [m, n, k] of [
+      [1, 9, 64],
+      [2, 5, 256],
+      [1, 3, 96],
+    ] as const) {
+      const bits = encodeHalf(randArray(n * k, k), "bf16");
+      const A = randArray(m * k, m + k);
+      const want = new Float32Array(m * n);
+      jsBackend.matmulBf16!(A, bits, want, m, n, k);
+      for (let offset = 0; offset < 40; offset++) {
+        const buf = new Uint16Array(n * k + 40);
+        buf.set(bits, offset);
+        const got = new Float32Array(m * n);
+        b.matmulBf16!(A, buf.subarray(offset, offset + n * k), got, m, n, k);
+        const c = closeness(got, want, 1e-5, 1e-6 * Math.sqrt(k));
+        assert.ok(c <= 1, `m=${m} n=${n} k=${k} offset ${offset}: ${c}× the tolerance`);
+      }
+    }
+  });
+
   test("the memory bandwidth probe reports read and copy rates", () => {
     const bw = nativeMemoryBandwidth(8 << 20, 2, 2);
     for (const v of [bw.read, bw.copy]) assert.ok(Number.isFinite(v) && v > 1e8, `${JSON.stringify(bw)}`);
