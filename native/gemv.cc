@@ -55,6 +55,15 @@ void rowsGeneric(const float* a, int64_t m, const uint16_t* w, int rows, int64_t
     }
 }
 
+// A product's rows in line coordinates (see rowAvx512).
+struct Lines {
+  int64_t d, lines;  // offset of a row into its first line; lines per row
+  // AND masks keeping the row's own elements of its first and last lines, and one keeping everything
+  // (vectors in memory: an AND with them is a plain load, where a masked load would be several times
+  // slower here).
+  alignas(64) uint16_t first[32], last[32], all[32];
+};
+
 #if HERD_X86
 __attribute__((target("avx2,fma"))) float hsum256(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -86,38 +95,32 @@ __attribute__((target("avx2,fma"))) void rowsAvx2(const float* a, int64_t m, con
   }
 }
 
-// acc + Σ_{p ∈ [p0, p1)} x[p]·w[p] lane-wise, 16 at a time by masked zero-extension (a row's ends).
-__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) inline __m512 widenDot(const float* x, const uint16_t* w,
-                                                                                 int64_t p0, int64_t p1,
-                                                                                 __m512 acc) {
-  for (int64_t p = p0; p < p1; p += 16) {
-    const __mmask16 mk = (__mmask16)(p1 - p >= 16 ? 0xffff : (1u << (p1 - p)) - 1);
-    const __m256i h = _mm256_maskz_loadu_epi16(mk, w + p);
-    const __m512 wv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, x + p), wv, acc);
-  }
-  return acc;
-}
+// AVX-512, one row as aligned 64-byte lines. Rows are k·2 bytes apart, a multiple of 64, so every row
+// starts at the same offset d (in bf16 elements) into a cache line: row j covers `lines` whole lines
+// from w_j − d, the first line beginning with d elements of row j−1, the last ending with some of row
+// j+1 (masked off: `first`/`last` keep the row's own 16-bit lanes; a line never crosses a page, so the extra bytes are always
+// readable). x is laid out in the same line coordinates, x[pos − d] (zero outside the row), and split
+// into even/odd positions: a 64-byte line holds 32 bf16 values, and shifting each 32-bit lane left by 16
+// gives the even positions as f32 while masking off the low half gives the odd ones, so each line feeds
+// two FMAs with xe/xo and two ALU ops. The row is read as one sequential stream, 4 lines per step (8
+// independent FMA chains): on this machine that reaches ~95% of a pure streaming read on one core, where
+// 4 rows interleaved reached ~65% and misaligned (split) or masked loads ~40-70%.
 
-// AVX-512, one row: Σ_p x[p]·w[p]. The row is read as one sequential stream, 4 cache lines per step
-// (8 independent FMA chains): measured on this machine that reaches ~95% of a pure streaming read on
-// one core, while 4 rows interleaved reach ~65%. Elements [0, head) (peeled so that the main loop's
-// 64-byte loads are aligned: a split load costs two) and [head + n32, k) go through a masked
-// zero-extension; [head, head + n32) through the even/odd split xe/xo (xe[q] = x[head + 2q],
-// xo[q] = x[head + 2q + 1]).
-__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) float rowAvx512(const float* x, const float* xe,
-                                                                          const float* xo, const uint16_t* w,
-                                                                          int64_t k, int64_t head, int64_t n32) {
-  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+__attribute__((target("avx512f,avx512bw,fma"))) float rowAvx512(const float* xe, const float* xo,
+                                                                 const uint16_t* line0, const Lines& L) {
+  const int64_t lines = L.lines;
   const __m512i odd = _mm512_set1_epi32((int)0xffff0000u);
-  s0 = widenDot(x, w, 0, head, s0);
-  const uint16_t* wm = w + head;
-  int64_t q = 0;
-  for (; q + 128 <= n32; q += 128) {
-    const __m512i h0 = _mm512_loadu_si512(wm + q), h1 = _mm512_loadu_si512(wm + q + 32),
-                  h2 = _mm512_loadu_si512(wm + q + 64), h3 = _mm512_loadu_si512(wm + q + 96);
-    const float* e = xe + q / 2;
-    const float* o = xo + q / 2;
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+  // Lines 4 at a time, then the last few one at a time; the first and last lines masked.
+  auto mask = [&](int64_t l) { return l == 0 ? L.first : l == lines - 1 ? L.last : L.all; };
+  int64_t l = 0;
+  for (; l + 4 <= lines; l += 4) {
+    const uint16_t* w = line0 + 32 * l;
+    const float* e = xe + 16 * l;
+    const float* o = xo + 16 * l;
+    const __m512i h0 = _mm512_and_si512(_mm512_load_si512(w), _mm512_load_si512(l == 0 ? L.first : L.all));
+    const __m512i h1 = _mm512_load_si512(w + 32), h2 = _mm512_load_si512(w + 64);
+    const __m512i h3 = _mm512_and_si512(_mm512_load_si512(w + 96), _mm512_load_si512(l + 4 == lines ? L.last : L.all));
     s0 = _mm512_fmadd_ps(_mm512_load_ps(e), _mm512_castsi512_ps(_mm512_slli_epi32(h0, 16)), s0);
     t0 = _mm512_fmadd_ps(_mm512_load_ps(o), _mm512_castsi512_ps(_mm512_and_si512(h0, odd)), t0);
     s1 = _mm512_fmadd_ps(_mm512_load_ps(e + 16), _mm512_castsi512_ps(_mm512_slli_epi32(h1, 16)), s1);
@@ -127,43 +130,46 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) float rowAvx512(const f
     s3 = _mm512_fmadd_ps(_mm512_load_ps(e + 48), _mm512_castsi512_ps(_mm512_slli_epi32(h3, 16)), s3);
     t3 = _mm512_fmadd_ps(_mm512_load_ps(o + 48), _mm512_castsi512_ps(_mm512_and_si512(h3, odd)), t3);
   }
-  for (; q < n32; q += 32) {
-    const __m512i h = _mm512_loadu_si512(wm + q);
-    s1 = _mm512_fmadd_ps(_mm512_load_ps(xe + q / 2), _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)), s1);
-    t1 = _mm512_fmadd_ps(_mm512_load_ps(xo + q / 2), _mm512_castsi512_ps(_mm512_and_si512(h, odd)), t1);
+  for (; l < lines; l++) {
+    __m512i h = _mm512_and_si512(_mm512_load_si512(line0 + 32 * l), _mm512_load_si512(mask(l)));
+    if (l == 0 && lines == 1) h = _mm512_and_si512(h, _mm512_load_si512(L.last));
+    s0 = _mm512_fmadd_ps(_mm512_load_ps(xe + 16 * l), _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)), s0);
+    t0 = _mm512_fmadd_ps(_mm512_load_ps(xo + 16 * l), _mm512_castsi512_ps(_mm512_and_si512(h, odd)), t0);
   }
-  s0 = widenDot(x, w, head + n32, k, s0);
   const __m512 s = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
   const __m512 t = _mm512_add_ps(_mm512_add_ps(t0, t1), _mm512_add_ps(t2, t3));
   return _mm512_reduce_add_ps(_mm512_add_ps(s, t));
 }
 #endif
 
-// Where the aligned main loop of a product's rows starts and how long it is: every row of B starts at
-// the same offset modulo 64 bytes when k·2 is a multiple of 64 (else rows are not peeled: head 0).
-struct Layout {
-  int64_t head, n32;
-};
-
-Layout layoutOf(const uint16_t* b, int64_t k) {
+// Rows of B in line coordinates when k·2 is a multiple of 64 (else the kernels read rows as they are).
+bool linesOf(const uint16_t* b, int64_t k, Lines* L) {
   const uintptr_t addr = reinterpret_cast<uintptr_t>(b);
-  int64_t head = 0;
-  if ((k * 2) % 64 == 0 && addr % 4 == 0) head = (int64_t)((64 - addr % 64) % 64 / 2);  // even
-  if (head > k) head = 0;
-  return {head, (k - head) & ~int64_t(31)};
+  if ((k * 2) % 64 != 0 || addr % 2 != 0) return false;
+  L->d = (int64_t)(addr % 64 / 2);
+  L->lines = (L->d + k + 31) / 32;
+  const int64_t end = L->d + k - 32 * (L->lines - 1);  // elements of the row in its last line, 1..32
+  for (int64_t e = 0; e < 32; e++) {
+    L->first[e] = e >= L->d ? 0xffff : 0;
+    L->last[e] = e < end ? 0xffff : 0;
+    L->all[e] = 0xffff;
+  }
+  return true;
 }
 
-// Rows [j0, j1) of one product, for every row of A. `split` holds, for row i of A, the even/odd
-// elements of its aligned span: split + i·k, xe then xo (AVX-512 only).
-void productRows(const float* a, const float* split, int64_t m, int64_t k, const Product& P, Layout L,
+// Rows [j0, j1) of one product, for every row of A. With `split` (AVX-512, line layout), row i of A
+// in line coordinates is split + i·lines·32: lines·16 even positions, then lines·16 odd ones.
+void productRows(const float* a, const float* split, int64_t m, int64_t k, const Product& P, Lines L,
                  int64_t j0, int64_t j1) {
 #if HERD_X86
-  if (isa == Isa::Avx512) {
-    for (int64_t j = j0; j < j1; j++)
+  if (split) {
+    for (int64_t j = j0; j < j1; j++) {
+      const uint16_t* line0 = P.b + j * k - L.d;
       for (int64_t i = 0; i < m; i++) {
-        const float* xe = split + i * k;
-        P.c[i * P.n + j] = rowAvx512(a + i * k, xe, xe + L.n32 / 2, P.b + j * k, k, L.head, L.n32);
+        const float* xe = split + i * L.lines * 32;
+        P.c[i * P.n + j] = rowAvx512(xe, xe + L.lines * 16, line0, L);
       }
+    }
     return;
   }
 #endif
@@ -171,7 +177,7 @@ void productRows(const float* a, const float* split, int64_t m, int64_t k, const
   for (int64_t j = j0; j < j1; j += G) {
     const int rows = (int)std::min<int64_t>(G, j1 - j);
 #if HERD_X86
-    if (isa == Isa::Avx2) {
+    if (isa == Isa::Avx2 || isa == Isa::Avx512) {
       rowsAvx2(a, m, P.b + j * k, rows, k, P.c + j, P.n);
       continue;
     }
@@ -185,22 +191,27 @@ constexpr int64_t SMALL_M = 4;
 
 void gemvBf16(const float* a, int64_t m, int64_t k, const Product* ps, int count) {
   thread_local std::vector<float> splitBuf;
-  Layout layouts[16];
-  float* splits = nullptr;  // product q: splits + q·m·k
-  for (int q = 0; q < count; q++) layouts[q] = layoutOf(ps[q].b, k);
-#if HERD_X86
-  if (isa == Isa::Avx512) {
-    splits = scratch(splitBuf, (size_t)(count * m * k));
-    for (int q = 0; q < count; q++)
-      for (int64_t i = 0; i < m; i++) {
-        const Layout L = layouts[q];
-        const float* x = a + i * k + L.head;
-        float* xe = splits + (q * m + i) * k;
-        float* xo = xe + L.n32 / 2;
-        for (int64_t p = 0; p < L.n32 / 2; p++) xe[p] = x[2 * p], xo[p] = x[2 * p + 1];
-      }
+  Lines layouts[16];
+  int64_t at[17];  // product q's split x: splits + at[q] (null: that product reads rows as they are)
+  bool lined[16];
+  at[0] = 0;
+  for (int q = 0; q < count; q++) {
+    lined[q] = isa == Isa::Avx512 && linesOf(ps[q].b, k, &layouts[q]);
+    at[q + 1] = at[q] + (lined[q] ? m * layouts[q].lines * 32 : 0);
   }
-#endif
+  float* splits = scratch(splitBuf, (size_t)at[count]);
+  for (int q = 0; q < count; q++) {
+    if (!lined[q]) continue;
+    const Lines L = layouts[q];
+    for (int64_t i = 0; i < m; i++) {
+      float* xe = splits + at[q] + i * L.lines * 32;
+      float* xo = xe + L.lines * 16;
+      for (int64_t pos = 0; pos < L.lines * 32; pos++) {
+        const int64_t p = pos - L.d;
+        (pos % 2 ? xo : xe)[pos / 2] = p >= 0 && p < k ? a[i * k + p] : 0.f;
+      }
+    }
+  }
   // Chunks of ~128 KB of weights, numbered across the products.
   const int64_t rowsPerChunk = std::max<int64_t>(4, (65536 / std::max<int64_t>(1, k) + 3) & ~int64_t(3));
   int64_t first[17];
@@ -211,7 +222,7 @@ void gemvBf16(const float* a, int64_t m, int64_t k, const Product* ps, int count
       int q = 0;
       while (ch >= first[q + 1]) q++;
       const int64_t j0 = (ch - first[q]) * rowsPerChunk, j1 = std::min(ps[q].n, j0 + rowsPerChunk);
-      productRows(a, splits ? splits + q * m * k : nullptr, m, k, ps[q], layouts[q], j0, j1);
+      productRows(a, lined[q] ? splits + at[q] : nullptr, m, k, ps[q], layouts[q], j0, j1);
     }
   });
 }
