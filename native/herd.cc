@@ -230,9 +230,8 @@ void gemmTiled(const MatmulP& P) {
 // rows of work. This computes each C element with exactly the micro-kernel's arithmetic (an FMA chain
 // over p within each KC block, blocks added onto C in order), so its results are bit-identical to the
 // tiled path's: a forward over a few rows equals those rows of a full forward. Columns of op(B) go 16 to
-// a vector; with transB, 16 rows of B are transposed 16×16 in registers and fed straight to the FMAs.
-// One output's chain is serial (4-cycle FMA latency), so G groups of 16 columns are interleaved (G·M
-// independent chains) to keep both FMA pipes and the loads busy; each chain's order is unchanged.
+// a vector; with transB, 16 rows of B are transposed 16×16 in registers and fed straight to the FMAs
+// (no round trip through an L1 buffer). smallMGroups can interleave G groups of 16 columns (G·M chains).
 #if HERD_X86
 constexpr int SMALL_M = 4;
 // 16×16 transpose in registers: row i of the 16 rows at src (leading dimension ld) becomes lane i of
@@ -292,7 +291,6 @@ __attribute__((target("avx512f,fma"))) void smallMGroups(const MatmulP& P, const
           for (int gi = 0; gi < G; gi++) {
             __m512 t[16];
             if (cnt[gi] == 16) {
-              for (int r = 0; r < 16; r++) _mm_prefetch((const char*)(rows[gi] + r * P.k + p + 512), _MM_HINT_T0);
               transpose16(rows[gi] + p, P.k, t);
             } else {
               alignas(64) float edge[16 * 16];
@@ -329,13 +327,12 @@ __attribute__((target("avx512f,fma"))) void smallMGroups(const MatmulP& P, const
   }
 }
 
-// M rows: groups of 16 columns, G = 4/M of them interleaved; the groups that do not fill a G go one by one.
+// M rows, groups of 16 columns one at a time. Interleaving G > 1 groups (more FMA chains in flight) was
+// measured slower for the decode shape: 2 or 4 groups read 32 or 64 rows of B at once, and those many
+// streams ran at 35 and 31 GB/s against 51 for 16 (1×2048·(8192×2048)ᵀ, 2 threads).
 template <int M>
 void smallMRange(const MatmulP& P, const float* a, const float* b, float* c, int64_t g0, int64_t g1, int kcBlock) {
-  constexpr int G = M == 1 ? 4 : M == 2 ? 2 : 1;
-  const int64_t full = g0 + (g1 - g0) / G * G;
-  smallMGroups<M, G>(P, a, b, c, g0, full, kcBlock);
-  smallMGroups<M, 1>(P, a, b, c, full, g1, kcBlock);
+  smallMGroups<M, 1>(P, a, b, c, g0, g1, kcBlock);
 }
 
 void smallMAvx512(const MatmulP& P, int kcBlock) {
