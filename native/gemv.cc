@@ -4,13 +4,11 @@
 // f32, exact, then multiply-add in f32); test/backends/conformance.test.ts checks this against it.
 //
 // A decode step (m = 1) reads every weight once: it is a pure streaming read, so the kernel's only job is
-// to keep the memory system busy. Per thread, row chunks of ~128 KB of weights handed out by the pool's
-// atomic counter; in a chunk, 4 rows in flight at a time (8 independent FMA chains), each read with
-// 64-byte loads and prefetched 2 KB ahead. A 64-byte load holds 32 bf16 values: shifting each 32-bit lane
-// left by 16 gives the even-indexed ones as f32, masking off the low half gives the odd ones, so x is
-// split once per call into its even and odd elements and every load feeds two FMAs with two ALU ops.
-// Few rows of A (m ≤ 4) reuse each weight block from L1; more rows (prefill) go to the tiled SGEMM,
-// which widens bf16 while packing B (gemmBf16 in herd.cc).
+// to keep the memory system busy. Rows are handed out in chunks of ~256 KB by the pool's atomic
+// counter; each row is read as one sequential stream of aligned 64-byte lines (rowAvx512 says how, and
+// what was measured). Few rows of A (m ≤ 4) reuse each row from L1; more rows (prefill) go to the tiled
+// SGEMM, which widens bf16 while packing B (gemmBf16 in herd.cc). AVX2 and portable versions keep the
+// simpler shape (4 rows at a time, zero-extension) and serve machines without AVX-512.
 //
 // matmulBf16Many does several products with the same A in one pool round trip (a layer's Q, K, V or its
 // gate and up projections), so the threads never wait at a barrier between them.
@@ -212,8 +210,9 @@ void gemvBf16(const float* a, int64_t m, int64_t k, const Product* ps, int count
       }
     }
   }
-  // Chunks of ~128 KB of weights, numbered across the products.
-  const int64_t rowsPerChunk = std::max<int64_t>(4, (65536 / std::max<int64_t>(1, k) + 3) & ~int64_t(3));
+  // Chunks of ~256 KB of weights (measured on 2 threads: 128 KB and 512 KB chunks did about as well,
+  // 16 KB ones clearly worse), numbered across the products.
+  const int64_t rowsPerChunk = std::max<int64_t>(4, (131072 / std::max<int64_t>(1, k) + 3) & ~int64_t(3));
   int64_t first[17];
   first[0] = 0;
   for (int q = 0; q < count; q++) first[q + 1] = first[q] + (ps[q].n + rowsPerChunk - 1) / rowsPerChunk;
