@@ -89,7 +89,7 @@ describe("native decode kernels", { skip }, () => {
     );
   });
 
-  test("matmulBf16 on weights at any offset (the kernel aligns its loads by peeling each row's head)", () => {
+  test("matmulBf16 on weights at any offset (the kernel reads whole aligned lines and masks off the neighbouring rows)", () => {
     const b = createNativeBackend();
     for (const [m, n, k] of [
       [1, 9, 64],
