@@ -1,20 +1,26 @@
 // Model benchmark: a Llama 3.2 1B-shaped checkpoint with random weights (bf16 safetensors, made in a
 // temporary directory and deleted afterwards, never committed) is loaded with its weights kept in bf16
-// and asked to continue a 512-token prompt: prefill tokens/s, then decode tokens/s, on 2 threads. Beside
-// the decode rate stands its roofline: bytes of weights one decode step reads over the memory bandwidth
-// measured here with a large copy. Peak resident memory is the child process's VmHWM (the requirement:
-// the bf16 1B model generates within 4 GB).
+// and asked to continue a 512-token prompt: prefill tokens/s, then decode tokens/s, on 2 threads, on the
+// wasm and the native backend side by side. Beside the decode rates stands their roofline: bytes of
+// weights one decode step reads over the memory bandwidth. A decode step streams its weights in (reads
+// only), on every thread, so the bandwidth is the native probe's: each pool thread reads its own slice
+// of a 1 GiB buffer with 64-byte loads. A copy (read + write, what an earlier version of this benchmark
+// divided by, single-threaded from JS) is printed beside it; it is lower, so it flattered the decode.
+// Peak resident memory is each child process's VmHWM (the requirement: the bf16 1B model generates
+// within 4 GB).
 //
-// The measurement runs in a child process (`node dist/bench/model.js --child DIR`) so that its peak RSS
+// Each backend runs in a child process (`node dist/bench/model.js --child DIR`) so that its peak RSS
 // (VmHWM) is the model's alone, not the parent's that wrote the checkpoint. Knobs: HERD_BENCH_PROMPT (512),
-// HERD_BENCH_DECODE (16 tokens), HERD_BENCH_THREADS (2), HERD_BENCH_PRESET (llama3.2-1b).
+// HERD_BENCH_DECODE (32 tokens), HERD_BENCH_THREADS (2), HERD_BENCH_PRESET (llama3.2-1b),
+// HERD_BENCH_BACKENDS (wasm,native: those built).
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { getBackend } from "../src/backends/index.js";
+import { backendNames, getBackend } from "../src/backends/index.js";
+import { nativeAvailable, nativeMemoryBandwidth } from "../src/backends/native/index.js";
 import { generate } from "../src/generate/generate.js";
 import { writeHFCheckpoint } from "../src/model/checkpoint/index.js";
 import { toHFConfig } from "../src/model/config.js";
@@ -39,7 +45,7 @@ interface ChildResult {
   rssAfterLoadBytes: number;
 }
 
-/** Best of `reps` copies of a `mb`-MiB buffer: bytes moved (read + written) per second. */
+/** Best of `reps` copies of a `mb`-MiB buffer from JS (one thread): bytes moved (read + written) per second. */
 export function copyBandwidth(mb = 512, reps = 5): number {
   const n = (mb * 1024 * 1024) / 8;
   const src = new Float64Array(n).fill(1);
@@ -80,7 +86,7 @@ async function child(dir: string): Promise<void> {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     prompt.push(s % Math.min(model.config.vocabSize, 128000));
   }
-  const r = generate(model, prompt, { maxNewTokens: env("HERD_BENCH_DECODE", 16) + 1, stopIds: [] });
+  const r = generate(model, prompt, { maxNewTokens: env("HERD_BENCH_DECODE", 32) + 1, stopIds: [] });
   const result: ChildResult = {
     backend: getBackend().name,
     threads: process.env.HERD_THREADS ?? "default",
@@ -114,34 +120,54 @@ export async function run(): Promise<void> {
       );
       for (const t of weights.values()) t.dispose();
     }
-    const bw = copyBandwidth();
+    const jsCopy = copyBandwidth();
+    let bw = jsCopy;
+    let bwLine = `memory bandwidth: 512 MiB copy from JS, read + write: ${(jsCopy / GB).toFixed(1)} GB/s (the native probe is not built: the roofline uses this)`;
+    if (nativeAvailable()) {
+      const probe = nativeMemoryBandwidth(1 << 30, 5, threads);
+      bw = probe.read;
+      bwLine = `memory bandwidth on ${threads} threads (1 GiB): read ${(probe.read / GB).toFixed(1)} GB/s · copy, read + write ${(probe.copy / GB).toFixed(1)} GB/s · (512 MiB copy from JS: ${(jsCopy / GB).toFixed(1)} GB/s)`;
+    }
     const bytesPerToken = decodeBytesPerToken(config, "bf16");
     const roofline = bw / bytesPerToken;
+    console.log(bwLine);
     console.log(
-      `memory bandwidth (512 MiB copy, read + write): ${(bw / GB).toFixed(1)} GB/s; decode reads ${(bytesPerToken / GB).toFixed(2)} GB of weights per token → roofline ${roofline.toFixed(1)} tokens/s`,
+      `decode reads ${(bytesPerToken / GB).toFixed(2)} GB of weights per token → roofline ${roofline.toFixed(1)} tokens/s at the read bandwidth`,
     );
+    const wanted = (process.env.HERD_BENCH_BACKENDS ?? "wasm,native").split(",").filter((b) => b);
+    const backends = wanted.filter((b) => backendNames().includes(b));
     const self = fileURLToPath(import.meta.url);
-    const out = spawnSync(process.execPath, [self, "--child", dir], {
-      env: { ...process.env, HERD_THREADS: String(threads) },
-      encoding: "utf8",
-      maxBuffer: 1 << 24,
-    });
-    const line = out.stdout.split("\n").find((l) => l.startsWith("RESULT "));
-    if (out.status !== 0 || !line)
-      throw new Error(`bench model: child failed (status ${out.status}): ${out.stderr.slice(-2000)}`);
-    const r = JSON.parse(line.slice(7)) as ChildResult;
-    const decodeRate = r.decodeTokens / r.decodeSeconds;
-    console.log(`backend ${r.backend}, HERD_THREADS=${r.threads}, weights kept in bf16`);
+    const results: ChildResult[] = [];
+    for (const backend of backends) {
+      const out = spawnSync(process.execPath, [self, "--child", dir], {
+        env: { ...process.env, HERD_THREADS: String(threads), HERD_BACKEND: backend },
+        encoding: "utf8",
+        maxBuffer: 1 << 24,
+      });
+      const line = out.stdout.split("\n").find((l) => l.startsWith("RESULT "));
+      if (out.status !== 0 || !line)
+        throw new Error(
+          `bench model: ${backend} child failed (status ${out.status}): ${out.stderr.slice(-2000)}`,
+        );
+      results.push(JSON.parse(line.slice(7)) as ChildResult);
+    }
+    const col = (s: string) => s.padStart(22);
+    const row = (label: string, f: (r: ChildResult) => string) =>
+      console.log(`${label.padEnd(24)}${results.map((r) => col(f(r))).join("")}`);
+    const rate = (r: ChildResult) => r.decodeTokens / r.decodeSeconds;
+    const base = results.find((r) => r.backend === "wasm");
+    console.log(`weights kept in bf16, HERD_THREADS=${threads}, ${results[0]?.promptTokens}-token prompt`);
+    row("backend", (r) => r.backend);
+    row("load", (r) => `${r.loadSeconds.toFixed(1)} s`);
+    row("prefill", (r) => `${(r.promptTokens / r.prefillSeconds).toFixed(1)} tokens/s`);
+    row("decode", (r) => `${rate(r).toFixed(2)} tokens/s`);
+    row("decode per token", (r) => `${((1000 * r.decodeSeconds) / r.decodeTokens).toFixed(1)} ms`);
+    row("decode % of roofline", (r) => `${((100 * rate(r)) / roofline).toFixed(0)}%`);
+    if (base) row("decode vs wasm", (r) => `${(rate(r) / rate(base)).toFixed(2)}×`);
+    row("peak RSS (limit 4 GB)", (r) => `${(r.maxRssBytes / GB).toFixed(2)} GB`);
     console.log(
-      `load             ${r.loadSeconds.toFixed(1)} s (RSS after load ${(r.rssAfterLoadBytes / GB).toFixed(2)} GB)`,
+      `(${results[0]?.decodeTokens} decode steps; roofline ${roofline.toFixed(1)} tokens/s = ${(bw / GB).toFixed(1)} GB/s / ${(bytesPerToken / GB).toFixed(2)} GB)`,
     );
-    console.log(
-      `prefill          ${(r.promptTokens / r.prefillSeconds).toFixed(2)} tokens/s (${r.promptTokens}-token prompt in ${r.prefillSeconds.toFixed(1)} s)`,
-    );
-    console.log(
-      `decode           ${decodeRate.toFixed(2)} tokens/s (${r.decodeTokens} tokens after the prompt) · roofline ${roofline.toFixed(1)} tokens/s · ${((100 * decodeRate) / roofline).toFixed(0)}% of it`,
-    );
-    console.log(`peak RSS         ${(r.maxRssBytes / GB).toFixed(2)} GB (limit 4 GB)`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

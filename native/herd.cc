@@ -117,6 +117,7 @@ struct MatmulP {
   float* c;
   int64_t batch, m, n, k, sa, sb, sc;
   bool ta, tb, acc;
+  const uint16_t* bh = nullptr;  // B as bf16 bits instead of `b` (transB, batch 1: gemmBf16)
 };
 
 // op(A)[i][p] and op(B)[p][j] of batch item `bi`.
@@ -156,6 +157,16 @@ void packB(const MatmulP& P, const float* b, int64_t p0, int kc, int64_t j0, int
         std::memcpy(d + p * nr, src, cols * sizeof(float));
         for (int jj = cols; jj < nr; jj++) d[p * nr + jj] = 0.f;
       }
+    } else if (P.bh) {  // bf16 rows, widened exactly (a bf16 is the top half of an f32)
+      for (int jj = 0; jj < cols; jj++) {
+        const uint16_t* src = P.bh + (j0 + jb + jj) * P.k + p0;
+        for (int p = 0; p < kc; p++) {
+          const uint32_t u = (uint32_t)src[p] << 16;
+          std::memcpy(d + p * nr + jj, &u, 4);
+        }
+      }
+      for (int jj = cols; jj < nr; jj++)
+        for (int p = 0; p < kc; p++) d[p * nr + jj] = 0.f;
     } else {
       for (int jj = 0; jj < cols; jj++) {
         const float* src = b + (j0 + jb + jj) * P.k + p0;
@@ -181,7 +192,7 @@ void gemmTiled(const MatmulP& P) {
       const int64_t bi = t / (mt * nt), rem = t % (mt * nt);
       const int64_t i0 = (rem / nt) * S.mc, j0 = (rem % nt) * S.nc;
       const float* a = P.a + bi * P.sa;
-      const float* b = P.b + bi * P.sb;
+      const float* b = P.b ? P.b + bi * P.sb : nullptr;
       float* c = P.c + bi * P.sc;
       const int mc = (int)std::min<int64_t>(S.mc, P.m - i0), nc = (int)std::min<int64_t>(S.nc, P.n - j0);
       if (P.k == 0) {
@@ -216,111 +227,20 @@ void gemmTiled(const MatmulP& P) {
   });
 }
 
-// ------------------------------------------------------------------------------------------------
-// Dot products and bf16 rows (decode GEMV)
-// ------------------------------------------------------------------------------------------------
-
-
-inline float bf16(uint16_t h) {
-  uint32_t u = (uint32_t)h << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-// c[j] = Σ_p x[p]·w_j[p] for the 4 bf16 rows w (reference: matmulBf16 in src/backends/js/bf16.ts).
-void dotBf16x4Generic(const float* x, const uint16_t* const* w, int64_t k, float* out) {
-  for (int r = 0; r < 4; r++) {
-    float s[8] = {};
-    int64_t p = 0;
-    for (; p + 8 <= k; p += 8)
-      for (int l = 0; l < 8; l++) s[l] += x[p + l] * bf16(w[r][p + l]);
-    float t = (s[0] + s[1]) + (s[2] + s[3]) + ((s[4] + s[5]) + (s[6] + s[7]));
-    for (; p < k; p++) t += x[p] * bf16(w[r][p]);
-    out[r] = t;
-  }
-}
-
-#if HERD_X86
-
-__attribute__((target("avx512f,avx512bw,fma"))) inline __m512 widen512(__m256i h) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void dotBf16x4Avx512(const float* x,
-                                                                                const uint16_t* const* w,
-                                                                                int64_t k, float* out) {
-  __m512 s[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  int64_t p = 0;
-  for (; p + 16 <= k; p += 16) {
-    __m512 xv = _mm512_loadu_ps(x + p);
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; r++) {
-      __m256i h = _mm256_loadu_si256((const __m256i*)(w[r] + p));
-      s[r] = _mm512_fmadd_ps(xv, widen512(h), s[r]);
-    }
-  }
-  if (p < k) {
-    __mmask16 m = (__mmask16)((1u << (k - p)) - 1);
-    __m512 xv = _mm512_maskz_loadu_ps(m, x + p);
-    for (int r = 0; r < 4; r++) {
-      __m256i h = _mm256_maskz_loadu_epi16(m, w[r] + p);
-      s[r] = _mm512_fmadd_ps(xv, widen512(h), s[r]);
-    }
-  }
-  for (int r = 0; r < 4; r++) out[r] = _mm512_reduce_add_ps(s[r]);
-}
-
-__attribute__((target("avx2,fma"))) float hsum256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
-}
-
-
-__attribute__((target("avx2,fma"))) void dotBf16x4Avx2(const float* x, const uint16_t* const* w, int64_t k,
-                                                       float* out) {
-  __m256 s[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  int64_t p = 0;
-  for (; p + 8 <= k; p += 8) {
-    __m256 xv = _mm256_loadu_ps(x + p);
-    for (int r = 0; r < 4; r++) {
-      __m128i h = _mm_loadu_si128((const __m128i*)(w[r] + p));
-      __m256 wv = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-      s[r] = _mm256_fmadd_ps(xv, wv, s[r]);
-    }
-  }
-  for (int r = 0; r < 4; r++) {
-    float t = hsum256(s[r]);
-    for (int64_t q = p; q < k; q++) t += x[q] * bf16(w[r][q]);
-    out[r] = t;
-  }
-}
-#endif
-
-
-void dotBf16x4(const float* x, const uint16_t* const* w, int64_t k, float* out) {
-#if HERD_X86
-  if (isa == Isa::Avx512) return dotBf16x4Avx512(x, w, k, out);
-  if (isa == Isa::Avx2) return dotBf16x4Avx2(x, w, k, out);
-#endif
-  dotBf16x4Generic(x, w, k, out);
-}
-
 // Few rows of op(A) (decode), AVX-512: the tiled path would pack all of B and waste MR-1 of every MR
 // rows of work. This computes each C element with exactly the micro-kernel's arithmetic (an FMA chain
 // over p within each KC block, blocks added onto C in order), so its results are bit-identical to the
 // tiled path's: a forward over a few rows equals those rows of a full forward. Columns of op(B) go 16 to
-// a vector (with transB, 16 rows of B are transposed in registers into an L1 buffer, one KC block at a
-// time).
+// a vector; with transB, 16 rows of B are transposed 16×16 in registers and fed straight to the FMAs
+// (no round trip through an L1 buffer). smallMGroups can interleave G groups of 16 columns (G·M chains).
 #if HERD_X86
 constexpr int SMALL_M = 4;
-// 16×16 transpose in registers: row i of the 16 rows at src (leading dimension ld) becomes lane i of the
-// 16 vectors stored at dst (dst[c*16 + i] = src[i*ld + c]).
-__attribute__((target("avx512f"))) void transpose16(const float* const* rows, float* dst) {
+// 16×16 transpose in registers: row i of the 16 rows at src (leading dimension ld) becomes lane i of
+// out[c] (out[c][i] = src[i*ld + c]).
+__attribute__((target("avx512f"), always_inline)) inline void transpose16(const float* src, int64_t ld,
+                                                                           __m512 out[16]) {
   __m512 r[16], t[16];
-  for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(rows[i]);
+  for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ld);
   for (int i = 0; i < 8; i++) {
     t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
     t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
@@ -337,72 +257,115 @@ __attribute__((target("avx512f"))) void transpose16(const float* const* rows, fl
       t[8 * h + q + 4] = _mm512_shuffle_f32x4(r[8 * h + q], r[8 * h + q + 4], 0xDD);
     }
   for (int i = 0; i < 8; i++) {
-    _mm512_store_ps(dst + i * 16, _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88));
-    _mm512_store_ps(dst + (i + 8) * 16, _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD));
+    out[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    out[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
   }
 }
 
-template <int M>
+// Column groups [g0, g1) of C for M rows of op(A), G groups at a time (g1 - g0 a multiple of G).
+template <int M, int G>
 __attribute__((target("avx512f,fma"))) void smallMGroups(const MatmulP& P, const float* a, const float* b,
                                                          float* c, int64_t g0, int64_t g1, int kcBlock) {
-  alignas(64) float bt[256 * 16];  // one KC block of 16 rows of B, transposed (kcBlock <= 256)
-  for (int64_t g = g0; g < g1; g++) {
-    const int64_t j = g * 16;
-    const int cnt = (int)std::min<int64_t>(16, P.n - j);
-    const __mmask16 mask = (__mmask16)(cnt == 16 ? 0xffff : (1u << cnt) - 1);
-    __m512 tot[M];
-    for (int i = 0; i < M; i++)
-      tot[i] = P.acc ? _mm512_maskz_loadu_ps(mask, c + i * P.n + j) : _mm512_setzero_ps();
+  for (int64_t g = g0; g < g1; g += G) {
+    int64_t j[G];
+    int cnt[G];
+    __mmask16 mask[G];
+    const float* rows[G];  // transB: the first of each group's 16 rows (a short group repeats its last)
+    __m512 tot[G][M];
+    for (int gi = 0; gi < G; gi++) {
+      j[gi] = (g + gi) * 16;
+      cnt[gi] = (int)std::min<int64_t>(16, P.n - j[gi]);
+      mask[gi] = (__mmask16)(cnt[gi] == 16 ? 0xffff : (1u << cnt[gi]) - 1);
+      rows[gi] = b + j[gi] * P.k;
+      for (int i = 0; i < M; i++)
+        tot[gi][i] = P.acc ? _mm512_maskz_loadu_ps(mask[gi], c + i * P.n + j[gi]) : _mm512_setzero_ps();
+    }
     for (int64_t p0 = 0; p0 < P.k; p0 += kcBlock) {
       const int64_t p1 = std::min<int64_t>(P.k, p0 + kcBlock);
-      __m512 acc[M];
-      for (int i = 0; i < M; i++) acc[i] = _mm512_setzero_ps();
+      __m512 acc[G][M];
+      for (int gi = 0; gi < G; gi++)
+        for (int i = 0; i < M; i++) acc[gi][i] = _mm512_setzero_ps();
+      int64_t p = p0;
       if (P.tb) {
-        // 16 rows of B, transposed 16×16 at a time into an L1 buffer (bt[p*16 + row]).
-        const int64_t len = p1 - p0;
-        const float* rows[16];
-        for (int r = 0; r < 16; r++) rows[r] = b + (j + std::min(r, cnt - 1)) * P.k + p0;
-        int64_t q = 0;
-        for (; q + 16 <= len; q += 16) {
-          const float* at[16];
-          for (int r = 0; r < 16; r++) {
-            at[r] = rows[r] + q;
-            _mm_prefetch((const char*)(at[r] + 2 * kcBlock), _MM_HINT_T0);  // two blocks ahead (past the end: harmless)
+        for (; p + 16 <= p1; p += 16)
+#pragma GCC unroll 4
+          for (int gi = 0; gi < G; gi++) {
+            __m512 t[16];
+            if (cnt[gi] == 16) {
+              transpose16(rows[gi] + p, P.k, t);
+            } else {
+              alignas(64) float edge[16 * 16];
+              for (int r = 0; r < 16; r++)
+                std::memcpy(edge + r * 16, rows[gi] + std::min(r, cnt[gi] - 1) * P.k + p, 64);
+              transpose16(edge, 16, t);
+            }
+#pragma GCC unroll 16
+            for (int q = 0; q < 16; q++)
+#pragma GCC unroll 4
+              for (int i = 0; i < M; i++)
+                acc[gi][i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * P.k + p + q]), t[q], acc[gi][i]);
           }
-          transpose16(at, bt + q * 16);
-        }
-        for (; q < len; q++)
-          for (int r = 0; r < 16; r++) bt[q * 16 + r] = rows[r][q];
+        for (; p < p1; p++)  // the last few p of k
+          for (int gi = 0; gi < G; gi++) {
+            alignas(64) float col[16];
+            for (int r = 0; r < 16; r++) col[r] = rows[gi][std::min(r, cnt[gi] - 1) * P.k + p];
+            const __m512 bv = _mm512_load_ps(col);
+            for (int i = 0; i < M; i++) acc[gi][i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * P.k + p]), bv, acc[gi][i]);
+          }
+      } else {
+        for (; p < p1; p++)
+          for (int gi = 0; gi < G; gi++) {
+            const __m512 bv = _mm512_maskz_loadu_ps(mask[gi], b + p * P.n + j[gi]);
+            for (int i = 0; i < M; i++) acc[gi][i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * P.k + p]), bv, acc[gi][i]);
+          }
       }
-      for (int64_t p = p0; p < p1; p++) {
-        const __m512 bv = P.tb ? _mm512_load_ps(bt + (p - p0) * 16) : _mm512_maskz_loadu_ps(mask, b + p * P.n + j);
-        #pragma GCC unroll 4
-        for (int i = 0; i < M; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * P.k + p]), bv, acc[i]);
-      }
-      for (int i = 0; i < M; i++) tot[i] = (p0 == 0 && !P.acc) ? acc[i] : _mm512_add_ps(acc[i], tot[i]);
+      for (int gi = 0; gi < G; gi++)
+        for (int i = 0; i < M; i++)
+          tot[gi][i] = (p0 == 0 && !P.acc) ? acc[gi][i] : _mm512_add_ps(acc[gi][i], tot[gi][i]);
     }
-    for (int i = 0; i < M; i++) _mm512_mask_storeu_ps(c + i * P.n + j, mask, tot[i]);
+    for (int gi = 0; gi < G; gi++)
+      for (int i = 0; i < M; i++) _mm512_mask_storeu_ps(c + i * P.n + j[gi], mask[gi], tot[gi][i]);
   }
+}
+
+// M rows, groups of 16 columns one at a time. Interleaving G > 1 groups (more FMA chains in flight) was
+// measured slower for the decode shape: 2 or 4 groups read 32 or 64 rows of B at once, and those many
+// streams ran at 35 and 31 GB/s against 51 for 16 (1×2048·(8192×2048)ᵀ, 2 threads).
+template <int M>
+void smallMRange(const MatmulP& P, const float* a, const float* b, float* c, int64_t g0, int64_t g1, int kcBlock) {
+  smallMGroups<M, 1>(P, a, b, c, g0, g1, kcBlock);
 }
 
 void smallMAvx512(const MatmulP& P, int kcBlock) {
   const int64_t groups = (P.n + 15) / 16;
+  // ~256 KB of B per chunk (at least 4 groups, a multiple of 4).
+  const int64_t grain = std::max<int64_t>(4, (4096 / std::max<int64_t>(1, P.k) + 3) & ~int64_t(3));
   for (int64_t bi = 0; bi < P.batch; bi++) {
     const float* a = P.a + bi * P.sa;
     const float* b = P.b + bi * P.sb;
     float* c = P.c + bi * P.sc;
-    parallelFor(groups, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, P.k)),
-                [&](int64_t g0, int64_t g1) {
-                  switch (P.m) {
-                    case 1: return smallMGroups<1>(P, a, b, c, g0, g1, kcBlock);
-                    case 2: return smallMGroups<2>(P, a, b, c, g0, g1, kcBlock);
-                    case 3: return smallMGroups<3>(P, a, b, c, g0, g1, kcBlock);
-                    default: return smallMGroups<4>(P, a, b, c, g0, g1, kcBlock);
-                  }
-                });
+    parallelFor(groups, grain, [&](int64_t g0, int64_t g1) {
+      switch (P.m) {
+        case 1: return smallMRange<1>(P, a, b, c, g0, g1, kcBlock);
+        case 2: return smallMRange<2>(P, a, b, c, g0, g1, kcBlock);
+        case 3: return smallMRange<3>(P, a, b, c, g0, g1, kcBlock);
+        default: return smallMRange<4>(P, a, b, c, g0, g1, kcBlock);
+      }
+    });
   }
 }
 #endif
+
+}  // namespace
+
+// C (m×n) = A (m×k) · Bᵀ with B n×k in bf16 (prefill with bf16 weights; native/gemv.cc has the GEMV).
+void gemmBf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k) {
+  MatmulP P{a, nullptr, c, 1, m, n, k, 0, 0, 0, false, true, false, b};
+  gemmTiled(P);
+}
+
+namespace {
+
 
 void matmul(const MatmulP& P) {
   if (P.m == 0 || P.n == 0) return;
@@ -411,22 +374,6 @@ void matmul(const MatmulP& P) {
     return smallMAvx512(P, std::min(256, gemmShape().kc));
 #endif
   gemmTiled(P);
-}
-
-void matmulBf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k) {
-  const int64_t groups = (n + 3) / 4;
-  parallelFor(groups, std::max<int64_t>(4, 4096 / std::max<int64_t>(1, k)), [&](int64_t g0, int64_t g1) {
-    for (int64_t g = g0; g < g1; g++) {
-      const int64_t j = g * 4, cnt = std::min<int64_t>(4, n - j);
-      const uint16_t* w[4];
-      for (int r = 0; r < 4; r++) w[r] = b + (j + std::min<int64_t>(r, cnt - 1)) * k;
-      float out[4];
-      for (int64_t i = 0; i < m; i++) {
-        dotBf16x4(a + i * k, w, k, out);
-        for (int64_t r = 0; r < cnt; r++) c[i * n + j + r] = out[r];
-      }
-    }
-  });
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -544,17 +491,6 @@ napi_value Matmul(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
-// matmulBf16(a, bBits, c, m, n, k)
-napi_value MatmulBf16(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  int64_t m = A.i64(3), n = A.i64(4), k = A.i64(5);
-  const float* a = A.f32(0, m * k);
-  const uint16_t* b = static_cast<const uint16_t*>(A.arr(1, napi_uint16_array, n * k));
-  float* c = A.f32(2, m * n);
-  if (!A.failed) matmulBf16(a, b, c, m, n, k);
-  return undef(env);
-}
-
 napi_value RmsNorm(napi_env env, napi_callback_info info) {
   Args A(env, info);
   int64_t rows = A.i64(4), dim = A.i64(5);
@@ -649,7 +585,6 @@ void registerCore(napi_env env, napi_value exports) {
       {"init", Init},
       {"threads", Threads},
       {"matmul", Matmul},
-      {"matmulBf16", MatmulBf16},
       {"rmsNorm", RmsNorm},
       {"rmsNormBackward", RmsNormBackward},
       {"swiglu", Swiglu},
@@ -665,6 +600,7 @@ namespace {
 napi_value ModuleInit(napi_env env, napi_value exports) {
   herd::isa = herd::detectIsa();
   herd::registerCore(env, exports);
+  herd::registerGemv(env, exports);
   herd::registerAttention(env, exports);
   herd::registerQuant(env, exports);
   return exports;

@@ -279,8 +279,12 @@ inline void registerFns(napi_env env, napi_value exports, const NamedFn* fns, si
   }
 }
 
+// C (m×n) = A (m×k) · Bᵀ, B n×k in bf16, by the tiled SGEMM (herd.cc; many rows of A: prefill).
+void gemmBf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k);
+
 // One per source file; herd.cc's ModuleInit calls them all.
 void registerCore(napi_env env, napi_value exports);       // herd.cc: GEMM, GEMV, rows, AdamW
+void registerGemv(napi_env env, napi_value exports);       // gemv.cc: bf16 GEMV, bandwidth probe
 void registerAttention(napi_env env, napi_value exports);  // attention.cc
 void registerQuant(napi_env env, napi_value exports);      // quant.cc
 

@@ -81,6 +81,20 @@ export interface Backend {
    */
   matmulBf16?(a: Float32Array, bBits: Uint16Array, c: Float32Array, m: number, n: number, k: number): void;
 
+  /**
+   * Optional: c[q] = A·b[q]ᵀ for several bf16 weights sharing A (each b[q] is n[q]×k), in one kernel
+   * call, so a decode step's Q/K/V (or gate/up) projections cost one parallel dispatch instead of three.
+   * Same results as matmulBf16 on each.
+   */
+  matmulBf16Many?(
+    a: Float32Array,
+    bBits: readonly Uint16Array[],
+    c: readonly Float32Array[],
+    m: number,
+    n: readonly number[],
+    k: number,
+  ): void;
+
   // --- elementwise (n elements) --------------------------------------------------------------
   add(a: Float32Array, b: Float32Array, out: Float32Array, n: number): void;
   mul(a: Float32Array, b: Float32Array, out: Float32Array, n: number): void;

@@ -33,6 +33,9 @@ export function argmax(logits: ArrayLike<number>): number {
   return best;
 }
 
+/** Probability floors (relative to the most likely token) tried before sorting every token. */
+const CANDIDATE_THRESHOLDS = [1e-3, 1e-6, 1e-12];
+
 /**
  * The distribution sampling draws from, as (token, probability) pairs in descending probability,
  * after temperature, top-k and the reference top-p rule, renormalised to sum to 1.
@@ -52,12 +55,39 @@ export function samplingDistribution(
   let max = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < V; i++) if (logits[i]! > max) max = logits[i]!;
   const p = new Float64Array(V);
-  for (let i = 0; i < V; i++) p[i] = Math.exp((logits[i]! - max) / temperature);
-  const order = Int32Array.from({ length: V }, (_, i) => i).sort((a, b) => p[b]! - p[a]! || a - b);
-  let keep = topK > 0 ? Math.min(topK, V) : V;
-  // Mass of the top-k tokens: top-p looks at cumulative mass after top-k renormalised.
-  let kept = 0;
-  for (let r = 0; r < keep; r++) kept += p[order[r]!]!;
+  let total = 0;
+  for (let i = 0; i < V; i++) total += p[i] = Math.exp((logits[i]! - max) / temperature);
+  const byProbability = (a: number, b: number) => p[b]! - p[a]! || a - b;
+  // Sorting all 128K tokens costs more than a decode step, so only the candidates with p ≥ t (p is
+  // relative to the largest, which is 1) are sorted when the kept set provably lies inside them: the k
+  // most likely when top-k is set and at least k are candidates; else, without top-k, the top-p prefix
+  // when the candidates' mass already exceeds p (every other token then has more than p before it).
+  let order: Int32Array | null = null;
+  let keep = 0;
+  let kept = 0; // mass of the top-k tokens: top-p looks at cumulative mass after top-k renormalised
+  for (const t of CANDIDATE_THRESHOLDS) {
+    let count = 0;
+    let mass = 0;
+    for (let i = 0; i < V; i++)
+      if (p[i]! >= t) {
+        count++;
+        mass += p[i]!;
+      }
+    const byTopK = topK > 0 && topK <= count;
+    if (!byTopK && !(topK === 0 && mass > topP * total)) continue;
+    order = new Int32Array(count);
+    for (let i = 0, c = 0; i < V; i++) if (p[i]! >= t) order[c++] = i;
+    order.sort(byProbability);
+    keep = byTopK ? topK : count;
+    if (byTopK) for (let r = 0; r < keep; r++) kept += p[order[r]!]!;
+    else kept = total;
+    break;
+  }
+  if (!order) {
+    order = Int32Array.from({ length: V }, (_, i) => i).sort(byProbability);
+    keep = topK > 0 ? Math.min(topK, V) : V;
+    for (let r = 0; r < keep; r++) kept += p[order[r]!]!;
+  }
   let cum = 0;
   for (let r = 0; r < keep; r++) {
     // Reference rule: drop the token if the mass before it already exceeds p.
@@ -69,9 +99,9 @@ export function samplingDistribution(
   }
   const ids = order.slice(0, keep);
   const probs = new Float64Array(keep);
-  let total = 0;
-  for (let r = 0; r < keep; r++) total += p[ids[r]!]!;
-  for (let r = 0; r < keep; r++) probs[r] = p[ids[r]!]! / total;
+  let z = 0;
+  for (let r = 0; r < keep; r++) z += p[ids[r]!]!;
+  for (let r = 0; r < keep; r++) probs[r] = p[ids[r]!]! / z;
   return { ids, probs };
 }
 

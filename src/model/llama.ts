@@ -5,6 +5,7 @@
 // used as stored). Weights are a map from Hugging Face names to tensors (weights.ts).
 import { getBackend } from "../backends/index.js";
 import { widenBf16 } from "../backends/js/bf16.js";
+import { linearsBf16 } from "../tensor/linearBf16.js";
 import {
   add,
   attention,
@@ -272,15 +273,17 @@ export class Llama {
     const K = c.numKeyValueHeads;
     const hd = c.headDim;
     const x = rmsNorm(h, w.attnNorm, c.rmsNormEps);
-    const q = rope(reshape(linear(x, w.wq), [B, T, H, hd]), positions, this.invFreq);
-    const k = rope(reshape(linear(x, w.wk), [B, T, K, hd]), positions, this.invFreq);
-    const v = reshape(linear(x, w.wv), [B, T, K, hd]);
+    const [xq, xk, xv] = linears(x, [w.wq, w.wk, w.wv]);
+    const q = rope(reshape(xq!, [B, T, H, hd]), positions, this.invFreq);
+    const k = rope(reshape(xk!, [B, T, K, hd]), positions, this.invFreq);
+    const v = reshape(xv!, [B, T, K, hd]);
     const a = cache
       ? this.cachedAttention(l, q, k, v, cache, docIds, kDocIds)
       : attention(q, k, v, { docIds });
     h = add(h, linear(reshape(a, [B, T, H * hd]), w.wo));
     const y = rmsNorm(h, w.ffnNorm, c.rmsNormEps);
-    return add(h, linear(swiglu(linear(y, w.w1), linear(y, w.w3)), w.w2));
+    const [gate, up] = linears(y, [w.w1, w.w3]);
+    return add(h, linear(swiglu(gate!, up!), w.w2));
   }
 
   /** Attention of T new queries over the cached keys plus their own (causal offset S−T). */
@@ -323,6 +326,18 @@ export class Llama {
     }
     return out;
   }
+}
+
+/**
+ * x·Wᵀ for several weights sharing x: bf16 weights at inference go through one fused kernel call (a
+ * decode step's Q/K/V, or gate/up: one parallel dispatch instead of several), anything else is one
+ * `linear` each (the training path).
+ */
+function linears(x: Tensor, ws: readonly Tensor[]): Tensor[] {
+  const d = x.shape[x.rank - 1]!;
+  const fused = ws[0]!.dtype === "bf16" ? linearsBf16(reshape(x, [x.size / d, d]), ws) : null;
+  if (!fused) return ws.map((w) => linear(x, w));
+  return fused.map((y, i) => reshape(y, [...x.shape.slice(0, -1), ws[i]!.shape[0]!]));
 }
 
 /** The document ids of the last T of S keys per row (the queries' own). */

@@ -73,3 +73,28 @@ export function linearBf16(x: Tensor, w: Tensor): Tensor {
   }
   return out;
 }
+
+/**
+ * x [rows, k] · Wᵀ for several bf16 weights sharing x (a layer's Q, K and V, or its gate and up
+ * projections) in one backend call when the backend has `matmulBf16Many`; null when it does not apply
+ * (a weight is not bf16, gradients are being recorded, or no fused kernel), so the caller does one
+ * `linear` each. Results equal `linearBf16` on each weight.
+ */
+export function linearsBf16(x: Tensor, ws: readonly Tensor[]): Tensor[] | null {
+  const backend = getBackend();
+  if (!backend.matmulBf16Many || x.dtype !== "f32" || x.rank !== 2 || (isGradEnabled() && x.requiresGrad))
+    return null;
+  const k = x.shape[1]!;
+  if (ws.some((w) => w.dtype !== "bf16" || w.rank !== 2 || w.shape[1] !== k || w.requiresGrad)) return null;
+  const m = x.shape[0]!;
+  const outs = ws.map((w) => zeros([m, w.shape[0]!]));
+  backend.matmulBf16Many(
+    x.data,
+    ws.map((w) => w.halfBits),
+    outs.map((o) => o.data),
+    m,
+    ws.map((w) => w.shape[0]!),
+    k,
+  );
+  return outs;
+}

@@ -45,6 +45,53 @@ test("temperature sharpens or flattens; top-k cuts before top-p", () => {
   assert.throws(() => samplingDistribution(l, { temperature: 1, topP: 0 }), /topP 0 must be in \(0, 1\]/);
 });
 
+test("on a 128K vocabulary the distribution equals the sort-everything reference rule", () => {
+  // The reference: sort all tokens by probability, top-k, then drop each token whose mass before it
+  // exceeds p, renormalise.
+  const reference = (l: Float32Array, T: number, topP: number, topK: number) => {
+    let max = Number.NEGATIVE_INFINITY;
+    for (const x of l) max = Math.max(max, x);
+    const p = Array.from(l, (x) => Math.exp((x - max) / T));
+    const order = p.map((_, i) => i).sort((a, b) => p[b]! - p[a]! || a - b);
+    const top = topK > 0 ? order.slice(0, topK) : order;
+    const kept = top.reduce((s, i) => s + p[i]!, 0);
+    const ids: number[] = [];
+    let cum = 0;
+    for (const i of top) {
+      if (cum / kept > topP) break;
+      ids.push(i);
+      cum += p[i]!;
+    }
+    const z = ids.reduce((s, i) => s + p[i]!, 0);
+    return { ids, probs: ids.map((i) => p[i]! / z) };
+  };
+  const V = 128256;
+  let s = 5;
+  const rand = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+  // Peaked like a trained model's logits (a few likely tokens over a long tail), and flat.
+  const peaked = Float32Array.from({ length: V }, () => -12 * rand() ** 0.15 + 2);
+  const flat = Float32Array.from({ length: V }, () => rand());
+  for (const [l, T, topP, topK] of [
+    [peaked, 0.6, 0.9, 0],
+    [peaked, 1, 0.99, 0],
+    [peaked, 0.7, 1, 40],
+    [peaked, 0.7, 0.5, 40],
+    [peaked, 1, 1, 0],
+    [flat, 1, 0.9, 0],
+    [flat, 1, 0.9, 5],
+  ] as const) {
+    const got = samplingDistribution(l, { temperature: T, topP, topK });
+    const want = reference(l, T, topP, topK);
+    const label = `T=${T} topP=${topP} topK=${topK} (${want.ids.length} kept)`;
+    assert.deepEqual([...got.ids], want.ids, label);
+    for (let r = 0; r < want.probs.length; r++)
+      assert.ok(Math.abs(got.probs[r]! - want.probs[r]!) < 1e-12, `${label}: p[${r}]`);
+  }
+});
+
 test("seeded sampling is reproducible and follows the distribution", () => {
   const l = logp([0.6, 0.3, 0.1]);
   const draw = (seed: number) => {

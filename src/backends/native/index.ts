@@ -37,6 +37,8 @@ interface Addon {
     accumulate: boolean,
   ): void;
   matmulBf16(a: F32, b: Uint16Array, c: F32, m: number, n: number, k: number): void;
+  matmulBf16Many(a: F32, b: Uint16Array[], c: F32[], m: number, n: number[], k: number): void;
+  memoryBandwidth(bytes: number, reps: number): { read: number; copy: number };
   rmsNorm(x: F32, w: F32, out: F32, rstd: F32, rows: number, dim: number, eps: number): void;
   rmsNormBackward(
     dy: F32,
@@ -156,6 +158,22 @@ function loadAddon(): Addon | null {
   return addon;
 }
 
+/**
+ * Memory bandwidth on the addon's pool, restarted with `threads` (default HERD_THREADS, else every core): the
+ * best of `reps` passes over a `bytes`-sized buffer, each thread streaming its own slice, reading only
+ * (`read`, what a decode step does to its weights) and copying (`copy`, bytes read + written), in bytes/s.
+ */
+export function nativeMemoryBandwidth(
+  bytes: number,
+  reps = 5,
+  threads?: number,
+): { read: number; copy: number } {
+  const n = loadAddon();
+  if (!n) throw new Error(`native backend: ${loadError}`);
+  n.init(threads ?? threadsFromEnv()); // (re)starts the one pool
+  return n.memoryBandwidth(bytes, reps);
+}
+
 /** Whether the addon was built and loads here. */
 export function nativeAvailable(): boolean {
   return loadAddon() !== null;
@@ -260,6 +278,9 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
     },
     matmulBf16(a, bBits, c, m, nn, k) {
       n.matmulBf16(a, bBits, c, m, nn, k);
+    },
+    matmulBf16Many(a, bBits, c, m, ns, k) {
+      n.matmulBf16Many(a, bBits as Uint16Array[], c as F32[], m, ns as number[], k);
     },
     rmsNorm(x, w, out, rstd, rows, dim, eps) {
       n.rmsNorm(x, w, out, rstd, rows, dim, eps);
