@@ -35,11 +35,18 @@ inline float halfToFloat(uint16_t h) {
   return f;
 }
 
+// Software prefetch: while a group of four rows is dotted, the SIMD kernels prefetch the same position in
+// the rows PREFETCH_GROUPS groups further on (pf bytes ahead). They spend many instructions per byte (a
+// Q4_0 block is 18 bytes), so the out-of-order window alone keeps too few cache misses in flight to stream
+// from memory; measured here (one thread, 285 MB of Q8_0), 1024 bytes ahead gave 13 GB/s, one to three
+// groups ahead 24-37 GB/s (bf16 GEMV without prefetch: 23 GB/s). Past the end of W it is harmless.
+constexpr int64_t PREFETCH_GROUPS = 2;
+
 inline uint16_t loadScale(const uint8_t* p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
 // out[r] = Σ_p x[p]·w_r[p] over nb whole blocks, for the 4 rows w[0..3] (each nb blocks of `F`).
 template <int F>
-void dotQx4Generic(const float* x, const uint8_t* const* w, int64_t nb, float* out) {
+void dotQx4Generic(const float* x, const uint8_t* const* w, int64_t nb, float* out, int64_t pf) {
   for (int r = 0; r < 4; r++) {
     float acc = 0;
     for (int64_t b = 0; b < nb; b++) {
@@ -60,13 +67,14 @@ void dotQx4Generic(const float* x, const uint8_t* const* w, int64_t nb, float* o
 #if HERD_X86
 __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))) void dotQ8x4Avx512(const float* x,
                                                                                    const uint8_t* const* w,
-                                                                                   int64_t nb, float* out) {
+                                                                                   int64_t nb, float* out, int64_t pf) {
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   for (int64_t b = 0; b < nb; b++) {
     const __m512 x0 = _mm512_loadu_ps(x + b * QK), x1 = _mm512_loadu_ps(x + b * QK + 16);
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) {
       const uint8_t* p = w[r] + b * 34;
+      _mm_prefetch((const char*)(p + pf), _MM_HINT_T0);
       const __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(p + 2))));
       const __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(p + 18))));
       const __m512 t = _mm512_fmadd_ps(x1, q1, _mm512_mul_ps(x0, q0));
@@ -78,21 +86,21 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))) void dotQ8x4Avx512
 
 __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))) void dotQ4x4Avx512(const float* x,
                                                                                    const uint8_t* const* w,
-                                                                                   int64_t nb, float* out) {
-  // q − 8 for q = 0..15, looked up by the nibble (one permute instead of subtract + convert).
-  const __m512 table = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
-  const __m128i low = _mm_set1_epi8(15);
+                                                                                   int64_t nb, float* out, int64_t pf) {
+  // The 16 bytes widen to 16 dwords once; value j is then the low nibble of dword j, value j+16 the high
+  // one (integer and/shift, no second shuffle). Subtracting 8 is integer too.
+  const __m512i low = _mm512_set1_epi32(15), eight = _mm512_set1_epi32(8);
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   for (int64_t b = 0; b < nb; b++) {
     const __m512 x0 = _mm512_loadu_ps(x + b * QK), x1 = _mm512_loadu_ps(x + b * QK + 16);
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) {
       const uint8_t* p = w[r] + b * 18;
-      const __m128i bytes = _mm_loadu_si128((const __m128i*)(p + 2));
-      const __m512i i0 = _mm512_cvtepu8_epi32(_mm_and_si128(bytes, low));
-      const __m512i i1 = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(bytes, 4), low));
-      const __m512 t =
-          _mm512_fmadd_ps(x1, _mm512_permutexvar_ps(i1, table), _mm512_mul_ps(x0, _mm512_permutexvar_ps(i0, table)));
+      if (!(b & 1)) _mm_prefetch((const char*)(p + pf), _MM_HINT_T0);
+      const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(p + 2)));
+      const __m512 q0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, low), eight));
+      const __m512 q1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight));
+      const __m512 t = _mm512_fmadd_ps(x1, q1, _mm512_mul_ps(x0, q0));
       acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(loadScale(p))), t, acc[r]);
     }
   }
@@ -111,7 +119,7 @@ __attribute__((target("avx2,fma,f16c"))) inline __m256 i8to8f(const uint8_t* p) 
 }
 
 __attribute__((target("avx2,fma,f16c"))) void dotQ8x4Avx2(const float* x, const uint8_t* const* w, int64_t nb,
-                                                          float* out) {
+                                                          float* out, int64_t pf) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int64_t b = 0; b < nb; b++) {
     const float* xb = x + b * QK;
@@ -119,6 +127,7 @@ __attribute__((target("avx2,fma,f16c"))) void dotQ8x4Avx2(const float* x, const 
                  x3 = _mm256_loadu_ps(xb + 24);
     for (int r = 0; r < 4; r++) {
       const uint8_t* p = w[r] + b * 34 + 2;
+      _mm_prefetch((const char*)(p + pf), _MM_HINT_T0);
       __m256 t = _mm256_mul_ps(x0, i8to8f(p));
       t = _mm256_fmadd_ps(x1, i8to8f(p + 8), t);
       t = _mm256_fmadd_ps(x2, i8to8f(p + 16), t);
@@ -130,7 +139,7 @@ __attribute__((target("avx2,fma,f16c"))) void dotQ8x4Avx2(const float* x, const 
 }
 
 __attribute__((target("avx2,fma,f16c"))) void dotQ4x4Avx2(const float* x, const uint8_t* const* w, int64_t nb,
-                                                          float* out) {
+                                                          float* out, int64_t pf) {
   const __m128i low = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int64_t b = 0; b < nb; b++) {
@@ -139,6 +148,7 @@ __attribute__((target("avx2,fma,f16c"))) void dotQ4x4Avx2(const float* x, const 
                  x3 = _mm256_loadu_ps(xb + 24);
     for (int r = 0; r < 4; r++) {
       const uint8_t* p = w[r] + b * 18;
+      if (!(b & 1)) _mm_prefetch((const char*)(p + pf), _MM_HINT_T0);
       const __m128i bytes = _mm_loadu_si128((const __m128i*)(p + 2));
       const __m128i lo = _mm_sub_epi8(_mm_and_si128(bytes, low), eight);  // q − 8 as int8, values 0..15
       const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(bytes, 4), low), eight);  // values 16..31
@@ -153,7 +163,7 @@ __attribute__((target("avx2,fma,f16c"))) void dotQ4x4Avx2(const float* x, const 
 }
 #endif
 
-using DotQx4 = void (*)(const float*, const uint8_t* const*, int64_t, float*);
+using DotQx4 = void (*)(const float*, const uint8_t* const*, int64_t, float*, int64_t);
 
 DotQx4 pickDot(int f) {
 #if HERD_X86
@@ -173,6 +183,7 @@ void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t 
     a = padded.data();
   }
   const DotQx4 dot = pickDot(f);
+  const int64_t pf = PREFETCH_GROUPS * 4 * rowBytes;
   const int64_t groups = (n + 3) / 4;
   parallelFor(groups, std::max<int64_t>(4, 16384 / std::max<int64_t>(1, kp)), [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; g++) {
@@ -181,7 +192,7 @@ void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t 
       for (int r = 0; r < 4; r++) rows[r] = w + (j + std::min<int64_t>(r, cnt - 1)) * rowBytes;
       float out[4];
       for (int64_t i = 0; i < m; i++) {
-        dot(a + i * kp, rows, nb, out);
+        dot(a + i * kp, rows, nb, out, pf);
         for (int64_t r = 0; r < cnt; r++) c[i * n + j + r] = out[r];
       }
     }

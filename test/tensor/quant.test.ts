@@ -3,7 +3,9 @@
 // against the js reference, for one row and several, a k that is not a multiple of 32, a row count
 // that is not a multiple of 4).
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { after, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { backendNames, getBackend, setBackend } from "../../src/backends/index.js";
 import { matmulQuant } from "../../src/backends/js/quant.js";
 import {
@@ -117,6 +119,28 @@ for (const name of backendNames()) {
     }
   });
 }
+
+// The native addon picks its ISA once at load: the AVX2 and portable kernels run in child processes.
+if (backendNames().includes("native") && !process.env.HERD_NATIVE_ISA)
+  test("the native AVX2 and portable quantised kernels equal the js reference too", () => {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.NODE_TEST_CONTEXT; // else the child reports to this runner instead of printing TAP
+    for (const isa of ["avx2", "generic"]) {
+      const r = spawnSync(
+        process.execPath,
+        [
+          "--test",
+          "--test-reporter=tap",
+          "--test-name-pattern",
+          "reference kernel \\(native\\)",
+          fileURLToPath(import.meta.url),
+        ],
+        { env: { ...env, HERD_NATIVE_ISA: isa }, encoding: "utf8" },
+      );
+      assert.equal(r.status, 0, `${isa}: ${r.stdout.slice(-1500)}`);
+      assert.match(r.stdout, /# pass 1\n/, isa);
+    }
+  });
 
 test("QuantTensor checks its byte count and refuses gradients", () => {
   assert.throws(
