@@ -14,6 +14,7 @@ register("layers", () => import("./layers.js"));
 register("model", () => import("./model.js"));
 register("data", () => import("./data.js"));
 register("train", () => import("./train.js"));
+register("quant", () => import("./quant.js"));
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
