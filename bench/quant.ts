@@ -2,7 +2,7 @@
 // makes it, in a temporary directory deleted afterwards) is quantised by `herd quantize`'s code to Q8_0
 // and Q4_0, and each is asked to continue a short prompt in its own child process: decode tokens/s for
 // bf16 on the wasm backend (the default one) and bf16, Q8_0 and Q4_0 on the native backend, side by side
-// with ratios, each beside its roofline (bytes of weights one decode step reads over the memory bandwidth
+// with ratios (and Q8_0/Q4_0 on wasm, which borrows the native quantised GEMV), each beside its roofline (bytes of weights one decode step reads over the memory bandwidth
 // measured here), and the peak resident memory (VmHWM) per format.
 //
 // Knobs: HERD_BENCH_PROMPT (32 tokens: short, so decode is the weights' GEMVs, not attention over a long
@@ -120,6 +120,8 @@ export async function run(): Promise<void> {
       ["native", "bf16"],
       ["native", "q8_0"],
       ["native", "q4_0"],
+      ["wasm", "q8_0"],
+      ["wasm", "q4_0"],
     ];
     const self = fileURLToPath(import.meta.url);
     const results: (ChildResult & { rate: number; roofline: number; bytes: number })[] = [];

@@ -84,8 +84,9 @@ export interface Backend {
   matmulBf16?(a: Float32Array, bBits: Uint16Array, c: Float32Array, m: number, n: number, k: number): void;
   /**
    * Optional: C (m×n) = A (m×k) · Wᵀ with W (n×k) as GGUF Q8_0/Q4_0 blocks (a linear layer on
-   * weight-only quantised weights; C is overwritten). Inference only. Layout and semantics, and the
-   * reference kernel every backend without its own gets: src/backends/js/quant.ts.
+   * weight-only quantised weights; C is overwritten). Inference only. Layout, semantics and the reference
+   * kernel: src/backends/js/quant.ts. A backend without its own gets the native addon's where it is built,
+   * else the reference (src/tensor/quant.ts).
    */
   matmulQuant?(
     a: Float32Array,

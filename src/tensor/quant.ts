@@ -9,7 +9,7 @@
 //         q = min(15, trunc(x·id + 8.5)); store f16(d). (Note q is computed with the f32 d, dequantised
 //         with the f16 one, as ggml does.)
 
-import { getBackend } from "../backends/index.js";
+import { type Backend, backendByName, backendNames, getBackend } from "../backends/index.js";
 import {
   dequantizeRow,
   matmulQuant as jsMatmulQuant,
@@ -183,9 +183,22 @@ export function embeddingQuant(table: QuantTensor, ids: Int32Array, shape: reado
 }
 
 /**
- * x [rows, k] · Wᵀ for a quantised W [n, k] → [rows, n] f32. The backend's `matmulQuant` runs when it
- * has one, else the js reference (src/backends/js/quant.ts). No autograd.
+ * The kernel for the active backend: its own `matmulQuant`; for a backend without one (wasm), the native
+ * addon's when it is built here (it reads any Float32Array in place, wasm memory included, so the default
+ * backend decodes a quantised model at native speed); else, and always on the js backend, the js
+ * reference (src/backends/js/quant.ts).
  */
+function quantKernel(): NonNullable<Backend["matmulQuant"]> {
+  const backend = getBackend();
+  if (backend.matmulQuant) return backend.matmulQuant;
+  if (backend.name !== "js" && backendNames().includes("native")) {
+    const native = backendByName("native").matmulQuant;
+    if (native) return native;
+  }
+  return jsMatmulQuant;
+}
+
+/** x [rows, k] · Wᵀ for a quantised W [n, k] → [rows, n] f32 (kernel: see quantKernel). No autograd. */
 export function linearQuant(x: Tensor, w: QuantTensor): Tensor {
   if (x.dtype !== "f32") throw new Error(`linear: input ${x} is ${x.dtype}; compute ops take f32`);
   if (isGradEnabled() && x.requiresGrad)
@@ -197,7 +210,6 @@ export function linearQuant(x: Tensor, w: QuantTensor): Tensor {
     throw new Error(`linearQuant: input ${shapeStr(x.shape)} does not match weight ${shapeStr(w.shape)}`);
   const m = x.shape[0]!;
   const out = zeros([m, n]);
-  const kernel = getBackend().matmulQuant ?? jsMatmulQuant;
-  kernel(x.data, w.blocks, out.data, m, n, k, w.format);
+  quantKernel()(x.data, w.blocks, out.data, m, n, k, w.format);
   return out;
 }
