@@ -1,9 +1,10 @@
 // `herd quantize --model IN --out OUT --format q8_0|q4_0`: weight-only quantisation of a bf16 or f32
 // checkpoint into a directory `herd generate`, `herd chat` and `herd perplexity` load as they are
 // (format: src/model/checkpoint/quant.ts). The tokenizer files beside the model are copied along.
-import { copyFileSync, existsSync, renameSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { writeFileAtomic } from "../io/atomic.js";
 import { quantizeCheckpoint } from "../model/quantize.js";
 import { isQuantFormat } from "../tensor/quant.js";
 import { UsageError } from "./modelArgs.js";
@@ -56,10 +57,7 @@ export async function run(argv: string[]): Promise<number> {
     });
     for (const f of COPIED) {
       const src = join(values.model, f);
-      if (!existsSync(src)) continue;
-      const tmp = join(values.out, `.${f}.tmp`);
-      copyFileSync(src, tmp);
-      renameSync(tmp, join(values.out, f));
+      if (existsSync(src)) writeFileAtomic(join(values.out, f), readFileSync(src));
     }
     const mb = (b: number) => `${(b / 1e6).toFixed(b < 1e7 ? 2 : 0)} MB`;
     process.stdout.write(
