@@ -34,6 +34,8 @@ interface ChildResult {
   backend: string;
   dtype: string;
   loadSeconds: number;
+  promptTokens: number;
+  prefillSeconds: number;
   decodeTokens: number;
   decodeSeconds: number;
   rssAfterLoadBytes: number;
@@ -61,6 +63,8 @@ async function child(dir: string): Promise<void> {
     backend: getBackend().name,
     dtype: model.dtype,
     loadSeconds,
+    promptTokens: r.promptTokens,
+    prefillSeconds: r.prefillSeconds,
     decodeTokens: r.decodeTokens,
     decodeSeconds: r.decodeSeconds,
     rssAfterLoadBytes,
@@ -145,7 +149,7 @@ export async function run(): Promise<void> {
     }
     const wasm = results[0]!.rate;
     const nativeBf16 = results[1]!.rate;
-    const w = [8, 8, 12, 14, 12, 10, 12, 12, 14, 10];
+    const w = [8, 8, 10, 14, 10, 8, 12, 12, 14, 16, 8];
     console.log(
       row(
         [
@@ -158,6 +162,7 @@ export async function run(): Promise<void> {
           "× bf16 nat",
           "× bf16 wasm",
           "RSS load/peak",
+          "prefill tok/s",
           "load s",
         ],
         w,
@@ -176,6 +181,7 @@ export async function run(): Promise<void> {
             `${(r.rate / nativeBf16).toFixed(2)}×`,
             `${(r.rate / wasm).toFixed(2)}×`,
             `${(r.rssAfterLoadBytes / GB).toFixed(2)}/${(r.maxRssBytes / GB).toFixed(2)} GB`,
+            (r.promptTokens / r.prefillSeconds).toFixed(1),
             r.loadSeconds.toFixed(1),
           ],
           w,
