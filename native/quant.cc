@@ -87,9 +87,11 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))) void dotQ8x4Avx512
 __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))) void dotQ4x4Avx512(const float* x,
                                                                                    const uint8_t* const* w,
                                                                                    int64_t nb, float* out, int64_t pf) {
-  // The 16 bytes widen to 16 dwords once; value j is then the low nibble of dword j, value j+16 the high
-  // one (integer and/shift, no second shuffle). Subtracting 8 is integer too.
-  const __m512i low = _mm512_set1_epi32(15), eight = _mm512_set1_epi32(8);
+  // The 16 bytes widen to 16 dwords once; value j is the low nibble of dword j, value j+16 the high one.
+  // d·(q − 8) is looked up in a 16-entry table scaled by the block's d (one multiply per block), so a
+  // nibble becomes its weight with one permute: no subtract, no int→float conversion, no final scaling.
+  const __m512 table = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+  const __m512i low = _mm512_set1_epi32(15);
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   for (int64_t b = 0; b < nb; b++) {
     const __m512 x0 = _mm512_loadu_ps(x + b * QK), x1 = _mm512_loadu_ps(x + b * QK + 16);
@@ -98,10 +100,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))) void dotQ4x4Avx512
       const uint8_t* p = w[r] + b * 18;
       if (!(b & 1)) _mm_prefetch((const char*)(p + pf), _MM_HINT_T0);
       const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(p + 2)));
-      const __m512 q0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, low), eight));
-      const __m512 q1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight));
-      const __m512 t = _mm512_fmadd_ps(x1, q1, _mm512_mul_ps(x0, q0));
-      acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(loadScale(p))), t, acc[r]);
+      const __m512 td = _mm512_mul_ps(table, _mm512_set1_ps(_cvtsh_ss(loadScale(p))));
+      acc[r] = _mm512_fmadd_ps(x0, _mm512_permutexvar_ps(_mm512_and_si512(v, low), td), acc[r]);
+      acc[r] = _mm512_fmadd_ps(x1, _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), td), acc[r]);
     }
   }
   for (int r = 0; r < 4; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
