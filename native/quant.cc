@@ -6,7 +6,8 @@
 // the block's f16 scale) and multiplied into f32 accumulators; activations stay f32, so the result
 // differs from the reference only by summation order. Four rows of W share every load of x (decode is a
 // GEMV: the weights stream from memory once and x stays in L1); rows go to the pool in groups of four.
-// Prefill (m > 1) runs each group of four rows against every row of A while those rows sit in L1.
+// Prefill (m > 1) runs each group of four rows against every row of A while those rows sit in L1; the
+// AVX-512 kernel takes four rows of A at a time, so each block is dequantised once per four rows.
 // A k that is not a multiple of 32 (the last block zero-padded in the file) gets a zero-padded copy of A,
 // so every kernel works on whole blocks.
 #include "herd.h"
@@ -65,47 +66,59 @@ void dotQx4Generic(const float* x, const uint8_t* const* w, int64_t nb, float* o
 }
 
 #if HERD_X86
-__attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))) void dotQ8x4Avx512(const float* x,
-                                                                                   const uint8_t* const* w,
-                                                                                   int64_t nb, float* out, int64_t pf) {
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  for (int64_t b = 0; b < nb; b++) {
-    const __m512 x0 = _mm512_loadu_ps(x + b * QK), x1 = _mm512_loadu_ps(x + b * QK + 16);
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; r++) {
-      const uint8_t* p = w[r] + b * 34;
-      _mm_prefetch((const char*)(p + pf), _MM_HINT_T0);
-      const __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(p + 2))));
-      const __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(p + 18))));
-      const __m512 t = _mm512_fmadd_ps(x1, q1, _mm512_mul_ps(x0, q0));
-      acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(loadScale(p))), t, acc[r]);
-    }
-  }
-  for (int r = 0; r < 4; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))) void dotQ4x4Avx512(const float* x,
-                                                                                   const uint8_t* const* w,
-                                                                                   int64_t nb, float* out, int64_t pf) {
-  // The 16 bytes widen to 16 dwords once; value j is the low nibble of dword j, value j+16 the high one.
-  // d·(q − 8) is looked up in a 16-entry table scaled by the block's d (one multiply per block), so a
-  // nibble becomes its weight with one permute: no subtract, no int→float conversion, no final scaling.
+// out[i·4 + r] = x_i · w_r for MX rows x_i of A (leading dimension ldx) and the 4 rows w_r: each block of
+// the 4 rows is dequantised once into registers (d·q, exact) and used for all MX rows of A, so prefill
+// (m > 1) runs MX = 4 and pays the dequantisation once per 4 rows of A; decode is MX = 1. Q4_0: the
+// 16 bytes widen to 16 dwords once; value j is the low nibble of dword j, value j+16 the high one, and
+// d·(q − 8) is looked up in a 16-entry table scaled by the block's d (one permute per 16 weights).
+template <int F, int MX>
+__attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))) void dotQAvx512(const float* x, int64_t ldx,
+                                                                                const uint8_t* const* w,
+                                                                                int64_t nb, float* out,
+                                                                                int64_t pf) {
   const __m512 table = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
   const __m512i low = _mm512_set1_epi32(15);
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  __m512 acc[MX][4];
+  for (int i = 0; i < MX; i++)
+    for (int r = 0; r < 4; r++) acc[i][r] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; b++) {
-    const __m512 x0 = _mm512_loadu_ps(x + b * QK), x1 = _mm512_loadu_ps(x + b * QK + 16);
+    __m512 w0[4], w1[4];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) {
-      const uint8_t* p = w[r] + b * 18;
-      if (!(b & 1)) _mm_prefetch((const char*)(p + pf), _MM_HINT_T0);
-      const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(p + 2)));
-      const __m512 td = _mm512_mul_ps(table, _mm512_set1_ps(_cvtsh_ss(loadScale(p))));
-      acc[r] = _mm512_fmadd_ps(x0, _mm512_permutexvar_ps(_mm512_and_si512(v, low), td), acc[r]);
-      acc[r] = _mm512_fmadd_ps(x1, _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), td), acc[r]);
+      const uint8_t* p = w[r] + b * blockBytes(F);
+      const __m512 d = _mm512_set1_ps(_cvtsh_ss(loadScale(p)));
+      if (F == Q8_0) {
+        _mm_prefetch((const char*)(p + pf), _MM_HINT_T0);
+        w0[r] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(p + 2)))));
+        w1[r] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(p + 18)))));
+      } else {
+        if (!(b & 1)) _mm_prefetch((const char*)(p + pf), _MM_HINT_T0);
+        const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(p + 2)));
+        const __m512 td = _mm512_mul_ps(table, d);
+        w0[r] = _mm512_permutexvar_ps(_mm512_and_si512(v, low), td);
+        w1[r] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), td);
+      }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < MX; i++) {
+      const __m512 x0 = _mm512_loadu_ps(x + i * ldx + b * QK), x1 = _mm512_loadu_ps(x + i * ldx + b * QK + 16);
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; r++) acc[i][r] = _mm512_fmadd_ps(x1, w1[r], _mm512_fmadd_ps(x0, w0[r], acc[i][r]));
     }
   }
-  for (int r = 0; r < 4; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
+  for (int i = 0; i < MX; i++)
+    for (int r = 0; r < 4; r++) out[i * 4 + r] = _mm512_reduce_add_ps(acc[i][r]);
+}
+
+template <int F>
+void dotQAvx512Rows(const float* x, int64_t ldx, int mx, const uint8_t* const* w, int64_t nb, float* out,
+                    int64_t pf) {
+  switch (mx) {
+    case 1: return dotQAvx512<F, 1>(x, ldx, w, nb, out, pf);
+    case 2: return dotQAvx512<F, 2>(x, ldx, w, nb, out, pf);
+    case 3: return dotQAvx512<F, 3>(x, ldx, w, nb, out, pf);
+    default: return dotQAvx512<F, 4>(x, ldx, w, nb, out, pf);
+  }
 }
 
 __attribute__((target("avx2,fma"))) float hsum8(__m256 v) {
@@ -166,12 +179,20 @@ __attribute__((target("avx2,fma,f16c"))) void dotQ4x4Avx2(const float* x, const 
 
 using DotQx4 = void (*)(const float*, const uint8_t* const*, int64_t, float*, int64_t);
 
-DotQx4 pickDot(int f) {
+// mx (1..4) rows of A against the 4 rows of W: out[i·4 + r].
+using DotQRows = void (*)(const float*, int64_t, int, const uint8_t* const*, int64_t, float*, int64_t);
+
+template <DotQx4 dot>
+void rowByRow(const float* x, int64_t ldx, int mx, const uint8_t* const* w, int64_t nb, float* out, int64_t pf) {
+  for (int i = 0; i < mx; i++) dot(x + i * ldx, w, nb, out + i * 4, pf);
+}
+
+DotQRows pickDot(int f) {
 #if HERD_X86
-  if (isa == Isa::Avx512) return f == Q8_0 ? dotQ8x4Avx512 : dotQ4x4Avx512;
-  if (isa == Isa::Avx2) return f == Q8_0 ? dotQ8x4Avx2 : dotQ4x4Avx2;
+  if (isa == Isa::Avx512) return f == Q8_0 ? dotQAvx512Rows<Q8_0> : dotQAvx512Rows<Q4_0>;
+  if (isa == Isa::Avx2) return f == Q8_0 ? rowByRow<dotQ8x4Avx2> : rowByRow<dotQ4x4Avx2>;
 #endif
-  return f == Q8_0 ? dotQx4Generic<Q8_0> : dotQx4Generic<Q4_0>;
+  return f == Q8_0 ? rowByRow<dotQx4Generic<Q8_0>> : rowByRow<dotQx4Generic<Q4_0>>;
 }
 
 void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f) {
@@ -183,7 +204,7 @@ void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t 
     for (int64_t i = 0; i < m; i++) std::memcpy(padded.data() + i * kp, a + i * k, k * sizeof(float));
     a = padded.data();
   }
-  const DotQx4 dot = pickDot(f);
+  const DotQRows dot = pickDot(f);
   const int64_t pf = PREFETCH_GROUPS * 4 * rowBytes;
   const int64_t groups = (n + 3) / 4;
   parallelFor(groups, std::max<int64_t>(4, 16384 / std::max<int64_t>(1, kp)), [&](int64_t g0, int64_t g1) {
@@ -191,10 +212,12 @@ void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t 
       const int64_t j = g * 4, cnt = std::min<int64_t>(4, n - j);
       const uint8_t* rows[4];
       for (int r = 0; r < 4; r++) rows[r] = w + (j + std::min<int64_t>(r, cnt - 1)) * rowBytes;
-      float out[4];
-      for (int64_t i = 0; i < m; i++) {
-        dot(a + i * kp, rows, nb, out, pf);
-        for (int64_t r = 0; r < cnt; r++) c[i * n + j + r] = out[r];
+      float out[16];
+      for (int64_t i0 = 0; i0 < m; i0 += 4) {
+        const int mx = (int)std::min<int64_t>(4, m - i0);
+        dot(a + i0 * kp, kp, mx, rows, nb, out, pf);
+        for (int i = 0; i < mx; i++)
+          for (int64_t r = 0; r < cnt; r++) c[(i0 + i) * n + j + r] = out[i * 4 + r];
       }
     }
   });
