@@ -15,6 +15,7 @@ register("model", () => import("./model.js"));
 register("data", () => import("./data.js"));
 register("train", () => import("./train.js"));
 register("recompute", () => import("./recompute.js"));
+register("quant", () => import("./quant.js"));
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

@@ -10,6 +10,8 @@
 // - "accumulate" means out += result; otherwise out = result.
 // - Shapes are passed as numbers; the front end has already validated them.
 
+import type { QuantFormat } from "./js/quant.js";
+
 export interface MatmulArgs {
   /** Number of independent products. */
   batch: number;
@@ -80,6 +82,21 @@ export interface Backend {
    * gets the front end's block-wise widening over its `matmul` (src/tensor/linearBf16.ts).
    */
   matmulBf16?(a: Float32Array, bBits: Uint16Array, c: Float32Array, m: number, n: number, k: number): void;
+  /**
+   * Optional: C (m×n) = A (m×k) · Wᵀ with W (n×k) as GGUF Q8_0/Q4_0 blocks (a linear layer on
+   * weight-only quantised weights; C is overwritten). Inference only. Layout, semantics and the reference
+   * kernel: src/backends/js/quant.ts. A backend without its own gets the native addon's where it is built,
+   * else the reference (src/tensor/quant.ts).
+   */
+  matmulQuant?(
+    a: Float32Array,
+    blocks: Uint8Array,
+    c: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+    format: QuantFormat,
+  ): void;
 
   /**
    * Optional: c[q] = A·b[q]ᵀ for several bf16 weights sharing A (each b[q] is n[q]×k), in one kernel

@@ -24,6 +24,14 @@ const commands: Record<string, Command> = {
   },
   generate: { summary: "continue a prompt with a Llama model", load: () => import("./generate.js") },
   chat: { summary: "interactive chat with a Llama 3 instruct model", load: () => import("./chat.js") },
+  quantize: {
+    summary: "weight-only int8/4-bit quantisation of a checkpoint (q8_0, q4_0)",
+    load: () => import("./quantize.js"),
+  },
+  perplexity: {
+    summary: "perplexity of one or more models on held-out text",
+    load: () => import("./perplexity.js"),
+  },
   data: {
     summary: "run one data-pipeline step on your files (herd data --help)",
     load: () => import("./data.js"),

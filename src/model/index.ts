@@ -5,5 +5,6 @@ export * from "./kvcache.js";
 export * from "./llama.js";
 export * from "./load.js";
 export * from "./presets.js";
+export * from "./quantize.js";
 export * from "./rope.js";
 export * from "./weights.js";

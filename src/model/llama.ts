@@ -17,6 +17,7 @@ import {
   rope,
   swiglu,
 } from "../tensor/ops.js";
+import { embeddingQuant, QuantTensor } from "../tensor/quant.js";
 import { checkpoint, isGradEnabled } from "../tensor/tape.js";
 import { scope, shapeStr, type Tensor, zeros } from "../tensor/tensor.js";
 import { type LlamaConfig, validateConfig } from "./config.js";
@@ -47,37 +48,42 @@ export interface ForwardOptions {
 /** Tensors old HF checkpoints carry that are not weights (recomputed from the config). */
 const IGNORED = /\.rotary_emb\.inv_freq$/;
 
+/** A matrix: f32, bf16, or weight-only quantised (Q8_0/Q4_0, inference only; src/tensor/quant.ts). */
+type Matrix = Tensor | QuantTensor;
+
 interface Layer {
   attnNorm: Tensor;
-  wq: Tensor;
-  wk: Tensor;
-  wv: Tensor;
-  wo: Tensor;
+  wq: Matrix;
+  wk: Matrix;
+  wv: Matrix;
+  wo: Matrix;
   ffnNorm: Tensor;
-  w1: Tensor;
-  w3: Tensor;
-  w2: Tensor;
+  w1: Matrix;
+  w3: Matrix;
+  w2: Matrix;
 }
 
 export class Llama {
   readonly config: LlamaConfig;
   /** Every weight by HF name (the tied output head is not listed: it is the embedding). */
   readonly weights: Map<string, Tensor>;
+  /** The quantised matrices by HF name (a quantised checkpoint: every matrix; then `weights` holds the norms). */
+  readonly quantized: Map<string, QuantTensor>;
   readonly invFreq: Float32Array;
   /** Activation recomputation in the training forward (ForwardOptions.recompute overrides it). */
   recompute = false;
   private readonly layers: Layer[];
-  private readonly embed: Tensor;
+  private readonly embed: Matrix;
   private readonly norm: Tensor;
-  private readonly head: Tensor;
+  private readonly head: Matrix;
 
   /**
    * A model over `tensors` (HF names). Every tensor the config needs must be there with its shape;
    * errors name `source` (the checkpoint file or directory) and the tensor. RMSNorm weights are made f32;
    * f16 matrices are widened to f32 (bf16 ones are used as stored). A tied config ignores a stored
-   * `lm_head.weight`.
+   * `lm_head.weight`. Matrices may be QuantTensors (inference only; RMSNorm weights may not).
    */
-  constructor(config: LlamaConfig, tensors: Map<string, Tensor>, source = "weights") {
+  constructor(config: LlamaConfig, tensors: Map<string, Tensor | QuantTensor>, source = "weights") {
     this.config = validateConfig(config, source);
     this.invFreq = ropeInvFreq(config);
     const shapes = weightShapes(config);
@@ -85,6 +91,7 @@ export class Llama {
       if (!shapes.has(name) && !IGNORED.test(name) && !(name === LM_HEAD && config.tieWordEmbeddings))
         throw new Error(`${source}: tensor '${name}' is not a weight of this Llama config`);
     this.weights = new Map();
+    this.quantized = new Map();
     for (const [name, shape] of shapes) {
       let t = tensors.get(name);
       if (!t) throw new Error(`${source}: tensor '${name}' is missing`);
@@ -92,6 +99,11 @@ export class Llama {
         throw new Error(
           `${source}: tensor '${name}' has shape ${shapeStr(t.shape)}, the config needs ${shapeStr(shape)}`,
         );
+      if (t instanceof QuantTensor) {
+        t.name = name;
+        this.quantized.set(name, t);
+        continue;
+      }
       if (t.dtype === "f16" || (t.dtype === "bf16" && shape.length === 1)) {
         const wide = t.toF32();
         t.dispose();
@@ -102,19 +114,21 @@ export class Llama {
       this.weights.set(name, t);
     }
     const w = (name: string) => this.weights.get(name)!;
-    this.embed = w(EMBED);
+    const m = (name: string): Matrix => this.quantized.get(name) ?? w(name);
+    this.embed = m(EMBED);
     this.norm = w(FINAL_NORM);
-    this.head = config.tieWordEmbeddings ? this.embed : w(LM_HEAD);
+    this.head = config.tieWordEmbeddings ? this.embed : m(LM_HEAD);
     this.layers = [];
     for (let l = 0; l < config.numHiddenLayers; l++) {
-      const p = (part: string) => w(layerName(l, part));
+      const p = (part: string) => m(layerName(l, part));
+      const norm = (part: string) => w(layerName(l, part));
       this.layers.push({
-        attnNorm: p("input_layernorm"),
+        attnNorm: norm("input_layernorm"),
         wq: p("self_attn.q_proj"),
         wk: p("self_attn.k_proj"),
         wv: p("self_attn.v_proj"),
         wo: p("self_attn.o_proj"),
-        ffnNorm: p("post_attention_layernorm"),
+        ffnNorm: norm("post_attention_layernorm"),
         w1: p("mlp.gate_proj"),
         w3: p("mlp.up_proj"),
         w2: p("mlp.down_proj"),
@@ -127,8 +141,12 @@ export class Llama {
     return [...this.weights.values()].filter((t) => t.requiresGrad);
   }
 
-  /** Make every f32 weight trainable (requiresGrad). bf16 weights cannot be trained. */
+  /** Make every f32 weight trainable (requiresGrad). bf16 and quantised weights cannot be trained. */
   trainable(): this {
+    for (const t of this.quantized.values())
+      throw new Error(
+        `Llama.trainable: weight '${t.name}' is ${t.format}; quantised weights are for inference`,
+      );
     for (const t of this.weights.values()) {
       if (t.dtype !== "f32")
         throw new Error(
@@ -139,7 +157,7 @@ export class Llama {
     return this;
   }
 
-  /** Storage dtype of the large matrices ("bf16" when loaded that way). */
+  /** Storage dtype of the large matrices ("bf16" when loaded that way; "q8_0"/"q4_0" when quantised). */
   get dtype(): string {
     return this.embed.dtype;
   }
@@ -216,6 +234,7 @@ export class Llama {
   /** Free every weight. */
   dispose(): void {
     for (const t of this.weights.values()) t.dispose();
+    for (const t of this.quantized.values()) t.dispose();
   }
 
   // --- pieces ---------------------------------------------------------------------------------------
@@ -240,9 +259,10 @@ export class Llama {
     return pos;
   }
 
-  /** Embedding rows; a bf16 table is gathered row by row without an f32 copy of it. */
+  /** Embedding rows; a bf16 or quantised table is gathered row by row without an f32 copy of it. */
   private embedTokens(ids: Int32Array, shape: number[]): Tensor {
     const table = this.embed;
+    if (table instanceof QuantTensor) return embeddingQuant(table, ids, shape);
     if (table.dtype === "f32") return embedding(table, ids, shape);
     const [V, d] = table.shape as [number, number];
     const out = zeros([...shape, d]);
@@ -329,13 +349,14 @@ export class Llama {
 }
 
 /**
- * x·Wᵀ for several weights sharing x: bf16 weights at inference go through one fused kernel call (a
+ * x·Wᵀ for several weights sharing x: bf16 weights (all of them) at inference go through one fused kernel call (a
  * decode step's Q/K/V, or gate/up: one parallel dispatch instead of several), anything else is one
- * `linear` each (the training path).
+ * `linear` each (the training path, and quantised weights).
  */
-function linears(x: Tensor, ws: readonly Tensor[]): Tensor[] {
+function linears(x: Tensor, ws: readonly Matrix[]): Tensor[] {
   const d = x.shape[x.rank - 1]!;
-  const fused = ws[0]!.dtype === "bf16" ? linearsBf16(reshape(x, [x.size / d, d]), ws) : null;
+  const bf16 = ws.every((w): w is Tensor => !(w instanceof QuantTensor) && w.dtype === "bf16");
+  const fused = bf16 ? linearsBf16(reshape(x, [x.size / d, d]), ws) : null;
   if (!fused) return ws.map((w) => linear(x, w));
   return fused.map((y, i) => reshape(y, [...x.shape.slice(0, -1), ws[i]!.shape[0]!]));
 }

@@ -4,8 +4,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DType } from "../tensor/dtype.js";
+import type { QuantTensor } from "../tensor/quant.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { readHFCheckpoint, readMetaCheckpoint, writeHFCheckpoint } from "./checkpoint/index.js";
+import { quantFormatOf, readQuantTensors } from "./checkpoint/quant.js";
 import {
   fromHFConfig,
   fromMetaParams,
@@ -54,10 +56,19 @@ function identical(a: Tensor, b: Tensor): boolean {
   return true;
 }
 
-/** Read a model from an HF or Meta checkpoint directory. */
+/**
+ * Read a model from an HF or Meta checkpoint directory, or a quantised one (`herd quantize`; its
+ * matrices stay quantised whatever `dtype` says: inference only).
+ */
 export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Llama> {
   const format = checkpointFormat(dir);
   const read = { dtype: opts.dtype ?? "f32" };
+  if (format === "hf" && quantFormatOf(dir)) {
+    const config = readConfig(dir);
+    const shapes = weightShapes(config);
+    const { tensors } = readQuantTensors(dir, (name) => shapes.get(name));
+    return build(config, tensors, join(dir, "model.safetensors"));
+  }
   if (format === "hf") {
     const file = join(dir, "config.json");
     const { config, tensors } = await readHFCheckpoint(dir, read);
@@ -82,11 +93,11 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Ll
   return build(config, tensors, join(dir, "consolidated.*.pth"));
 }
 
-function build(config: LlamaConfig, tensors: Map<string, Tensor>, source: string): Llama {
+function build(config: LlamaConfig, tensors: Map<string, Tensor | QuantTensor>, source: string): Llama {
   try {
     const model = new Llama(config, tensors, source);
     // Tensors the model does not use (a stored lm_head of a tied model, rotary caches) are freed.
-    const used = new Set(model.weights.values());
+    const used = new Set<Tensor | QuantTensor>([...model.weights.values(), ...model.quantized.values()]);
     for (const t of tensors.values()) if (!used.has(t)) t.dispose();
     return model;
   } catch (e) {
@@ -104,6 +115,10 @@ export async function saveModel(
   model: Llama,
   opts: { dtype?: DType; maxShardBytes?: number } = {},
 ): Promise<void> {
+  if (model.quantized.size > 0)
+    throw new Error(
+      `saveModel: the model's weights are ${model.dtype}; quantised models are written by writeQuantCheckpoint`,
+    );
   const dtype = opts.dtype ?? (model.dtype as DType);
   const tensors = new Map<string, Tensor>();
   for (const name of weightShapes(model.config).keys()) tensors.set(name, model.weights.get(name)!);

@@ -2,5 +2,6 @@
 export * from "./dtype.js";
 export * from "./ops.js";
 export * from "./optim.js";
+export * from "./quant.js";
 export { backward, checkpoint, clearTape, isGradEnabled, noGrad, tapeLength } from "./tape.js";
 export * from "./tensor.js";

@@ -4,6 +4,7 @@
 import type { AttentionArgs, MatmulArgs } from "../backends/backend.js";
 import { getBackend } from "../backends/index.js";
 import { linearBf16 } from "./linearBf16.js";
+import { linearQuant, QuantTensor } from "./quant.js";
 import { needsGrad, record } from "./tape.js";
 import { fromArray, shapeStr, sizeOf, type Tensor, zeros } from "./tensor.js";
 
@@ -134,9 +135,9 @@ function gemm(
 
 /**
  * x · Wᵀ for a PyTorch-layout weight W [out, in]: x [..., in] → [..., out]. A bf16 W is used as it is
- * stored, without autograd (inference; see linearBf16.ts).
+ * stored, without autograd (inference; see linearBf16.ts); so is a quantised W (quant.ts).
  */
-export function linear(x: Tensor, w: Tensor): Tensor {
+export function linear(x: Tensor, w: Tensor | QuantTensor): Tensor {
   if (w.rank !== 2) throw new Error(`linear: weight must be 2-D [out, in], got ${shapeStr(w.shape)}`);
   if (x.shape[x.rank - 1] !== w.shape[1])
     throw new Error(
@@ -144,7 +145,12 @@ export function linear(x: Tensor, w: Tensor): Tensor {
     );
   const rows = x.size / w.shape[1]!;
   const x2 = reshape(x, [rows, w.shape[1]!]);
-  const y = w.dtype === "bf16" ? linearBf16(x2, w) : matmul(x2, w, { transB: true });
+  const y =
+    w instanceof QuantTensor
+      ? linearQuant(x2, w)
+      : w.dtype === "bf16"
+        ? linearBf16(x2, w)
+        : matmul(x2, w, { transB: true });
   return reshape(y, [...x.shape.slice(0, -1), w.shape[0]!]);
 }
 

@@ -39,6 +39,8 @@ interface Addon {
   matmulBf16(a: F32, b: Uint16Array, c: F32, m: number, n: number, k: number): void;
   matmulBf16Many(a: F32, b: Uint16Array[], c: F32[], m: number, n: number[], k: number): void;
   memoryBandwidth(bytes: number, reps: number): { read: number; copy: number };
+  /** native/quant.cc; format 0 = q8_0, 1 = q4_0. */
+  matmulQuant(a: F32, blocks: Uint8Array, c: F32, m: number, n: number, k: number, format: number): void;
   rmsNorm(x: F32, w: F32, out: F32, rstd: F32, rows: number, dim: number, eps: number): void;
   rmsNormBackward(
     dy: F32,
@@ -281,6 +283,9 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
     },
     matmulBf16Many(a, bBits, c, m, ns, k) {
       n.matmulBf16Many(a, bBits as Uint16Array[], c as F32[], m, ns as number[], k);
+    },
+    matmulQuant(a, blocks, c, m, nn, k, format) {
+      n.matmulQuant(a, blocks, c, m, nn, k, format === "q8_0" ? 0 : 1);
     },
     rmsNorm(x, w, out, rstd, rows, dim, eps) {
       n.rmsNorm(x, w, out, rstd, rows, dim, eps);

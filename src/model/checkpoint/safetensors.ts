@@ -226,6 +226,13 @@ export class SafetensorsFile {
     return t;
   }
 
+  /** The stored bytes of one tensor, whatever its dtype (quantised blocks are U8; checkpoint/quant.ts). */
+  readRaw(name: string): Uint8Array {
+    const e = this.header.entries.get(name);
+    if (!e) throw new Error(`${this.path}: no tensor '${name}'`);
+    return this.file.readBytes(e.begin, e.end - e.begin, `tensor '${name}'`);
+  }
+
   close(): void {
     this.file.close();
   }

@@ -1,0 +1,198 @@
+// Quantised decode benchmark: a Llama 3.2 1B-shaped checkpoint with random bf16 weights (as bench/model.ts
+// makes it, in a temporary directory deleted afterwards) is quantised by `herd quantize`'s code to Q8_0
+// and Q4_0, and each is asked to continue a short prompt in its own child process: decode tokens/s for
+// bf16 on the wasm backend (the default one) and bf16, Q8_0 and Q4_0 on the native backend, side by side
+// with ratios, each beside its roofline (bytes of weights one decode step reads over the memory bandwidth
+// measured here), and the peak resident memory (VmHWM) per format.
+//
+// Knobs: HERD_BENCH_PROMPT (32 tokens: short, so decode is the weights' GEMVs, not attention over a long
+// cache), HERD_BENCH_DECODE (16), HERD_BENCH_THREADS (2), HERD_BENCH_PRESET (llama3.2-1b).
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { getBackend } from "../src/backends/index.js";
+import { generate } from "../src/generate/generate.js";
+import { writeHFCheckpoint } from "../src/model/checkpoint/index.js";
+import { type LlamaConfig, toHFConfig } from "../src/model/config.js";
+import { loadModel } from "../src/model/load.js";
+import { decodeBytesPerToken, paramCount, preset } from "../src/model/presets.js";
+import { quantizeCheckpoint } from "../src/model/quantize.js";
+import { EMBED, initWeights, weightShapes } from "../src/model/weights.js";
+import { type QuantFormat, quantRowBytes } from "../src/tensor/quant.js";
+import { copyBandwidth } from "./model.js";
+import { row } from "./timing.js";
+
+const env = (name: string, fallback: number) => {
+  const v = process.env[name];
+  return v === undefined || v === "" ? fallback : Number(v);
+};
+
+interface ChildResult {
+  backend: string;
+  dtype: string;
+  loadSeconds: number;
+  promptTokens: number;
+  prefillSeconds: number;
+  decodeTokens: number;
+  decodeSeconds: number;
+  rssAfterLoadBytes: number;
+  maxRssBytes: number;
+}
+
+function peakRss(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
+  return m ? Number(m[1]) * 1024 : process.resourceUsage().maxRSS * 1024;
+}
+
+async function child(dir: string): Promise<void> {
+  const t0 = performance.now();
+  const model = await loadModel(dir, { dtype: "keep" });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const rssAfterLoadBytes = process.memoryUsage().rss;
+  const prompt = [model.config.bosTokenId ?? 0];
+  let s = 12345;
+  while (prompt.length < env("HERD_BENCH_PROMPT", 32)) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    prompt.push(s % Math.min(model.config.vocabSize, 128000));
+  }
+  const r = generate(model, prompt, { maxNewTokens: env("HERD_BENCH_DECODE", 16) + 1, stopIds: [] });
+  const result: ChildResult = {
+    backend: getBackend().name,
+    dtype: model.dtype,
+    loadSeconds,
+    promptTokens: r.promptTokens,
+    prefillSeconds: r.prefillSeconds,
+    decodeTokens: r.decodeTokens,
+    decodeSeconds: r.decodeSeconds,
+    rssAfterLoadBytes,
+    maxRssBytes: peakRss(),
+  };
+  process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+}
+
+/** Bytes of weights one decode step reads with every matrix in `format` (norms f32; see presets.ts). */
+function quantBytesPerToken(c: LlamaConfig, format: QuantFormat): number {
+  let bytes = 0;
+  for (const [name, shape] of weightShapes(c)) {
+    if (shape.length === 1) bytes += shape[0]! * 4;
+    else if (name !== EMBED || c.tieWordEmbeddings) bytes += shape[0]! * quantRowBytes(format, shape[1]!);
+    else bytes += quantRowBytes(format, shape[1]!); // an untied embedding: one row
+  }
+  return bytes;
+}
+
+const GB = 1e9;
+
+export async function run(): Promise<void> {
+  const name = process.env.HERD_BENCH_PRESET ?? "llama3.2-1b";
+  const config = preset(name);
+  const threads = env("HERD_BENCH_THREADS", 2);
+  const root = mkdtempSync(join(tmpdir(), "herd-bench-quant-"));
+  const dirs: Record<string, string> = {
+    bf16: join(root, "bf16"),
+    q8_0: join(root, "q8_0"),
+    q4_0: join(root, "q4_0"),
+  };
+  try {
+    let t0 = performance.now();
+    {
+      const weights = initWeights(config, { seed: 1, dtype: "bf16" });
+      await writeHFCheckpoint(dirs.bf16!, toHFConfig(config, "bf16"), weights, { dtype: "bf16" });
+      for (const t of weights.values()) t.dispose();
+    }
+    console.log(
+      `${name}-shaped checkpoint, random weights: ${paramCount(config).toLocaleString("en-US")} parameters, bf16, made and written in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+    for (const format of ["q8_0", "q4_0"] as const) {
+      t0 = performance.now();
+      const rep = await quantizeCheckpoint(dirs.bf16!, dirs[format]!, format);
+      console.log(
+        `quantised to ${format} in ${((performance.now() - t0) / 1000).toFixed(1)} s: weights ${(rep.bytesIn / GB).toFixed(2)} → ${(rep.bytesOut / GB).toFixed(2)} GB`,
+      );
+    }
+    const bw = copyBandwidth();
+    console.log(`memory bandwidth (512 MiB copy, read + write): ${(bw / GB).toFixed(1)} GB/s`);
+    console.log(
+      `HERD_THREADS=${threads}; ${env("HERD_BENCH_PROMPT", 32)}-token prompt, then ${env("HERD_BENCH_DECODE", 16)} greedy decode steps`,
+    );
+
+    const runs: [string, string][] = [
+      ["wasm", "bf16"],
+      ["native", "bf16"],
+      ["native", "q8_0"],
+      ["native", "q4_0"],
+    ];
+    const self = fileURLToPath(import.meta.url);
+    const results: (ChildResult & { rate: number; roofline: number; bytes: number })[] = [];
+    for (const [backend, format] of runs) {
+      const out = spawnSync(process.execPath, [self, "--child", dirs[format]!], {
+        env: { ...process.env, HERD_THREADS: String(threads), HERD_BACKEND: backend },
+        encoding: "utf8",
+        maxBuffer: 1 << 24,
+      });
+      const line = out.stdout.split("\n").find((l) => l.startsWith("RESULT "));
+      if (out.status !== 0 || !line)
+        throw new Error(
+          `bench quant: ${backend} ${format} child failed (status ${out.status}): ${out.stderr.slice(-2000)}`,
+        );
+      const r = JSON.parse(line.slice(7)) as ChildResult;
+      const bytes =
+        format === "bf16"
+          ? decodeBytesPerToken(config, "bf16")
+          : quantBytesPerToken(config, format as QuantFormat);
+      results.push({ ...r, rate: r.decodeTokens / r.decodeSeconds, roofline: bw / bytes, bytes });
+    }
+    const wasm = results[0]!.rate;
+    const nativeBf16 = results[1]!.rate;
+    const w = [8, 8, 10, 14, 10, 8, 12, 12, 14, 16, 8];
+    console.log(
+      row(
+        [
+          "backend",
+          "weights",
+          "GB/token",
+          "decode tok/s",
+          "roofline",
+          "of it",
+          "× bf16 nat",
+          "× bf16 wasm",
+          "RSS load/peak",
+          "prefill tok/s",
+          "load s",
+        ],
+        w,
+      ),
+    );
+    for (const r of results)
+      console.log(
+        row(
+          [
+            r.backend,
+            r.dtype,
+            (r.bytes / GB).toFixed(2),
+            r.rate.toFixed(2),
+            r.roofline.toFixed(1),
+            `${((100 * r.rate) / r.roofline).toFixed(0)}%`,
+            `${(r.rate / nativeBf16).toFixed(2)}×`,
+            `${(r.rate / wasm).toFixed(2)}×`,
+            `${(r.rssAfterLoadBytes / GB).toFixed(2)}/${(r.maxRssBytes / GB).toFixed(2)} GB`,
+            (r.promptTokens / r.prefillSeconds).toFixed(1),
+            r.loadSeconds.toFixed(1),
+          ],
+          w,
+        ),
+      );
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === "--child" && process.argv[1] === fileURLToPath(import.meta.url)) {
+  child(process.argv[3]!).catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  });
+}

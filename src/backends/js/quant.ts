@@ -1,0 +1,85 @@
+// Weight-only quantised matrices in GGUF's Q8_0 and Q4_0 block layouts, and the reference kernel for a
+// linear layer over them (C = A·Wᵀ, W stored n×k as blocks). The native addon's kernels (native/quant.cc)
+// are tested against this one; a backend without its own gets this one from the front end
+// (src/tensor/quant.ts).
+//
+// Layout, per row of W (k values along the input dimension), ceil(k/32) blocks of 32 values back to back;
+// a row whose k is not a multiple of 32 has its last block padded with zeros (GGUF itself needs k % 32 = 0):
+//   Q8_0 (34 bytes): d: f16 little-endian, then q[0..31]: int8.           w[j] = d·q[j]
+//   Q4_0 (18 bytes): d: f16 little-endian, then 16 bytes of nibbles:     w[j] = d·(q[j] − 8)
+//                    q[j] for j < 16 is the low nibble of byte j, for j ≥ 16 the high nibble of byte j−16.
+//
+// Semantics of the kernel: every weight is dequantised exactly (an f16 times a small integer is exact in
+// f32), C[i][j] = Σ_p A[i][p]·w_j[p] summed in f64 and stored as f32. Activations are not quantised, so a
+// quantised model differs from its source only by the weights' rounding.
+
+export type QuantFormat = "q8_0" | "q4_0";
+
+/** Values per block (QK8_0 = QK4_0 = 32 in ggml). */
+export const QUANT_BLOCK = 32;
+
+/** Bytes per block of each format. */
+export const QUANT_BLOCK_BYTES: Readonly<Record<QuantFormat, number>> = { q8_0: 34, q4_0: 18 };
+
+/** Bytes one row of k values takes. */
+export function quantRowBytes(format: QuantFormat, k: number): number {
+  return Math.ceil(k / QUANT_BLOCK) * QUANT_BLOCK_BYTES[format];
+}
+
+const F16_BASE = 2 ** -24;
+
+/** The f32 value of an f16 bit pattern (exact). */
+export function f16ToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * F16_BASE;
+  if (exp === 31) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * (1024 + frac) * 2 ** (exp - 25);
+}
+
+/** Dequantise row j of W (k values) into out[0..k). */
+export function dequantizeRow(
+  blocks: Uint8Array,
+  format: QuantFormat,
+  j: number,
+  k: number,
+  out: Float32Array,
+): void {
+  const bb = QUANT_BLOCK_BYTES[format];
+  let o = j * quantRowBytes(format, k);
+  for (let p0 = 0; p0 < k; p0 += QUANT_BLOCK, o += bb) {
+    const d = f16ToF32(blocks[o]! | (blocks[o + 1]! << 8));
+    const len = Math.min(QUANT_BLOCK, k - p0);
+    for (let t = 0; t < len; t++) {
+      let q: number;
+      if (format === "q8_0") q = (blocks[o + 2 + t]! << 24) >> 24;
+      else q = (t < 16 ? blocks[o + 2 + t]! & 15 : blocks[o + 2 + t - 16]! >> 4) - 8;
+      out[p0 + t] = d * q;
+    }
+  }
+}
+
+/** C (m×n) = A (m×k) · Wᵀ, W (n×k) as `format` blocks. C is overwritten. */
+export function matmulQuant(
+  a: Float32Array,
+  blocks: Uint8Array,
+  c: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  format: QuantFormat,
+): void {
+  if (a.length < m * k || blocks.length < n * quantRowBytes(format, k) || c.length < m * n)
+    throw new Error(`matmulQuant: buffers too small for m=${m} n=${n} k=${k} ${format}`);
+  const w = new Float32Array(k);
+  for (let j = 0; j < n; j++) {
+    dequantizeRow(blocks, format, j, k, w);
+    for (let i = 0; i < m; i++) {
+      const ao = i * k;
+      let s = 0;
+      for (let p = 0; p < k; p++) s += a[ao + p]! * w[p]!;
+      c[i * n + j] = s;
+    }
+  }
+}

@@ -1,0 +1,207 @@
+// Weight-only quantised matrices (GGUF Q8_0 and Q4_0 blocks; layout in src/backends/js/quant.ts): the
+// QuantTensor that holds one, `quantize` by ggml's reference rules (quantize_row_q8_0_ref /
+// quantize_row_q4_0_ref, so a file made here holds the bytes llama.cpp would make from the same
+// values), `dequantize`, and `linearQuant`, the `linear` of a quantised weight (inference only).
+//
+// Rules, per block of 32 values x (f32 arithmetic throughout, as ggml's C):
+//   Q8_0: amax = max|x|, d = amax/127, id = d ? 1/d : 0, q = round(x·id) (halves away from 0); store f16(d).
+//   Q4_0: max = the x of largest |x| (first one on ties), d = max/−8, id = d ? 1/d : 0,
+//         q = min(15, trunc(x·id + 8.5)); store f16(d). (Note q is computed with the f32 d, dequantised
+//         with the f16 one, as ggml does.)
+
+import { type Backend, getBackend } from "../backends/index.js";
+import {
+  dequantizeRow,
+  matmulQuant as jsMatmulQuant,
+  QUANT_BLOCK,
+  QUANT_BLOCK_BYTES,
+  type QuantFormat,
+  quantRowBytes,
+} from "../backends/js/quant.js";
+import { f16BitsToF32, f32ToF16Bits } from "./dtype.js";
+import { isGradEnabled } from "./tape.js";
+import { shapeStr, type Tensor, zeros } from "./tensor.js";
+
+export { QUANT_BLOCK, QUANT_BLOCK_BYTES, type QuantFormat, quantRowBytes };
+
+export const QUANT_FORMATS: readonly QuantFormat[] = ["q8_0", "q4_0"];
+
+export function isQuantFormat(s: string): s is QuantFormat {
+  return (QUANT_FORMATS as readonly string[]).includes(s);
+}
+
+/**
+ * A 2-D weight [n, k] held as quantised blocks, row after row (n · quantRowBytes(format, k) bytes).
+ * Not a Tensor: nothing but `linearQuant`, `dequantize` and embedding lookups read it.
+ */
+export class QuantTensor {
+  readonly shape: readonly [number, number];
+  /** Optional name, used in error messages (the checkpoint name). */
+  name = "";
+  private bytes: Uint8Array | null;
+
+  constructor(
+    readonly format: QuantFormat,
+    shape: readonly number[],
+    blocks: Uint8Array,
+  ) {
+    if (shape.length !== 2 || !shape.every((d) => Number.isInteger(d) && d >= 0))
+      throw new Error(`QuantTensor: shape ${shapeStr(shape)} is not [rows, columns]`);
+    const [n, k] = shape as [number, number];
+    const need = n * quantRowBytes(format, k);
+    if (blocks.length !== need)
+      throw new Error(`QuantTensor: ${blocks.length} bytes for ${format} ${shapeStr(shape)} (needs ${need})`);
+    this.shape = [n, k];
+    this.bytes = blocks;
+  }
+
+  get dtype(): QuantFormat {
+    return this.format;
+  }
+
+  get rank(): number {
+    return 2;
+  }
+
+  /** The block bytes (throws once disposed). */
+  get blocks(): Uint8Array {
+    if (!this.bytes) throw new Error(`QuantTensor${this.label()}: used after dispose`);
+    return this.bytes;
+  }
+
+  /** For API symmetry with Tensor (quantised weights are never in a scope). */
+  keep(): this {
+    return this;
+  }
+
+  dispose(): void {
+    this.bytes = null;
+  }
+
+  label(): string {
+    return this.name ? ` '${this.name}'` : "";
+  }
+
+  toString(): string {
+    return `QuantTensor${this.label()}(${shapeStr(this.shape)}, ${this.format})`;
+  }
+}
+
+const fr = Math.fround;
+
+/** Quantise one row of k values (any k; the last block zero-padded) into out at offset o. */
+export function quantizeRow(x: ArrayLike<number>, format: QuantFormat, out: Uint8Array, o: number): void {
+  const k = x.length;
+  const bb = QUANT_BLOCK_BYTES[format];
+  const v = new Float32Array(QUANT_BLOCK);
+  for (let p0 = 0; p0 < k; p0 += QUANT_BLOCK, o += bb) {
+    v.fill(0);
+    for (let t = 0; t < QUANT_BLOCK && p0 + t < k; t++) v[t] = x[p0 + t]!;
+    let amax = 0;
+    let max = 0;
+    for (let t = 0; t < QUANT_BLOCK; t++) {
+      const a = Math.abs(v[t]!);
+      if (amax < a) {
+        amax = a;
+        max = v[t]!;
+      }
+    }
+    const d = format === "q8_0" ? fr(amax / 127) : fr(max / -8);
+    const id = d ? fr(1 / d) : 0;
+    const dBits = f32ToF16Bits(d);
+    out[o] = dBits & 0xff;
+    out[o + 1] = dBits >> 8;
+    if (format === "q8_0") {
+      for (let t = 0; t < QUANT_BLOCK; t++) {
+        const s = fr(v[t]! * id);
+        out[o + 2 + t] = (Math.sign(s) * Math.round(Math.abs(s))) & 0xff; // roundf: halves away from 0
+      }
+    } else {
+      for (let t = 0; t < 16; t++) {
+        const q0 = Math.min(15, Math.trunc(fr(fr(v[t]! * id) + 8.5)));
+        const q1 = Math.min(15, Math.trunc(fr(fr(v[t + 16]! * id) + 8.5)));
+        out[o + 2 + t] = q0 | (q1 << 4);
+      }
+    }
+  }
+}
+
+/** Quantise a 2-D weight [n, k] (f32, bf16 or f16) into `format` blocks. */
+export function quantize(w: Tensor, format: QuantFormat): QuantTensor {
+  if (w.rank !== 2) throw new Error(`quantize: weight${w.label()} ${shapeStr(w.shape)} is not 2-D`);
+  const [n, k] = w.shape as [number, number];
+  const rb = quantRowBytes(format, k);
+  const out = new Uint8Array(n * rb);
+  // A block of rows at a time, so a half-precision matrix is never widened whole.
+  const rowsPer = Math.max(1, Math.floor((1 << 20) / Math.max(1, k)));
+  const src = w.dtype === "f32" ? null : w;
+  for (let j0 = 0; j0 < n; j0 += rowsPer) {
+    const j1 = Math.min(n, j0 + rowsPer);
+    const vals = src ? halfRows(src, j0, j1, k) : w.data.subarray(j0 * k, j1 * k);
+    for (let j = j0; j < j1; j++)
+      quantizeRow(vals.subarray((j - j0) * k, (j - j0 + 1) * k), format, out, j * rb);
+  }
+  const q = new QuantTensor(format, [n, k], out);
+  q.name = w.name;
+  return q;
+}
+
+function halfRows(w: Tensor, j0: number, j1: number, k: number): Float32Array {
+  const bits = w.halfBits.subarray(j0 * k, j1 * k);
+  const out = new Float32Array(bits.length);
+  const u = new Uint32Array(out.buffer);
+  if (w.dtype === "bf16") for (let i = 0; i < bits.length; i++) u[i] = bits[i]! << 16;
+  else for (let i = 0; i < bits.length; i++) out[i] = f16BitsToF32(bits[i]!);
+  return out;
+}
+
+/** The f32 values [n, k] the blocks stand for (a new f32 tensor on the active backend). */
+export function dequantize(w: QuantTensor): Tensor {
+  const [n, k] = w.shape;
+  const out = zeros([n, k]);
+  const row = new Float32Array(k);
+  for (let j = 0; j < n; j++) {
+    dequantizeRow(w.blocks, w.format, j, k, row);
+    out.data.set(row, j * k);
+  }
+  return out;
+}
+
+/** Rows `ids` of a quantised table [V, d], dequantised: an embedding lookup → [...shape, d]. */
+export function embeddingQuant(table: QuantTensor, ids: Int32Array, shape: readonly number[]): Tensor {
+  const [V, d] = table.shape;
+  const out = zeros([...shape, d]);
+  const row = new Float32Array(d);
+  for (let r = 0; r < ids.length; r++) {
+    const id = ids[r]!;
+    if (!(id >= 0 && id < V))
+      throw new Error(`embedding: id ${id} at position ${r} is outside the vocabulary [0, ${V})`);
+    dequantizeRow(table.blocks, table.format, id, d, row);
+    out.data.set(row, r * d);
+  }
+  return out;
+}
+
+/**
+ * The kernel for the active backend: its own `matmulQuant` (native), else the js reference
+ * (src/backends/js/quant.ts). A backend never borrows another's kernel, so a backend's figures are its own.
+ */
+function quantKernel(): NonNullable<Backend["matmulQuant"]> {
+  return getBackend().matmulQuant ?? jsMatmulQuant;
+}
+
+/** x [rows, k] · Wᵀ for a quantised W [n, k] → [rows, n] f32 (kernel: see quantKernel). No autograd. */
+export function linearQuant(x: Tensor, w: QuantTensor): Tensor {
+  if (x.dtype !== "f32") throw new Error(`linear: input ${x} is ${x.dtype}; compute ops take f32`);
+  if (isGradEnabled() && x.requiresGrad)
+    throw new Error(
+      `linear: weight${w.label()} is ${w.format} and gradients are being recorded; quantised weights are for inference (run under noGrad)`,
+    );
+  const [n, k] = w.shape;
+  if (x.rank !== 2 || x.shape[1] !== k)
+    throw new Error(`linearQuant: input ${shapeStr(x.shape)} does not match weight ${shapeStr(w.shape)}`);
+  const m = x.shape[0]!;
+  const out = zeros([m, n]);
+  quantKernel()(x.data, w.blocks, out.data, m, n, k, w.format);
+  return out;
+}
