@@ -39,6 +39,8 @@ export interface RunPoint extends ScalingPoint {
   /** Where the loss came from: "valLoss at step S" or the training-loss fallback. */
   lossFrom: string;
   validation: boolean;
+  /** The sequence length the validation loss was measured at (undefined for the training fallback). */
+  valSeqLen?: number;
 }
 
 /** The scaling point of one `herd pretrain` run folder; errors name the folder and the file. */
@@ -67,15 +69,18 @@ export function runPoint(dir: string, count: FlopCount = "model"): RunPoint {
     }
   }
   const withVal = m.filter((r) => Number.isFinite((r as { valLoss?: unknown }).valLoss)).at(-1);
-  if (withVal)
+  if (withVal) {
+    const { valLoss, valSeqLen } = withVal as unknown as { valLoss: number; valSeqLen?: number };
     return {
       dir,
       flops,
       tokens,
-      loss: (withVal as unknown as { valLoss: number }).valLoss,
-      lossFrom: `valLoss at step ${withVal.step}`,
+      loss: valLoss,
+      lossFrom: `valLoss at step ${withVal.step}${valSeqLen ? `, sequence length ${valSeqLen}` : ""}`,
       validation: true,
+      ...(valSeqLen ? { valSeqLen } : {}),
     };
+  }
   const tail = m.slice(-Math.max(1, Math.floor(m.length / 10)));
   return {
     dir,
@@ -155,6 +160,12 @@ export async function run(argv: string[]): Promise<number> {
       out(
         `note: ${fallback} of ${runs.length} run(s) have no validation loss (valLoss); their training loss stands in, ` +
           "which cannot see overfitting to repeated data and so can favour longer runs than a held-out loss",
+      );
+    const lengths = new Set(runs.filter((r) => r.valSeqLen !== undefined).map((r) => r.valSeqLen));
+    if (lengths.size > 1)
+      out(
+        `note: the validation losses were measured at different sequence lengths (${[...lengths].join(", ")}); ` +
+          "a loss at a longer context is lower for the same model, so compare runs that end at the same length",
       );
     points = runs;
   }

@@ -11,12 +11,17 @@ export interface StepMetrics {
   gradNorm: number;
   /** Tokens trained on so far (the whole run). */
   tokens: number;
+  /** Training tokens per second of training-step time since the process started (evaluation excluded). */
   tokensPerSec: number;
-  /** Model FLOPs utilisation since the process started: training FLOPs/s over the CPU peak (mfu.ts). */
+  /**
+   * Model FLOPs utilisation since the process started: training FLOPs per second of training-step time
+   * over the CPU peak (mfu.ts). Held-out evaluation, long-context checks, checkpoints and plots are not
+   * counted in either rate; they are in `eta`, which runs on the wall clock.
+   */
   mfu: number;
   seqLen: number;
   batch: number;
-  /** Seconds left at the current speed. */
+  /** Seconds left at the current speed (wall clock, everything included). */
   eta: number;
   totalSteps: number;
   /** Held-out loss at valSeqLen (every eval.every steps and at stage ends; heldout.ts). */

@@ -190,6 +190,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   const t0 = performance.now();
   let tokensThisRun = 0;
   let flopsThisRun = 0;
+  let stepSecs = 0; // time inside training steps only: the rates exclude evaluation and checkpoints
   const history: StepMetrics[] = [];
   try {
     while (state.step < totalSteps) {
@@ -215,11 +216,13 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
         loaderStage = index;
       }
       // The ramp: a new sequence length re-cuts the windows from the current share of the epoch.
+      const stepStart = performance.now();
       loader!.setSeqLen(shape.seqLen);
       const micro: Batch[] = [];
       for (let i = 0; i < shape.batch / shape.microBatch; i++) micro.push(loader!.next(shape.microBatch));
       const lr = learningRate(cfg, state.step);
       const { loss, gradNorm } = trainStep(model, opt, micro, lr);
+      stepSecs += (performance.now() - stepStart) / 1000;
       const tokens = shape.batch * shape.seqLen;
       tokensThisRun += tokens;
       flopsThisRun += tokens * trainingFlopsPerToken(mc, shape.seqLen);
@@ -241,8 +244,8 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
         lr,
         gradNorm,
         tokens: state.tokens,
-        tokensPerSec: tokensThisRun / secs,
-        mfu: flopsThisRun / secs / peak.flops,
+        tokensPerSec: tokensThisRun / stepSecs,
+        mfu: flopsThisRun / stepSecs / peak.flops,
         seqLen: shape.seqLen,
         batch: shape.batch,
         eta: (flopsAfter[state.step]! * secs) / flopsThisRun,

@@ -34,6 +34,19 @@ test("scaling fit: a real run folder — FLOPs from its steps, training loss whe
   assert.match(p.lossFrom, /no valLoss/);
   assert.equal(runPoint(res.runDir, "6nd").flops, 6 * paramTotal(res.model.weights) * 256);
   res.model.dispose();
+  // With the default held-out set the run's own validation loss is the point's, and its length is named.
+  const dir2 = tempDir();
+  const res2 = await pretrain(
+    tinyConfig(dir2, corpusShard(dir2, 20000), {
+      stages: [{ kind: "initial", steps: 3, seqLen: 32, batch: 2 }],
+    }),
+  );
+  const v = runPoint(res2.runDir);
+  assert.equal(v.validation, true);
+  assert.equal(v.loss, res2.history.at(-1)!.valLoss);
+  assert.equal(v.valSeqLen, 32);
+  assert.match(v.lossFrom, /valLoss at step 3, sequence length 32/);
+  res2.model.dispose();
   assert.throws(() => runPoint(dir), /no config\.json \(not a herd pretrain run folder\)/);
 });
 
