@@ -2,7 +2,7 @@
 // line and the stage name where each stage (initial, long-context steps, annealing) begins; the held-out
 // loss (valLoss, where a step has one) as a second series with dots and a legend. Rewritten
 // atomically as training goes, so a browser tab on it shows the run so far.
-import { renameSync, writeFileSync } from "node:fs";
+import { writeFileAtomic } from "../io/atomic.js";
 import type { StepMetrics } from "./metrics.js";
 
 const W = 720;
@@ -80,7 +80,5 @@ function valSeries(val: StepMetrics[], x: (s: number) => number, y: (l: number) 
 
 /** Write the curve to `path` atomically. */
 export function writeLossCurve(path: string, metrics: StepMetrics[], title?: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, lossCurveSvg(metrics, title));
-  renameSync(tmp, path);
+  writeFileAtomic(path, lossCurveSvg(metrics, title));
 }

@@ -1,6 +1,7 @@
 // The JSONL metrics log of a run (one line per optimiser step). On resume the lines past the
 // checkpoint's step are dropped (rewritten atomically), so the log reads like an unbroken run.
-import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { writeFileAtomic } from "../io/atomic.js";
 
 export interface StepMetrics {
   step: number;
@@ -44,9 +45,7 @@ export class MetricsLog {
   /** Keep only the lines of steps ≤ `step`. */
   truncate(step: number): void {
     const kept = this.read().filter((m) => m.step <= step);
-    const tmp = `${this.path}.tmp-${process.pid}`;
-    writeFileSync(tmp, kept.map((m) => `${JSON.stringify(m)}\n`).join(""));
-    renameSync(tmp, this.path);
+    writeFileAtomic(this.path, kept.map((m) => `${JSON.stringify(m)}\n`).join(""));
   }
 
   append(m: StepMetrics): void {

@@ -7,9 +7,10 @@
 // and at each stage's end a checkpoint is written; a run started again in the same folder resumes from
 // the newest one and follows exactly the trajectory of an uninterrupted run. Each metrics record
 // carries the MFU against the measured CPU peak (mfu.ts).
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { getBackend } from "../backends/index.js";
+import { writeFileAtomic } from "../io/atomic.js";
 import { writeHFCheckpoint } from "../model/checkpoint/hf.js";
 import { type LlamaConfig, toHFConfig, validateConfig } from "../model/config.js";
 import { Llama } from "../model/llama.js";
@@ -154,7 +155,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   const runDir = join(cfg.runsDir, cfg.name);
   const ckDir = join(runDir, "checkpoints");
   mkdirSync(runDir, { recursive: true });
-  writeFileSync(join(runDir, "config.json"), `${JSON.stringify(cfg, null, 2)}\n`);
+  writeFileAtomic(join(runDir, "config.json"), `${JSON.stringify(cfg, null, 2)}\n`);
   removeStaleTemps(ckDir);
   const mc = modelConfig(cfg);
   const model = new Llama(mc, initWeights(mc, { seed: cfg.seed }), "init");
