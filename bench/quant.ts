@@ -1,9 +1,9 @@
 // Quantised decode benchmark: a Llama 3.2 1B-shaped checkpoint with random bf16 weights (as bench/model.ts
 // makes it, in a temporary directory deleted afterwards) is quantised by `herd quantize`'s code to Q8_0
 // and Q4_0, and each is asked to continue a short prompt in its own child process: decode tokens/s for
-// bf16 on the wasm backend (the default one) and bf16, Q8_0 and Q4_0 on the native backend, side by side
-// with ratios, each beside its roofline (bytes of weights one decode step reads over the memory bandwidth
-// measured here), and the peak resident memory (VmHWM) per format.
+// bf16 on the wasm backend and bf16, Q8_0 and Q4_0 on the native backend (the default one), side by side
+// with ratios, each beside its roofline (bytes of weights one decode step reads over the best streaming
+// read bandwidth measured before and after the runs, bench/model.ts RooflineProbe), and the peak resident memory (VmHWM) per format.
 //
 // Knobs: HERD_BENCH_PROMPT (32 tokens: short, so decode is the weights' GEMVs, not attention over a long
 // cache), HERD_BENCH_DECODE (16), HERD_BENCH_THREADS (2), HERD_BENCH_PRESET (llama3.2-1b).
@@ -22,7 +22,7 @@ import { decodeBytesPerToken, paramCount, preset } from "../src/model/presets.js
 import { quantizeCheckpoint } from "../src/model/quantize.js";
 import { EMBED, initWeights, weightShapes } from "../src/model/weights.js";
 import { type QuantFormat, quantRowBytes } from "../src/tensor/quant.js";
-import { copyBandwidth } from "./model.js";
+import { RooflineProbe } from "./model.js";
 import { row } from "./timing.js";
 
 const env = (name: string, fallback: number) => {
@@ -113,8 +113,8 @@ export async function run(): Promise<void> {
         `quantised to ${format} in ${((performance.now() - t0) / 1000).toFixed(1)} s: weights ${(rep.bytesIn / GB).toFixed(2)} → ${(rep.bytesOut / GB).toFixed(2)} GB`,
       );
     }
-    const bw = copyBandwidth();
-    console.log(`memory bandwidth (512 MiB copy, read + write): ${(bw / GB).toFixed(1)} GB/s`);
+    const bandwidth = new RooflineProbe(threads);
+    bandwidth.probe("before");
     console.log(
       `HERD_THREADS=${threads}; ${env("HERD_BENCH_PROMPT", 32)}-token prompt, then ${env("HERD_BENCH_DECODE", 16)} greedy decode steps`,
     );
@@ -143,8 +143,13 @@ export async function run(): Promise<void> {
         format === "bf16"
           ? decodeBytesPerToken(config, "bf16")
           : quantBytesPerToken(config, format as QuantFormat);
-      results.push({ ...r, rate: r.decodeTokens / r.decodeSeconds, roofline: bw / bytes, bytes });
+      results.push({ ...r, rate: r.decodeTokens / r.decodeSeconds, roofline: 0, bytes });
     }
+    const bw = bandwidth.probe("after");
+    console.log(
+      `roofline: weights read per token over the best read bandwidth (${(bw / GB).toFixed(1)} GB/s)`,
+    );
+    for (const r of results) r.roofline = bw / r.bytes;
     const wasm = results[0]!.rate;
     const nativeBf16 = results[1]!.rate;
     const w = [8, 8, 10, 14, 10, 8, 12, 12, 14, 16, 8];
