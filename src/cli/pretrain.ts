@@ -11,6 +11,7 @@ import { prepareDemo } from "../train/demo.js";
 import type { StepMetrics } from "../train/metrics.js";
 import type { RunPeak } from "../train/mfu.js";
 import { pretrain } from "../train/trainer.js";
+import { formatDuration } from "./duration.js";
 
 const HELP = `usage: herd pretrain CONFIG [--backend NAME] [--quiet]
        herd pretrain --demo [--runs DIR]
@@ -32,17 +33,11 @@ options:
   --quiet          no progress output
   -h, --help       this help`;
 
-function fmtTime(s: number): string {
-  if (!Number.isFinite(s)) return "?";
-  const m = Math.floor(s / 60);
-  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, "0")}s` : `${s.toFixed(0)}s`;
-}
-
 export function progressText(m: StepMetrics): string {
   return (
     `step ${m.step}/${m.totalSteps} [${m.stage}] loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} ` +
     `|g| ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSec)} tok/s MFU ${(100 * m.mfu).toFixed(1)}% ` +
-    `ETA ${fmtTime(m.eta)}`
+    `ETA ${formatDuration(m.eta)}`
   );
 }
 
