@@ -5,8 +5,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { perplexity } from "../eval/perplexity.js";
-import { PieceEncoder } from "../eval/pieces.js";
 import { codecFor } from "../generate/codec.js";
+import { PieceEncoder } from "../generate/pieces.js";
 import { loadModel, readConfig } from "../model/load.js";
 import { UsageError } from "./modelArgs.js";
 

@@ -1,9 +1,11 @@
 // Text in and out of a model's ids, whatever its vocabulary: the Llama 3 tokenizer (src/tokenizer/), or
-// a SentencePiece piece list such as llama2.c's `vocab.json` beside stories260K (decode only). Both
+// a SentencePiece piece list such as llama2.c's `vocab.json` beside stories260K (encoding by its scores,
+// pieces.ts). Both
 // stream: generated ids go in one at a time and text comes out once its UTF-8 characters are complete.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer } from "../tokenizer/index.js";
+import { PieceEncoder } from "./pieces.js";
 
 export interface TextStream {
   /** Text completed by this id ("" while a character is unfinished). */
@@ -38,9 +40,11 @@ export function tiktokenCodec(tokenizer: Tokenizer): TextCodec {
  * A SentencePiece vocabulary given as its pieces (id = position): `<0xXX>` pieces are single bytes, the
  * others UTF-8 text with the word-boundary marker already a space. As llama2.c prints, the leading
  * space of the first piece after BOS (SentencePiece's dummy prefix) is dropped, and BOS/EOS print nothing.
+ * With the pieces' scores it also encodes (llama2.c's rule, pieces.ts); without them it only decodes.
  */
 export class PieceVocab implements TextCodec {
   readonly name: string;
+  readonly encode?: (text: string) => number[];
   private readonly bytes: Uint8Array[];
 
   constructor(
@@ -48,8 +52,13 @@ export class PieceVocab implements TextCodec {
     readonly bosId: number,
     readonly eosId: number,
     name = "pieces",
+    scores?: readonly number[],
   ) {
     this.name = name;
+    if (scores) {
+      const encoder = new PieceEncoder(pieces, scores);
+      this.encode = (text) => encoder.encode(text);
+    }
     const enc = new TextEncoder();
     this.bytes = pieces.map((p, id) => {
       if (id === bosId || id === eosId) return new Uint8Array(0);
@@ -58,7 +67,10 @@ export class PieceVocab implements TextCodec {
     });
   }
 
-  /** Read llama2.c's converted `vocab.json` ({bos_id, eos_id, pieces: [{piece, score}]}). */
+  /**
+   * Read llama2.c's converted `vocab.json` ({bos_id, eos_id, pieces: [{piece, score}]}); a list of plain
+   * strings, or pieces without scores, gives a decode-only vocabulary.
+   */
   static fromFile(path: string): PieceVocab {
     let json: { bos_id?: unknown; eos_id?: unknown; pieces?: unknown };
     try {
@@ -67,9 +79,14 @@ export class PieceVocab implements TextCodec {
       throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
     }
     if (!Array.isArray(json.pieces)) throw new Error(`${path}: field 'pieces' must be a list`);
+    const scores: number[] = [];
     const pieces = json.pieces.map((p: unknown, i: number) => {
       const s = typeof p === "string" ? p : (p as { piece?: unknown } | null)?.piece;
       if (typeof s !== "string") throw new Error(`${path}: field 'pieces[${i}].piece' must be a string`);
+      const score = typeof p === "string" ? undefined : (p as { score?: unknown }).score;
+      if (score !== undefined && typeof score !== "number")
+        throw new Error(`${path}: field 'pieces[${i}].score' must be a number`);
+      if (typeof score === "number") scores.push(score);
       return s;
     });
     const id = (v: unknown, field: string) => {
@@ -77,7 +94,8 @@ export class PieceVocab implements TextCodec {
       if (!Number.isInteger(v)) throw new Error(`${path}: field '${field}' must be an integer`);
       return v as number;
     };
-    return new PieceVocab(pieces, id(json.bos_id, "bos_id"), id(json.eos_id, "eos_id"), path);
+    const scored = scores.length === pieces.length ? scores : undefined;
+    return new PieceVocab(pieces, id(json.bos_id, "bos_id"), id(json.eos_id, "eos_id"), path, scored);
   }
 
   get size(): number {

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { perplexity } from "../../src/eval/perplexity.js";
-import { PieceEncoder } from "../../src/eval/pieces.js";
+import { PieceEncoder } from "../../src/generate/pieces.js";
 import { loadModel, quantizeCheckpoint } from "../../src/model/index.js";
 import { noGrad, scope } from "../../src/tensor/index.js";
 import { repoPath } from "../helpers.js";

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { ChatSession, generate } from "../../src/generate/index.js";
+import { ChatSession, generate, PieceVocab } from "../../src/generate/index.js";
 import { initWeights, Llama, preset, saveModel } from "../../src/model/index.js";
 import { ChatFormat, Tokenizer } from "../../src/tokenizer/index.js";
 import { repoPath } from "../helpers.js";
@@ -29,6 +29,29 @@ function llama3Vocab(): Llama {
   };
   return new Llama(cfg, initWeights(cfg, { seed: 5 }), "init");
 }
+
+test("herd generate --prompt on stories260K: its piece vocabulary encodes text, and the story continues", () => {
+  const stories = repoPath("test", "fixtures", "stories260K");
+  const exp = JSON.parse(readFileSync(join(stories, "expected.json"), "utf8"));
+  const vocab = PieceVocab.fromFile(join(stories, "vocab.json"));
+  const story: number[] = exp.greedy_new_tokens;
+  // The first 24 tokens of the model's own greedy story, as text; encoding gives them back.
+  const prefix = vocab.decode([1, ...story.slice(0, 24)]);
+  assert.deepEqual(vocab.encode!(prefix), story.slice(0, 24));
+  const out = herd(
+    "generate",
+    "--model",
+    stories,
+    "--prompt",
+    prefix,
+    "--temperature",
+    "0",
+    "--max-tokens",
+    "16",
+    "--print-ids",
+  );
+  assert.equal(out.trim().split("\n").at(-1), story.slice(24, 40).join(","));
+});
 
 test("herd model info prints a preset's exact parameter count and a checkpoint's shape", () => {
   const out = herd("model", "info", "llama3.1-8b");

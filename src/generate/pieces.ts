@@ -1,9 +1,9 @@
 // Text → ids for a SentencePiece BPE piece list with scores, such as llama2.c's `vocab.json` beside
-// stories260K (src/generate/codec.ts's PieceVocab only decodes). The rule is llama2.c's `encode`:
+// stories260K (the encoding half of codec.ts's PieceVocab, used by `herd generate --prompt` and
+// `herd perplexity`). The rule is llama2.c's `encode`:
 // prepend the dummy-prefix space, look up each UTF-8 character as a piece (bytes without a piece become
 // their `<0xXX>` byte pieces), then repeatedly merge the adjacent pair whose concatenation is a piece
 // with the highest score (the leftmost on ties) until no pair merges. No BOS/EOS is added.
-// (A decoder-side companion of PieceVocab; it could move into src/generate/codec.ts.)
 import { readFileSync } from "node:fs";
 
 export class PieceEncoder {
