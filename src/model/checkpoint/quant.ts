@@ -16,7 +16,7 @@ import { isQuantFormat, type QuantFormat, QuantTensor, quantRowBytes } from "../
 import { shapeStr, type Tensor } from "../../tensor/tensor.js";
 import { HF_CONFIG, HF_SINGLE } from "./hf.js";
 import { AtomicFiles, WriteFile } from "./io.js";
-import { SafetensorsFile } from "./safetensors.js";
+import { SafetensorsFile, safetensorsHeader } from "./safetensors.js";
 
 export const QUANT_METADATA_KEY = "herd.quantization";
 
@@ -114,16 +114,7 @@ export function writeQuantCheckpoint(
   for (const [name, t] of plain) entry(name, "F32", t.shape, t.size * 4);
   for (const [name, q] of quant)
     entry(name, "U8", [q.shape[0], quantRowBytes(format, q.shape[1])], q.blocks.length);
-  let json = utf8.encode(`{${parts.join(",")}}`);
-  const padded = Math.ceil(json.length / 8) * 8;
-  if (padded !== json.length) {
-    const p = new Uint8Array(padded).fill(0x20);
-    p.set(json);
-    json = p;
-  }
-  const head = new Uint8Array(8 + json.length);
-  new DataView(head.buffer).setBigUint64(0, BigInt(json.length), true);
-  head.set(json, 8);
+  const head = safetensorsHeader(parts);
 
   mkdirSync(dir, { recursive: true });
   const files = new AtomicFiles();

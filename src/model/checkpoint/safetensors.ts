@@ -300,7 +300,15 @@ export function encodeSafetensorsHeader(
     );
     offset = end;
   }
-  let json = utf8.encode(`{${parts.join(",")}}`);
+  return { bytes: safetensorsHeader(parts), order, dataBytes: offset };
+}
+
+/**
+ * A safetensors header from its JSON entries (`"name":{...}` strings): the u64 little-endian length, then
+ * the JSON object padded with spaces to a multiple of 8 bytes so the data that follows stays aligned.
+ */
+export function safetensorsHeader(entries: readonly string[]): Uint8Array {
+  let json = utf8.encode(`{${entries.join(",")}}`);
   const padded = Math.ceil(json.length / 8) * 8;
   if (padded !== json.length) {
     const p = new Uint8Array(padded).fill(0x20);
@@ -310,7 +318,7 @@ export function encodeSafetensorsHeader(
   const bytes = new Uint8Array(8 + json.length);
   new DataView(bytes.buffer).setBigUint64(0, BigInt(json.length), true);
   bytes.set(json, 8);
-  return { bytes, order, dataBytes: offset };
+  return bytes;
 }
 
 /** Write one safetensors file at `path` (not atomic: callers write to a temporary path). */
