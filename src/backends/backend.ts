@@ -85,8 +85,7 @@ export interface Backend {
   /**
    * Optional: C (m×n) = A (m×k) · Wᵀ with W (n×k) as GGUF Q8_0/Q4_0 blocks (a linear layer on
    * weight-only quantised weights; C is overwritten). Inference only. Layout, semantics and the reference
-   * kernel: src/backends/js/quant.ts. A backend without its own gets the native addon's where it is built,
-   * else the reference (src/tensor/quant.ts).
+   * kernel: src/backends/js/quant.ts, which a backend without its own runs (src/tensor/quant.ts).
    */
   matmulQuant?(
     a: Float32Array,
