@@ -228,7 +228,10 @@ void gemvBf16(const float* a, int64_t m, int64_t k, const Product* ps, int count
 
 // ------------------------------------------------------------------------------------------------
 // Memory bandwidth probe: best-of-`reps` times of every pool thread streaming through its own slice of
-// a buffer, reading only (what a decode step does to its weights) and copying (read + write).
+// a buffer, reading only (what a decode step does to its weights) and copying (read + write). With
+// `huge` the buffers are hugepage-backed (allocLarge), as the native backend's weights are. On this
+// machine hugepages change the probe little (both ~80 GB/s read on 2 threads when the host is quiet) but
+// the GEMV a lot; the probe's swings to ~45 GB/s are the host's (bench/RESULTS.md "Model").
 // ------------------------------------------------------------------------------------------------
 
 #if HERD_X86
@@ -261,13 +264,23 @@ struct Bandwidth {
   double read, copy;  // bytes per second (copy: bytes read + bytes written)
 };
 
-Bandwidth memoryBandwidth(int64_t bytes, int reps) {
+Bandwidth memoryBandwidth(int64_t bytes, int reps, bool huge) {
   const int64_t n = std::max<int64_t>(1024, bytes / 4 / 1024 * 1024);
-  float* src = static_cast<float*>(std::aligned_alloc(64, n * 4));
-  float* dst = static_cast<float*>(std::aligned_alloc(64, n * 4));
+  bool advised;  // (whether MADV_HUGEPAGE took; either way the probe reads what alloc would hand out)
+  auto get = [&] { return static_cast<float*>(huge ? allocLarge(n * 4, &advised) : std::aligned_alloc(64, n * 4)); };
+  float* src = get();
+  float* dst = get();
+  auto release = [&] {
+    if (huge) {
+      freeLarge(src, n * 4);
+      freeLarge(dst, n * 4);
+    } else {
+      std::free(src);
+      std::free(dst);
+    }
+  };
   if (!src || !dst) {
-    std::free(src);
-    std::free(dst);
+    release();
     return {0, 0};
   }
   const int T = pool.threads();
@@ -295,8 +308,7 @@ Bandwidth memoryBandwidth(int64_t bytes, int reps) {
   };
   const double tr = best([&](int64_t a, int64_t b) { sink.store(sink.load() + readSlice(src + a, b - a)); });
   const double tc = best([&](int64_t a, int64_t b) { std::memcpy(dst + a, src + a, (b - a) * 4); });
-  std::free(src);
-  std::free(dst);
+  release();
   return {n * 4.0 / tr, 2 * n * 4.0 / tc};
 }
 
@@ -363,12 +375,13 @@ napi_value MatmulBf16Many(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
-// memoryBandwidth(bytes, reps) → { read, copy } in bytes/s on the pool's threads.
+// memoryBandwidth(bytes, reps, huge?) → { read, copy } in bytes/s on the pool's threads.
 napi_value MemoryBandwidth(napi_env env, napi_callback_info info) {
   Args A(env, info);
   const int64_t bytes = A.i64(0), reps = A.i64(1);
+  const bool huge = A.n > 2 && A.flag(2);
   if (A.failed) return undef(env);
-  const Bandwidth bw = memoryBandwidth(bytes, (int)std::max<int64_t>(1, reps));
+  const Bandwidth bw = memoryBandwidth(bytes, (int)std::max<int64_t>(1, reps), huge);
   napi_value out, r, c;
   napi_create_object(env, &out);
   napi_create_double(env, bw.read, &r);

@@ -603,6 +603,7 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   herd::registerGemv(env, exports);
   herd::registerAttention(env, exports);
   herd::registerQuant(env, exports);
+  herd::registerMemory(env, exports);
   return exports;
 }
 }  // namespace

@@ -287,5 +287,11 @@ void registerCore(napi_env env, napi_value exports);       // herd.cc: GEMM, GEM
 void registerGemv(napi_env env, napi_value exports);       // gemv.cc: bf16 GEMV, bandwidth probe
 void registerAttention(napi_env env, napi_value exports);  // attention.cc
 void registerQuant(napi_env env, napi_value exports);      // quant.cc
+void registerMemory(napi_env env, napi_value exports);     // memory.cc: hugepage-backed buffers
+
+// memory.cc: `bytes` of zeroed memory, 2 MiB aligned; *huge says whether madvise(MADV_HUGEPAGE) took.
+// Null when it could not be mapped. Give it back with freeLarge(p, bytes).
+void* allocLarge(size_t bytes, bool* huge);
+void freeLarge(void* p, size_t bytes);
 
 }  // namespace herd

@@ -3,10 +3,11 @@
 // micro-kernel, cache-block and thread-tile edges, attention shapes the conformance suite does not
 // reach (head sizes 64/128/odd, GQA 4:1, long KV caches, document masks, the backward's key chunks on
 // several thread counts), every ISA path (forced in a child process with HERD_NATIVE_ISA), the thread
-// pool's restarts, recycled buffers, and bf16 rows read in place. Skipped where the addon was not built
+// pool's restarts, recycled buffers (large ones hugepage-backed), and bf16 rows read in place. Skipped where the addon was not built
 // (no compiler): herd then runs on wasm.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import type { AttentionArgs, MatmulArgs } from "../../src/backends/backend.js";
 import { jsBackend, matmul as refMatmul } from "../../src/backends/js/index.js";
@@ -222,6 +223,52 @@ describe("native backend", { skip }, () => {
     assert.ok(y.every((v) => v === 0));
     b.free(y);
     assert.equal(b.liveBytes(), start);
+  });
+
+  test("alloc of 2 MiB and more: the addon's hugepage-backed memory, zeroed, reused zeroed, read in place", () => {
+    const b = createNativeBackend();
+    const start = b.liveBytes();
+    const n = 1024 * 1024 + 3; // 4 MiB + 12 bytes: not a whole number of 2 MiB pages
+    const x = b.alloc(n);
+    assert.equal(x.length, n);
+    assert.equal(b.liveBytes(), start + 4 * n);
+    assert.ok(x.every((v) => v === 0));
+    // bf16 weights live in such buffers (halfZeros): the GEMV reads them in place, at any offset.
+    const k = 64;
+    const rows = 512;
+    const bits = new Uint16Array(x.buffer, x.byteOffset, 2 * n);
+    const w = randArray(rows * k, 7);
+    for (const offset of [0, 2 * n - rows * k - 5]) {
+      for (let i = 0; i < rows * k; i++)
+        bits[offset + i] = new Uint32Array(Float32Array.of(w[i]!).buffer)[0]! >>> 16;
+      const a = randArray(k, 8);
+      const got = new Float32Array(rows);
+      const want = new Float32Array(rows);
+      b.matmulBf16!(a, bits.subarray(offset, offset + rows * k), got, 1, rows, k);
+      jsBackend.matmulBf16!(a, bits.subarray(offset, offset + rows * k), want, 1, rows, k);
+      const c = closeness(got, want, 1e-5, 1e-6 * Math.sqrt(k));
+      assert.ok(c <= 1, `offset ${offset}: ${c}× the tolerance`);
+    }
+    b.free(x);
+    const y = b.alloc(n);
+    assert.ok(y.every((v) => v === 0));
+    b.free(y);
+    assert.equal(b.liveBytes(), start);
+  });
+
+  test("alloc's large buffers get transparent hugepages where the kernel offers them (madvise or always)", (t) => {
+    const thp = "/sys/kernel/mm/transparent_hugepage/enabled";
+    const setting = existsSync(thp) ? /\[(\w+)\]/.exec(readFileSync(thp, "utf8"))?.[1] : undefined;
+    if (setting !== "madvise" && setting !== "always") return t.skip(`no transparent hugepages (${setting})`);
+    const huge = () =>
+      Number(/AnonHugePages:\s+(\d+)/.exec(readFileSync("/proc/self/smaps_rollup", "utf8"))?.[1]);
+    const b = createNativeBackend();
+    const before = huge();
+    const x = b.alloc(16 * 2 ** 20); // 64 MiB
+    x.fill(1); // fault it in
+    // At least one 2 MiB page of the 32 (a fragmented host may not have them all).
+    assert.ok(huge() - before >= 2048, `AnonHugePages grew by ${huge() - before} kB`);
+    b.free(x);
   });
 
   test("embedding rejects ids outside the table instead of reading past it", () => {

@@ -1,7 +1,8 @@
 // The native backend: the C++ kernels of native/*.cc (a Node addon built by scripts/build-native.mjs
 // during `npm ci`), with AVX-512 / AVX2+FMA / portable versions chosen at load by CPUID and one
-// persistent thread pool (HERD_THREADS, default: every core). Buffers are plain Float32Arrays that the
-// addon reads in place (no copying, no 4 GB ceiling); alloc() recycles freed ones (recycler below).
+// persistent thread pool (HERD_THREADS, default: every core). Buffers are Float32Arrays that the addon
+// reads in place (no copying, no 4 GB ceiling): large ones over hugepage-backed memory the addon maps,
+// small ones plain; alloc() recycles freed ones (recycler below).
 // Every kernel of
 // the interface is native: herd.cc has matmul (packed, cache-blocked SGEMM), matmulBf16 (decode GEMV
 // reading bf16 weights), RMSNorm, SwiGLU, softmax and AdamW; attention.cc flash attention forward and
@@ -38,7 +39,9 @@ interface Addon {
   ): void;
   matmulBf16(a: F32, b: Uint16Array, c: F32, m: number, n: number, k: number): void;
   matmulBf16Many(a: F32, b: Uint16Array[], c: F32[], m: number, n: number[], k: number): void;
-  memoryBandwidth(bytes: number, reps: number): { read: number; copy: number };
+  memoryBandwidth(bytes: number, reps: number, huge: boolean): { read: number; copy: number };
+  /** native/memory.cc: `bytes` zeroed bytes, 2 MiB aligned and hugepage-advised; null if unmapped. */
+  allocBuffer(bytes: number): ArrayBuffer | null;
   /** native/quant.cc; format 0 = q8_0, 1 = q4_0. */
   matmulQuant(a: F32, blocks: Uint8Array, c: F32, m: number, n: number, k: number, format: number): void;
   rmsNorm(x: F32, w: F32, out: F32, rstd: F32, rows: number, dim: number, eps: number): void;
@@ -164,6 +167,7 @@ function loadAddon(): Addon | null {
  * Memory bandwidth on the addon's pool, restarted with `threads` (default HERD_THREADS, else every core): the
  * best of `reps` passes over a `bytes`-sized buffer, each thread streaming its own slice, reading only
  * (`read`, what a decode step does to its weights) and copying (`copy`, bytes read + written), in bytes/s.
+ * The buffer is on hugepages, as alloc()'s large buffers (the weights) are.
  */
 export function nativeMemoryBandwidth(
   bytes: number,
@@ -173,7 +177,7 @@ export function nativeMemoryBandwidth(
   const n = loadAddon();
   if (!n) throw new Error(`native backend: ${loadError}`);
   n.init(threads ?? threadsFromEnv()); // (re)starts the one pool
-  return n.memoryBandwidth(bytes, reps);
+  return n.memoryBandwidth(bytes, reps, true);
 }
 
 /** Whether the addon was built and loads here. */
@@ -195,14 +199,17 @@ export interface NativeBackend extends Backend {
 }
 
 /**
- * Buffers for alloc()/free(): a freed array of at least MIN_RECYCLE floats is kept by length and handed
+ * Buffers for alloc()/free(). Arrays of HUGE_BYTES (2 MiB) and more live in the addon's hugepage-backed
+ * memory (native/memory.cc: a decode step streams every weight, and 2 MiB pages spare it the TLB misses
+ * of 4 KiB ones; bench/RESULTS.md "Model" has the figures), smaller ones are plain Float32Arrays. A freed array of at least MIN_RECYCLE floats is kept by length and handed
  * out again zero-filled, so a training step's activations (the same shapes every step) reuse warm
  * memory instead of fresh pages (a page fault and the kernel's zeroing per 4 KiB, which cost a
  * small-preset step more than its elementwise kernels). At most HERD_NATIVE_CACHE_MB (default 1024)
  * MiB are kept; beyond that freed arrays are left to the garbage collector.
  */
 const MIN_RECYCLE = 4096;
-function recycler() {
+const HUGE_BYTES = 2 * 2 ** 20;
+function recycler(addon: Addon) {
   const mb = Number(process.env.HERD_NATIVE_CACHE_MB ?? 1024);
   const cap = (Number.isFinite(mb) && mb >= 0 ? mb : 1024) * 2 ** 20;
   const spare = new Map<number, Float32Array[]>();
@@ -218,7 +225,10 @@ function recycler() {
         kept -= reused.byteLength;
         reused.fill(0);
         buf = reused;
-      } else buf = new Float32Array(n);
+      } else {
+        const mapped = n * 4 >= HUGE_BYTES ? addon.allocBuffer(n * 4) : null;
+        buf = mapped ? new Float32Array(mapped) : new Float32Array(n);
+      }
       owned.add(buf);
       live += buf.byteLength;
       return buf;
@@ -250,7 +260,7 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
   const n = loadAddon();
   if (!n) throw new Error(`native backend: ${loadError}`);
   const isa = n.init(opts.threads ?? threadsFromEnv());
-  const mem = recycler();
+  const mem = recycler(n);
   return {
     ...jsBackend,
     name: "native",
