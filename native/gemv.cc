@@ -4,9 +4,9 @@
 // f32, exact, then multiply-add in f32); test/backends/conformance.test.ts checks this against it.
 //
 // A decode step (m = 1) reads every weight once: it is a pure streaming read, so the kernel's only job is
-// to keep the memory system busy. Rows are handed out in chunks of ~256 KB by the pool's atomic
+// to keep the memory system busy. Rows are handed out in chunks of up to 2 MiB by the pool's atomic
 // counter; each row is read as one sequential stream of aligned 64-byte lines (rowAvx512 says how, and
-// what was measured). Few rows of A (m ≤ 4) reuse each row from L1; more rows (prefill) go to the tiled
+// what was measured), prefetched 4 KiB ahead. Few rows of A (m ≤ 4) reuse each row from L1; more rows (prefill) go to the tiled
 // SGEMM, which widens bf16 while packing B (gemmBf16 in herd.cc). AVX2 and portable versions keep the
 // simpler shape (4 rows at a time, zero-extension) and serve machines without AVX-512.
 //
@@ -104,6 +104,11 @@ __attribute__((target("avx2,fma"))) void rowsAvx2(const float* a, int64_t m, con
 // independent FMA chains): on this machine that reaches ~95% of a pure streaming read on one core, where
 // 4 rows interleaved reached ~65% and misaligned (split) or masked loads ~40-70%.
 
+// Lines ahead a row's stream prefetches: 4 KiB (one row of k = 2048). Measured on the 1B decode's GEMV
+// sequence (bench/RESULTS.md "Model"): 2 threads +6-12%, one thread 34 → 39 GB/s (~96% of the read probe,
+// which a prefetch does not raise); 16-32 lines helped less, 256 less again.
+constexpr int64_t PREFETCH_LINES = 64;
+
 __attribute__((target("avx512f,avx512bw,fma"))) float rowAvx512(const float* xe, const float* xo,
                                                                  const uint16_t* line0, const Lines& L) {
   const int64_t lines = L.lines;
@@ -114,6 +119,9 @@ __attribute__((target("avx512f,avx512bw,fma"))) float rowAvx512(const float* xe,
   int64_t l = 0;
   for (; l + 4 <= lines; l += 4) {
     const uint16_t* w = line0 + 32 * l;
+    // Software prefetch PREFETCH_LINES ahead (the hardware prefetchers stop at 4 KiB boundaries and
+    // restart slowly; past the row's end this fetches the next row, which the same chunk reads next).
+    for (int f = 0; f < 4; f++) _mm_prefetch((const char*)(w + 32 * (PREFETCH_LINES + f)), _MM_HINT_T0);
     const float* e = xe + 16 * l;
     const float* o = xo + 16 * l;
     const __m512i h0 = _mm512_and_si512(_mm512_load_si512(w), _mm512_load_si512(l == 0 ? L.first : L.all));
@@ -210,9 +218,14 @@ void gemvBf16(const float* a, int64_t m, int64_t k, const Product* ps, int count
       }
     }
   }
-  // Chunks of ~256 KB of weights (measured on 2 threads: 128 KB and 512 KB chunks did about as well,
-  // 16 KB ones clearly worse), numbered across the products.
-  const int64_t rowsPerChunk = std::max<int64_t>(4, (131072 / std::max<int64_t>(1, k) + 3) & ~int64_t(3));
+  // Chunks of up to 2 MiB of weights (one hugepage; fewer when the call is small, so that every thread
+  // gets about two), numbered across the products. Measured on 2 threads over the 1B decode's GEMVs
+  // with 4 KiB-prefetch: 256 KiB chunks 76-81% of the read probe, 1 MiB 84%, 2 MiB 85-93%, 32 KiB 51-56%:
+  // each switch to a new chunk restarts a stream.
+  int64_t total = 0;
+  for (int q = 0; q < count; q++) total += ps[q].n * k * 2;
+  const int64_t chunkBytes = std::clamp<int64_t>(total / (2 * pool.threads()), 256 << 10, 2 << 20);
+  const int64_t rowsPerChunk = std::max<int64_t>(4, (chunkBytes / 2 / std::max<int64_t>(1, k) + 3) & ~int64_t(3));
   int64_t first[17];
   first[0] = 0;
   for (int q = 0; q < count; q++) first[q + 1] = first[q] + (ps[q].n + rowsPerChunk - 1) / rowsPerChunk;
