@@ -58,6 +58,7 @@ interface ChildResult {
  */
 export class RooflineProbe {
   best = 0;
+  worst = Number.POSITIVE_INFINITY;
   readonly lines: string[] = [];
   constructor(private readonly threads: number) {}
   probe(when: string): number {
@@ -67,6 +68,7 @@ export class RooflineProbe {
         `memory bandwidth ${when}, ${this.threads} threads (1 GiB): read ${(p.read / GB).toFixed(1)} GB/s · copy, read + write ${(p.copy / GB).toFixed(1)} GB/s`,
       );
       this.best = Math.max(this.best, p.read);
+      this.worst = Math.min(this.worst, p.read);
     } else {
       const c = copyBandwidth();
       this.lines.push(
@@ -76,6 +78,11 @@ export class RooflineProbe {
     }
     console.log(this.lines.at(-1));
     return this.best;
+  }
+  /** A warning when the probes disagree by more than 25% (the bandwidth changed during the run), else "". */
+  spread(): string {
+    if (!(this.worst > 0) || this.best / this.worst <= 1.25) return "";
+    return `warning: the read bandwidth changed during the run (${(this.worst / GB).toFixed(1)}-${(this.best / GB).toFixed(1)} GB/s): a decode faster than the roofline means the probes missed the fast spells; rerun`;
   }
 }
 
@@ -182,6 +189,8 @@ export async function run(): Promise<void> {
     }
     const bw = bandwidth.probe("after");
     const roofline = bw / bytesPerToken;
+    const spread = bandwidth.spread();
+    if (spread) console.log(spread);
     console.log(
       `decode reads ${(bytesPerToken / GB).toFixed(2)} GB of weights per token → roofline ${roofline.toFixed(1)} tokens/s at the best read bandwidth (${(bw / GB).toFixed(1)} GB/s)`,
     );
