@@ -9,8 +9,9 @@
 // SimdOps::gemm (simd.h; AVX-512, AVX2 or portable by herd::isa).
 // - Forward: units (batch item, head, tile of BQ queries) on the pool; key blocks the tile cannot see
 //   (above the causal diagonal, or no shared document) are skipped. Fewer than 8 query rows (decode)
-//   take a row-at-a-time path instead, since a 64-query tile would be mostly padding; it sums in another
-//   order, so a decode step agrees with the same row of a full forward to rounding, not bit for bit.
+//   take a row-at-a-time path instead (a GQA group's query heads together), since a 64-query tile would
+//   be mostly padding; it sums in another order, so a decode step agrees with the same row of a full
+//   forward to rounding, not bit for bit.
 // - Backward (FlashAttention-2): P = exp(scale·Sᵀ - lse) is recomputed; units are (batch item, KV head,
 //   chunk of keys), each owning its keys' dK and dV (summed over the group's query heads in scratch),
 //   so no two threads write the same element. dQ sums over chunks: with one chunk per (b, g) it is
@@ -166,44 +167,58 @@ void forwardTile(const AttnP& P, const SimdOps& K, int64_t b, int64_t h, int64_t
 }
 
 // One query row at a time (few rows, e.g. decode): scores, softmax and P·V with vector dot and axpy.
-void forwardRow(const AttnP& P, const SimdOps& K, int64_t b, int64_t h, int64_t t) {
-  const int64_t hd = P.hd, g = h / P.group(), qs = P.qStride(), ks = P.kStride();
+// The query heads of one GQA group (sharing a KV head) run together, key by key, so each K and V row
+// is read from memory once per group and then from L1 for the others (head by head, a layer's K and
+// V at 512 keys, 2 MiB, were streamed once per query head). Each head's sums are the same operations
+// in the same order as one head alone.
+void forwardRows(const AttnP& P, const SimdOps& K, int64_t b, int64_t g, int64_t t) {
+  const int64_t hd = P.hd, G = P.group(), qs = P.qStride(), ks = P.kStride();
   const int64_t sMax = P.keyLimit(t + 1);
-  float* sc = scratch(tlsF, sMax + hd);
-  float* acc = sc + sMax;
-  const float* qr = P.q + (b * P.seqQ + t) * qs + h * hd;
+  float* sc = scratch(tlsF, G * (sMax + hd));  // G rows of scores, then G accumulators
+  float* acc = sc + G * sMax;
+  const float* q0 = P.q + (b * P.seqQ + t) * qs + g * G * hd;  // the group's heads are adjacent
   const float* kb = P.k + b * P.seqK * ks + g * hd;
   const float* vb = P.v + b * P.seqK * ks + g * hd;
   const int32_t qDoc = P.qDoc ? P.qDoc[b * P.seqQ + t] : 0;
-  float mx = -INFINITY;
   for (int64_t s = 0; s < sMax; s++) {
     const bool seen = !P.kDoc || P.kDoc[b * P.seqK + s] == qDoc;
-    sc[s] = seen ? P.scale * K.dot(qr, kb + s * ks, hd) : -INFINITY;
-    mx = std::max(mx, sc[s]);
+    for (int64_t j = 0; j < G; j++) sc[j * sMax + s] = seen ? P.scale * K.dot(q0 + j * hd, kb + s * ks, hd) : -INFINITY;
   }
-  float* o = P.o + (b * P.seqQ + t) * qs + h * hd;
-  float* l = P.lseOut + (b * P.heads + h) * P.seqQ + t;
-  if (mx == -INFINITY) {
-    std::fill(o, o + hd, 0.f);
-    *l = -INFINITY;
-    return;
+  float* o0 = P.o + (b * P.seqQ + t) * qs + g * G * hd;
+  float* l0 = P.lseOut + (b * P.heads + g * G) * P.seqQ + t;
+  double sum[64];  // (heads per KV head ≤ 64: checked by attentionForward)
+  float mx[64];
+  for (int64_t j = 0; j < G; j++) {
+    float* r = sc + j * sMax;
+    mx[j] = -INFINITY;
+    for (int64_t s = 0; s < sMax; s++) mx[j] = std::max(mx[j], r[s]);
+    if (mx[j] == -INFINITY) continue;  // no visible key: out 0, lse -inf (below)
+    sum[j] = K.expSum(r, sMax, mx[j]);
+    K.expScale(r, r, sMax, mx[j], 1.f);
   }
-  const double sum = K.expSum(sc, sMax, mx);
-  K.expScale(sc, sc, sMax, mx, 1.f);
-  std::fill(acc, acc + hd, 0.f);
+  std::fill(acc, acc + G * hd, 0.f);
   for (int64_t s = 0; s < sMax; s++)
-    if (sc[s] != 0.f) K.axpy(acc, sc[s], vb + s * ks, hd);
-  const float inv = (float)(1.0 / sum);
-  for (int64_t d = 0; d < hd; d++) o[d] = acc[d] * inv;
-  *l = (float)((double)mx + std::log(sum));
+    for (int64_t j = 0; j < G; j++)
+      if (mx[j] != -INFINITY && sc[j * sMax + s] != 0.f) K.axpy(acc + j * hd, sc[j * sMax + s], vb + s * ks, hd);
+  for (int64_t j = 0; j < G; j++) {
+    if (mx[j] == -INFINITY) {
+      std::fill(o0 + j * hd, o0 + (j + 1) * hd, 0.f);
+      l0[j * P.seqQ] = -INFINITY;
+      continue;
+    }
+    const float inv = (float)(1.0 / sum[j]);
+    for (int64_t d = 0; d < hd; d++) o0[j * hd + d] = acc[j * hd + d] * inv;
+    l0[j * P.seqQ] = (float)((double)mx[j] + std::log(sum[j]));
+  }
 }
 
 void attentionForward(const AttnP& P) {
   const SimdOps& K = simdOps();
-  if (P.seqQ < 8) {
-    const int64_t rows = P.batch * P.heads * P.seqQ;
-    parallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, P.seqK * P.hd)), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; r++) forwardRow(P, K, r / (P.heads * P.seqQ), (r / P.seqQ) % P.heads, r % P.seqQ);
+  if (P.seqQ < 8 && P.group() <= 64) {
+    const int64_t units = P.batch * P.kvHeads * P.seqQ;  // (batch item, KV head, query row)
+    const int64_t work = P.group() * P.seqK * P.hd;
+    parallelFor(units, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, work)), [&](int64_t u0, int64_t u1) {
+      for (int64_t u = u0; u < u1; u++) forwardRows(P, K, u / (P.kvHeads * P.seqQ), (u / P.seqQ) % P.kvHeads, u % P.seqQ);
     });
     return;
   }

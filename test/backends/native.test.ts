@@ -167,6 +167,20 @@ describe("native backend", { skip }, () => {
       qDocIds: docs(2 * T, T, 37),
       kDocIds: docs(2 * S, S, 37),
     });
+    // Decode rows with several KV heads (each GQA group's query heads run together) and documents: the
+    // queries are the last 3 positions of a 90-token cache whose documents are runs of 37 tokens.
+    cases.push({
+      ...base,
+      batch: 2,
+      heads: 8,
+      kvHeads: 2,
+      seqQ: 3,
+      seqK: 90,
+      headDim: 64,
+      scale: 0.125,
+      qDocIds: Int32Array.from({ length: 6 }, (_, i) => Math.floor((87 + (i % 3)) / 37)),
+      kDocIds: docs(2 * 90, 90, 37),
+    });
     for (const threads of [1, 3]) {
       const b = createNativeBackend({ threads });
       cases.forEach((a, i) => {
