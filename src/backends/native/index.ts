@@ -202,9 +202,9 @@ export interface NativeBackend extends Backend {
  * Buffers for alloc()/free(). Arrays of HUGE_BYTES (2 MiB) and more live in the addon's hugepage-backed
  * memory (native/memory.cc: a decode step streams every weight, and 2 MiB pages spare it the TLB misses
  * of 4 KiB ones; bench/RESULTS.md "Model" has the figures), smaller ones are plain Float32Arrays
- * (without THP the addon's memory is on 4 KiB pages; if it cannot be mapped, plain). A freed array of at least
- * MIN_RECYCLE floats is kept by length and handed out again zero-filled, so a training step's
- * activations (the same shapes every step) reuse warm
+ * (without THP the addon's memory is on 4 KiB pages; if it cannot be mapped, plain). A freed
+ * array of at least MIN_RECYCLE floats is kept by length and handed out again zero-filled, so a
+ * training step's activations (the same shapes every step) reuse warm
  * memory instead of fresh pages (a page fault and the kernel's zeroing per 4 KiB, which cost a
  * small-preset step more than its elementwise kernels). At most HERD_NATIVE_CACHE_MB (default 1024)
  * MiB are kept; beyond that freed arrays are left to the garbage collector.
