@@ -3,75 +3,24 @@
 // and Q4_0, and each is asked to continue a short prompt in its own child process: decode tokens/s for
 // bf16 on the wasm backend and bf16, Q8_0 and Q4_0 on the native backend (the default one), side by side
 // with ratios, each beside its roofline (bytes of weights one decode step reads over the best streaming
-// read bandwidth measured before and after the runs, bench/model.ts RooflineProbe), and the peak resident memory (VmHWM) per format.
+// read bandwidth measured before and after the runs, bench/decode.ts RooflineProbe), and the peak
+// resident memory (VmHWM) per format. Each child decodes HERD_BENCH_REPEATS (3) times and keeps its best
+// run (bench/decode.ts).
 //
 // Knobs: HERD_BENCH_PROMPT (32 tokens: short, so decode is the weights' GEMVs, not attention over a long
 // cache), HERD_BENCH_DECODE (16), HERD_BENCH_THREADS (2), HERD_BENCH_PRESET (llama3.2-1b).
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { fileURLToPath } from "node:url";
-import { getBackend } from "../src/backends/index.js";
-import { generate } from "../src/generate/generate.js";
 import { writeHFCheckpoint } from "../src/model/checkpoint/index.js";
 import { type LlamaConfig, toHFConfig } from "../src/model/config.js";
-import { loadModel } from "../src/model/load.js";
 import { decodeBytesPerToken, paramCount, preset } from "../src/model/presets.js";
 import { quantizeCheckpoint } from "../src/model/quantize.js";
 import { EMBED, initWeights, weightShapes } from "../src/model/weights.js";
 import { type QuantFormat, quantRowBytes } from "../src/tensor/quant.js";
-import { RooflineProbe } from "./model.js";
+import { type ChildResult, env, GB, RooflineProbe, runDecodeChild } from "./decode.js";
 import { row } from "./timing.js";
-
-const env = (name: string, fallback: number) => {
-  const v = process.env[name];
-  return v === undefined || v === "" ? fallback : Number(v);
-};
-
-interface ChildResult {
-  backend: string;
-  dtype: string;
-  loadSeconds: number;
-  promptTokens: number;
-  prefillSeconds: number;
-  decodeTokens: number;
-  decodeSeconds: number;
-  rssAfterLoadBytes: number;
-  maxRssBytes: number;
-}
-
-function peakRss(): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
-  return m ? Number(m[1]) * 1024 : process.resourceUsage().maxRSS * 1024;
-}
-
-async function child(dir: string): Promise<void> {
-  const t0 = performance.now();
-  const model = await loadModel(dir, { dtype: "keep" });
-  const loadSeconds = (performance.now() - t0) / 1000;
-  const rssAfterLoadBytes = process.memoryUsage().rss;
-  const prompt = [model.config.bosTokenId ?? 0];
-  let s = 12345;
-  while (prompt.length < env("HERD_BENCH_PROMPT", 32)) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    prompt.push(s % Math.min(model.config.vocabSize, 128000));
-  }
-  const r = generate(model, prompt, { maxNewTokens: env("HERD_BENCH_DECODE", 16) + 1, stopIds: [] });
-  const result: ChildResult = {
-    backend: getBackend().name,
-    dtype: model.dtype,
-    loadSeconds,
-    promptTokens: r.promptTokens,
-    prefillSeconds: r.prefillSeconds,
-    decodeTokens: r.decodeTokens,
-    decodeSeconds: r.decodeSeconds,
-    rssAfterLoadBytes,
-    maxRssBytes: peakRss(),
-  };
-  process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
-}
 
 /** Bytes of weights one decode step reads with every matrix in `format` (norms f32; see presets.ts). */
 function quantBytesPerToken(c: LlamaConfig, format: QuantFormat): number {
@@ -83,8 +32,6 @@ function quantBytesPerToken(c: LlamaConfig, format: QuantFormat): number {
   }
   return bytes;
 }
-
-const GB = 1e9;
 
 export async function run(): Promise<void> {
   const name = process.env.HERD_BENCH_PRESET ?? "llama3.2-1b";
@@ -125,20 +72,9 @@ export async function run(): Promise<void> {
       ["native", "q8_0"],
       ["native", "q4_0"],
     ];
-    const self = fileURLToPath(import.meta.url);
     const results: (ChildResult & { rate: number; roofline: number; bytes: number })[] = [];
     for (const [backend, format] of runs) {
-      const out = spawnSync(process.execPath, [self, "--child", dirs[format]!], {
-        env: { ...process.env, HERD_THREADS: String(threads), HERD_BACKEND: backend },
-        encoding: "utf8",
-        maxBuffer: 1 << 24,
-      });
-      const line = out.stdout.split("\n").find((l) => l.startsWith("RESULT "));
-      if (out.status !== 0 || !line)
-        throw new Error(
-          `bench quant: ${backend} ${format} child failed (status ${out.status}): ${out.stderr.slice(-2000)}`,
-        );
-      const r = JSON.parse(line.slice(7)) as ChildResult;
+      const r = runDecodeChild(dirs[format]!, backend, threads, { prompt: 32, decode: 16 });
       const bytes =
         format === "bf16"
           ? decodeBytesPerToken(config, "bf16")
@@ -193,11 +129,4 @@ export async function run(): Promise<void> {
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
-}
-
-if (process.argv[2] === "--child" && process.argv[1] === fileURLToPath(import.meta.url)) {
-  child(process.argv[3]!).catch((e) => {
-    console.error(e);
-    process.exitCode = 1;
-  });
 }

@@ -39,6 +39,22 @@ export class QuantTensor {
   /** Optional name, used in error messages (the checkpoint name). */
   name = "";
   private bytes: Uint8Array | null;
+  /** The backend buffer the blocks live in, when `allocate` made them (freed on dispose). */
+  private owner: { backend: Backend; buffer: Float32Array } | null = null;
+
+  /**
+   * Zeroed blocks for `format` [n, k] in the active backend's memory (as `halfZeros` does for bf16), so
+   * a large matrix gets what the backend gives large buffers (the native one: hugepages, which a decode
+   * step streaming every weight needs); a loader then reads the file's bytes straight into `blocks`.
+   */
+  static allocate(format: QuantFormat, shape: readonly [number, number]): QuantTensor {
+    const bytes = shape[0] * quantRowBytes(format, shape[1]);
+    const backend = getBackend();
+    const buffer = backend.alloc(Math.ceil(bytes / 4));
+    const q = new QuantTensor(format, shape, new Uint8Array(buffer.buffer, buffer.byteOffset, bytes));
+    q.owner = { backend, buffer };
+    return q;
+  }
 
   constructor(
     readonly format: QuantFormat,
@@ -76,6 +92,8 @@ export class QuantTensor {
 
   dispose(): void {
     this.bytes = null;
+    this.owner?.backend.free(this.owner.buffer);
+    this.owner = null;
   }
 
   label(): string {

@@ -64,9 +64,10 @@ export function readQuantTensors(
         throw new Error(
           `${path}: tensor '${name}' is U8 ${shapeStr(e.shape)}; ${format} blocks of the config's ${shapeStr(shape)} are [${n},${width}]`,
         );
-      const q = new QuantTensor(format, [n, k], f.readRaw(name));
+      const q = QuantTensor.allocate(format, [n, k]);
       q.name = name;
       tensors.set(name, q);
+      f.readRawInto(name, q.blocks);
     }
     return { format, tensors };
   } catch (e) {

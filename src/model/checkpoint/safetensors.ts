@@ -233,6 +233,15 @@ export class SafetensorsFile {
     return this.file.readBytes(e.begin, e.end - e.begin, `tensor '${name}'`);
   }
 
+  /** Read tensor `name`'s raw bytes into `out`, which must be exactly their size. */
+  readRawInto(name: string, out: Uint8Array): void {
+    const e = this.header.entries.get(name);
+    if (!e) throw new Error(`${this.path}: no tensor '${name}'`);
+    if (out.length !== e.end - e.begin)
+      throw new Error(`${this.path}: tensor '${name}' holds ${e.end - e.begin} bytes, not ${out.length}`);
+    this.file.readExact(out, e.begin, `tensor '${name}'`);
+  }
+
   close(): void {
     this.file.close();
   }
