@@ -2,6 +2,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { MatmulArgs } from "../src/backends/backend.js";
 
 function findRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -68,4 +69,21 @@ export function randArray(n: number, seed: number, scale = 1): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = (r() * 2 - 1) * scale;
   return out;
+}
+
+/** MatmulArgs for one m×k · k×n product (no batch, no transposes, no strides), with `over` applied. */
+export function matmulArgs(m: number, n: number, k: number, over: Partial<MatmulArgs> = {}): MatmulArgs {
+  return {
+    batch: 1,
+    m,
+    n,
+    k,
+    transA: false,
+    transB: false,
+    strideA: 0,
+    strideB: 0,
+    strideC: 0,
+    accumulate: false,
+    ...over,
+  };
 }

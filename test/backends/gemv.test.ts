@@ -5,7 +5,6 @@
 // something. Skipped where the addon was not built.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { MatmulArgs } from "../../src/backends/backend.js";
 import { jsBackend } from "../../src/backends/js/index.js";
 import {
   createNativeBackend,
@@ -13,25 +12,9 @@ import {
   nativeMemoryBandwidth,
 } from "../../src/backends/native/index.js";
 import { encodeHalf } from "../../src/tensor/dtype.js";
-import { closeness, randArray } from "../helpers.js";
+import { closeness, matmulArgs, randArray } from "../helpers.js";
 
 const skip = nativeAvailable() ? false : "native addon not built";
-
-function args(m: number, n: number, k: number, over: Partial<MatmulArgs> = {}): MatmulArgs {
-  return {
-    batch: 1,
-    m,
-    n,
-    k,
-    transA: false,
-    transB: false,
-    strideA: 0,
-    strideB: 0,
-    strideC: 0,
-    accumulate: false,
-    ...over,
-  };
-}
 
 describe("native decode kernels", { skip }, () => {
   test("f32, a few rows: bit-identical to the same rows of a large matmul", () => {
@@ -53,8 +36,8 @@ describe("native decode kernels", { skip }, () => {
             const few = randArray(m * n, m);
             const many = new Float32Array(24 * n);
             many.set(few);
-            b.matmul(A.subarray(0, m * k), B, few, args(m, n, k, { transB, accumulate }));
-            b.matmul(A, B, many, args(24, n, k, { transB, accumulate }));
+            b.matmul(A.subarray(0, m * k), B, few, matmulArgs(m, n, k, { transB, accumulate }));
+            b.matmul(A, B, many, matmulArgs(24, n, k, { transB, accumulate }));
             assert.deepEqual(few, many.subarray(0, m * n), `m=${m} n=${n} k=${k} transB=${transB}`);
           }
     createNativeBackend(); // back to HERD_THREADS for the other tests

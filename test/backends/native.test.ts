@@ -9,28 +9,12 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { describe, test } from "node:test";
-import type { AttentionArgs, MatmulArgs } from "../../src/backends/backend.js";
+import type { AttentionArgs } from "../../src/backends/backend.js";
 import { jsBackend, matmul as refMatmul } from "../../src/backends/js/index.js";
 import { createNativeBackend, nativeAvailable } from "../../src/backends/native/index.js";
-import { closeness, randArray, repoPath } from "../helpers.js";
+import { closeness, matmulArgs, randArray, repoPath } from "../helpers.js";
 
 const skip = nativeAvailable() ? false : "native addon not built";
-
-function args(m: number, n: number, k: number, over: Partial<MatmulArgs> = {}): MatmulArgs {
-  return {
-    batch: 1,
-    m,
-    n,
-    k,
-    transA: false,
-    transB: false,
-    strideA: 0,
-    strideB: 0,
-    strideC: 0,
-    accumulate: false,
-    ...over,
-  };
-}
 
 /** Worst error of native attention (forward and backward) against the js reference, in tolerances. */
 function attentionError(b: ReturnType<typeof createNativeBackend>, a: AttentionArgs, seed: number): number {
@@ -61,14 +45,17 @@ describe("native backend", { skip }, () => {
     const b = createNativeBackend();
     const a = new Float32Array(6);
     const c = new Float32Array(4);
-    assert.throws(() => b.matmul(a, new Float32Array(5), c, args(2, 2, 3)), /too small/);
-    assert.throws(() => b.matmul(a, new Float32Array(6), new Float32Array(3), args(2, 2, 3)), /too small/);
+    assert.throws(() => b.matmul(a, new Float32Array(5), c, matmulArgs(2, 2, 3)), /too small/);
     assert.throws(
-      () => b.matmul(a, new Float32Array(6), c, args(2, 2, 3, { batch: 2, strideA: 6, strideC: 4 })),
+      () => b.matmul(a, new Float32Array(6), new Float32Array(3), matmulArgs(2, 2, 3)),
       /too small/,
     );
     assert.throws(
-      () => b.matmul(new Float64Array(6) as unknown as Float32Array, a, c, args(2, 2, 3)),
+      () => b.matmul(a, new Float32Array(6), c, matmulArgs(2, 2, 3, { batch: 2, strideA: 6, strideC: 4 })),
+      /too small/,
+    );
+    assert.throws(
+      () => b.matmul(new Float64Array(6) as unknown as Float32Array, a, c, matmulArgs(2, 2, 3)),
       /type/,
     );
     assert.throws(() => b.softmax(new Float32Array(5), new Float32Array(6), 2, 3), /too small/);
@@ -86,7 +73,7 @@ describe("native backend", { skip }, () => {
       assert.equal(b.threads, threads);
       for (const transA of [false, true])
         for (const transB of [false, true]) {
-          const p = args(m, n, k, { transA, transB, accumulate: true });
+          const p = matmulArgs(m, n, k, { transA, transB, accumulate: true });
           const got = C0.slice();
           const want = C0.slice();
           b.matmul(A, B, got, p);
@@ -308,8 +295,8 @@ describe("native backend", { skip }, () => {
         const few = randArray(m * n, 23);
         const many = new Float32Array(40 * n);
         many.set(few);
-        b.matmul(A.subarray(0, m * k), B, few, args(m, n, k, { transB, accumulate: true }));
-        b.matmul(A, B, many, args(40, n, k, { transB, accumulate: true }));
+        b.matmul(A.subarray(0, m * k), B, few, matmulArgs(m, n, k, { transB, accumulate: true }));
+        b.matmul(A, B, many, matmulArgs(40, n, k, { transB, accumulate: true }));
         assert.deepEqual(few, many.subarray(0, m * n), `m=${m} transB=${transB}`);
       }
   });
@@ -392,7 +379,7 @@ describe("native backend", { skip }, () => {
       bits.subarray(1),
       (h) => new Float32Array(new Uint32Array([h << 16]).buffer)[0]!,
     );
-    refMatmul(A, widened, want, args(m, n, k, { transB: true }));
+    refMatmul(A, widened, want, matmulArgs(m, n, k, { transB: true }));
     assert.ok(closeness(got, want, 1e-5, 1e-5) <= 1);
   });
 });
