@@ -207,11 +207,13 @@ export interface NativeBackend extends Backend {
  * training step's activations (the same shapes every step) reuse warm
  * memory instead of fresh pages (a page fault and the kernel's zeroing per 4 KiB, which cost a
  * small-preset step more than its elementwise kernels). At most HERD_NATIVE_CACHE_MB (default 1024)
- * MiB are kept; beyond that freed arrays are left to the garbage collector.
+ * MiB are kept; beyond that freed arrays are left to the garbage collector. HERD_NATIVE_HUGEPAGES=0
+ * keeps every buffer a plain Float32Array (for comparison, or where THP compaction stalls hurt).
  */
 const MIN_RECYCLE = 4096;
 const HUGE_BYTES = 2 * 2 ** 20;
 function recycler(addon: Addon) {
+  const huge = process.env.HERD_NATIVE_HUGEPAGES !== "0";
   const mb = Number(process.env.HERD_NATIVE_CACHE_MB ?? 1024);
   const cap = (Number.isFinite(mb) && mb >= 0 ? mb : 1024) * 2 ** 20;
   const spare = new Map<number, Float32Array[]>();
@@ -228,7 +230,7 @@ function recycler(addon: Addon) {
         reused.fill(0);
         buf = reused;
       } else {
-        const mapped = n * 4 >= HUGE_BYTES ? addon.allocBuffer(n * 4) : null;
+        const mapped = huge && n * 4 >= HUGE_BYTES ? addon.allocBuffer(n * 4) : null;
         buf = mapped ? new Float32Array(mapped) : new Float32Array(n);
       }
       owned.add(buf);
