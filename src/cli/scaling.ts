@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { writeFileAtomic } from "../io/atomic.js";
 import { paramCount } from "../model/presets.js";
-import { resolveConfig } from "../train/config.js";
+import { loadConfig } from "../train/config.js";
 import { MetricsLog } from "../train/metrics.js";
 import { trainingFlopsPerToken } from "../train/mfu.js";
 import { fitScalingLaw, PAPER_LAW, predict, type ScalingPoint } from "../train/scaling.js";
@@ -47,13 +47,7 @@ export interface RunPoint extends ScalingPoint {
 export function runPoint(dir: string, count: FlopCount = "model"): RunPoint {
   const cfgPath = join(dir, "config.json");
   if (!existsSync(cfgPath)) throw new Error(`${dir}: no config.json (not a herd pretrain run folder)`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(cfgPath, "utf8"));
-  } catch (e) {
-    throw new Error(`${cfgPath}: not valid JSON: ${(e as Error).message}`);
-  }
-  const mc = modelConfig(resolveConfig(raw, cfgPath, dir));
+  const mc = modelConfig(loadConfig(cfgPath));
   const m = new MetricsLog(join(dir, "metrics.jsonl")).read();
   if (m.length === 0) throw new Error(`${dir}/metrics.jsonl: no steps`);
   const tokens = m.at(-1)!.tokens;
@@ -68,14 +62,14 @@ export function runPoint(dir: string, count: FlopCount = "model"): RunPoint {
       prev = r.tokens;
     }
   }
-  const withVal = m.filter((r) => Number.isFinite((r as { valLoss?: unknown }).valLoss)).at(-1);
+  const withVal = m.filter((r) => Number.isFinite(r.valLoss)).at(-1);
   if (withVal) {
-    const { valLoss, valSeqLen } = withVal as unknown as { valLoss: number; valSeqLen?: number };
+    const { valLoss, valSeqLen } = withVal;
     return {
       dir,
       flops,
       tokens,
-      loss: valLoss,
+      loss: valLoss!,
       lossFrom: `valLoss at step ${withVal.step}${valSeqLen ? `, sequence length ${valSeqLen}` : ""}`,
       validation: true,
       ...(valSeqLen ? { valSeqLen } : {}),

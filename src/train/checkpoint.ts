@@ -22,8 +22,6 @@ export interface TrainerState {
   step: number;
   /** Tokens trained on so far. */
   tokens: number;
-  /** Tokens trained on in the current stage (what its batch/sequence ramp follows); absent before ramps. */
-  stageTokens?: number;
   loader: LoaderPosition;
   rng: number;
 }

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { type EvalConfig, resolveEvalConfig } from "./heldout.js";
+import { DEFAULT_EVAL, type EvalConfig } from "./heldout.js";
 import { type LongContextConfig, resolveLongContextConfig } from "./longContext.js";
 import { DEFAULT_OPTIMIZER, type OptimizerConfig } from "./optimizer.js";
 
@@ -95,6 +95,11 @@ class Fields {
       throw this.fail(key, "must be a non-empty list of file paths");
     return v as string[];
   }
+  bool(key: string, def: boolean): boolean {
+    const v = this.obj[key] ?? def;
+    if (typeof v !== "boolean") throw this.fail(key, "must be true or false");
+    return v;
+  }
   sub(key: string): Fields {
     const v = this.obj[key] ?? {};
     if (typeof v !== "object" || v === null || Array.isArray(v)) throw this.fail(key, "must be an object");
@@ -131,9 +136,7 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
   const m = f.sub("model");
   m.known(["preset", "overrides", "recompute"]);
   const overrides = m.sub("overrides").obj;
-  const recompute = m.obj.recompute ?? false;
-  if (typeof recompute !== "boolean")
-    throw new Error(`${file}: field 'model.recompute' must be true or false`);
+  const recompute = m.bool("recompute", false);
   const d = f.sub("data");
   d.known(["shards", "validation"]);
   const shards = d.strings("shards").map(abs);
@@ -187,9 +190,9 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
   });
   const c = f.sub("checkpoint");
   c.known(["every", "keep", "annealEvery"]);
-  const averageAnnealing = (raw as Obj).averageAnnealing ?? true;
-  if (typeof averageAnnealing !== "boolean")
-    throw new Error(`${file}: field 'averageAnnealing' must be true or false`);
+  const averageAnnealing = f.bool("averageAnnealing", true);
+  const e = f.sub("eval");
+  e.known(Object.keys(DEFAULT_EVAL));
   return {
     name: f.str("name"),
     runsDir: abs(f.str("runsDir", "runs")),
@@ -201,7 +204,11 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
     stages,
     checkpoint: { every: c.int("every", 50), keep: c.int("keep", 3), annealEvery: c.int("annealEvery", 5) },
     averageAnnealing,
-    eval: resolveEvalConfig((raw as Obj).eval, file),
+    eval: {
+      every: e.int("every", DEFAULT_EVAL.every, 0),
+      heldout: e.num("heldout", DEFAULT_EVAL.heldout, (v) => v >= 0 && v < 0.5, "a fraction in [0, 0.5)"),
+      tokens: e.int("tokens", DEFAULT_EVAL.tokens),
+    },
     longContext: resolveLongContextConfig((raw as Obj).longContext, file, abs),
   };
 }

@@ -14,7 +14,7 @@ import type { Llama } from "../model/llama.js";
 import { noGrad } from "../tensor/tape.js";
 import { scope } from "../tensor/tensor.js";
 import type { PretrainConfig, StageConfig } from "./config.js";
-import type { Batch } from "./loader.js";
+import { type Batch, fillWindow } from "./loader.js";
 import type { StepMetrics } from "./metrics.js";
 
 export interface EvalConfig {
@@ -27,28 +27,6 @@ export interface EvalConfig {
 }
 
 export const DEFAULT_EVAL: EvalConfig = { every: 50, heldout: 0.05, tokens: 4096 };
-
-/** Resolve the `eval` field (errors name the file and the field). */
-export function resolveEvalConfig(raw: unknown, file: string): EvalConfig {
-  if (raw === undefined) return { ...DEFAULT_EVAL };
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
-    throw new Error(`${file}: field 'eval' must be an object`);
-  const o = raw as Record<string, unknown>;
-  for (const k of Object.keys(o))
-    if (!(k in DEFAULT_EVAL))
-      throw new Error(`${file}: field 'eval.${k}' is not a known field (known: every, heldout, tokens)`);
-  const num = (k: keyof EvalConfig, ok: (v: number) => boolean, what: string): number => {
-    const v = o[k] ?? DEFAULT_EVAL[k];
-    if (typeof v !== "number" || !ok(v))
-      throw new Error(`${file}: field 'eval.${k}' must be ${what} (got ${JSON.stringify(v)})`);
-    return v;
-  };
-  return {
-    every: num("every", (v) => Number.isInteger(v) && v >= 0, "an integer ≥ 0"),
-    heldout: num("heldout", (v) => v >= 0 && v < 0.5, "a fraction in [0, 0.5)"),
-    tokens: num("tokens", (v) => Number.isInteger(v) && v >= 1, "an integer ≥ 1"),
-  };
-}
 
 /** A contiguous piece of held-out tokens: shard `path`, token offsets [start, end). */
 export interface HeldoutSpan {
@@ -158,21 +136,7 @@ export function heldoutWindows(set: HeldoutSet, seqLen: number, maxTokens: numbe
         r = new TokenShardReader(w.span.path);
         readers.set(w.span.path, r);
       }
-      const toks = r.tokens(w.start, T + 1);
-      let doc = r.documentAt(w.start);
-      let next = r.docStarts[doc + 1]!;
-      let local = 0;
-      for (let i = 0; i < T; i++) {
-        const pos = w.start + i;
-        while (pos >= next) {
-          doc++;
-          local++;
-          next = r.docStarts[doc + 1]!;
-        }
-        ids[b * T + i] = toks[i]!;
-        docIds[b * T + i] = local;
-        targets[b * T + i] = pos + 1 >= next ? -100 : toks[i + 1]!;
-      }
+      fillWindow(r, w.start, T, ids, targets, docIds, b * T);
     }
   } finally {
     for (const r of readers.values()) r.close();

@@ -86,11 +86,6 @@ export class PackedLoader {
     this.order = this.epochOrder(this.position.epoch);
   }
 
-  /** The current window length. */
-  get sequenceLength(): number {
-    return this.seqLen;
-  }
-
   private epochOrder(epoch: number): Uint32Array {
     return new Rng((this.seed * 1000003 + epoch * 7919 + this.seqLen) >>> 0).permutation(this.windows.length);
   }
@@ -122,32 +117,43 @@ export class PackedLoader {
         this.order = this.epochOrder(this.position.epoch);
       }
       const w = this.windows[this.order[this.position.cursor++]!]!;
-      this.fill(w, ids, targets, docIds, b * T);
+      fillWindow(this.shards[w.shard]!, w.start, T, ids, targets, docIds, b * T);
     }
     return { ids, targets, docIds, batch, seqLen: T };
   }
 
-  private fill(w: Window, ids: Int32Array, targets: Int32Array, docIds: Int32Array, off: number): void {
-    const T = this.seqLen;
-    const s = this.shards[w.shard]!;
-    const toks = s.tokens(w.start, T + 1);
-    let doc = s.documentAt(w.start);
-    let nextStart = s.docStarts[doc + 1]!;
-    let local = 0;
-    for (let i = 0; i < T; i++) {
-      const pos = w.start + i;
-      while (pos >= nextStart) {
-        doc++;
-        local++;
-        nextStart = s.docStarts[doc + 1]!;
-      }
-      ids[off + i] = toks[i]!;
-      docIds[off + i] = local;
-      targets[off + i] = pos + 1 >= nextStart ? -100 : toks[i + 1]!;
-    }
-  }
-
   close(): void {
     for (const s of this.shards) s.close();
+  }
+}
+
+/**
+ * One training window: the T tokens of `shard` from `start` into ids[off…], each one's document index
+ * within the window into docIds, and its next token into targets — or -100 where the next token starts
+ * another document (the document mask's rule: nothing is predicted across a boundary).
+ */
+export function fillWindow(
+  shard: TokenShardReader,
+  start: number,
+  T: number,
+  ids: Int32Array,
+  targets: Int32Array,
+  docIds: Int32Array,
+  off: number,
+): void {
+  const toks = shard.tokens(start, T + 1);
+  let doc = shard.documentAt(start);
+  let nextStart = shard.docStarts[doc + 1]!;
+  let local = 0;
+  for (let i = 0; i < T; i++) {
+    const pos = start + i;
+    while (pos >= nextStart) {
+      doc++;
+      local++;
+      nextStart = shard.docStarts[doc + 1]!;
+    }
+    ids[off + i] = toks[i]!;
+    docIds[off + i] = local;
+    targets[off + i] = pos + 1 >= nextStart ? -100 : toks[i + 1]!;
   }
 }

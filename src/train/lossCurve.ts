@@ -3,15 +3,12 @@
 // loss (valLoss, where a step has one) as a second series with dots and a legend. Rewritten
 // atomically as training goes, so a browser tab on it shows the run so far.
 import { writeFileAtomic } from "../io/atomic.js";
+import { escapeXml as esc } from "../io/xml.js";
 import type { StepMetrics } from "./metrics.js";
 
 const W = 720;
 const H = 360;
 const PAD = { left: 56, right: 16, top: 24, bottom: 40 };
-
-function esc(s: string): string {
-  return s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 /** The SVG text of a loss curve over `metrics` (steps in order). */
 export function lossCurveSvg(metrics: StepMetrics[], title = "training loss"): string {

@@ -6,6 +6,8 @@
 // forward of the prompt into a KV cache, then one token at a time), with the value's log-probability and
 // the rank of its first token beside. The pieces (needle, prompt, scorer, grid, heat map) are plain
 // functions so tests can check them against hand-computed cases and a decoder whose behaviour is known.
+import { argmax } from "../generate/sampling.js";
+import { escapeXml as esc } from "../io/xml.js";
 import { KVCache } from "../model/kvcache.js";
 import type { Llama } from "../model/llama.js";
 import { noGrad } from "../tensor/tape.js";
@@ -111,12 +113,6 @@ export interface Retrieval {
   firstRank: number;
 }
 
-function argmax(x: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
-  return best;
-}
-
 function logSoftmaxAt(x: Float32Array, i: number): number {
   let max = Number.NEGATIVE_INFINITY;
   for (const v of x) if (v > max) max = v;
@@ -190,10 +186,6 @@ export function niahGrid(o: NiahOptions): NiahCell[] {
       cells.push(cell);
     });
   return cells;
-}
-
-function esc(s: string): string {
-  return s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** The usual NIAH picture: context length across, needle depth down, each cell coloured by accuracy. */

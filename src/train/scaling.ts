@@ -75,11 +75,6 @@ export function isoFlop(points: ScalingPoint[]): IsoFlop {
   return { flops, points, coef, tokens: 10 ** x, loss: a + b * x + c * x * x };
 }
 
-/** Compute-optimal tokens of one budget: the minimum of the parabola of loss over log10(tokens). */
-export function optimalTokens(points: ScalingPoint[]): number {
-  return isoFlop(points).tokens;
-}
-
 /**
  * Group points into budgets: sorted by FLOPs, a point more than `tolerance` (relative) above the first
  * of the current group starts a new one — real runs of one budget differ by their step rounding.

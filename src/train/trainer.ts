@@ -134,13 +134,21 @@ function stageAt(cfg: PretrainConfig, step: number): { stage: StageConfig; index
 
 /** Batch and sequence length of every step of the run (the ramps followed through each stage's tokens). */
 export function stepShapes(cfg: PretrainConfig): { batch: number; seqLen: number }[] {
-  const out: { batch: number; seqLen: number }[] = [];
+  return runShapes(cfg).map(({ batch, seqLen }) => ({ batch, seqLen }));
+}
+
+/**
+ * Batch, sequence length and micro-batch of every step of the run: a function of the config alone, so a
+ * resumed run takes the same shapes as an uninterrupted one.
+ */
+function runShapes(cfg: PretrainConfig): { batch: number; seqLen: number; microBatch: number }[] {
+  const out: { batch: number; seqLen: number; microBatch: number }[] = [];
   for (const stage of cfg.stages) {
     let tokens = 0;
     for (let i = 0; i < stage.steps; i++) {
-      const { batch, seqLen } = stageShape(stage, tokens);
-      out.push({ batch, seqLen });
-      tokens += batch * seqLen;
+      const shape = stageShape(stage, tokens);
+      out.push(shape);
+      tokens += shape.batch * shape.seqLen;
     }
   }
   return out;
@@ -167,16 +175,16 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   const metrics = new MetricsLog(join(runDir, "metrics.jsonl"));
   const svgPath = join(runDir, "loss.svg");
   const totalSteps = cfg.stages.reduce((n, s) => n + s.steps, 0);
+  const shapes = runShapes(cfg);
+  const stepFlops = shapes.map((s) => s.batch * s.seqLen * trainingFlopsPerToken(mc, s.seqLen));
   // flopsAfter[i]: model FLOPs of steps i… to the end; the ETA is those left at the run's FLOP rate.
-  const flopsAfter = stepShapes(cfg).map((s) => s.batch * s.seqLen * trainingFlopsPerToken(mc, s.seqLen));
+  const flopsAfter = [...stepFlops, 0];
   for (let i = flopsAfter.length - 2; i >= 0; i--) flopsAfter[i]! += flopsAfter[i + 1]!;
-  flopsAfter.push(0);
   const peak = runPeak(runDir, getBackend());
 
   let state: TrainerState = {
     step: 0,
     tokens: 0,
-    stageTokens: 0,
     loader: { epoch: 0, cursor: 0 },
     rng: cfg.seed,
   };
@@ -196,10 +204,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   try {
     while (state.step < totalSteps) {
       const { stage, index, start } = stageAt(cfg, state.step);
-      // Tokens of this stage so far (checkpoints from before the ramp field: steps × the fixed shape).
-      const stageTokens =
-        state.step === start ? 0 : (state.stageTokens ?? (state.step - start) * stage.batch * stage.seqLen);
-      const shape = stageShape(stage, stageTokens);
+      const shape = shapes[state.step]!;
       if (index !== loaderStage) {
         loader?.close();
         loader = new PackedLoader(
@@ -226,13 +231,12 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
       stepSecs += (performance.now() - stepStart) / 1000;
       const tokens = shape.batch * shape.seqLen;
       tokensThisRun += tokens;
-      flopsThisRun += tokens * trainingFlopsPerToken(mc, shape.seqLen);
+      flopsThisRun += stepFlops[state.step]!;
       const rng = new Rng(state.rng);
       rng.next();
       state = {
         step: state.step + 1,
         tokens: state.tokens + tokens,
-        stageTokens: stageTokens + tokens,
         loader: { ...loader!.position },
         rng: rng.state,
       };

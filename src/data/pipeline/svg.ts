@@ -1,10 +1,10 @@
 // The report as one SVG page, drawn by hand (no dependency): the funnel (documents and bytes kept after
 // each block, as bars relative to the input), the output's languages, the mix asked vs achieved, and the
 // near-duplicate cluster-size histogram.
+import { escapeXml as esc } from "../../io/xml.js";
 import type { Report } from "./report.js";
 
 const W = 760;
-const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 const fmt = (n: number) =>
   n >= 1e9
     ? `${(n / 1e9).toFixed(2)}G`
