@@ -2,11 +2,9 @@
 // text (src/eval/perplexity.ts), so the cost of `herd quantize` can be checked. Several --model options
 // are scored on the same ids, one line each, with the change against the first.
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { perplexity } from "../eval/perplexity.js";
 import { codecFor } from "../generate/codec.js";
-import { PieceEncoder } from "../generate/pieces.js";
 import { loadModel, readConfig } from "../model/load.js";
 import { UsageError } from "./modelArgs.js";
 
@@ -22,9 +20,7 @@ const HELP = `usage: herd perplexity --model DIR [--model DIR2 ...] --text FILE 
   -h, --help          this help`;
 
 function textIds(dir: string, vocabSize: number, text: string, tokenizer?: string): number[] {
-  const path = tokenizer ?? (existsSync(join(dir, "vocab.json")) ? join(dir, "vocab.json") : undefined);
-  if (path?.endsWith(".json")) return PieceEncoder.fromFile(path).encode(text);
-  const codec = codecFor(dir, vocabSize, path);
+  const codec = codecFor(dir, vocabSize, tokenizer);
   if (!codec?.encode)
     throw new UsageError(`${dir}: no tokenizer that can encode text for this model; pass --tokenizer PATH`);
   return codec.encode(text);

@@ -54,8 +54,7 @@ export function perplexity(
     const targets = new Int32Array(win.length).fill(-100);
     // Predict win[t+1] at position t; without BOS the first token was scored by the previous window.
     for (let t = 0; t + 1 < win.length; t++) targets[t] = win[t + 1]!;
-    const n = win.length - 1;
-    if (n <= 0) break;
+    const n = win.length - 1; // ≥ 1: the loop condition leaves at least one token to predict
     const mean = noGrad(() => scope(() => model.loss(win, targets).item()));
     total += mean * n;
     scored += n;

@@ -4,8 +4,6 @@
 // prepend the dummy-prefix space, look up each UTF-8 character as a piece (bytes without a piece become
 // their `<0xXX>` byte pieces), then repeatedly merge the adjacent pair whose concatenation is a piece
 // with the highest score (the leftmost on ties) until no pair merges. No BOS/EOS is added.
-import { readFileSync } from "node:fs";
-
 export class PieceEncoder {
   private readonly ids = new Map<string, number>();
   private readonly byteIds: number[] = [];
@@ -19,27 +17,6 @@ export class PieceEncoder {
       const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(p);
       if (m) this.byteIds[Number.parseInt(m[1]!, 16)] = id;
     });
-  }
-
-  /** Read a `vocab.json` ({pieces: [{piece, score}]}); errors name the file and field. */
-  static fromFile(path: string): PieceEncoder {
-    let json: { pieces?: unknown };
-    try {
-      json = JSON.parse(readFileSync(path, "utf8"));
-    } catch (e) {
-      throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
-    }
-    if (!Array.isArray(json.pieces)) throw new Error(`${path}: field 'pieces' must be a list`);
-    const pieces: string[] = [];
-    const scores: number[] = [];
-    json.pieces.forEach((p: unknown, i: number) => {
-      const { piece, score } = (p ?? {}) as { piece?: unknown; score?: unknown };
-      if (typeof piece !== "string" || typeof score !== "number")
-        throw new Error(`${path}: field 'pieces[${i}]' must be {piece: string, score: number}`);
-      pieces.push(piece);
-      scores.push(score);
-    });
-    return new PieceEncoder(pieces, scores);
   }
 
   encode(text: string): number[] {

@@ -2,7 +2,8 @@
 // with RoPE → residual; RMSNorm → SwiGLU FFN → residual) → final RMSNorm → output projection (the
 // embedding itself when tied). One forward serves training (autograd records through the ops) and
 // inference (under noGrad, optionally with a KV cache for incremental decoding, and with bf16 weights
-// used as stored). Weights are a map from Hugging Face names to tensors (weights.ts).
+// used as stored). Weights are a map from Hugging Face names to tensors (weights.ts); a quantised
+// checkpoint's matrices are QuantTensors (Q8_0/Q4_0, inference only) kept in `quantized`.
 import { getBackend } from "../backends/index.js";
 import { widenBf16 } from "../backends/js/bf16.js";
 import { linearsBf16 } from "../tensor/linearBf16.js";
@@ -143,9 +144,10 @@ export class Llama {
 
   /** Make every f32 weight trainable (requiresGrad). bf16 and quantised weights cannot be trained. */
   trainable(): this {
-    for (const t of this.quantized.values())
+    const [q] = this.quantized.values();
+    if (q)
       throw new Error(
-        `Llama.trainable: weight '${t.name}' is ${t.format}; quantised weights are for inference`,
+        `Llama.trainable: weight '${q.name}' is ${q.format}; quantised weights are for inference`,
       );
     for (const t of this.weights.values()) {
       if (t.dtype !== "f32")

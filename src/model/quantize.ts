@@ -3,10 +3,11 @@
 // RMSNorm weights stay f32. As llama.cpp's Q8_0/Q4_0 files do, the embedding is quantised too: a lookup
 // dequantises one row, and a tied output head reads the same blocks (the largest matrix of a Llama 3.2
 // model, 262M of its 1.24B weights, so quantising it matters most for decode speed).
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { type QuantFormat, QuantTensor, quantize } from "../tensor/quant.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { readIndex } from "./checkpoint/hf.js";
 import { HF_INDEX, HF_SINGLE, readSafetensorsHeader } from "./checkpoint/index.js";
 import { quantFormatOf, writeQuantCheckpoint } from "./checkpoint/quant.js";
 import { toHFConfig } from "./config.js";
@@ -75,10 +76,8 @@ export async function quantizeCheckpoint(
 async function checkSourceDtypes(dir: string): Promise<void> {
   const files: string[] = [];
   if (existsSync(join(dir, HF_SINGLE))) files.push(join(dir, HF_SINGLE));
-  else if (existsSync(join(dir, HF_INDEX))) {
-    for (const f of readdirSync(dir))
-      if (/^model-\d{5}-of-\d{5}\.safetensors$/.test(f)) files.push(join(dir, f));
-  }
+  else if (existsSync(join(dir, HF_INDEX)))
+    for (const f of new Set(readIndex(join(dir, HF_INDEX)).values())) files.push(join(dir, f));
   for (const path of files) {
     const header = await readSafetensorsHeader(path);
     for (const e of header.entries.values())

@@ -18,7 +18,7 @@ import {
   type QuantFormat,
   quantRowBytes,
 } from "../backends/js/quant.js";
-import { f16BitsToF32, f32ToF16Bits } from "./dtype.js";
+import { decodeHalf, f32ToF16Bits } from "./dtype.js";
 import { isGradEnabled } from "./tape.js";
 import { shapeStr, type Tensor, zeros } from "./tensor.js";
 
@@ -83,11 +83,6 @@ export class QuantTensor {
   get blocks(): Uint8Array {
     if (!this.bytes) throw new Error(`QuantTensor${this.label()}: used after dispose`);
     return this.bytes;
-  }
-
-  /** For API symmetry with Tensor (quantised weights are never in a scope). */
-  keep(): this {
-    return this;
   }
 
   dispose(): void {
@@ -155,7 +150,9 @@ export function quantize(w: Tensor, format: QuantFormat): QuantTensor {
   const src = w.dtype === "f32" ? null : w;
   for (let j0 = 0; j0 < n; j0 += rowsPer) {
     const j1 = Math.min(n, j0 + rowsPer);
-    const vals = src ? halfRows(src, j0, j1, k) : w.data.subarray(j0 * k, j1 * k);
+    const vals = src
+      ? decodeHalf(src.halfBits.subarray(j0 * k, j1 * k), src.dtype as "bf16" | "f16")
+      : w.data.subarray(j0 * k, j1 * k);
     for (let j = j0; j < j1; j++)
       quantizeRow(vals.subarray((j - j0) * k, (j - j0 + 1) * k), format, out, j * rb);
   }
@@ -164,24 +161,11 @@ export function quantize(w: Tensor, format: QuantFormat): QuantTensor {
   return q;
 }
 
-function halfRows(w: Tensor, j0: number, j1: number, k: number): Float32Array {
-  const bits = w.halfBits.subarray(j0 * k, j1 * k);
-  const out = new Float32Array(bits.length);
-  const u = new Uint32Array(out.buffer);
-  if (w.dtype === "bf16") for (let i = 0; i < bits.length; i++) u[i] = bits[i]! << 16;
-  else for (let i = 0; i < bits.length; i++) out[i] = f16BitsToF32(bits[i]!);
-  return out;
-}
-
 /** The f32 values [n, k] the blocks stand for (a new f32 tensor on the active backend). */
 export function dequantize(w: QuantTensor): Tensor {
   const [n, k] = w.shape;
   const out = zeros([n, k]);
-  const row = new Float32Array(k);
-  for (let j = 0; j < n; j++) {
-    dequantizeRow(w.blocks, w.format, j, k, row);
-    out.data.set(row, j * k);
-  }
+  for (let j = 0; j < n; j++) dequantizeRow(w.blocks, w.format, j, k, out.data.subarray(j * k, (j + 1) * k));
   return out;
 }
 
@@ -189,13 +173,11 @@ export function dequantize(w: QuantTensor): Tensor {
 export function embeddingQuant(table: QuantTensor, ids: Int32Array, shape: readonly number[]): Tensor {
   const [V, d] = table.shape;
   const out = zeros([...shape, d]);
-  const row = new Float32Array(d);
   for (let r = 0; r < ids.length; r++) {
     const id = ids[r]!;
     if (!(id >= 0 && id < V))
       throw new Error(`embedding: id ${id} at position ${r} is outside the vocabulary [0, ${V})`);
-    dequantizeRow(table.blocks, table.format, id, d, row);
-    out.data.set(row, r * d);
+    dequantizeRow(table.blocks, table.format, id, d, out.data.subarray(r * d, (r + 1) * d));
   }
   return out;
 }

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { perplexity } from "../../src/eval/perplexity.js";
-import { PieceEncoder } from "../../src/generate/pieces.js";
+import { PieceVocab } from "../../src/generate/index.js";
 import { loadModel, quantizeCheckpoint } from "../../src/model/index.js";
 import { noGrad, scope } from "../../src/tensor/index.js";
 import { repoPath } from "../helpers.js";
@@ -19,7 +19,7 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 
 test("PieceEncoder tokenises stories260K's own greedy story into exactly its tokens", () => {
   const exp = JSON.parse(readFileSync(join(stories, "expected.json"), "utf8"));
-  const enc = PieceEncoder.fromFile(join(stories, "vocab.json"));
+  const enc = { encode: PieceVocab.fromFile(join(stories, "vocab.json")).encode! };
   assert.deepEqual(enc.encode(exp.greedy_text), exp.greedy_new_tokens);
   assert.deepEqual(enc.encode(""), []);
 });
@@ -43,7 +43,7 @@ test("perplexity is exp of the mean next-token loss, each text token scored once
 });
 
 test("Q8_0 costs stories260K under 1% perplexity on held-out text, Q4_0 under 25%", async () => {
-  const ids = PieceEncoder.fromFile(join(stories, "vocab.json")).encode(
+  const ids = PieceVocab.fromFile(join(stories, "vocab.json")).encode!(
     readFileSync(repoPath("test", "eval", "heldout-stories.txt"), "utf8"),
   );
   assert.ok(ids.length > 1500, `${ids.length} tokens`);

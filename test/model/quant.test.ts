@@ -4,7 +4,7 @@
 // messages naming the file. The perplexity bound is in test/eval/perplexity.test.ts.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -96,7 +96,6 @@ test("herd quantize refuses a quantised or f16 source, naming the file, and bad 
   assert.match(bad.stderr, /--format must be q8_0 or q4_0, not 'q5'/);
   // A U8 tensor of the wrong width for the config is reported with file and tensor.
   const cfg = JSON.parse(readFileSync(join(q4, "config.json"), "utf8"));
-  const { writeFileSync } = await import("node:fs");
   writeFileSync(join(q4, "config.json"), JSON.stringify({ ...cfg, hidden_size: 96, head_dim: 12 }));
   await assert.rejects(
     loadModel(q4),

@@ -43,7 +43,7 @@ function readObject(path: string): Record<string, unknown> {
 }
 
 /** Read the weight map of an index file: tensor name → shard file name (a plain name in `dir`). */
-function readIndex(path: string): Map<string, string> {
+export function readIndex(path: string): Map<string, string> {
   const map = readObject(path).weight_map;
   if (typeof map !== "object" || map === null || Array.isArray(map))
     throw new Error(`${path}: no "weight_map" object`);
