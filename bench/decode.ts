@@ -13,13 +13,9 @@ import { getBackend } from "../src/backends/index.js";
 import { nativeAvailable, nativeMemoryBandwidth } from "../src/backends/native/index.js";
 import { generate } from "../src/generate/generate.js";
 import { loadModel } from "../src/model/load.js";
+import { env } from "./timing.js";
 
 export const GB = 1e9;
-
-export const env = (name: string, fallback: number) => {
-  const v = process.env[name];
-  return v === undefined || v === "" ? fallback : Number(v);
-};
 
 export interface ChildResult {
   /** The weights' dtype as loaded (bf16, q8_0, q4_0, f32). */

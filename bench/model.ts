@@ -25,7 +25,8 @@ import { writeHFCheckpoint } from "../src/model/checkpoint/index.js";
 import { toHFConfig } from "../src/model/config.js";
 import { decodeBytesPerToken, paramCount, preset } from "../src/model/presets.js";
 import { initWeights } from "../src/model/weights.js";
-import { type ChildResult, env, GB, RooflineProbe, runDecodeChild } from "./decode.js";
+import { type ChildResult, GB, RooflineProbe, runDecodeChild } from "./decode.js";
+import { env } from "./timing.js";
 
 export async function run(): Promise<void> {
   const name = process.env.HERD_BENCH_PRESET ?? "llama3.2-1b";

@@ -19,8 +19,8 @@ import { decodeBytesPerToken, paramCount, preset } from "../src/model/presets.js
 import { quantizeCheckpoint } from "../src/model/quantize.js";
 import { EMBED, initWeights, weightShapes } from "../src/model/weights.js";
 import { type QuantFormat, quantRowBytes } from "../src/tensor/quant.js";
-import { type ChildResult, env, GB, RooflineProbe, runDecodeChild } from "./decode.js";
-import { row } from "./timing.js";
+import { type ChildResult, GB, RooflineProbe, runDecodeChild } from "./decode.js";
+import { env, row } from "./timing.js";
 
 /** Bytes of weights one decode step reads with every matrix in `format` (norms f32; see presets.ts). */
 function quantBytesPerToken(c: LlamaConfig, format: QuantFormat): number {
@@ -82,6 +82,8 @@ export async function run(): Promise<void> {
       results.push({ ...r, rate: r.decodeTokens / r.decodeSeconds, roofline: 0, bytes });
     }
     const bw = bandwidth.probe("after");
+    const spread = bandwidth.spread();
+    if (spread) console.log(spread);
     console.log(
       `roofline: weights read per token over the best read bandwidth (${(bw / GB).toFixed(1)} GB/s)`,
     );

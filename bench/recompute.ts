@@ -10,11 +10,7 @@ import { Llama } from "../src/model/llama.js";
 import { paramCount, preset } from "../src/model/presets.js";
 import { initWeights } from "../src/model/weights.js";
 import { backward, peakBytes, scope } from "../src/tensor/index.js";
-
-const env = (name: string, fallback: number) => {
-  const v = process.env[name];
-  return v === undefined || v === "" ? fallback : Number(v);
-};
+import { env } from "./timing.js";
 
 export async function run(): Promise<void> {
   const name = process.env.HERD_BENCH_PRESET_TRAIN ?? "small";

@@ -26,3 +26,9 @@ export function time(fn: () => void, budget = 1.0, maxReps = 50): Timing {
 export function row(cells: (string | number)[], widths: number[]): string {
   return cells.map((c, i) => String(c).padEnd(widths[i] ?? 12)).join(" ");
 }
+
+/** A numeric knob from the environment (HERD_BENCH_*), or `fallback` when it is unset or empty. */
+export function env(name: string, fallback: number): number {
+  const v = process.env[name];
+  return v === undefined || v === "" ? fallback : Number(v);
+}

@@ -17,12 +17,7 @@ import { backward, clearTape, scope } from "../src/tensor/index.js";
 import { PretrainOptimizer } from "../src/train/optimizer.js";
 import { trainStep } from "../src/train/trainer.js";
 import { otherLoad } from "./engine.js";
-import { row } from "./timing.js";
-
-const env = (name: string, fallback: number) => {
-  const v = process.env[name];
-  return v === undefined || v === "" ? fallback : Number(v);
-};
+import { env, row } from "./timing.js";
 
 interface Result {
   fwd: number;

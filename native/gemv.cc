@@ -8,7 +8,8 @@
 // counter; each row is read as one sequential stream of aligned 64-byte lines (rowAvx512 says how, and
 // what was measured), prefetched 4 KiB ahead. Few rows of A (m ≤ 4) reuse each row from L1; more rows (prefill) go to the tiled
 // SGEMM, which widens bf16 while packing B (gemmBf16 in herd.cc). AVX2 and portable versions keep the
-// simpler shape (4 rows at a time, zero-extension) and serve machines without AVX-512.
+// simpler shape (4 rows at a time, zero-extension) and serve machines without AVX-512, and rows whose
+// length is not a whole number of 64-byte lines (productRows).
 //
 // matmulBf16Many does several products with the same A in one pool round trip (a layer's Q, K, V or its
 // gate and up projections), so the threads never wait at a barrier between them.
@@ -63,13 +64,6 @@ struct Lines {
 };
 
 #if HERD_X86
-__attribute__((target("avx2,fma"))) float hsum256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
-}
-
 // AVX2: up to 4 rows at a time, 8 values per load widened by zero-extension and a shift.
 __attribute__((target("avx2,fma"))) void rowsAvx2(const float* a, int64_t m, const uint16_t* w, int rows,
                                                   int64_t k, float* out, int64_t ldc) {

@@ -3,7 +3,7 @@
 // The TypeScript side is src/backends/native/index.ts; the readable reference for every kernel here is
 // the js backend (src/backends/js/), and test/backends/conformance.test.ts checks each one against it.
 //
-// - ISA: compiled for baseline x86-64; the GEMM micro-kernels and the bf16 GEMV have AVX-512 and
+// - ISA: compiled for baseline x86-64; the GEMM micro-kernels (and gemv.cc's bf16 GEMV) have AVX-512 and
 //   AVX2+FMA versions (per-function target attributes) chosen once at load by CPUID
 //   (__builtin_cpu_supports), and a portable C++ version used elsewhere (and on non-x86 builds).
 // - Threads: one persistent pool (HERD_THREADS, passed in by init()); a kernel runs on the calling
@@ -232,7 +232,7 @@ void gemmTiled(const MatmulP& P) {
 // over p within each KC block, blocks added onto C in order), so its results are bit-identical to the
 // tiled path's: a forward over a few rows equals those rows of a full forward. Columns of op(B) go 16 to
 // a vector; with transB, 16 rows of B are transposed 16×16 in registers and fed straight to the FMAs
-// (no round trip through an L1 buffer). smallMGroups can interleave G groups of 16 columns (G·M chains).
+// (no round trip through an L1 buffer).
 #if HERD_X86
 constexpr int SMALL_M = 4;
 // 16×16 transpose in registers: row i of the 16 rows at src (leading dimension ld) becomes lane i of
@@ -262,84 +262,62 @@ __attribute__((target("avx512f"), always_inline)) inline void transpose16(const 
   }
 }
 
-// Column groups [g0, g1) of C for M rows of op(A), G groups at a time (g1 - g0 a multiple of G).
-template <int M, int G>
-__attribute__((target("avx512f,fma"))) void smallMGroups(const MatmulP& P, const float* a, const float* b,
-                                                         float* c, int64_t g0, int64_t g1, int kcBlock) {
-  for (int64_t g = g0; g < g1; g += G) {
-    int64_t j[G];
-    int cnt[G];
-    __mmask16 mask[G];
-    const float* rows[G];  // transB: the first of each group's 16 rows (a short group repeats its last)
-    __m512 tot[G][M];
-    for (int gi = 0; gi < G; gi++) {
-      j[gi] = (g + gi) * 16;
-      cnt[gi] = (int)std::min<int64_t>(16, P.n - j[gi]);
-      mask[gi] = (__mmask16)(cnt[gi] == 16 ? 0xffff : (1u << cnt[gi]) - 1);
-      rows[gi] = b + j[gi] * P.k;
-      for (int i = 0; i < M; i++)
-        tot[gi][i] = P.acc ? _mm512_maskz_loadu_ps(mask[gi], c + i * P.n + j[gi]) : _mm512_setzero_ps();
-    }
+// Column groups [g0, g1) of C (16 columns each) for M rows of op(A), one group at a time. Interleaving
+// several groups (more FMA chains in flight) was measured slower for the decode shape: 2 or 4 groups
+// read 32 or 64 rows of B at once, and those many streams ran at 35 and 31 GB/s against 51 for 16
+// (1×2048·(8192×2048)ᵀ, 2 threads).
+template <int M>
+__attribute__((target("avx512f,fma"))) void smallMRange(const MatmulP& P, const float* a, const float* b,
+                                                        float* c, int64_t g0, int64_t g1, int kcBlock) {
+  for (int64_t g = g0; g < g1; g++) {
+    const int64_t j = g * 16;
+    const int cnt = (int)std::min<int64_t>(16, P.n - j);
+    const __mmask16 mask = (__mmask16)(cnt == 16 ? 0xffff : (1u << cnt) - 1);
+    const float* rows = b + j * P.k;  // transB: the group's first of 16 rows (a short group repeats its last)
+    __m512 tot[M];
+    for (int i = 0; i < M; i++) tot[i] = P.acc ? _mm512_maskz_loadu_ps(mask, c + i * P.n + j) : _mm512_setzero_ps();
     for (int64_t p0 = 0; p0 < P.k; p0 += kcBlock) {
       const int64_t p1 = std::min<int64_t>(P.k, p0 + kcBlock);
-      __m512 acc[G][M];
-      for (int gi = 0; gi < G; gi++)
-        for (int i = 0; i < M; i++) acc[gi][i] = _mm512_setzero_ps();
+      __m512 acc[M];
+      for (int i = 0; i < M; i++) acc[i] = _mm512_setzero_ps();
       int64_t p = p0;
       if (P.tb) {
-        for (; p + 16 <= p1; p += 16)
-#pragma GCC unroll 4
-          for (int gi = 0; gi < G; gi++) {
-            __m512 t[16];
-            if (cnt[gi] == 16) {
-              transpose16(rows[gi] + p, P.k, t);
-            } else {
-              alignas(64) float edge[16 * 16];
-              for (int r = 0; r < 16; r++)
-                std::memcpy(edge + r * 16, rows[gi] + std::min(r, cnt[gi] - 1) * P.k + p, 64);
-              transpose16(edge, 16, t);
-            }
+        for (; p + 16 <= p1; p += 16) {
+          __m512 t[16];
+          if (cnt == 16) {
+            transpose16(rows + p, P.k, t);
+          } else {
+            alignas(64) float edge[16 * 16];
+            for (int r = 0; r < 16; r++) std::memcpy(edge + r * 16, rows + std::min(r, cnt - 1) * P.k + p, 64);
+            transpose16(edge, 16, t);
+          }
 #pragma GCC unroll 16
-            for (int q = 0; q < 16; q++)
+          for (int q = 0; q < 16; q++)
 #pragma GCC unroll 4
-              for (int i = 0; i < M; i++)
-                acc[gi][i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * P.k + p + q]), t[q], acc[gi][i]);
-          }
-        for (; p < p1; p++)  // the last few p of k
-          for (int gi = 0; gi < G; gi++) {
-            alignas(64) float col[16];
-            for (int r = 0; r < 16; r++) col[r] = rows[gi][std::min(r, cnt[gi] - 1) * P.k + p];
-            const __m512 bv = _mm512_load_ps(col);
-            for (int i = 0; i < M; i++) acc[gi][i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * P.k + p]), bv, acc[gi][i]);
-          }
+            for (int i = 0; i < M; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * P.k + p + q]), t[q], acc[i]);
+        }
+        for (; p < p1; p++) {  // the last few p of k
+          alignas(64) float col[16];
+          for (int r = 0; r < 16; r++) col[r] = rows[std::min(r, cnt - 1) * P.k + p];
+          const __m512 bv = _mm512_load_ps(col);
+          for (int i = 0; i < M; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * P.k + p]), bv, acc[i]);
+        }
       } else {
-        for (; p < p1; p++)
-          for (int gi = 0; gi < G; gi++) {
-            const __m512 bv = _mm512_maskz_loadu_ps(mask[gi], b + p * P.n + j[gi]);
-            for (int i = 0; i < M; i++) acc[gi][i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * P.k + p]), bv, acc[gi][i]);
-          }
+        for (; p < p1; p++) {
+          const __m512 bv = _mm512_maskz_loadu_ps(mask, b + p * P.n + j);
+          for (int i = 0; i < M; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * P.k + p]), bv, acc[i]);
+        }
       }
-      for (int gi = 0; gi < G; gi++)
-        for (int i = 0; i < M; i++)
-          tot[gi][i] = (p0 == 0 && !P.acc) ? acc[gi][i] : _mm512_add_ps(acc[gi][i], tot[gi][i]);
+      for (int i = 0; i < M; i++) tot[i] = (p0 == 0 && !P.acc) ? acc[i] : _mm512_add_ps(acc[i], tot[i]);
     }
-    for (int gi = 0; gi < G; gi++)
-      for (int i = 0; i < M; i++) _mm512_mask_storeu_ps(c + i * P.n + j[gi], mask[gi], tot[gi][i]);
+    for (int i = 0; i < M; i++) _mm512_mask_storeu_ps(c + i * P.n + j, mask, tot[i]);
   }
-}
-
-// M rows, groups of 16 columns one at a time. Interleaving G > 1 groups (more FMA chains in flight) was
-// measured slower for the decode shape: 2 or 4 groups read 32 or 64 rows of B at once, and those many
-// streams ran at 35 and 31 GB/s against 51 for 16 (1×2048·(8192×2048)ᵀ, 2 threads).
-template <int M>
-void smallMRange(const MatmulP& P, const float* a, const float* b, float* c, int64_t g0, int64_t g1, int kcBlock) {
-  smallMGroups<M, 1>(P, a, b, c, g0, g1, kcBlock);
 }
 
 void smallMAvx512(const MatmulP& P, int kcBlock) {
   const int64_t groups = (P.n + 15) / 16;
-  // ~256 KB of B per chunk (at least 4 groups, a multiple of 4).
-  const int64_t grain = std::max<int64_t>(4, (4096 / std::max<int64_t>(1, P.k) + 3) & ~int64_t(3));
+  // ~256 KB of B per chunk (at least 4 groups).
+  const int64_t grain = std::max<int64_t>(4, 4096 / std::max<int64_t>(1, P.k));
   for (int64_t bi = 0; bi < P.batch; bi++) {
     const float* a = P.a + bi * P.sa;
     const float* b = P.b + bi * P.sb;

@@ -172,6 +172,16 @@ void parallelFor(int64_t n, int64_t grain, F&& body) {
 // ISA selection
 // ------------------------------------------------------------------------------------------------
 
+#if HERD_X86
+// The sum of an AVX2 vector's 8 lanes.
+__attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+#endif
+
 enum class Isa { Generic, Avx2, Avx512 };
 
 inline Isa detectIsa() {
@@ -283,7 +293,7 @@ inline void registerFns(napi_env env, napi_value exports, const NamedFn* fns, si
 void gemmBf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k);
 
 // One per source file; herd.cc's ModuleInit calls them all.
-void registerCore(napi_env env, napi_value exports);       // herd.cc: GEMM, GEMV, rows, AdamW
+void registerCore(napi_env env, napi_value exports);       // herd.cc: GEMM, few-row f32 GEMV, rows, AdamW
 void registerGemv(napi_env env, napi_value exports);       // gemv.cc: bf16 GEMV, bandwidth probe
 void registerAttention(napi_env env, napi_value exports);  // attention.cc
 void registerQuant(napi_env env, napi_value exports);      // quant.cc

@@ -121,13 +121,6 @@ void dotQAvx512Rows(const float* x, int64_t ldx, int mx, const uint8_t* const* w
   }
 }
 
-__attribute__((target("avx2,fma"))) float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
-}
-
 __attribute__((target("avx2,fma,f16c"))) inline __m256 i8to8f(const uint8_t* p) {
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p)));
 }
@@ -149,7 +142,7 @@ __attribute__((target("avx2,fma,f16c"))) void dotQ8x4Avx2(const float* x, const 
       acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(loadScale(p - 2))), t, acc[r]);
     }
   }
-  for (int r = 0; r < 4; r++) out[r] = hsum8(acc[r]);
+  for (int r = 0; r < 4; r++) out[r] = hsum256(acc[r]);
 }
 
 __attribute__((target("avx2,fma,f16c"))) void dotQ4x4Avx2(const float* x, const uint8_t* const* w, int64_t nb,
@@ -173,7 +166,7 @@ __attribute__((target("avx2,fma,f16c"))) void dotQ4x4Avx2(const float* x, const 
       acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(loadScale(p))), t, acc[r]);
     }
   }
-  for (int r = 0; r < 4; r++) out[r] = hsum8(acc[r]);
+  for (int r = 0; r < 4; r++) out[r] = hsum256(acc[r]);
 }
 #endif
 

@@ -1,6 +1,6 @@
 // Tests of the native decode kernels (native/gemv.cc and the few-rows path of native/herd.cc): the f32
-// GEMV for a few rows of A stays bit-identical to the tiled GEMM on shapes that cross its interleaved
-// column groups, chunk edges and the tail of k; matmulBf16Many equals matmulBf16 on each weight (and the
+// GEMV for a few rows of A stays bit-identical to the tiled GEMM on shapes that cross its groups of 16
+// columns, chunk edges and the tail of k; matmulBf16Many equals matmulBf16 on each weight (and the
 // js reference within the bf16 tolerance) for decode and prefill row counts; the bandwidth probe measures
 // something. Skipped where the addon was not built.
 import assert from "node:assert/strict";
@@ -19,8 +19,8 @@ const skip = nativeAvailable() ? false : "native addon not built";
 describe("native decode kernels", { skip }, () => {
   test("f32, a few rows: bit-identical to the same rows of a large matmul", () => {
     const b = createNativeBackend({ threads: 2 });
-    // n = 16·(4·q + r) + s: full groups of 4 column groups, leftover groups, a short last group; k with
-    // a tail past the last 16 and past a KC block (256).
+    // n = 16·g + s: whole groups of 16 columns and a short last group, over several chunks; k with a
+    // tail past the last 16 and past a KC block (256).
     for (const [n, k] of [
       [16 * 9 + 5, 300],
       [16 * 7 + 5, 300],

@@ -12,6 +12,7 @@ import { describe, test } from "node:test";
 import type { AttentionArgs } from "../../src/backends/backend.js";
 import { jsBackend, matmul as refMatmul } from "../../src/backends/js/index.js";
 import { createNativeBackend, nativeAvailable } from "../../src/backends/native/index.js";
+import { encodeHalf } from "../../src/tensor/dtype.js";
 import { closeness, matmulArgs, randArray, repoPath } from "../helpers.js";
 
 /**
@@ -250,8 +251,7 @@ describe("native backend", { skip }, () => {
     const bits = new Uint16Array(x.buffer, x.byteOffset, 2 * n);
     const w = randArray(rows * k, 7);
     for (const offset of [0, 2 * n - rows * k - 5]) {
-      for (let i = 0; i < rows * k; i++)
-        bits[offset + i] = new Uint32Array(Float32Array.of(w[i]!).buffer)[0]! >>> 16;
+      bits.set(encodeHalf(w, "bf16"), offset);
       const a = randArray(k, 8);
       const got = new Float32Array(rows);
       const want = new Float32Array(rows);

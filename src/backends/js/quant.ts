@@ -13,6 +13,8 @@
 // f32), C[i][j] = Σ_p A[i][p]·w_j[p] summed in f64 and stored as f32. Activations are not quantised, so a
 // quantised model differs from its source only by the weights' rounding.
 
+import { f16BitsToF32 } from "../../tensor/dtype.js";
+
 export type QuantFormat = "q8_0" | "q4_0";
 
 /** Values per block (QK8_0 = QK4_0 = 32 in ggml). */
@@ -26,18 +28,6 @@ export function quantRowBytes(format: QuantFormat, k: number): number {
   return Math.ceil(k / QUANT_BLOCK) * QUANT_BLOCK_BYTES[format];
 }
 
-const F16_BASE = 2 ** -24;
-
-/** The f32 value of an f16 bit pattern (exact). */
-export function f16ToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * F16_BASE;
-  if (exp === 31) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1024 + frac) * 2 ** (exp - 25);
-}
-
 /** Dequantise row j of W (k values) into out[0..k). */
 export function dequantizeRow(
   blocks: Uint8Array,
@@ -49,7 +39,7 @@ export function dequantizeRow(
   const bb = QUANT_BLOCK_BYTES[format];
   let o = j * quantRowBytes(format, k);
   for (let p0 = 0; p0 < k; p0 += QUANT_BLOCK, o += bb) {
-    const d = f16ToF32(blocks[o]! | (blocks[o + 1]! << 8));
+    const d = f16BitsToF32(blocks[o]! | (blocks[o + 1]! << 8));
     const len = Math.min(QUANT_BLOCK, k - p0);
     for (let t = 0; t < len; t++) {
       let q: number;

@@ -4,9 +4,10 @@
 // reads in place (no copying, no 4 GB ceiling): large ones over hugepage-backed memory the addon maps,
 // small ones plain; alloc() recycles freed ones (recycler below).
 // Every kernel of
-// the interface is native: herd.cc has matmul (packed, cache-blocked SGEMM), matmulBf16 (decode GEMV
-// reading bf16 weights), RMSNorm, SwiGLU, softmax and AdamW; attention.cc flash attention forward and
-// backward; rows.cc RoPE, embedding, cross-entropy and the elementwise kernels. The js reference
+// the interface is native: herd.cc has matmul (packed, cache-blocked SGEMM), RMSNorm, SwiGLU, softmax and
+// AdamW; gemv.cc matmulBf16 (decode GEMV reading bf16 weights) and the bandwidth probe; quant.cc
+// matmulQuant (Q8_0/Q4_0); attention.cc flash attention forward and backward; rows.cc RoPE, embedding,
+// cross-entropy and the elementwise kernels; memory.cc the hugepage-backed buffers. The js reference
 // (src/backends/js/) is what the conformance suite checks them against.
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
