@@ -166,11 +166,10 @@ void forwardTile(const AttnP& P, const SimdOps& K, int64_t b, int64_t h, int64_t
   }
 }
 
-// One query row at a time (few rows, e.g. decode): scores, softmax and P·V with vector dot and axpy.
-// The query heads of one GQA group (sharing a KV head) run together, key by key, so each K and V row
-// is read from memory once per group and then from L1 for the others (head by head, a layer's K and
-// V at 512 keys, 2 MiB, were streamed once per query head). Each head's sums are the same operations
-// in the same order as one head alone.
+// One query row at a time (few rows, e.g. decode): scores, softmax, then P·V. The query heads of one GQA
+// group (sharing a KV head) run together (SimdOps groupScores / groupMix: up to 4 heads' sums in
+// registers while each K and V row streams past once), so K and V are read once per group, not once per
+// head. The readable form is a dot per (head, key) for the scores and an axpy per (head, key) for P·V.
 void forwardRows(const AttnP& P, const SimdOps& K, int64_t b, int64_t g, int64_t t) {
   const int64_t hd = P.hd, G = P.group(), qs = P.qStride(), ks = P.kStride();
   const int64_t sMax = P.keyLimit(t + 1);
@@ -179,10 +178,12 @@ void forwardRows(const AttnP& P, const SimdOps& K, int64_t b, int64_t g, int64_t
   const float* q0 = P.q + (b * P.seqQ + t) * qs + g * G * hd;  // the group's heads are adjacent
   const float* kb = P.k + b * P.seqK * ks + g * hd;
   const float* vb = P.v + b * P.seqK * ks + g * hd;
+  K.groupScores(q0, (int)G, hd, kb, ks, sMax, sc, sMax);
   const int32_t qDoc = P.qDoc ? P.qDoc[b * P.seqQ + t] : 0;
-  for (int64_t s = 0; s < sMax; s++) {
-    const bool seen = !P.kDoc || P.kDoc[b * P.seqK + s] == qDoc;
-    for (int64_t j = 0; j < G; j++) sc[j * sMax + s] = seen ? P.scale * K.dot(q0 + j * hd, kb + s * ks, hd) : -INFINITY;
+  const int32_t* kDoc = P.kDoc ? P.kDoc + b * P.seqK : nullptr;
+  for (int64_t j = 0; j < G; j++) {
+    float* r = sc + j * sMax;
+    for (int64_t s = 0; s < sMax; s++) r[s] = !kDoc || kDoc[s] == qDoc ? P.scale * r[s] : -INFINITY;
   }
   float* o0 = P.o + (b * P.seqQ + t) * qs + g * G * hd;
   float* l0 = P.lseOut + (b * P.heads + g * G) * P.seqQ + t;
@@ -190,16 +191,16 @@ void forwardRows(const AttnP& P, const SimdOps& K, int64_t b, int64_t g, int64_t
   float mx[64];
   for (int64_t j = 0; j < G; j++) {
     float* r = sc + j * sMax;
-    mx[j] = -INFINITY;
-    for (int64_t s = 0; s < sMax; s++) mx[j] = std::max(mx[j], r[s]);
-    if (mx[j] == -INFINITY) continue;  // no visible key: out 0, lse -inf (below)
+    mx[j] = sMax > 0 ? K.max(r, sMax) : -INFINITY;
+    if (mx[j] == -INFINITY) {  // no visible key: out 0, lse -inf (below); weights 0 meanwhile
+      std::fill(r, r + sMax, 0.f);
+      continue;
+    }
     sum[j] = K.expSum(r, sMax, mx[j]);
     K.expScale(r, r, sMax, mx[j], 1.f);
   }
   std::fill(acc, acc + G * hd, 0.f);
-  for (int64_t s = 0; s < sMax; s++)
-    for (int64_t j = 0; j < G; j++)
-      if (mx[j] != -INFINITY && sc[j * sMax + s] != 0.f) K.axpy(acc + j * hd, sc[j * sMax + s], vb + s * ks, hd);
+  K.groupMix(acc, (int)G, hd, sc, sMax, vb, ks, sMax);
   for (int64_t j = 0; j < G; j++) {
     if (mx[j] == -INFINITY) {
       std::fill(o0 + j * hd, o0 + (j + 1) * hd, 0.f);
@@ -392,6 +393,17 @@ napi_value AttentionBackward(napi_env env, napi_callback_info info) {
 }
 
 }  // namespace
+
+// One query row (a decode step, batch 1) over seqK cached keys, causal, no document masks.
+void decodeAttention(const float* q, const float* k, const float* v, float* out, float* lse, int64_t seqK,
+                     int64_t heads, int64_t kvHeads, int64_t hd, float scale) {
+  AttnP P{};
+  P.q = q, P.k = k, P.v = v, P.o = out, P.lseOut = lse;
+  P.batch = 1, P.seqQ = 1, P.seqK = seqK, P.heads = heads, P.kvHeads = kvHeads, P.hd = hd;
+  P.scale = scale;
+  P.causal = true;
+  attentionForward(P);
+}
 
 // rows.cc's kernels (RoPE, embedding, cross-entropy, elementwise) register with these: herd.cc's
 // ModuleInit calls one function per area, and they are the same area, a training step's kernels.

@@ -27,13 +27,6 @@ inline float bf16(uint16_t h) {
   return f;
 }
 
-// One product of the batch: C = A·Bᵀ with B n×k bf16.
-struct Product {
-  const uint16_t* b;
-  float* c;
-  int64_t n;
-};
-
 // ------------------------------------------------------------------------------------------------
 // Row kernels: out[i·ldc + r] = Σ_p a[i·k + p]·w_r[p] for rows r of one group (w_r = w + r·k), every i < m.
 // ------------------------------------------------------------------------------------------------
@@ -159,7 +152,7 @@ bool linesOf(const uint16_t* b, int64_t k, Lines* L) {
 
 // Rows [j0, j1) of one product, for every row of A. With `split` (AVX-512, line layout), row i of A
 // in line coordinates is split + i·lines·32: lines·16 even positions, then lines·16 odd ones.
-void productRows(const float* a, const float* split, int64_t m, int64_t k, const Product& P, Lines L,
+void productRows(const float* a, const float* split, int64_t m, int64_t k, const Bf16Product& P, Lines L,
                  int64_t j0, int64_t j1) {
 #if HERD_X86
   if (split) {
@@ -189,7 +182,9 @@ void productRows(const float* a, const float* split, int64_t m, int64_t k, const
 // Several products x·Bᵀ sharing A (m ≤ SMALL_M rows), in one parallel pass over all their rows.
 constexpr int64_t SMALL_M = 4;
 
-void gemvBf16(const float* a, int64_t m, int64_t k, const Product* ps, int count) {
+}  // namespace
+
+void gemvBf16(const float* a, int64_t m, int64_t k, const Bf16Product* ps, int count) {
   thread_local std::vector<float> splitBuf;
   Lines layouts[16];
   int64_t at[17];  // product q's split x: splits + at[q] (null: that product reads rows as they are)
@@ -232,6 +227,8 @@ void gemvBf16(const float* a, int64_t m, int64_t k, const Product* ps, int count
     }
   });
 }
+
+namespace {
 
 // ------------------------------------------------------------------------------------------------
 // Memory bandwidth probe: best-of-`reps` times of every pool thread streaming through its own slice of
@@ -334,7 +331,7 @@ napi_value MatmulBf16(napi_env env, napi_callback_info info) {
   if (m > SMALL_M) {
     gemmBf16(a, b, c, m, n, k);
   } else {
-    const Product p{b, c, n};
+    const Bf16Product p{b, c, n};
     gemvBf16(a, m, k, &p, 1);
   }
   return undef(env);
@@ -351,7 +348,7 @@ napi_value MatmulBf16Many(napi_env env, napi_callback_info info) {
                     count > 16))
     A.fail("herd native: matmulBf16Many takes equal arrays (at most 16) of weights, outputs and sizes");
   const float* a = A.f32(0, m * k);
-  Product ps[16];
+  Bf16Product ps[16];
   for (uint32_t q = 0; q < count && !A.failed; q++) {
     napi_value bq, cq, nq;
     napi_get_element(env, A.v[1], q, &bq);

@@ -359,6 +359,8 @@ void matmul(const MatmulP& P) {
 // vectorises for the baseline ISA, run over rows or chunks on the pool).
 // ------------------------------------------------------------------------------------------------
 
+}  // namespace
+
 // RMSNorm rows: the sums over a row are SimdOps dot products (f32 vector lanes; the reference sums in
 // f64), the rest plain loops the compiler vectorises.
 void rmsNorm(const float* x, const float* w, float* out, float* rstd, int64_t rows, int64_t dim, float eps) {
@@ -375,6 +377,8 @@ void rmsNorm(const float* x, const float* w, float* out, float* rstd, int64_t ro
     }
   });
 }
+
+namespace {
 
 void rmsNormBackward(const float* dy, const float* x, const float* w, const float* rstd, float* dx, float* dw,
                      int64_t rows, int64_t dim) {
@@ -402,6 +406,8 @@ void rmsNormBackward(const float* dy, const float* x, const float* w, const floa
     });
 }
 
+}  // namespace
+
 // SwiGLU and AdamW: the vectorised loops of simd.h (exp and sqrt in SIMD registers), over chunks.
 void swiglu(const float* g, const float* u, float* out, int64_t n) {
   const SimdOps& K = simdOps();
@@ -409,6 +415,8 @@ void swiglu(const float* g, const float* u, float* out, int64_t n) {
     K.swiglu(g + i0, u + i0, out + i0, i1 - i0);
   });
 }
+
+namespace {
 
 void swigluBackward(const float* g, const float* u, const float* dout, float* dg, float* du, int64_t n) {
   const SimdOps& K = simdOps();
@@ -582,6 +590,7 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   herd::registerAttention(env, exports);
   herd::registerQuant(env, exports);
   herd::registerMemory(env, exports);
+  herd::registerDecode(env, exports);
   return exports;
 }
 }  // namespace

@@ -188,6 +188,8 @@ DotQRows pickDot(int f) {
   return f == Q8_0 ? rowByRow<dotQx4Generic<Q8_0>> : rowByRow<dotQx4Generic<Q4_0>>;
 }
 
+}  // namespace
+
 void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f) {
   if (m == 0 || n == 0) return;
   const int64_t nb = (k + QK - 1) / QK, kp = nb * QK, rowBytes = nb * blockBytes(f);
@@ -215,6 +217,8 @@ void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t 
     }
   });
 }
+
+namespace {
 
 // matmulQuant(a, blocks, c, m, n, k, format): format 0 = q8_0, 1 = q4_0.
 napi_value MatmulQuant(napi_env env, napi_callback_info info) {

@@ -74,6 +74,8 @@ void rotate(const float* x, float* out, int64_t tokens, int64_t heads, int64_t h
   });
 }
 
+}  // namespace
+
 void rope(const float* x, float* out, const int32_t* pos, const float* invFreq, int64_t tokens, int64_t heads,
           int64_t hd, bool inverse) {
   const int64_t half = hd / 2;
@@ -105,6 +107,8 @@ void rope(const float* x, float* out, const int32_t* pos, const float* invFreq, 
     cr = &T.cos[(pos[t] - T.lo) * half], sr = &T.sin[(pos[t] - T.lo) * half];
   });
 }
+
+namespace {
 
 // ------------------------------------------------------------------------------------------------
 // Embedding: rows copied; the backward splits the columns across threads and adds rows in order, so

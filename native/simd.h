@@ -38,6 +38,10 @@ struct SimdOps {
   void (*swigluBackward)(const float* g, const float* u, const float* dout, float* dg, float* du, int64_t n);
   // One AdamW step over n elements; a = {lr, beta1, beta2, eps, 1 - lr·weightDecay, 1 - beta1^t, 1 - beta2^t}.
   void (*adamw)(float* param, const float* grad, float* m, float* v, int64_t n, const float* a);
+  // Decode attention over n keys (rows ks floats apart) for a GQA group's G query heads (q rows hd
+  // apart): scores s[j·ld + t] = q_j·k_t, and acc[j·hd + d] += Σ_t p[j·ld + t]·v_t[d].
+  void (*groupScores)(const float* q, int G, int64_t hd, const float* k, int64_t ks, int64_t n, float* s, int64_t ld);
+  void (*groupMix)(float* acc, int G, int64_t hd, const float* p, int64_t ld, const float* v, int64_t ks, int64_t n);
 };
 
 // Chunk size for parallelFor over n elements of a memory-bound loop: the whole range on the calling

@@ -197,6 +197,84 @@ float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+// Decode attention (attention.cc forwardRows): a GQA group's G query heads against n keys, heads in
+// blocks of up to 4 so each K row is loaded once for the block; reference: G·n calls of dot.
+template <int NH>
+void scoresBlock(const float* q, int64_t hd, const float* k, int64_t ks, int64_t n, float* s, int64_t ld) {
+  const int64_t hv = hd / W * W;
+  for (int64_t t = 0; t < n; t++) {
+    const float* kt = k + t * ks;
+    V a[NH];
+    for (int j = 0; j < NH; j++) a[j] = vzero();
+    for (int64_t d = 0; d < hv; d += W) {
+      const V kv = vload(kt + d);
+      for (int j = 0; j < NH; j++) a[j] = vfma(vload(q + j * hd + d), kv, a[j]);
+    }
+    for (int j = 0; j < NH; j++) {
+      float r = vsum(a[j]);
+      for (int64_t d = hv; d < hd; d++) r += q[j * hd + d] * kt[d];
+      s[j * ld + t] = r;
+    }
+  }
+}
+
+// s[j·ld + t] = Σ_d q[j·hd + d]·k[t·ks + d] for heads j < G, keys t < n.
+void groupScores(const float* q, int G, int64_t hd, const float* k, int64_t ks, int64_t n, float* s, int64_t ld) {
+  for (int j = 0; j < G; j += 4) {
+    const float* qj = q + j * hd;
+    float* sj = s + j * ld;
+    switch (imin(4, G - j)) {
+      case 4: scoresBlock<4>(qj, hd, k, ks, n, sj, ld); break;
+      case 3: scoresBlock<3>(qj, hd, k, ks, n, sj, ld); break;
+      case 2: scoresBlock<2>(qj, hd, k, ks, n, sj, ld); break;
+      default: scoresBlock<1>(qj, hd, k, ks, n, sj, ld); break;
+    }
+  }
+}
+
+// NH heads × NV vectors of their accumulators held in registers while the keys stream past.
+template <int NH, int NV_>
+void mixBlock(float* acc, int64_t hd, const float* p, int64_t ld, const float* v, int64_t ks, int64_t n) {
+  V a[NH][NV_];
+  for (int j = 0; j < NH; j++)
+    for (int i = 0; i < NV_; i++) a[j][i] = vload(acc + j * hd + i * W);
+  for (int64_t t = 0; t < n; t++) {
+    V x[NV_];
+    for (int i = 0; i < NV_; i++) x[i] = vload(v + t * ks + i * W);
+    for (int j = 0; j < NH; j++) {
+      const V pj = vset(p[j * ld + t]);
+      for (int i = 0; i < NV_; i++) a[j][i] = vfma(pj, x[i], a[j][i]);
+    }
+  }
+  for (int j = 0; j < NH; j++)
+    for (int i = 0; i < NV_; i++) vstore(acc + j * hd + i * W, a[j][i]);
+}
+
+template <int NH>
+void mixHeads(float* acc, int64_t hd, const float* p, int64_t ld, const float* v, int64_t ks, int64_t n) {
+  int64_t d = 0;
+  for (; d + 4 * W <= hd; d += 4 * W) mixBlock<NH, 4>(acc + d, hd, p, ld, v + d, ks, n);
+  for (; d + W <= hd; d += W) mixBlock<NH, 1>(acc + d, hd, p, ld, v + d, ks, n);
+  for (; d < hd; d++)
+    for (int j = 0; j < NH; j++)
+      for (int64_t t = 0; t < n; t++) acc[j * hd + d] += p[j * ld + t] * v[t * ks + d];
+}
+
+// acc[j·hd + d] += Σ_t p[j·ld + t]·v[t·ks + d] for heads j < G (the P·V of decode attention; reference:
+// G·n calls of axpy).
+void groupMix(float* acc, int G, int64_t hd, const float* p, int64_t ld, const float* v, int64_t ks, int64_t n) {
+  for (int j = 0; j < G; j += 4) {
+    float* aj = acc + j * hd;
+    const float* pj = p + j * ld;
+    switch (imin(4, G - j)) {
+      case 4: mixHeads<4>(aj, hd, pj, ld, v, ks, n); break;
+      case 3: mixHeads<3>(aj, hd, pj, ld, v, ks, n); break;
+      case 2: mixHeads<2>(aj, hd, pj, ld, v, ks, n); break;
+      default: mixHeads<1>(aj, hd, pj, ld, v, ks, n); break;
+    }
+  }
+}
+
 float dot3(const float* a, const float* b, const float* c, int64_t n) {
   V acc0 = vzero(), acc1 = vzero();
   int64_t i = 0;
@@ -310,6 +388,7 @@ void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const
 }  // namespace
 
 namespace herd {
-const SimdOps SIMD_NAME = {gemm, maskScores, expScores, dScores, dot, dot3, axpy, maxOf, expSum, expScale, swiglu,
-                           swigluBackward, adamw};
+const SimdOps SIMD_NAME = {gemm,    maskScores, expScores, dScores, dot,   dot3,          axpy,
+                           maxOf,   expSum,     expScale,  swiglu,  swigluBackward, adamw, groupScores,
+                           groupMix};
 }  // namespace herd

@@ -62,6 +62,51 @@ export interface AdamWArgs {
   step: number;
 }
 
+/**
+ * One Llama decode step, whole (Backend.llamaDecode): one token of batch 1 through every layer with a KV
+ * cache, then the final norm and the head. Weights are all bf16 bit patterns (format "bf16") or all GGUF
+ * blocks of one format; norms are f32. Shapes follow the config: dim, heads·headDim, kvHeads·headDim, ffn.
+ */
+export interface LlamaDecodeStep {
+  /** The token's embedding on entry; the last hidden state on return. [dim] */
+  x: Float32Array;
+  /** Written: [vocab]. */
+  logits: Float32Array;
+  format: "bf16" | QuantFormat;
+  layers: readonly {
+    attnNorm: Float32Array;
+    ffnNorm: Float32Array;
+    /** q, k, v, o, gate (w1), up (w3), down (w2): Uint16Array (bf16) or Uint8Array (blocks). */
+    wq: Uint16Array | Uint8Array;
+    wk: Uint16Array | Uint8Array;
+    wv: Uint16Array | Uint8Array;
+    wo: Uint16Array | Uint8Array;
+    w1: Uint16Array | Uint8Array;
+    w3: Uint16Array | Uint8Array;
+    w2: Uint16Array | Uint8Array;
+  }[];
+  /** Per layer [capacity, kvHeads·headDim]; this token's K and V are written at row `cached`. */
+  kCache: readonly Float32Array[];
+  vCache: readonly Float32Array[];
+  capacity: number;
+  /** Tokens already in the cache (the new one attends to them and itself). */
+  cached: number;
+  /** The token's RoPE position. */
+  position: number;
+  norm: Float32Array;
+  head: Uint16Array | Uint8Array;
+  invFreq: Float32Array;
+  dim: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  ffn: number;
+  vocab: number;
+  eps: number;
+  /** Attention's score scale (1/√headDim). */
+  scale: number;
+}
+
 export interface Backend {
   readonly name: string;
 
@@ -110,6 +155,12 @@ export interface Backend {
     n: readonly number[],
     k: number,
   ): void;
+
+  /**
+   * Optional: a whole decode step of a Llama model in one call (native; src/model/llama.ts runs it op by
+   * op without). It must run the kernels the ops run, in the same order, so the logits are the same.
+   */
+  llamaDecode?(step: LlamaDecodeStep): void;
 
   // --- elementwise (n elements) --------------------------------------------------------------
   add(a: Float32Array, b: Float32Array, out: Float32Array, n: number): void;

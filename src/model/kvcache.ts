@@ -117,6 +117,20 @@ export class KVCache {
     return out;
   }
 
+  /** Whether document ids were ever recorded (then attention masks by document). */
+  get hasDocs(): boolean {
+    return this.docs !== null;
+  }
+
+  /**
+   * Every layer's K and V buffers as they are, [batch, capacity, kvDim] (for a backend's fused decode step,
+   * which writes the new token's K and V at row `length` itself; call reserve first, advance after).
+   */
+  buffers(): { k: readonly Float32Array[]; v: readonly Float32Array[]; capacity: number } {
+    this.live();
+    return { k: this.k, v: this.v, capacity: this.capacity };
+  }
+
   /** After every layer wrote its T tokens. */
   advance(T: number): void {
     this.length += T;

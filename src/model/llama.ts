@@ -18,7 +18,7 @@ import {
   rope,
   swiglu,
 } from "../tensor/ops.js";
-import { embeddingQuant, QuantTensor } from "../tensor/quant.js";
+import { embeddingQuant, type QuantFormat, QuantTensor } from "../tensor/quant.js";
 import { checkpoint, isGradEnabled } from "../tensor/tape.js";
 import { scope, shapeStr, type Tensor, zeros } from "../tensor/tensor.js";
 import { type LlamaConfig, validateConfig } from "./config.js";
@@ -77,6 +77,8 @@ export class Llama {
   private readonly embed: Matrix;
   private readonly norm: Tensor;
   private readonly head: Matrix;
+  /** matrixFormat's answer, once asked. */
+  private fusedFormat: "bf16" | QuantFormat | null | undefined;
 
   /**
    * A model over `tensors` (HF names). Every tensor the config needs must be there with its shape;
@@ -192,6 +194,10 @@ export class Llama {
     if (positions.length !== ids.length)
       throw new Error(`Llama.forward: ${positions.length} positions for ${ids.length} tokens`);
 
+    if (cache && B === 1 && T === 1 && !docIds) {
+      const logits = this.decodeFused(ids, positions[0]!, cache);
+      if (logits) return logits;
+    }
     let h = this.embedTokens(ids, [B, T]);
     if (cache) {
       cache.reserve(T);
@@ -240,6 +246,73 @@ export class Llama {
   }
 
   // --- pieces ---------------------------------------------------------------------------------------
+
+  /**
+   * One decode step (a token of batch 1 with a KV cache) as a single backend call, when the backend has
+   * `llamaDecode` (native) and every matrix is bf16 or every one is in the same quantised format: the
+   * backend runs the kernels `block` below runs, in the same order, so the logits are the same bit for
+   * bit; what it saves is a JS round trip, a tensor allocation and an N-API crossing per op, time in
+   * which a decode step's weight stream stands still. Null: take the op-by-op path.
+   * HERD_FUSED_DECODE=0 turns it off (the benchmark and the tests compare the two).
+   */
+  private decodeFused(ids: Int32Array, position: number, cache: KVCache): Tensor | null {
+    const backend = getBackend();
+    if (!backend.llamaDecode || process.env.HERD_FUSED_DECODE === "0" || cache.hasDocs) return null;
+    const format = this.matrixFormat();
+    if (!format) return null;
+    const c = this.config;
+    const bits = (w: Matrix) => (w instanceof QuantTensor ? w.blocks : w.halfBits);
+    cache.reserve(1);
+    const x = this.embedTokens(ids, [1, 1]);
+    const logits = zeros([1, 1, c.vocabSize]);
+    const kv = cache.buffers();
+    backend.llamaDecode({
+      x: x.data,
+      logits: logits.data,
+      format,
+      layers: this.layers.map((w) => ({
+        attnNorm: w.attnNorm.data,
+        ffnNorm: w.ffnNorm.data,
+        wq: bits(w.wq),
+        wk: bits(w.wk),
+        wv: bits(w.wv),
+        wo: bits(w.wo),
+        w1: bits(w.w1),
+        w3: bits(w.w3),
+        w2: bits(w.w2),
+      })),
+      kCache: kv.k,
+      vCache: kv.v,
+      capacity: kv.capacity,
+      cached: cache.length,
+      position,
+      norm: this.norm.data,
+      head: bits(this.head),
+      invFreq: this.invFreq,
+      dim: c.hiddenSize,
+      heads: c.numAttentionHeads,
+      kvHeads: c.numKeyValueHeads,
+      headDim: c.headDim,
+      ffn: c.intermediateSize,
+      vocab: c.vocabSize,
+      eps: c.rmsNormEps,
+      scale: 1 / Math.sqrt(c.headDim),
+    });
+    x.dispose();
+    cache.advance(1);
+    return logits;
+  }
+
+  /** "bf16" or the quantised format when every matrix (head included) is stored that way, else null. */
+  private matrixFormat(): "bf16" | QuantFormat | null {
+    if (this.fusedFormat !== undefined) return this.fusedFormat;
+    const all = [this.head, ...this.layers.flatMap((w) => [w.wq, w.wk, w.wv, w.wo, w.w1, w.w3, w.w2])];
+    const first = all[0]!;
+    const format = first instanceof QuantTensor ? first.format : first.dtype === "bf16" ? "bf16" : null;
+    const same = (w: Matrix) => (w instanceof QuantTensor ? w.format : w.dtype) === format;
+    this.fusedFormat = format && all.every(same) ? format : null;
+    return this.fusedFormat;
+  }
 
   private positionsFor(
     B: number,

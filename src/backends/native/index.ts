@@ -45,6 +45,20 @@ interface Addon {
   allocBuffer(bytes: number): ArrayBuffer | null;
   /** native/quant.cc; format 0 = q8_0, 1 = q4_0. */
   matmulQuant(a: F32, blocks: Uint8Array, c: F32, m: number, n: number, k: number, format: number): void;
+  /** native/decode.cc; sizes: [layers, dim, heads, kvHeads, headDim, ffn, vocab, position, cached, capacity, format]. */
+  llamaDecode(
+    x: F32,
+    logits: F32,
+    layers: readonly (F32 | Uint16Array | Uint8Array)[],
+    kCache: readonly F32[],
+    vCache: readonly F32[],
+    norm: F32,
+    head: Uint16Array | Uint8Array,
+    invFreq: F32,
+    sizes: number[],
+    eps: number,
+    scale: number,
+  ): void;
   rmsNorm(x: F32, w: F32, out: F32, rstd: F32, rows: number, dim: number, eps: number): void;
   rmsNormBackward(
     dy: F32,
@@ -301,6 +315,26 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
     },
     matmulQuant(a, blocks, c, m, nn, k, format) {
       n.matmulQuant(a, blocks, c, m, nn, k, format === "q8_0" ? 0 : 1);
+    },
+    llamaDecode(s) {
+      const flat: (F32 | Uint16Array | Uint8Array)[] = [];
+      for (const l of s.layers) flat.push(l.attnNorm, l.wq, l.wk, l.wv, l.wo, l.ffnNorm, l.w1, l.w3, l.w2);
+      const format = s.format === "bf16" ? 0 : s.format === "q8_0" ? 1 : 2;
+      const sizes = [s.layers.length, s.dim, s.heads, s.kvHeads, s.headDim, s.ffn, s.vocab, s.position];
+      sizes.push(s.cached, s.capacity, format);
+      n.llamaDecode(
+        s.x,
+        s.logits,
+        flat,
+        s.kCache,
+        s.vCache,
+        s.norm,
+        s.head,
+        s.invFreq,
+        sizes,
+        s.eps,
+        s.scale,
+      );
     },
     rmsNorm(x, w, out, rstd, rows, dim, eps) {
       n.rmsNorm(x, w, out, rstd, rows, dim, eps);

@@ -1,0 +1,170 @@
+// The native backend's fused decode step (Backend.llamaDecode, native/decode.cc) against the op-by-op
+// path it replaces (Llama.block, HERD_FUSED_DECODE=0): the same logits bit for bit at every step, for
+// bf16, Q8_0 and Q4_0 weights, on every instruction set (AVX2 and portable in child processes), through a KV cache that grows
+// while decoding; the cases it must leave to the op path (document ids) still agree; and a malformed
+// step is refused with a message, not read out of bounds.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { after, test } from "node:test";
+import { pathToFileURL } from "node:url";
+import { backendNames, getBackend, setBackend } from "../../src/backends/index.js";
+import { initWeights, KVCache, Llama, preset, quantizeWeights } from "../../src/model/index.js";
+import { noGrad, scope } from "../../src/tensor/index.js";
+import { repoPath } from "../helpers.js";
+
+const hasNative = backendNames().includes("native");
+const initial = getBackend();
+const fusedEnv = process.env.HERD_FUSED_DECODE;
+after(() => {
+  setBackend(initial);
+  if (fusedEnv === undefined) delete process.env.HERD_FUSED_DECODE;
+  else process.env.HERD_FUSED_DECODE = fusedEnv;
+});
+
+const cfg = { ...preset("tiny"), maxPositionEmbeddings: 64 };
+
+function model(format: "bf16" | "q8_0" | "q4_0"): Llama {
+  if (format === "bf16") return new Llama(cfg, initWeights(cfg, { seed: 11, dtype: "bf16" }));
+  const f32 = new Llama(cfg, initWeights(cfg, { seed: 11, dtype: "f32" }));
+  return new Llama(cfg, quantizeWeights(f32, format));
+}
+
+/** Logits of a 5-token prefill and 12 decode steps (the cache starts at 4 tokens, so it grows twice). */
+function run(m: Llama, fused: boolean, docs = false): Float32Array[] {
+  process.env.HERD_FUSED_DECODE = fused ? "1" : "0";
+  const cache = new KVCache(cfg, 1, 4);
+  const step = (ids: number[]) =>
+    noGrad(() =>
+      scope(() => {
+        const opts = docs ? { cache, docIds: new Int32Array(ids.length) } : { cache };
+        return Float32Array.from(m.forward(Int32Array.from(ids), { ...opts, logits: "last" }).data);
+      }),
+    );
+  const out = [step([0, 5, 9, 22, 7])];
+  for (let i = 0; i < 12; i++) out.push(step([(i * 131 + 17) % cfg.vocabSize]));
+  cache.dispose();
+  return out;
+}
+
+function assertSame(a: Float32Array[], b: Float32Array[], what: string): void {
+  assert.equal(a.length, b.length);
+  for (let s = 0; s < a.length; s++)
+    for (let j = 0; j < a[s]!.length; j++)
+      if (!Object.is(a[s]![j], b[s]![j]))
+        assert.fail(`${what}: step ${s} logit ${j}: fused ${b[s]![j]} vs op by op ${a[s]![j]}`);
+}
+
+for (const format of ["bf16", "q8_0", "q4_0"] as const) {
+  test(`fused decode = op by op, bit for bit (${format})`, { skip: !hasNative }, () => {
+    setBackend("native");
+    const m = model(format);
+    const ops = run(m, false);
+    const fused = run(m, true);
+    assertSame(ops, fused, format);
+    // and the fused path did run, once per decode step
+    const backend = getBackend();
+    const real = backend.llamaDecode!;
+    let calls = 0;
+    backend.llamaDecode = (s) => {
+      calls++;
+      real.call(backend, s);
+    };
+    try {
+      run(m, true);
+    } finally {
+      backend.llamaDecode = real;
+    }
+    assert.equal(calls, 12, "one fused call per decode step");
+    m.dispose();
+  });
+}
+
+test("fused decode = op by op on the AVX2 and portable kernels too", { skip: !hasNative }, () => {
+  // The ISA is chosen when the addon loads: each runs in a child process.
+  const url = (p: string) => pathToFileURL(repoPath("dist", p)).href;
+  const script = `
+    import { setBackend } from ${JSON.stringify(url("src/backends/index.js"))};
+    import { Llama, KVCache, preset, quantizeWeights, initWeights } from ${JSON.stringify(url("src/model/index.js"))};
+    import { noGrad, scope } from ${JSON.stringify(url("src/tensor/index.js"))};
+    const b = setBackend("native");
+    const cfg = { ...preset("tiny"), maxPositionEmbeddings: 64 };
+    const bf = new Llama(cfg, initWeights(cfg, { seed: 11, dtype: "bf16" }));
+    const q4 = new Llama(cfg, quantizeWeights(new Llama(cfg, initWeights(cfg, { seed: 11, dtype: "f32" })), "q4_0"));
+    const run = (m, fused) => {
+      process.env.HERD_FUSED_DECODE = fused ? "1" : "0";
+      const cache = new KVCache(cfg, 1, 4);
+      const out = [];
+      for (const ids of [[0, 5, 9], [17], [148], [29], [300], [2]])
+        out.push(...noGrad(() => scope(() => Array.from(m.forward(Int32Array.from(ids), { cache, logits: "last" }).data))));
+      return out;
+    };
+    const differ = (m) => { const a = run(m, false), f = run(m, true); return a.filter((x, i) => !Object.is(x, f[i])).length; };
+    console.log(JSON.stringify({ isa: b.isa, bf16: differ(bf), q4_0: differ(q4) }));`;
+  for (const isa of ["generic", "avx2"]) {
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+      env: { ...process.env, HERD_NATIVE_ISA: isa },
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { isa: string; bf16: number; q4_0: number };
+    assert.deepEqual(out, { isa: out.isa, bf16: 0, q4_0: 0 }, `${isa}: logits that differ`);
+    if (isa === "generic") assert.equal(out.isa, "generic");
+  }
+});
+
+test("decode steps with document ids take the op path and agree", { skip: !hasNative }, () => {
+  setBackend("native");
+  const m = model("bf16");
+  assertSame(run(m, false, true), run(m, true, true), "with docIds");
+  m.dispose();
+});
+
+test("llamaDecode refuses a short weight or a full cache with a message", { skip: !hasNative }, () => {
+  setBackend("native");
+  const backend = getBackend();
+  const D = cfg.hiddenSize;
+  const kvd = cfg.numKeyValueHeads * cfg.headDim;
+  const qd = cfg.numAttentionHeads * cfg.headDim;
+  const F = cfg.intermediateSize;
+  const bf = (n: number) => new Uint16Array(n);
+  const layer = {
+    attnNorm: new Float32Array(D),
+    ffnNorm: new Float32Array(D),
+    wq: bf(qd * D),
+    wk: bf(kvd * D),
+    wv: bf(kvd * D),
+    wo: bf(D * qd),
+    w1: bf(F * D),
+    w3: bf(F * D),
+    w2: bf(D * F),
+  };
+  const step = {
+    x: new Float32Array(D),
+    logits: new Float32Array(cfg.vocabSize),
+    format: "bf16" as const,
+    layers: [layer],
+    kCache: [new Float32Array(4 * kvd)],
+    vCache: [new Float32Array(4 * kvd)],
+    capacity: 4,
+    cached: 0,
+    position: 0,
+    norm: new Float32Array(D),
+    head: bf(cfg.vocabSize * D),
+    invFreq: new Float32Array(cfg.headDim / 2),
+    dim: D,
+    heads: cfg.numAttentionHeads,
+    kvHeads: cfg.numKeyValueHeads,
+    headDim: cfg.headDim,
+    ffn: F,
+    vocab: cfg.vocabSize,
+    eps: 1e-5,
+    scale: 0.125,
+  };
+  backend.llamaDecode!(step); // well-formed: runs
+  assert.throws(
+    () => backend.llamaDecode!({ ...step, layers: [{ ...layer, w2: bf(D * F - 1) }] }),
+    /too small/,
+  );
+  assert.throws(() => backend.llamaDecode!({ ...step, cached: 4 }), /KV cache is full/);
+  assert.throws(() => backend.llamaDecode!({ ...step, kvHeads: 3 }), /multiple/);
+});
