@@ -9,9 +9,9 @@
 // SimdOps::gemm (simd.h; AVX-512, AVX2 or portable by herd::isa).
 // - Forward: units (batch item, head, tile of BQ queries) on the pool; key blocks the tile cannot see
 //   (above the causal diagonal, or no shared document) are skipped. Fewer than 8 query rows (decode)
-//   take a row-at-a-time path instead (a GQA group's query heads together), since a 64-query tile would
-//   be mostly padding; it sums in another order, so a decode step agrees with the same row of a full
-//   forward to rounding, not bit for bit.
+//   take flash-decoding instead (decodeRows: chunks of 64 keys for all heads at once, combined after),
+//   since a 64-query tile would be mostly padding; it sums in another order, so a decode step agrees
+//   with the same row of a full forward to rounding, not bit for bit.
 // - Backward (FlashAttention-2): P = exp(scale·Sᵀ - lse) is recomputed; units are (batch item, KV head,
 //   chunk of keys), each owning its keys' dK and dV (summed over the group's query heads in scratch),
 //   so no two threads write the same element. dQ sums over chunks: with one chunk per (b, g) it is
@@ -166,63 +166,111 @@ void forwardTile(const AttnP& P, const SimdOps& K, int64_t b, int64_t h, int64_t
   }
 }
 
-// One query row at a time (few rows, e.g. decode): scores, softmax, then P·V. The query heads of one GQA
-// group (sharing a KV head) run together (SimdOps groupScores / groupMix: up to 4 heads' sums in
-// registers while each K and V row streams past once), so K and V are read once per group, not once per
-// head. The readable form is a dot per (head, key) for the scores and an axpy per (head, key) for P·V.
-void forwardRows(const AttnP& P, const SimdOps& K, int64_t b, int64_t g, int64_t t) {
-  const int64_t hd = P.hd, G = P.group(), qs = P.qStride(), ks = P.kStride();
-  const int64_t sMax = P.keyLimit(t + 1);
-  float* sc = scratch(tlsF, G * (sMax + hd));  // G rows of scores, then G accumulators
-  float* acc = sc + G * sMax;
-  const float* q0 = P.q + (b * P.seqQ + t) * qs + g * G * hd;  // the group's heads are adjacent
-  const float* kb = P.k + b * P.seqK * ks + g * hd;
-  const float* vb = P.v + b * P.seqK * ks + g * hd;
-  K.groupScores(q0, (int)G, hd, kb, ks, sMax, sc, sMax);
+// Few query rows (decode): flash-decoding. The visible keys of a query row are cut into chunks of KC
+// (a fixed size, so results do not depend on the thread count); a chunk is one unit of work for every
+// head: its K rows, then its V rows, are first read front to back (a cache row holds all KV heads, so the
+// chunk is one contiguous block, and a sequential read is what the memory system serves fastest; a KV
+// head's slice of each row, read head by head, was a strided, latency-bound walk), then each GQA
+// group's scores and P·V run from cache (SimdOps groupScores / groupMix: up to 4 heads' sums in
+// registers per K or V row). Each chunk leaves every head's un-normalised P·V, its max score and
+// Σ exp(score − max); decodeCombine rescales the chunks to the overall max and adds them in chunk order.
+// The readable form is the js reference: a softmax over all visible keys, then P·V.
+constexpr int64_t KC = 64;
+
+// A real read of every cache line of [p, p + n) (loads, not prefetch hints, so none is dropped).
+float touch(const float* p, int64_t n) {
+  float s = 0.f;
+  for (int64_t i = 0; i < n; i += 16) s += p[i];
+  return s;
+}
+
+// Keys [s0, s0 + n) of query row (b, t), every head: acc [heads][hd] = Σ exp(score − mx)·v, mx[h] the
+// chunk's max score, sum[h] = Σ exp(score − mx) (a head that sees no key here: mx −inf, sum 0, acc 0).
+void decodeChunk(const AttnP& P, const SimdOps& K, int64_t b, int64_t t, int64_t s0, int64_t n, float* acc,
+                 float* mx, double* sum) {
+  const int64_t hd = P.hd, G = P.group(), ks = P.kStride();
+  float* sc = scratch(tlsF, P.heads * KC);
+  const float* q = P.q + (b * P.seqQ + t) * P.qStride();
+  const float* kb = P.k + (b * P.seqK + s0) * ks;
+  const float* vb = P.v + (b * P.seqK + s0) * ks;
+  volatile float sink = touch(kb, n * ks);
+  for (int64_t g = 0; g < P.kvHeads; g++) K.groupScores(q + g * G * hd, (int)G, hd, kb + g * hd, ks, n, sc + g * G * KC, KC);
+  sink = touch(vb, n * ks);
+  (void)sink;
   const int32_t qDoc = P.qDoc ? P.qDoc[b * P.seqQ + t] : 0;
-  const int32_t* kDoc = P.kDoc ? P.kDoc + b * P.seqK : nullptr;
-  for (int64_t j = 0; j < G; j++) {
-    float* r = sc + j * sMax;
-    for (int64_t s = 0; s < sMax; s++) r[s] = !kDoc || kDoc[s] == qDoc ? P.scale * r[s] : -INFINITY;
-  }
-  float* o0 = P.o + (b * P.seqQ + t) * qs + g * G * hd;
-  float* l0 = P.lseOut + (b * P.heads + g * G) * P.seqQ + t;
-  double sum[64];  // (heads per KV head ≤ 64: checked by attentionForward)
-  float mx[64];
-  for (int64_t j = 0; j < G; j++) {
-    float* r = sc + j * sMax;
-    mx[j] = sMax > 0 ? K.max(r, sMax) : -INFINITY;
-    if (mx[j] == -INFINITY) {  // no visible key: out 0, lse -inf (below); weights 0 meanwhile
-      std::fill(r, r + sMax, 0.f);
+  const int32_t* kDoc = P.kDoc ? P.kDoc + b * P.seqK + s0 : nullptr;
+  for (int64_t h = 0; h < P.heads; h++) {
+    float* r = sc + h * KC;
+    for (int64_t i = 0; i < n; i++) r[i] = !kDoc || kDoc[i] == qDoc ? P.scale * r[i] : -INFINITY;
+    mx[h] = K.max(r, n);
+    if (mx[h] == -INFINITY) {
+      std::fill(r, r + n, 0.f);
+      sum[h] = 0;
       continue;
     }
-    sum[j] = K.expSum(r, sMax, mx[j]);
-    K.expScale(r, r, sMax, mx[j], 1.f);
+    sum[h] = K.expSum(r, n, mx[h]);
+    K.expScale(r, r, n, mx[h], 1.f);
   }
-  std::fill(acc, acc + G * hd, 0.f);
-  K.groupMix(acc, (int)G, hd, sc, sMax, vb, ks, sMax);
-  for (int64_t j = 0; j < G; j++) {
-    if (mx[j] == -INFINITY) {
-      std::fill(o0 + j * hd, o0 + (j + 1) * hd, 0.f);
-      l0[j * P.seqQ] = -INFINITY;
+  std::fill(acc, acc + P.heads * hd, 0.f);
+  for (int64_t g = 0; g < P.kvHeads; g++) K.groupMix(acc + g * G * hd, (int)G, hd, sc + g * G * KC, KC, vb + g * hd, ks, n);
+}
+
+// Query row (b, t) from its `chunks` chunks' results (laid out as decodeChunk wrote them, one after another).
+void decodeCombine(const AttnP& P, int64_t b, int64_t t, int64_t chunks, const float* acc, const float* mx,
+                   const double* sum) {
+  const int64_t hd = P.hd, H = P.heads;
+  for (int64_t h = 0; h < H; h++) {
+    float* o = P.o + (b * P.seqQ + t) * P.qStride() + h * hd;
+    float* l = P.lseOut + (b * H + h) * P.seqQ + t;
+    float m = -INFINITY;
+    for (int64_t c = 0; c < chunks; c++) m = std::max(m, mx[c * H + h]);
+    std::fill(o, o + hd, 0.f);
+    if (m == -INFINITY) {  // no visible key: out 0, lse −inf
+      *l = -INFINITY;
       continue;
     }
-    const float inv = (float)(1.0 / sum[j]);
-    for (int64_t d = 0; d < hd; d++) o0[j * hd + d] = acc[j * hd + d] * inv;
-    l0[j * P.seqQ] = (float)((double)mx[j] + std::log(sum[j]));
+    double total = 0;
+    for (int64_t c = 0; c < chunks; c++) {
+      if (mx[c * H + h] == -INFINITY) continue;
+      const double f = std::exp((double)mx[c * H + h] - m);
+      total += f * sum[c * H + h];
+      const float ff = (float)f;
+      const float* a = acc + (c * H + h) * hd;
+      for (int64_t d = 0; d < hd; d++) o[d] += ff * a[d];
+    }
+    const float inv = (float)(1.0 / total);
+    for (int64_t d = 0; d < hd; d++) o[d] *= inv;
+    *l = (float)((double)m + std::log(total));
   }
+}
+
+void decodeRows(const AttnP& P, const SimdOps& K) {
+  const int64_t rows = P.batch * P.seqQ, H = P.heads, hd = P.hd;
+  // Chunks of each row (a row sees keys [0, keyLimit(t + 1))), numbered across rows.
+  std::vector<int64_t> first(rows + 1, 0);
+  for (int64_t r = 0; r < rows; r++) first[r + 1] = first[r] + (P.keyLimit(r % P.seqQ + 1) + KC - 1) / KC;
+  const int64_t units = first[rows];
+  thread_local std::vector<float> accBuf, mxBuf;
+  thread_local std::vector<double> sumBuf;
+  float* acc = scratch(accBuf, units * H * hd);
+  float* mx = scratch(mxBuf, units * H);
+  if ((int64_t)sumBuf.size() < units * H) sumBuf.resize(units * H);
+  double* sum = sumBuf.data();
+  parallelFor(units, 1, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; u++) {
+      const int64_t r = std::upper_bound(first.begin(), first.end(), u) - first.begin() - 1;
+      const int64_t s0 = (u - first[r]) * KC, n = std::min(KC, P.keyLimit(r % P.seqQ + 1) - s0);
+      decodeChunk(P, K, r / P.seqQ, r % P.seqQ, s0, n, acc + u * H * hd, mx + u * H, sum + u * H);
+    }
+  });
+  for (int64_t r = 0; r < rows; r++)
+    decodeCombine(P, r / P.seqQ, r % P.seqQ, first[r + 1] - first[r], acc + first[r] * H * hd, mx + first[r] * H,
+                  sum + first[r] * H);
 }
 
 void attentionForward(const AttnP& P) {
   const SimdOps& K = simdOps();
-  if (P.seqQ < 8 && P.group() <= 64) {
-    const int64_t units = P.batch * P.kvHeads * P.seqQ;  // (batch item, KV head, query row)
-    const int64_t work = P.group() * P.seqK * P.hd;
-    parallelFor(units, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, work)), [&](int64_t u0, int64_t u1) {
-      for (int64_t u = u0; u < u1; u++) forwardRows(P, K, u / (P.kvHeads * P.seqQ), (u / P.seqQ) % P.kvHeads, u % P.seqQ);
-    });
-    return;
-  }
+  if (P.seqQ < 8) return decodeRows(P, K);
   const int64_t tiles = (P.seqQ + BQ - 1) / BQ, units = P.batch * P.heads * tiles;
   parallelFor(units, 1, [&](int64_t u0, int64_t u1) {
     for (int64_t u = u0; u < u1; u++) forwardTile(P, K, u / (P.heads * tiles), (u / tiles) % P.heads, (u % tiles) * BQ);

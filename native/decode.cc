@@ -112,8 +112,8 @@ napi_value LlamaDecode(napi_env env, napi_callback_info info) {
   S.eps = (float)A.num(9);
   S.scale = (float)A.num(10);
   if (S.format > Q4_0) return A.fail("herd native: llamaDecode format must be 0, 1 or 2"), undef(env);
-  if (S.kvHeads == 0 || S.heads % S.kvHeads != 0 || S.heads / S.kvHeads > 64 || S.hd % 2 != 0)
-    return A.fail("herd native: llamaDecode heads must be a multiple (≤ 64×) of kvHeads, headDim even"), undef(env);
+  if (S.kvHeads == 0 || S.heads % S.kvHeads != 0 || S.hd % 2 != 0)
+    return A.fail("herd native: llamaDecode heads must be a multiple of kvHeads, headDim even"), undef(env);
   if (S.len >= S.capacity) return A.fail("herd native: llamaDecode KV cache is full (reserve first)"), undef(env);
   const int64_t D = S.dim, qd = S.heads * S.hd, kvd = S.kvHeads * S.hd;
   float* x = A.f32(0, D);
