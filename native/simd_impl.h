@@ -199,20 +199,11 @@ float dot(const float* a, const float* b, int64_t n) {
 
 // Decode attention (attention.cc forwardRows): a GQA group's G query heads against n keys, heads in
 // blocks of up to 4 so each K row is loaded once for the block; reference: G·n calls of dot.
-// A group reads hd of every ks floats (a KV head's slice of each cache row), a stride the hardware
-// prefetchers follow poorly: each row is prefetched KV_AHEAD rows ahead (past the end it touches rows
-// of the same buffer, or none: prefetches do not fault).
-constexpr int64_t KV_AHEAD = 16;
-inline void prefetchRow(const float* p, int64_t hd) {
-  for (int64_t d = 0; d < hd; d += 16) __builtin_prefetch(p + d);
-}
-
 template <int NH>
 void scoresBlock(const float* q, int64_t hd, const float* k, int64_t ks, int64_t n, float* s, int64_t ld) {
   const int64_t hv = hd / W * W;
   for (int64_t t = 0; t < n; t++) {
     const float* kt = k + t * ks;
-    prefetchRow(kt + KV_AHEAD * ks, hd);
     V a[NH];
     for (int j = 0; j < NH; j++) a[j] = vzero();
     for (int64_t d = 0; d < hv; d += W) {
@@ -248,7 +239,6 @@ void mixBlock(float* acc, int64_t hd, const float* p, int64_t ld, const float* v
   for (int j = 0; j < NH; j++)
     for (int i = 0; i < NV_; i++) a[j][i] = vload(acc + j * hd + i * W);
   for (int64_t t = 0; t < n; t++) {
-    if (NV_ * W * 4 >= hd || NV_ == 4) prefetchRow(v + (t + KV_AHEAD) * ks, NV_ * W);
     V x[NV_];
     for (int i = 0; i < NV_; i++) x[i] = vload(v + t * ks + i * W);
     for (int j = 0; j < NH; j++) {
