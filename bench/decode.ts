@@ -140,6 +140,7 @@ export function runDecodeChild(
   backend: string,
   threads: number,
   lengths: { prompt: number; decode: number },
+  extraEnv: Record<string, string> = {},
 ): ChildResult {
   const out = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--child", dir], {
     env: {
@@ -148,6 +149,7 @@ export function runDecodeChild(
       HERD_BENCH_DECODE: String(env("HERD_BENCH_DECODE", lengths.decode)),
       HERD_THREADS: String(threads),
       HERD_BACKEND: backend,
+      ...extraEnv,
     },
     encoding: "utf8",
     maxBuffer: 1 << 24,

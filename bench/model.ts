@@ -15,7 +15,8 @@
 // "Model"), so, as the probe keeps its best pass, each child generates HERD_BENCH_REPEATS times and
 // keeps its best run (the slowest is printed beside it). Knobs: HERD_BENCH_PROMPT (512),
 // HERD_BENCH_DECODE (32 tokens), HERD_BENCH_REPEATS (3), HERD_BENCH_THREADS (2), HERD_BENCH_PRESET
-// (llama3.2-1b), HERD_BENCH_BACKENDS (wasm,native: those built).
+// (llama3.2-1b), HERD_BENCH_BACKENDS (wasm,native-ops,native: those built; native-ops is native with
+// HERD_FUSED_DECODE=0, each decode step op by op, beside the fused step).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -48,12 +49,24 @@ export async function run(): Promise<void> {
     const bandwidth = new RooflineProbe(threads);
     bandwidth.probe("before");
     const bytesPerToken = decodeBytesPerToken(config, "bf16");
-    const wanted = (process.env.HERD_BENCH_BACKENDS ?? "wasm,native").split(",").filter((b) => b);
-    const backends = wanted.filter((b) => backendNames().includes(b));
-    const results: ChildResult[] = [];
-    for (const backend of backends) {
-      results.push(runDecodeChild(dir, backend, threads, { prompt: 512, decode: 32 }));
-      if (backend !== backends.at(-1)) bandwidth.probe(`after ${backend}`);
+    // "native-ops": the native backend with HERD_FUSED_DECODE=0 (each decode step op by op, the
+    // baseline of the fused step).
+    const wanted = (process.env.HERD_BENCH_BACKENDS ?? "wasm,native-ops,native").split(",").filter((b) => b);
+    const backends = wanted.filter((b) => backendNames().includes(b.replace(/-ops$/, "")));
+    const results: (ChildResult & { label: string })[] = [];
+    for (const name of backends) {
+      const ops = name.endsWith("-ops");
+      const r = runDecodeChild(
+        dir,
+        name.replace(/-ops$/, ""),
+        threads,
+        { prompt: 512, decode: 32 },
+        {
+          HERD_FUSED_DECODE: ops ? "0" : "1",
+        },
+      );
+      results.push({ ...r, label: ops ? `${r.backend}, op by op` : r.backend });
+      if (name !== backends.at(-1)) bandwidth.probe(`after ${name}`);
     }
     const bw = bandwidth.probe("after");
     const roofline = bw / bytesPerToken;
@@ -63,12 +76,12 @@ export async function run(): Promise<void> {
       `decode reads ${(bytesPerToken / GB).toFixed(2)} GB of weights per token → roofline ${roofline.toFixed(1)} tokens/s at the best read bandwidth (${(bw / GB).toFixed(1)} GB/s)`,
     );
     const col = (s: string) => s.padStart(22);
-    const row = (label: string, f: (r: ChildResult) => string) =>
+    const row = (label: string, f: (r: (typeof results)[number]) => string) =>
       console.log(`${label.padEnd(24)}${results.map((r) => col(f(r))).join("")}`);
     const rate = (r: ChildResult) => r.decodeTokens / r.decodeSeconds;
     const base = results.find((r) => r.backend === "wasm");
     console.log(`weights kept in bf16, HERD_THREADS=${threads}, ${results[0]?.promptTokens}-token prompt`);
-    row("backend", (r) => r.backend);
+    row("backend", (r) => r.label);
     row("load", (r) => `${r.loadSeconds.toFixed(1)} s`);
     row("prefill", (r) => `${(r.promptTokens / r.prefillSeconds).toFixed(1)} tokens/s`);
     row("decode (best run)", (r) => `${rate(r).toFixed(2)} tokens/s`);
@@ -76,6 +89,8 @@ export async function run(): Promise<void> {
     row("decode per token", (r) => `${((1000 * r.decodeSeconds) / r.decodeTokens).toFixed(1)} ms`);
     row("decode % of roofline", (r) => `${((100 * rate(r)) / roofline).toFixed(0)}%`);
     if (base) row("decode vs wasm", (r) => `${(rate(r) / rate(base)).toFixed(2)}×`);
+    const ops = results.find((r) => r.label.endsWith("op by op"));
+    if (ops) row("decode vs op by op", (r) => `${(rate(r) / rate(ops)).toFixed(2)}×`);
     row("peak RSS (limit 4 GB)", (r) => `${(r.maxRssBytes / GB).toFixed(2)} GB`);
     console.log(
       `(${results[0]?.decodeTokens} decode steps, best of ${env("HERD_BENCH_REPEATS", 3)} runs; roofline ${roofline.toFixed(1)} tokens/s = ${(bw / GB).toFixed(1)} GB/s / ${(bytesPerToken / GB).toFixed(2)} GB)`,

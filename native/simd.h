@@ -27,8 +27,6 @@ struct SimdOps {
   float (*dot)(const float* a, const float* b, int64_t n);
   // Σ a[i]·b[i]·c[i]
   float (*dot3)(const float* a, const float* b, const float* c, int64_t n);
-  // y += a·x
-  void (*axpy)(float* y, float a, const float* x, int64_t n);
   // Largest element (NaN elements may be skipped; the sums below carry them).
   float (*max)(const float* x, int64_t n);
   // Σ exp(x[i] - shift), and out[i] = c · exp(x[i] - shift) (out may be x).

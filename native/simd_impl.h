@@ -261,7 +261,7 @@ void mixHeads(float* acc, int64_t hd, const float* p, int64_t ld, const float* v
 }
 
 // acc[j·hd + d] += Σ_t p[j·ld + t]·v[t·ks + d] for heads j < G (the P·V of decode attention; reference:
-// G·n calls of axpy).
+// for each head and key, acc_j += p·v_t).
 void groupMix(float* acc, int G, int64_t hd, const float* p, int64_t ld, const float* v, int64_t ks, int64_t n) {
   for (int j = 0; j < G; j += 4) {
     float* aj = acc + j * hd;
@@ -285,13 +285,6 @@ float dot3(const float* a, const float* b, const float* c, int64_t n) {
   float s = vsum(vadd(acc0, acc1));
   for (; i < n; i++) s += a[i] * b[i] * c[i];
   return s;
-}
-
-void axpy(float* y, float a, const float* x, int64_t n) {
-  const V av = vset(a);
-  int64_t i = 0;
-  for (; i + W <= n; i += W) vstore(y + i, vfma(av, vload(x + i), vload(y + i)));
-  for (; i < n; i++) y[i] += a * x[i];
 }
 
 float maxOf(const float* x, int64_t n) {
@@ -388,7 +381,6 @@ void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const
 }  // namespace
 
 namespace herd {
-const SimdOps SIMD_NAME = {gemm,    maskScores, expScores, dScores, dot,   dot3,          axpy,
-                           maxOf,   expSum,     expScale,  swiglu,  swigluBackward, adamw, groupScores,
-                           groupMix};
+const SimdOps SIMD_NAME = {gemm,   maskScores,     expScores, dScores,     dot,     dot3,   maxOf,
+                           expSum, expScale,       swiglu,    swigluBackward, adamw, groupScores, groupMix};
 }  // namespace herd
