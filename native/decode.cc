@@ -20,6 +20,7 @@ enum Format { Bf16 = 0, Q8_0 = 1, Q4_0 = 2 };
 struct Weight {
   const void* data;
   int64_t n;
+  const uint16_t* packed = nullptr;  // bf16 only: the long-row layout (gemv.cc packBf16), when made
 };
 
 struct Step {
@@ -41,7 +42,7 @@ void linears(const Step& S, const float* a, int64_t k, std::initializer_list<std
   if (S.format == Bf16) {
     Bf16Product prods[4];
     int n = 0;
-    for (const auto& [w, c] : ps) prods[n++] = {static_cast<const uint16_t*>(w.data), c, w.n};
+    for (const auto& [w, c] : ps) prods[n++] = {static_cast<const uint16_t*>(w.data), c, w.n, w.packed};
     gemvBf16(a, 1, k, prods, n);
     return;
   }
@@ -87,8 +88,10 @@ int64_t rowBytes(int format, int64_t k) {
   return format == Bf16 ? 2 * k : format == Q8_0 ? 34 * blocks : 18 * blocks;
 }
 
-// llamaDecode(x, logits, layerArrays, kCaches, vCaches, norm, head, invFreq, sizes, eps, scale)
+// llamaDecode(x, logits, layerArrays, kCaches, vCaches, norm, head, invFreq, sizes, eps, scale, packed?)
 //   layerArrays: per layer [attnNorm, wq, wk, wv, wo, ffnNorm, w1, w3, w2], flat;
+//   packed (bf16 only): per layer [wq, wk, wv, wo, w1, w3, w2], flat, then the head: each the matrix's
+//   long-row copy (gemv.cc packBf16) or null;
 //   sizes: [layers, dim, heads, kvHeads, headDim, ffn, vocab, position, cached, capacity, format]
 //   (format 0 = bf16 Uint16Array weights, 1 = q8_0, 2 = q4_0 Uint8Array blocks).
 // x [dim] is the token's embedding on entry and the last hidden state on return; logits [vocab].
@@ -151,6 +154,24 @@ napi_value LlamaDecode(napi_env env, napi_callback_info info) {
     S.kCache.push_back(one.f32(9, S.capacity * kvd));
     S.vCache.push_back(one.f32(10, S.capacity * kvd));
     A.failed = one.failed;
+  }
+  // Packed copies, checked as matmulBf16's are (packedArg).
+  uint32_t np = 0;
+  const bool hasPacked = A.n > 11 && !A.failed && napi_get_array_length(env, A.v[11], &np) == napi_ok;
+  if (hasPacked && S.format == Bf16 && np == 7 * S.layers + 1) {
+    auto pack = [&](uint32_t i, Weight& w, int64_t k) {
+      napi_value e;
+      napi_get_element(env, A.v[11], i, &e);
+      w.packed = packedArg(A, e, w.n, k);
+    };
+    for (int64_t l = 0; l < S.layers && !A.failed; l++) {
+      const uint32_t o = (uint32_t)(7 * l);
+      pack(o, S.wq[l], D), pack(o + 1, S.wk[l], D), pack(o + 2, S.wv[l], D), pack(o + 3, S.wo[l], qd);
+      pack(o + 4, S.w1[l], D), pack(o + 5, S.w3[l], D), pack(o + 6, S.w2[l], S.ffn);
+    }
+    pack((uint32_t)(7 * S.layers), S.head, D);
+  } else if (hasPacked && np > 0) {
+    A.fail("herd native: llamaDecode packed takes 7 per layer and one for the head, bf16 only");
   }
   if (A.failed) return undef(env);
   decodeStep(S, x, logits);

@@ -135,6 +135,35 @@ __attribute__((target("avx512f,avx512bw,fma"))) float rowAvx512(const float* xe,
 }
 #endif
 
+// ------------------------------------------------------------------------------------------------
+// The long-row layout. A row of k = 8192 needs 32 KiB of x (even and odd halves), which the weight
+// stream evicts from L1 before the next row comes back to it: one thread's GEMV over hugepage weights
+// read 40 GB/s at k = 2048, 33 at 8192, 28 at 16384 (probe 39-43; the 1B model's down projection ran
+// at 54-61 GB/s on 2 threads where the k = 2048 projections ran at 71-77). Reading rows segment by
+// segment in place keeps x's segment in L1 but makes the stream jump every 4 KiB, which cost as much
+// (29-34 GB/s). So such a matrix gets a second copy (packBf16, made once by the native backend, see
+// src/backends/native/index.ts) where each block of PACK_ROWS rows is stored segment-major: the first
+// PACK_SEG elements of each of its rows, then the next PACK_SEG of each, …; a block is then read front
+// to back while x's current segment (8 KiB) stays in L1. A row's sum is its segments' sums added in
+// order. Packed only when k is a multiple of PACK_SEG (so every segment is 64 whole aligned lines).
+// ------------------------------------------------------------------------------------------------
+constexpr int64_t PACK_SEG = 2048;
+constexpr int64_t PACK_ROWS = 32;
+
+// Element offset of row r's segment s inside the packed copy of an n×k matrix.
+inline int64_t packedAt(int64_t n, int64_t k, int64_t r, int64_t s) {
+  const int64_t b0 = r / PACK_ROWS * PACK_ROWS, rows = std::min(PACK_ROWS, n - b0);
+  return b0 * k + (s * rows + (r - b0)) * PACK_SEG;
+}
+
+void packBf16(const uint16_t* b, uint16_t* out, int64_t n, int64_t k) {
+  parallelFor(n, PACK_ROWS, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++)
+      for (int64_t s = 0; s < k / PACK_SEG; s++)
+        std::memcpy(out + packedAt(n, k, r, s), b + r * k + s * PACK_SEG, PACK_SEG * sizeof(uint16_t));
+  });
+}
+
 // Rows of B in line coordinates when k·2 is a multiple of 64 (else the kernels read rows as they are).
 bool linesOf(const uint16_t* b, int64_t k, Lines* L) {
   const uintptr_t addr = reinterpret_cast<uintptr_t>(b);
@@ -155,6 +184,24 @@ bool linesOf(const uint16_t* b, int64_t k, Lines* L) {
 void productRows(const float* a, const float* split, int64_t m, int64_t k, const Bf16Product& P, Lines L,
                  int64_t j0, int64_t j1) {
 #if HERD_X86
+  if (split && P.packed) {  // whole blocks of PACK_ROWS rows (the chunks are), each front to back
+    Lines S = L;
+    S.lines = PACK_SEG / 32;
+    std::memcpy(S.first, L.all, sizeof S.first);
+    std::memcpy(S.last, L.all, sizeof S.last);
+    for (int64_t b0 = j0; b0 < j1; b0 += PACK_ROWS)
+      for (int64_t s = 0; s < k / PACK_SEG; s++)
+        for (int64_t j = b0; j < std::min(j1, b0 + PACK_ROWS); j++) {
+          const uint16_t* seg = P.packed + packedAt(P.n, k, j, s);
+          for (int64_t i = 0; i < m; i++) {
+            const float* xe = split + i * L.lines * 32 + s * PACK_SEG / 2;
+            const float v = rowAvx512(xe, xe + L.lines * 16, seg, S);
+            float& c = P.c[i * P.n + j];
+            c = s == 0 ? v : c + v;
+          }
+        }
+    return;
+  }
   if (split) {
     for (int64_t j = j0; j < j1; j++) {
       const uint16_t* line0 = P.b + j * k - L.d;
@@ -191,7 +238,7 @@ void gemvBf16(const float* a, int64_t m, int64_t k, const Bf16Product* ps, int c
   bool lined[16];
   at[0] = 0;
   for (int q = 0; q < count; q++) {
-    lined[q] = isa == Isa::Avx512 && linesOf(ps[q].b, k, &layouts[q]);
+    lined[q] = isa == Isa::Avx512 && linesOf(ps[q].packed ? ps[q].packed : ps[q].b, k, &layouts[q]);
     at[q + 1] = at[q] + (lined[q] ? m * layouts[q].lines * 32 : 0);
   }
   float* splits = scratch(splitBuf, (size_t)at[count]);
@@ -214,7 +261,9 @@ void gemvBf16(const float* a, int64_t m, int64_t k, const Bf16Product* ps, int c
   int64_t total = 0;
   for (int q = 0; q < count; q++) total += ps[q].n * k * 2;
   const int64_t chunkBytes = std::clamp<int64_t>(total / (2 * pool.threads()), 256 << 10, 2 << 20);
-  const int64_t rowsPerChunk = std::max<int64_t>(4, (chunkBytes / 2 / std::max<int64_t>(1, k) + 3) & ~int64_t(3));
+  int64_t rowsPerChunk = std::max<int64_t>(4, (chunkBytes / 2 / std::max<int64_t>(1, k) + 3) & ~int64_t(3));
+  for (int q = 0; q < count; q++)  // a packed product's chunks are whole blocks
+    if (ps[q].packed && lined[q]) rowsPerChunk = (rowsPerChunk + PACK_ROWS - 1) / PACK_ROWS * PACK_ROWS;
   int64_t first[17];
   first[0] = 0;
   for (int q = 0; q < count; q++) first[q + 1] = first[q] + (ps[q].n + rowsPerChunk - 1) / rowsPerChunk;
@@ -226,6 +275,22 @@ void gemvBf16(const float* a, int64_t m, int64_t k, const Bf16Product* ps, int c
       productRows(a, lined[q] ? splits + at[q] : nullptr, m, k, ps[q], layouts[q], j0, j1);
     }
   });
+}
+
+// The packed copy (packBf16's layout) of an n×k matrix given as argument v, or null when v is null or
+// undefined (absent); anything else must be a 64-byte aligned Uint16Array of n·k with k a multiple of
+// PACK_SEG.
+const uint16_t* packedArg(Args& A, napi_value v, int64_t n, int64_t k) {
+  napi_valuetype t = napi_undefined;
+  if (v) napi_typeof(A.env, v, &t);
+  if (A.failed || t == napi_null || t == napi_undefined) return nullptr;
+  Args one = A;
+  one.v[0] = v;
+  const auto* p = static_cast<const uint16_t*>(one.arr(0, napi_uint16_array, n * k));
+  A.failed = one.failed;
+  if (p && (k % PACK_SEG != 0 || reinterpret_cast<uintptr_t>(p) % 64 != 0))
+    return A.fail("herd native: a packed bf16 matrix needs k a multiple of 2048 and 64-byte alignment"), nullptr;
+  return p;
 }
 
 namespace {
@@ -320,24 +385,37 @@ Bandwidth memoryBandwidth(int64_t bytes, int reps, bool huge) {
 // N-API glue
 // ------------------------------------------------------------------------------------------------
 
-// matmulBf16(a, bBits, c, m, n, k)
+// matmulBf16(a, bBits, c, m, n, k, packed?)
 napi_value MatmulBf16(napi_env env, napi_callback_info info) {
   Args A(env, info);
   const int64_t m = A.i64(3), n = A.i64(4), k = A.i64(5);
   const float* a = A.f32(0, m * k);
   const uint16_t* b = static_cast<const uint16_t*>(A.arr(1, napi_uint16_array, n * k));
   float* c = A.f32(2, m * n);
+  const uint16_t* packed = packedArg(A, A.n > 6 ? A.v[6] : nullptr, n, k);
   if (A.failed || m == 0 || n == 0) return undef(env);
   if (m > SMALL_M) {
     gemmBf16(a, b, c, m, n, k);
   } else {
-    const Bf16Product p{b, c, n};
+    const Bf16Product p{b, c, n, packed};
     gemvBf16(a, m, k, &p, 1);
   }
   return undef(env);
 }
 
-// matmulBf16Many(a, [bBits...], [c...], m, [n...], k): c_q = a·b_qᵀ for each q (at most 16).
+// packBf16(bBits, out, n, k): out = b in the long-row layout (k a multiple of 2048).
+napi_value PackBf16(napi_env env, napi_callback_info info) {
+  Args A(env, info);
+  const int64_t n = A.i64(2), k = A.i64(3);
+  const auto* b = static_cast<const uint16_t*>(A.arr(0, napi_uint16_array, n * k));
+  if (!A.failed && k % PACK_SEG != 0) A.fail("herd native: packBf16 needs k a multiple of 2048");
+  auto* out = static_cast<uint16_t*>(A.arr(1, napi_uint16_array, n * k));
+  if (!A.failed) packBf16(b, out, n, k);
+  return undef(env);
+}
+
+// matmulBf16Many(a, [bBits...], [c...], m, [n...], k, [packed or null...]?): c_q = a·b_qᵀ for each q
+// (at most 16).
 napi_value MatmulBf16Many(napi_env env, napi_callback_info info) {
   Args A(env, info);
   const int64_t m = A.i64(3), k = A.i64(5);
@@ -368,6 +446,9 @@ napi_value MatmulBf16Many(napi_env env, napi_callback_info info) {
     ps[q].c = one.f32(1, m * n);
     ps[q].n = n;
     A.failed = one.failed;
+    napi_value pq = nullptr;
+    if (A.n > 6 && !A.failed) napi_get_element(env, A.v[6], q, &pq);
+    ps[q].packed = packedArg(A, pq, n, k);
   }
   if (A.failed || m == 0 || count == 0) return undef(env);
   if (m > SMALL_M) {
@@ -399,7 +480,10 @@ napi_value MemoryBandwidth(napi_env env, napi_callback_info info) {
 
 void registerGemv(napi_env env, napi_value exports) {
   static const NamedFn fns[] = {
-      {"matmulBf16", MatmulBf16}, {"matmulBf16Many", MatmulBf16Many}, {"memoryBandwidth", MemoryBandwidth}};
+      {"matmulBf16", MatmulBf16},
+      {"matmulBf16Many", MatmulBf16Many},
+      {"packBf16", PackBf16},
+      {"memoryBandwidth", MemoryBandwidth}};
   registerFns(env, exports, fns, sizeof(fns) / sizeof(fns[0]));
 }
 

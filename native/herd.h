@@ -303,12 +303,17 @@ void rope(const float* x, float* out, const int32_t* pos, const float* invFreq, 
 void decodeAttention(const float* q, const float* k, const float* v, float* out, float* lse, int64_t seqK,
                      int64_t heads, int64_t kvHeads, int64_t hd, float scale);
 // gemv.cc: c_q = a·b_qᵀ (m ≤ 4 rows of a; b_q n_q×k bf16) for `count` ≤ 16 products in one parallel pass.
+// `packed`, when not null, is b in the long-row layout of packBf16 (gemv.cc), read instead of b by the
+// AVX-512 kernel.
 struct Bf16Product {
   const uint16_t* b;
   float* c;
   int64_t n;
+  const uint16_t* packed = nullptr;
 };
 void gemvBf16(const float* a, int64_t m, int64_t k, const Bf16Product* ps, int count);
+// gemv.cc: argument v as a packed copy of an n×k bf16 matrix (null/undefined: none; else checked).
+const uint16_t* packedArg(Args& A, napi_value v, int64_t n, int64_t k);
 // quant.cc: C (m×n) = A (m×k) · Wᵀ, W in Q8_0 (f = 0) or Q4_0 (f = 1) blocks.
 void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f);
 

@@ -8,10 +8,11 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { describe, test } from "node:test";
 import type { AttentionArgs } from "../../src/backends/backend.js";
 import { jsBackend, matmul as refMatmul } from "../../src/backends/js/index.js";
-import { createNativeBackend, nativeAvailable } from "../../src/backends/native/index.js";
+import { createNativeBackend, nativeAddonPath, nativeAvailable } from "../../src/backends/native/index.js";
 import { encodeHalf } from "../../src/tensor/dtype.js";
 import { closeness, matmulArgs, randArray, repoPath } from "../helpers.js";
 
@@ -362,6 +363,55 @@ describe("native backend", { skip }, () => {
     `;
     for (const out of eachIsa<{ isa: string; worst: Record<string, number> }>(script))
       for (const [k, w] of Object.entries(out.worst)) assert.ok(w <= 1, `${out.isa} ${k}: ${w}× tolerance`);
+  });
+
+  test("long rows (k ≥ 8192) read through their packed copy agree with the reference, m = 1..4", () => {
+    const b = createNativeBackend({ threads: 2 });
+    // 45 rows: one whole block of 32 and a partial one; k = 8192 and 16384 are 4 and 8 segments.
+    for (const k of [8192, 16384]) {
+      const n = 45;
+      const bits = encodeHalf(randArray(n * k, k), "bf16");
+      for (const m of [1, 2, 4]) {
+        const a = randArray(m * k, m);
+        const got = new Float32Array(m * n);
+        const want = new Float32Array(m * n);
+        b.matmulBf16!(a, bits, got, m, n, k);
+        jsBackend.matmulBf16!(a, bits, want, m, n, k);
+        const c = closeness(got, want, 1e-5, 1e-6 * Math.sqrt(k));
+        assert.ok(c <= 1, `k=${k} m=${m}: ${c}× the tolerance`);
+      }
+    }
+    // Several products in one call (a packed one beside plain ones) give each product's own result.
+    const k = 8192;
+    const ws = [encodeHalf(randArray(40 * k, 1), "bf16"), encodeHalf(randArray(7 * k, 2), "bf16")];
+    const a = randArray(k, 3);
+    const got = [new Float32Array(40), new Float32Array(7)];
+    b.matmulBf16Many!(a, ws, got, 1, [40, 7], k);
+    for (let q = 0; q < 2; q++) {
+      const want = new Float32Array(got[q]!.length);
+      b.matmulBf16!(a, ws[q]!, want, 1, want.length, k);
+      assert.deepEqual(got[q], want, `product ${q} of matmulBf16Many`);
+    }
+    createNativeBackend();
+  });
+
+  test("the packed layout: blocks of 32 rows, each segment-major (2048 elements), a partial last block", () => {
+    const addon = createRequire(import.meta.url)(nativeAddonPath()) as {
+      packBf16(b: Uint16Array, out: Uint16Array, n: number, k: number): void;
+    };
+    const [n, k] = [35, 4096];
+    const b = Uint16Array.from({ length: n * k }, (_, i) => i % 65521);
+    const out = new Uint16Array(n * k);
+    addon.packBf16(b, out, n, k);
+    // Block 0: segment 0 of rows 0..31, then segment 1 of rows 0..31; block 1 (rows 32..34) likewise.
+    const at = (r: number, s: number) => (r < 32 ? (s * 32 + r) * 2048 : 32 * k + (s * 3 + (r - 32)) * 2048);
+    for (let r = 0; r < n; r++)
+      for (let s = 0; s < 2; s++)
+        assert.deepEqual(
+          out.subarray(at(r, s), at(r, s) + 2048),
+          b.subarray(r * k + s * 2048, r * k + (s + 1) * 2048),
+        );
+    assert.throws(() => addon.packBf16(b, out, n / 5, 5 * k - 1), /multiple of 2048/);
   });
 
   test("matmulBf16 reads bf16 rows at an odd element offset", () => {

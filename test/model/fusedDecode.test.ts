@@ -1,7 +1,7 @@
 // The native backend's fused decode step (Backend.llamaDecode, native/decode.cc) against the op-by-op
 // path it replaces (Llama.block, HERD_FUSED_DECODE=0): the same logits bit for bit at every step, for
 // bf16, Q8_0 and Q4_0 weights, on every instruction set (AVX2 and portable in child processes), through a KV cache that grows
-// while decoding; the cases it must leave to the op path (document ids) still agree; and a malformed
+// while decoding, with long rows read through the native backend's packed copies; the cases it must leave to the op path (document ids) still agree; and a malformed
 // step is refused with a message, not read out of bounds.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -30,9 +30,9 @@ function model(format: "bf16" | "q8_0" | "q4_0"): Llama {
 }
 
 /** Logits of a 5-token prefill and 12 decode steps (the cache starts at 4 tokens, so it grows twice). */
-function run(m: Llama, fused: boolean, docs = false): Float32Array[] {
+function run(m: Llama, fused: boolean, docs = false, config = cfg): Float32Array[] {
   process.env.HERD_FUSED_DECODE = fused ? "1" : "0";
-  const cache = new KVCache(cfg, 1, 4);
+  const cache = new KVCache(config, 1, 4);
   const step = (ids: number[]) =>
     noGrad(() =>
       scope(() => {
@@ -110,6 +110,15 @@ test("fused decode = op by op on the AVX2 and portable kernels too", { skip: !ha
     assert.deepEqual(out, { isa: out.isa, bf16: 0, q4_0: 0 }, `${isa}: logits that differ`);
     if (isa === "generic") assert.equal(out.isa, "generic");
   }
+});
+
+test("fused decode = op by op with long-row (packed) down projections", { skip: !hasNative }, () => {
+  // intermediate 8192: on AVX-512 the native backend reads w2 through its packed copy in both paths.
+  setBackend("native");
+  const long = { ...cfg, intermediateSize: 8192, numHiddenLayers: 2 };
+  const m = new Llama(long, initWeights(long, { seed: 5, dtype: "bf16" }));
+  assertSame(run(m, false, false, long), run(m, true, false, long), "intermediate 8192");
+  m.dispose();
 });
 
 test("decode steps with document ids take the op path and agree", { skip: !hasNative }, () => {

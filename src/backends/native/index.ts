@@ -38,8 +38,27 @@ interface Addon {
     strideC: number,
     accumulate: boolean,
   ): void;
-  matmulBf16(a: F32, b: Uint16Array, c: F32, m: number, n: number, k: number): void;
-  matmulBf16Many(a: F32, b: Uint16Array[], c: F32[], m: number, n: number[], k: number): void;
+  /** `packed`: b's long-row copy (packBf16), read instead of b by the AVX-512 GEMV. */
+  matmulBf16(
+    a: F32,
+    b: Uint16Array,
+    c: F32,
+    m: number,
+    n: number,
+    k: number,
+    packed?: Uint16Array | null,
+  ): void;
+  matmulBf16Many(
+    a: F32,
+    b: Uint16Array[],
+    c: F32[],
+    m: number,
+    n: number[],
+    k: number,
+    packed?: (Uint16Array | null)[],
+  ): void;
+  /** native/gemv.cc: out = b (n×k, k a multiple of 2048) in the long-row layout. */
+  packBf16(b: Uint16Array, out: Uint16Array, n: number, k: number): void;
   memoryBandwidth(bytes: number, reps: number, huge: boolean): { read: number; copy: number };
   /** native/memory.cc: `bytes` zeroed bytes, 2 MiB aligned and hugepage-advised; null if unmapped. */
   allocBuffer(bytes: number): ArrayBuffer | null;
@@ -58,6 +77,7 @@ interface Addon {
     sizes: number[],
     eps: number,
     scale: number,
+    packed: (Uint16Array | null)[],
   ): void;
   rmsNorm(x: F32, w: F32, out: F32, rstd: F32, rows: number, dim: number, eps: number): void;
   rmsNormBackward(
@@ -266,6 +286,44 @@ function recycler(addon: Addon) {
   };
 }
 
+/**
+ * Long-row copies of bf16 matrices for the decode GEMV (native/gemv.cc "The long-row layout"): a row of
+ * k ≥ 8192 needs more of x than L1 keeps beside the weight stream (one thread's GEMV: 40 GB/s at k =
+ * 2048, 33 at 8192), so such a matrix, the first time a decode step (≤ 4 rows of A) multiplies by it on
+ * AVX-512, gets a second copy, blocked so that the GEMV reads it front to back with an 8 KiB segment of
+ * x. The copy lives as long as the weight's array (a WeakMap) and costs its size again: at most
+ * HERD_NATIVE_PACK_MB (default 2048) MiB in all (a 1B model's down projections: 536 MB), then the
+ * rest stay as they are; HERD_NATIVE_PACK=0 makes none. bf16 weights are read-only to herd (they cannot
+ * be trained), so a copy never goes stale.
+ */
+const PACK_MIN_K = 8192;
+const PACK_SEG = 2048;
+function packer(addon: Addon, isa: string) {
+  const on = isa === "avx512" && process.env.HERD_NATIVE_PACK !== "0";
+  const mb = Number(process.env.HERD_NATIVE_PACK_MB ?? 2048);
+  const cap = (Number.isFinite(mb) && mb >= 0 ? mb : 2048) * 2 ** 20;
+  const copies = new WeakMap<Uint16Array, Uint16Array | null>();
+  let held = 0;
+  const released = new FinalizationRegistry<number>((bytes) => {
+    held -= bytes;
+  });
+  return (b: Uint16Array, n: number, k: number): Uint16Array | null => {
+    if (!on || k < PACK_MIN_K || k % PACK_SEG !== 0 || b.length !== n * k) return null;
+    const known = copies.get(b);
+    if (known !== undefined) return known;
+    const bytes = n * k * 2;
+    const buf = held + bytes <= cap ? addon.allocBuffer(bytes) : null;
+    const copy = buf ? new Uint16Array(buf) : null;
+    if (copy) {
+      addon.packBf16(b, copy, n, k);
+      held += bytes;
+      released.register(b, bytes);
+    }
+    copies.set(b, copy);
+    return copy;
+  };
+}
+
 function threadsFromEnv(): number {
   const t = Number(process.env.HERD_THREADS ?? 0);
   return Number.isInteger(t) && t > 0 ? t : 0;
@@ -280,6 +338,8 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
   if (!n) throw new Error(`native backend: ${loadError}`);
   const isa = n.init(opts.threads ?? threadsFromEnv());
   const mem = recycler(n);
+  const packed = packer(n, isa);
+  const decode = (m: number, b: Uint16Array, rows: number, k: number) => (m <= 4 ? packed(b, rows, k) : null);
   return {
     ...jsBackend,
     name: "native",
@@ -308,10 +368,11 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
       );
     },
     matmulBf16(a, bBits, c, m, nn, k) {
-      n.matmulBf16(a, bBits, c, m, nn, k);
+      n.matmulBf16(a, bBits, c, m, nn, k, decode(m, bBits, nn, k));
     },
     matmulBf16Many(a, bBits, c, m, ns, k) {
-      n.matmulBf16Many(a, bBits as Uint16Array[], c as F32[], m, ns as number[], k);
+      const p = bBits.map((b, q) => decode(m, b, ns[q]!, k));
+      n.matmulBf16Many(a, bBits as Uint16Array[], c as F32[], m, ns as number[], k, p);
     },
     matmulQuant(a, blocks, c, m, nn, k, format) {
       n.matmulQuant(a, blocks, c, m, nn, k, format === "q8_0" ? 0 : 1);
@@ -322,19 +383,26 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
       const format = s.format === "bf16" ? 0 : s.format === "q8_0" ? 1 : 2;
       const sizes = [s.layers.length, s.dim, s.heads, s.kvHeads, s.headDim, s.ffn, s.vocab, s.position];
       sizes.push(s.cached, s.capacity, format);
-      n.llamaDecode(
-        s.x,
-        s.logits,
-        flat,
-        s.kCache,
-        s.vCache,
-        s.norm,
-        s.head,
-        s.invFreq,
-        sizes,
-        s.eps,
-        s.scale,
-      );
+      const p: (Uint16Array | null)[] = [];
+      if (s.format === "bf16") {
+        const bf = (w: Uint16Array | Uint8Array, rows: number, k: number) =>
+          packed(w as Uint16Array, rows, k);
+        const qd = s.heads * s.headDim;
+        const kvd = s.kvHeads * s.headDim;
+        for (const l of s.layers)
+          p.push(
+            bf(l.wq, qd, s.dim),
+            bf(l.wk, kvd, s.dim),
+            bf(l.wv, kvd, s.dim),
+            bf(l.wo, s.dim, qd),
+            bf(l.w1, s.ffn, s.dim),
+            bf(l.w3, s.ffn, s.dim),
+            bf(l.w2, s.dim, s.ffn),
+          );
+        p.push(bf(s.head, s.vocab, s.dim));
+      }
+      const args = [s.norm, s.head, s.invFreq, sizes, s.eps, s.scale, p] as const;
+      n.llamaDecode(s.x, s.logits, flat, s.kCache, s.vCache, ...args);
     },
     rmsNorm(x, w, out, rstd, rows, dim, eps) {
       n.rmsNorm(x, w, out, rstd, rows, dim, eps);
