@@ -247,7 +247,9 @@ void decodeCombine(const AttnP& P, int64_t b, int64_t t, int64_t chunks, const f
 void decodeRows(const AttnP& P, const SimdOps& K) {
   const int64_t rows = P.batch * P.seqQ, H = P.heads, hd = P.hd;
   // Chunks of each row (a row sees keys [0, keyLimit(t + 1))), numbered across rows.
-  std::vector<int64_t> first(rows + 1, 0);
+  thread_local std::vector<int64_t> firstBuf;  // (the workers read it through `first`, not by name)
+  firstBuf.assign(rows + 1, 0);
+  int64_t* first = firstBuf.data();
   for (int64_t r = 0; r < rows; r++) first[r + 1] = first[r] + (P.keyLimit(r % P.seqQ + 1) + KC - 1) / KC;
   const int64_t units = first[rows];
   thread_local std::vector<float> accBuf, mxBuf;
@@ -258,7 +260,7 @@ void decodeRows(const AttnP& P, const SimdOps& K) {
   double* sum = sumBuf.data();
   parallelFor(units, 1, [&](int64_t u0, int64_t u1) {
     for (int64_t u = u0; u < u1; u++) {
-      const int64_t r = std::upper_bound(first.begin(), first.end(), u) - first.begin() - 1;
+      const int64_t r = std::upper_bound(first, first + rows + 1, u) - first - 1;
       const int64_t s0 = (u - first[r]) * KC, n = std::min(KC, P.keyLimit(r % P.seqQ + 1) - s0);
       decodeChunk(P, K, r / P.seqQ, r % P.seqQ, s0, n, acc + u * H * hd, mx + u * H, sum + u * H);
     }

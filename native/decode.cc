@@ -53,7 +53,7 @@ void linears(const Step& S, const float* a, int64_t k, std::initializer_list<std
 void decodeStep(const Step& S, float* x, float* logits) {
   const int64_t D = S.dim, qd = S.heads * S.hd, kvd = S.kvHeads * S.hd, F = S.ffn;
   thread_local std::vector<float> buf;
-  float* xn = scratch(buf, 2 * D + 4 * qd + 3 * kvd + 3 * F + S.heads + 64);
+  float* xn = scratch(buf, 2 * D + 3 * qd + (S.heads + 16) + 3 * kvd + 3 * F);
   float *tmp = xn + D, *q = tmp + D, *qr = q + qd, *att = qr + qd, *lse = att + qd;
   float *k = lse + S.heads + 16, *kr = k + kvd, *v = kr + kvd, *g = v + kvd, *u = g + F, *h = u + F;
   float rstd[1];

@@ -4,6 +4,7 @@
 // inference (under noGrad, optionally with a KV cache for incremental decoding, and with bf16 weights
 // used as stored). Weights are a map from Hugging Face names to tensors (weights.ts); a quantised
 // checkpoint's matrices are QuantTensors (Q8_0/Q4_0, inference only) kept in `quantized`.
+import type { LlamaDecodeStep } from "../backends/backend.js";
 import { getBackend } from "../backends/index.js";
 import { widenBf16 } from "../backends/js/bf16.js";
 import { linearsBf16 } from "../tensor/linearBf16.js";
@@ -79,6 +80,8 @@ export class Llama {
   private readonly head: Matrix;
   /** matrixFormat's answer, once asked. */
   private fusedFormat: "bf16" | QuantFormat | null | undefined;
+  /** decodeFused's per-layer weight arrays (the same every step; the backend keys its own state on them). */
+  private fusedLayers: LlamaDecodeStep["layers"] | null = null;
 
   /**
    * A model over `tensors` (HF names). Every tensor the config needs must be there with its shape;
@@ -243,6 +246,7 @@ export class Llama {
   dispose(): void {
     for (const t of this.weights.values()) t.dispose();
     for (const t of this.quantized.values()) t.dispose();
+    this.fusedLayers = null;
   }
 
   // --- pieces ---------------------------------------------------------------------------------------
@@ -270,7 +274,7 @@ export class Llama {
       x: x.data,
       logits: logits.data,
       format,
-      layers: this.layers.map((w) => ({
+      layers: (this.fusedLayers ??= this.layers.map((w) => ({
         attnNorm: w.attnNorm.data,
         ffnNorm: w.ffnNorm.data,
         wq: bits(w.wq),
@@ -280,7 +284,7 @@ export class Llama {
         w1: bits(w.w1),
         w3: bits(w.w3),
         w2: bits(w.w2),
-      })),
+      }))),
       kCache: kv.k,
       vCache: kv.v,
       capacity: kv.capacity,

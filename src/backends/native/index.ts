@@ -13,11 +13,13 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { AttentionArgs, Backend } from "../backend.js";
+import type { AttentionArgs, Backend, LlamaDecodeStep } from "../backend.js";
 import { jsBackend } from "../js/index.js";
 
 type F32 = Float32Array;
 type I32 = Int32Array;
+/** llamaDecode's per-layer arrays, flat: attnNorm, wq, wk, wv, wo, ffnNorm, w1, w3, w2 of each layer. */
+type DecodeArrays = (F32 | Uint16Array | Uint8Array)[];
 /** Attention shape arguments: [batch, seqQ, seqK, heads, kvHeads, headDim, scale, causal], qDoc, kDoc. */
 type AttnShape = [Float64Array, I32 | null, I32 | null];
 interface Addon {
@@ -68,7 +70,7 @@ interface Addon {
   llamaDecode(
     x: F32,
     logits: F32,
-    layers: readonly (F32 | Uint16Array | Uint8Array)[],
+    layers: DecodeArrays,
     kCache: readonly F32[],
     vCache: readonly F32[],
     norm: F32,
@@ -339,7 +341,11 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
   const isa = n.init(opts.threads ?? threadsFromEnv());
   const mem = recycler(n);
   const packed = packer(n, isa);
-  const decode = (m: number, b: Uint16Array, rows: number, k: number) => (m <= 4 ? packed(b, rows, k) : null);
+  // The GEMV (≤ 4 rows of A) reads long rows through their packed copy; prefill's tiled GEMM the rows.
+  const gemvCopy = (m: number, b: Uint16Array, rows: number, k: number) =>
+    m <= 4 ? packed(b, rows, k) : null;
+  // A model's weight arguments to llamaDecode are the same every step: made once per `layers` array.
+  const decodeWeights = new WeakMap<LlamaDecodeStep["layers"], [DecodeArrays, (Uint16Array | null)[]]>();
   return {
     ...jsBackend,
     name: "native",
@@ -368,41 +374,41 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
       );
     },
     matmulBf16(a, bBits, c, m, nn, k) {
-      n.matmulBf16(a, bBits, c, m, nn, k, decode(m, bBits, nn, k));
+      n.matmulBf16(a, bBits, c, m, nn, k, gemvCopy(m, bBits, nn, k));
     },
     matmulBf16Many(a, bBits, c, m, ns, k) {
-      const p = bBits.map((b, q) => decode(m, b, ns[q]!, k));
+      const p = bBits.map((b, q) => gemvCopy(m, b, ns[q]!, k));
       n.matmulBf16Many(a, bBits as Uint16Array[], c as F32[], m, ns as number[], k, p);
     },
     matmulQuant(a, blocks, c, m, nn, k, format) {
       n.matmulQuant(a, blocks, c, m, nn, k, format === "q8_0" ? 0 : 1);
     },
     llamaDecode(s) {
-      const flat: (F32 | Uint16Array | Uint8Array)[] = [];
-      for (const l of s.layers) flat.push(l.attnNorm, l.wq, l.wk, l.wv, l.wo, l.ffnNorm, l.w1, l.w3, l.w2);
+      let w = decodeWeights.get(s.layers);
+      if (!w) {
+        const flat: DecodeArrays = [];
+        for (const l of s.layers) flat.push(l.attnNorm, l.wq, l.wk, l.wv, l.wo, l.ffnNorm, l.w1, l.w3, l.w2);
+        // bf16: each matrix's packed copy or null, per layer in the order q, k, v, o, gate, up, down; then the head.
+        const p: (Uint16Array | null)[] = [];
+        if (s.format === "bf16") {
+          const bf = (m: Uint16Array | Uint8Array, rows: number, k: number) =>
+            packed(m as Uint16Array, rows, k);
+          const qd = s.heads * s.headDim;
+          const kvd = s.kvHeads * s.headDim;
+          for (const l of s.layers) {
+            p.push(bf(l.wq, qd, s.dim), bf(l.wk, kvd, s.dim), bf(l.wv, kvd, s.dim), bf(l.wo, s.dim, qd));
+            p.push(bf(l.w1, s.ffn, s.dim), bf(l.w3, s.ffn, s.dim), bf(l.w2, s.dim, s.ffn));
+          }
+          p.push(bf(s.head, s.vocab, s.dim));
+        }
+        w = [flat, p];
+        decodeWeights.set(s.layers, w);
+      }
       const format = s.format === "bf16" ? 0 : s.format === "q8_0" ? 1 : 2;
       const sizes = [s.layers.length, s.dim, s.heads, s.kvHeads, s.headDim, s.ffn, s.vocab, s.position];
       sizes.push(s.cached, s.capacity, format);
-      const p: (Uint16Array | null)[] = [];
-      if (s.format === "bf16") {
-        const bf = (w: Uint16Array | Uint8Array, rows: number, k: number) =>
-          packed(w as Uint16Array, rows, k);
-        const qd = s.heads * s.headDim;
-        const kvd = s.kvHeads * s.headDim;
-        for (const l of s.layers)
-          p.push(
-            bf(l.wq, qd, s.dim),
-            bf(l.wk, kvd, s.dim),
-            bf(l.wv, kvd, s.dim),
-            bf(l.wo, s.dim, qd),
-            bf(l.w1, s.ffn, s.dim),
-            bf(l.w3, s.ffn, s.dim),
-            bf(l.w2, s.dim, s.ffn),
-          );
-        p.push(bf(s.head, s.vocab, s.dim));
-      }
-      const args = [s.norm, s.head, s.invFreq, sizes, s.eps, s.scale, p] as const;
-      n.llamaDecode(s.x, s.logits, flat, s.kCache, s.vCache, ...args);
+      const args = [s.norm, s.head, s.invFreq, sizes, s.eps, s.scale, w[1]] as const;
+      n.llamaDecode(s.x, s.logits, w[0], s.kCache, s.vCache, ...args);
     },
     rmsNorm(x, w, out, rstd, rows, dim, eps) {
       n.rmsNorm(x, w, out, rstd, rows, dim, eps);
