@@ -177,11 +177,16 @@ void forwardTile(const AttnP& P, const SimdOps& K, int64_t b, int64_t h, int64_t
 // The readable form is the js reference: a softmax over all visible keys, then P·V.
 constexpr int64_t KC = 64;
 
-// A real read of every cache line of [p, p + n) (loads, not prefetch hints, so none is dropped).
+// A real read of every cache line of [p, p + n) (loads, not prefetch hints, so none is dropped), into 8
+// independent sums so the loads are not serialised behind one chain of adds (decode attention 78 → 67 µs a
+// 1B layer at 545 keys, 2 threads).
 float touch(const float* p, int64_t n) {
-  float s = 0.f;
-  for (int64_t i = 0; i < n; i += 16) s += p[i];
-  return s;
+  float s[8] = {};
+  int64_t i = 0;
+  for (; i + 128 <= n; i += 128)
+    for (int j = 0; j < 8; j++) s[j] += p[i + 16 * j];
+  for (; i < n; i += 16) s[0] += p[i];
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
 // Keys [s0, s0 + n) of query row (b, t), every head: acc [heads][hd] = Σ exp(score − mx)·v, mx[h] the
