@@ -202,7 +202,11 @@ void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t 
   const DotQRows dot = pickDot(f);
   const int64_t pf = PREFETCH_GROUPS * 4 * rowBytes;
   const int64_t groups = (n + 3) / 4;
-  parallelFor(groups, std::max<int64_t>(4, 16384 / std::max<int64_t>(1, kp)), [&](int64_t g0, int64_t g1) {
+  // Chunks of up to 2 MiB of blocks, as the bf16 GEMV's (each thread still gets about two): each chunk
+  // switch restarts the row streams. Chunks of 8 groups (70 KB of a 1B model's Q8_0 rows) held the 1B
+  // decode to 39.5 ms a token (Q8_0) and 35 (Q4_0); 1-2 MiB chunks: 26-27 and 26 (bench/RESULTS.md).
+  const int64_t chunkBytes = std::clamp<int64_t>(n * rowBytes / (2 * pool.threads()), 256 << 10, 2 << 20);
+  parallelFor(groups, std::max<int64_t>(1, chunkBytes / (4 * rowBytes)), [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; g++) {
       const int64_t j = g * 4, cnt = std::min<int64_t>(4, n - j);
       const uint8_t* rows[4];
