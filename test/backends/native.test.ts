@@ -143,6 +143,10 @@ describe("native backend", { skip }, () => {
       cases.push({ ...base, seqQ: 70, seqK: 200, headDim, scale: 0.3 });
       cases.push({ ...base, seqQ: 1, seqK: 200, headDim, scale: 0.3 });
     }
+    // Decode rows whose keys end mid-group of 4 (the scores' 4-key blocks), groups of 3 heads, a head
+    // size with a tail past the vector width.
+    cases.push({ ...base, heads: 6, kvHeads: 2, seqQ: 1, seqK: 203, headDim: 20, scale: 0.2 });
+    cases.push({ ...base, heads: 6, kvHeads: 2, seqQ: 2, seqK: 66, headDim: 36, scale: 0.2 });
     // Documents: runs of 37 tokens, so key blocks and query tiles straddle document boundaries.
     const [T, S] = [130, 130];
     cases.push({
