@@ -12,10 +12,21 @@ import { fileURLToPath } from "node:url";
 import { getBackend } from "../src/backends/index.js";
 import { nativeAvailable, nativeMemoryBandwidth } from "../src/backends/native/index.js";
 import { generate } from "../src/generate/generate.js";
+import type { LlamaConfig } from "../src/model/config.js";
 import { loadModel } from "../src/model/load.js";
+import { kvBytesPerToken } from "../src/model/presets.js";
 import { env } from "./timing.js";
 
 export const GB = 1e9;
+
+/**
+ * KV-cache bytes a decode step reads, on average over `decode` steps after a `prompt`-token prompt:
+ * step j (1-based) attends over prompt + j cached positions, every layer's K and V, kept in f32
+ * (src/model/kvcache.ts). Part of the decode roofline beside the weights: a step must read both.
+ */
+export function kvBytesRead(c: LlamaConfig, prompt: number, decode: number): number {
+  return kvBytesPerToken(c, "f32") * (prompt + (decode + 1) / 2);
+}
 
 export interface ChildResult {
   /** The weights' dtype as loaded (bf16, q8_0, q4_0, f32). */

@@ -19,7 +19,7 @@ import { decodeBytesPerToken, paramCount, preset } from "../src/model/presets.js
 import { quantizeCheckpoint } from "../src/model/quantize.js";
 import { EMBED, initWeights, weightShapes } from "../src/model/weights.js";
 import { type QuantFormat, quantRowBytes } from "../src/tensor/quant.js";
-import { type ChildResult, GB, RooflineProbe, runDecodeChild } from "./decode.js";
+import { type ChildResult, GB, kvBytesRead, RooflineProbe, runDecodeChild } from "./decode.js";
 import { env, row } from "./timing.js";
 
 /** Bytes of weights one decode step reads with every matrix in `format` (norms f32; see presets.ts). */
@@ -75,17 +75,18 @@ export async function run(): Promise<void> {
     const results: (ChildResult & { rate: number; roofline: number; bytes: number })[] = [];
     for (const [backend, format] of runs) {
       const r = runDecodeChild(dirs[format]!, backend, threads, { prompt: 32, decode: 16 });
-      const bytes =
+      const weights =
         format === "bf16"
           ? decodeBytesPerToken(config, "bf16")
           : quantBytesPerToken(config, format as QuantFormat);
+      const bytes = weights + kvBytesRead(config, r.promptTokens, r.decodeTokens);
       results.push({ ...r, rate: r.decodeTokens / r.decodeSeconds, roofline: 0, bytes });
     }
     const bw = bandwidth.probe("after");
     const spread = bandwidth.spread();
     if (spread) console.log(spread);
     console.log(
-      `roofline: weights read per token over the best read bandwidth (${(bw / GB).toFixed(1)} GB/s)`,
+      `roofline: bytes read per token (weights and the f32 KV cache) over the best read bandwidth (${(bw / GB).toFixed(1)} GB/s)`,
     );
     for (const r of results) r.roofline = bw / r.bytes;
     const wasm = results[0]!.rate;

@@ -20,7 +20,7 @@ enum Format { Bf16 = 0, Q8_0 = 1, Q4_0 = 2 };
 struct Weight {
   const void* data;
   int64_t n;
-  const uint16_t* packed = nullptr;  // bf16 only: the long-row layout (gemv.cc packBf16), when made
+  const uint16_t* packed = nullptr;  // bf16 only: the interleaved layout (gemv.cc packBf16), when made
 };
 
 struct Step {
@@ -91,7 +91,7 @@ int64_t rowBytes(int format, int64_t k) {
 // llamaDecode(x, logits, layerArrays, kCaches, vCaches, norm, head, invFreq, sizes, eps, scale, packed?)
 //   layerArrays: per layer [attnNorm, wq, wk, wv, wo, ffnNorm, w1, w3, w2], flat;
 //   packed (bf16 only): per layer [wq, wk, wv, wo, w1, w3, w2], flat, then the head: each the matrix's
-//   long-row copy (gemv.cc packBf16) or null;
+//   interleaved copy (gemv.cc packBf16) or null;
 //   sizes: [layers, dim, heads, kvHeads, headDim, ffn, vocab, position, cached, capacity, format]
 //   (format 0 = bf16 Uint16Array weights, 1 = q8_0, 2 = q4_0 Uint8Array blocks).
 // x [dim] is the token's embedding on entry and the last hidden state on return; logits [vocab].

@@ -136,33 +136,76 @@ __attribute__((target("avx512f,avx512bw,fma"))) float rowAvx512(const float* xe,
 #endif
 
 // ------------------------------------------------------------------------------------------------
-// The long-row layout. A row of k = 8192 needs 32 KiB of x (even and odd halves), which the weight
-// stream evicts from L1 before the next row comes back to it: one thread's GEMV over hugepage weights
-// read 40 GB/s at k = 2048, 33 at 8192, 28 at 16384 (probe 39-43; the 1B model's down projection ran
-// at 54-61 GB/s on 2 threads where the k = 2048 projections ran at 71-77). Reading rows segment by
-// segment in place keeps x's segment in L1 but makes the stream jump every 4 KiB, which cost as much
-// (29-34 GB/s). So such a matrix gets a second copy (packBf16, made once by the native backend, see
-// src/backends/native/index.ts) where each block of PACK_ROWS rows is stored segment-major: the first
-// PACK_SEG elements of each of its rows, then the next PACK_SEG of each, …; a block is then read front
-// to back while x's current segment (8 KiB) stays in L1. A row's sum is its segments' sums added in
-// order. Packed only when k is a multiple of PACK_SEG (so every segment is 64 whole aligned lines).
+// The interleaved layout. The row kernel above loads two lines of x (its even and odd halves) from L1
+// for every line of weights, and on 2 threads those loads cost it ~10% of the streaming read (a C++
+// driver over 1 GiB of hugepage weights, k = 2048, fast mode: row kernel 71-72 GB/s, the same loop with
+// x held in registers 80-81, the read probe 82-84). Long rows (k = 8192) cost it more: their x (32 KiB)
+// outgrows L1 beside the weight stream (the 1B model's down projections: 54-61 GB/s, where k = 2048 read
+// 71-77). Reading two rows side by side to share x is two streams, which the prefetchers here serve at
+// under half the rate. So a matrix may get a second copy (packBf16, made once by the native backend,
+// see src/backends/native/index.ts) in blocks of PACK_ROWS rows, each block stored line-interleaved:
+// line 0 (32 elements) of each of its rows, then line 1 of each, …; a block is one stream, and each
+// line of x loaded serves PACK_ROWS lines of weights (driver: 78-79 GB/s, 95% of the probe; blocks of 8
+// rows 75-76, 32 rows 72-74). Packed only when k is a whole number of lines (k % 32 == 0).
 // ------------------------------------------------------------------------------------------------
-constexpr int64_t PACK_SEG = 2048;
-constexpr int64_t PACK_ROWS = 32;
+constexpr int64_t PACK_ROWS = 16;
 
-// Element offset of row r's segment s inside the packed copy of an n×k matrix.
-inline int64_t packedAt(int64_t n, int64_t k, int64_t r, int64_t s) {
+// Element offset of line l of row r inside the packed copy of an n×k matrix (a last block may be short).
+inline int64_t packedAt(int64_t n, int64_t k, int64_t r, int64_t l) {
   const int64_t b0 = r / PACK_ROWS * PACK_ROWS, rows = std::min(PACK_ROWS, n - b0);
-  return b0 * k + (s * rows + (r - b0)) * PACK_SEG;
+  return b0 * k + (l * rows + (r - b0)) * 32;
 }
 
 void packBf16(const uint16_t* b, uint16_t* out, int64_t n, int64_t k) {
   parallelFor(n, PACK_ROWS, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++)
-      for (int64_t s = 0; s < k / PACK_SEG; s++)
-        std::memcpy(out + packedAt(n, k, r, s), b + r * k + s * PACK_SEG, PACK_SEG * sizeof(uint16_t));
+      for (int64_t l = 0; l < k / 32; l++) std::memcpy(out + packedAt(n, k, r, l), b + r * k + 32 * l, 64);
   });
 }
+
+#if HERD_X86
+// One block of R rows (R·lines lines, front to back): out[r] = row r · x, x split into even (xe) and
+// odd (xo) halves as for rowAvx512 (aligned: d = 0). Two sums per row; each step loads one line of x
+// and R lines of weights, prefetching R lines PREFETCH_LINES ahead in the block's stream.
+template <int R>
+__attribute__((target("avx512f,avx512bw,fma"))) void blockAvx512(const float* xe, const float* xo,
+                                                                  const uint16_t* blk, int64_t lines, float* out) {
+  const __m512i odd = _mm512_set1_epi32((int)0xffff0000u);
+  __m512 s[R], t[R];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++) s[r] = t[r] = _mm512_setzero_ps();
+  for (int64_t l = 0; l < lines; l++) {
+    const uint16_t* w = blk + l * R * 32;
+#pragma GCC unroll 16
+    for (int f = 0; f < R; f++) _mm_prefetch((const char*)(w + 32 * (PREFETCH_LINES + f)), _MM_HINT_T0);
+    const __m512 e = _mm512_load_ps(xe + 16 * l), o = _mm512_load_ps(xo + 16 * l);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++) {
+      const __m512i h = _mm512_load_si512(w + 32 * r);
+      s[r] = _mm512_fmadd_ps(e, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)), s[r]);
+      t[r] = _mm512_fmadd_ps(o, _mm512_castsi512_ps(_mm512_and_si512(h, odd)), t[r]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(s[r], t[r]));
+}
+
+// A short last block (rows < PACK_ROWS), row by row: the same sums, its lines `rows` lines apart.
+__attribute__((target("avx512f,avx512bw,fma"))) void shortBlockAvx512(const float* xe, const float* xo,
+                                                                       const uint16_t* blk, int64_t rows,
+                                                                       int64_t lines, float* out) {
+  const __m512i odd = _mm512_set1_epi32((int)0xffff0000u);
+  for (int64_t r = 0; r < rows; r++) {
+    __m512 s = _mm512_setzero_ps(), t = s;
+    for (int64_t l = 0; l < lines; l++) {
+      const __m512i h = _mm512_load_si512(blk + (l * rows + r) * 32);
+      s = _mm512_fmadd_ps(_mm512_load_ps(xe + 16 * l), _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)), s);
+      t = _mm512_fmadd_ps(_mm512_load_ps(xo + 16 * l), _mm512_castsi512_ps(_mm512_and_si512(h, odd)), t);
+    }
+    out[r] = _mm512_reduce_add_ps(_mm512_add_ps(s, t));
+  }
+}
+#endif
 
 // x (k values) in the line coordinates of L, split: with X[pos] = x[pos − d] (zero outside the row),
 // xe = X[0::2] and xo = X[1::2] (L.lines·16 each). x's even elements land in xe when d is even, in xo
@@ -201,21 +244,19 @@ void productRows(const float* a, const float* split, int64_t m, int64_t k, const
                  int64_t j0, int64_t j1) {
 #if HERD_X86
   if (split && P.packed) {  // whole blocks of PACK_ROWS rows (the chunks are), each front to back
-    Lines S = L;
-    S.lines = PACK_SEG / 32;
-    std::memcpy(S.first, L.all, sizeof S.first);
-    std::memcpy(S.last, L.all, sizeof S.last);
-    for (int64_t b0 = j0; b0 < j1; b0 += PACK_ROWS)
-      for (int64_t s = 0; s < k / PACK_SEG; s++)
-        for (int64_t j = b0; j < std::min(j1, b0 + PACK_ROWS); j++) {
-          const uint16_t* seg = P.packed + packedAt(P.n, k, j, s);
-          for (int64_t i = 0; i < m; i++) {
-            const float* xe = split + i * L.lines * 32 + s * PACK_SEG / 2;
-            const float v = rowAvx512(xe, xe + L.lines * 16, seg, S);
-            float& c = P.c[i * P.n + j];
-            c = s == 0 ? v : c + v;
-          }
-        }
+    for (int64_t b0 = j0; b0 < j1; b0 += PACK_ROWS) {
+      const int64_t rows = std::min(PACK_ROWS, P.n - b0);
+      const uint16_t* blk = P.packed + b0 * k;
+      for (int64_t i = 0; i < m; i++) {
+        const float* xe = split + i * L.lines * 32;
+        float sums[PACK_ROWS];
+        if (rows == PACK_ROWS)
+          blockAvx512<PACK_ROWS>(xe, xe + L.lines * 16, blk, L.lines, sums);
+        else
+          shortBlockAvx512(xe, xe + L.lines * 16, blk, rows, L.lines, sums);
+        for (int64_t r = 0; r < rows; r++) P.c[i * P.n + b0 + r] = sums[r];
+      }
+    }
     return;
   }
   if (split) {
@@ -291,7 +332,7 @@ void gemvBf16(const float* a, int64_t m, int64_t k, const Bf16Product* ps, int c
 
 // The packed copy (packBf16's layout) of an n×k matrix given as argument v, or null when v is null or
 // undefined (absent); anything else must be a 64-byte aligned Uint16Array of n·k with k a multiple of
-// PACK_SEG.
+// 32 (whole lines).
 const uint16_t* packedArg(Args& A, napi_value v, int64_t n, int64_t k) {
   napi_valuetype t = napi_undefined;
   if (v) napi_typeof(A.env, v, &t);
@@ -300,8 +341,8 @@ const uint16_t* packedArg(Args& A, napi_value v, int64_t n, int64_t k) {
   one.v[0] = v;
   const auto* p = static_cast<const uint16_t*>(one.arr(0, napi_uint16_array, n * k));
   A.failed = one.failed;
-  if (p && (k % PACK_SEG != 0 || reinterpret_cast<uintptr_t>(p) % 64 != 0))
-    return A.fail("herd native: a packed bf16 matrix needs k a multiple of 2048 and 64-byte alignment"), nullptr;
+  if (p && (k % 32 != 0 || reinterpret_cast<uintptr_t>(p) % 64 != 0))
+    return A.fail("herd native: a packed bf16 matrix needs k a multiple of 32 and 64-byte alignment"), nullptr;
   return p;
 }
 
@@ -415,12 +456,12 @@ napi_value MatmulBf16(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
-// packBf16(bBits, out, n, k): out = b in the long-row layout (k a multiple of 2048).
+// packBf16(bBits, out, n, k): out = b in the interleaved layout (k a multiple of 32).
 napi_value PackBf16(napi_env env, napi_callback_info info) {
   Args A(env, info);
   const int64_t n = A.i64(2), k = A.i64(3);
   const auto* b = static_cast<const uint16_t*>(A.arr(0, napi_uint16_array, n * k));
-  if (!A.failed && k % PACK_SEG != 0) A.fail("herd native: packBf16 needs k a multiple of 2048");
+  if (!A.failed && k % 32 != 0) A.fail("herd native: packBf16 needs k a multiple of 32");
   auto* out = static_cast<uint16_t*>(A.arr(1, napi_uint16_array, n * k));
   if (!A.failed) packBf16(b, out, n, k);
   return undef(env);

@@ -303,7 +303,7 @@ void rope(const float* x, float* out, const int32_t* pos, const float* invFreq, 
 void decodeAttention(const float* q, const float* k, const float* v, float* out, float* lse, int64_t seqK,
                      int64_t heads, int64_t kvHeads, int64_t hd, float scale);
 // gemv.cc: c_q = a·b_qᵀ (m ≤ 4 rows of a; b_q n_q×k bf16) for `count` ≤ 16 products in one parallel pass.
-// `packed`, when not null, is b in the long-row layout of packBf16 (gemv.cc), read instead of b by the
+// `packed`, when not null, is b in the interleaved layout of packBf16 (gemv.cc), read instead of b by the
 // AVX-512 kernel.
 struct Bf16Product {
   const uint16_t* b;

@@ -399,23 +399,27 @@ describe("native backend", { skip }, () => {
     createNativeBackend();
   });
 
-  test("the packed layout: blocks of 32 rows, each segment-major (2048 elements), a partial last block", () => {
+  test("the packed layout: blocks of 16 rows stored line by line (32 elements), a short last block", () => {
     const addon = createRequire(import.meta.url)(nativeAddonPath()) as {
       packBf16(b: Uint16Array, out: Uint16Array, n: number, k: number): void;
     };
-    const [n, k] = [35, 4096];
+    const [n, k] = [35, 96];
     const b = Uint16Array.from({ length: n * k }, (_, i) => i % 65521);
     const out = new Uint16Array(n * k);
     addon.packBf16(b, out, n, k);
-    // Block 0: segment 0 of rows 0..31, then segment 1 of rows 0..31; block 1 (rows 32..34) likewise.
-    const at = (r: number, s: number) => (r < 32 ? (s * 32 + r) * 2048 : 32 * k + (s * 3 + (r - 32)) * 2048);
+    // Blocks of rows 0..15 and 16..31: line 0 of each of the 16 rows, then line 1 of each, …; the last
+    // block (rows 32..34) likewise with 3 rows.
+    const at = (r: number, l: number) => {
+      const b0 = Math.floor(r / 16) * 16;
+      return b0 * k + (l * Math.min(16, n - b0) + (r - b0)) * 32;
+    };
     for (let r = 0; r < n; r++)
-      for (let s = 0; s < 2; s++)
+      for (let l = 0; l < k / 32; l++)
         assert.deepEqual(
-          out.subarray(at(r, s), at(r, s) + 2048),
-          b.subarray(r * k + s * 2048, r * k + (s + 1) * 2048),
+          out.subarray(at(r, l), at(r, l) + 32),
+          b.subarray(r * k + l * 32, r * k + (l + 1) * 32),
         );
-    assert.throws(() => addon.packBf16(b, out, n / 5, 5 * k - 1), /multiple of 2048/);
+    assert.throws(() => addon.packBf16(b, out, n / 5, 5 * k - 1), /multiple of 32/);
   });
 
   test("matmulBf16 reads bf16 rows at an odd element offset", () => {

@@ -40,7 +40,7 @@ interface Addon {
     strideC: number,
     accumulate: boolean,
   ): void;
-  /** `packed`: b's long-row copy (packBf16), read instead of b by the AVX-512 GEMV. */
+  /** `packed`: b's interleaved copy (packBf16), read instead of b by the AVX-512 GEMV. */
   matmulBf16(
     a: F32,
     b: Uint16Array,
@@ -59,7 +59,7 @@ interface Addon {
     k: number,
     packed?: (Uint16Array | null)[],
   ): void;
-  /** native/gemv.cc: out = b (n×k, k a multiple of 2048) in the long-row layout. */
+  /** native/gemv.cc: out = b (n×k, k a multiple of 32) in the interleaved layout (blocks of 16 rows). */
   packBf16(b: Uint16Array, out: Uint16Array, n: number, k: number): void;
   memoryBandwidth(bytes: number, reps: number, huge: boolean): { read: number; copy: number };
   /** native/memory.cc: `bytes` zeroed bytes, 2 MiB aligned and hugepage-advised; null if unmapped. */
@@ -289,17 +289,17 @@ function recycler(addon: Addon) {
 }
 
 /**
- * Long-row copies of bf16 matrices for the decode GEMV (native/gemv.cc "The long-row layout"): a row of
- * k ≥ 8192 needs more of x than L1 keeps beside the weight stream (one thread's GEMV: 40 GB/s at k =
- * 2048, 33 at 8192), so such a matrix, the first time a decode step (≤ 4 rows of A) multiplies by it on
- * AVX-512, gets a second copy, blocked so that the GEMV reads it front to back with an 8 KiB segment of
- * x. The copy lives as long as the weight's array (a WeakMap) and costs its size again: at most
- * HERD_NATIVE_PACK_MB (default 2048) MiB in all (a 1B model's down projections: 536 MB), then the
- * rest stay as they are; HERD_NATIVE_PACK=0 makes none. bf16 weights are read-only to herd (they cannot
- * be trained), so a copy never goes stale.
+ * Interleaved copies of bf16 matrices for the decode GEMV (native/gemv.cc "The interleaved layout":
+ * blocks of 16 rows stored line by line, so each line of x the kernel loads serves 16 lines of weights).
+ * A matrix with rows of k ≥ PACK_MIN_K, the first time a decode step (≤ 4 rows of A) multiplies by it on
+ * AVX-512, gets one: those rows gain the most (their x outgrows L1 beside the weight stream: the 1B
+ * model's down projections streamed at 54-61 GB/s as stored, 72-75 in the first packed layout). The copy
+ * lives as long as the weight's array (a WeakMap) and costs its size again: at most HERD_NATIVE_PACK_MB
+ * (default 2048) MiB in all (a 1B model's down projections: 536 MB), then the rest stay as they are;
+ * HERD_NATIVE_PACK=0 makes none. bf16 weights are read-only to herd (they cannot be trained), so a copy
+ * never goes stale.
  */
 const PACK_MIN_K = 8192;
-const PACK_SEG = 2048;
 function packer(addon: Addon, isa: string) {
   const on = isa === "avx512" && process.env.HERD_NATIVE_PACK !== "0";
   const mb = Number(process.env.HERD_NATIVE_PACK_MB ?? 2048);
@@ -310,7 +310,7 @@ function packer(addon: Addon, isa: string) {
     held -= bytes;
   });
   return (b: Uint16Array, n: number, k: number): Uint16Array | null => {
-    if (!on || k < PACK_MIN_K || k % PACK_SEG !== 0 || b.length !== n * k) return null;
+    if (!on || k < PACK_MIN_K || k % 32 !== 0 || b.length !== n * k) return null;
     const known = copies.get(b);
     if (known !== undefined) return known;
     const bytes = n * k * 2;
@@ -341,7 +341,7 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
   const isa = n.init(opts.threads ?? threadsFromEnv());
   const mem = recycler(n);
   const packed = packer(n, isa);
-  // The GEMV (≤ 4 rows of A) reads long rows through their packed copy; prefill's tiled GEMM the rows.
+  // The GEMV (≤ 4 rows of A) reads long rows through their interleaved copy; prefill's tiled GEMM the rows.
   const gemvCopy = (m: number, b: Uint16Array, rows: number, k: number) =>
     m <= 4 ? packed(b, rows, k) : null;
   // A model's weight arguments to llamaDecode are the same every step: made once per `layers` array.
