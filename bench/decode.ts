@@ -42,6 +42,18 @@ export interface ChildResult {
   slowestDecodeSeconds: number;
   maxRssBytes: number;
   rssAfterLoadBytes: number;
+  /** Anonymous memory on 2 MiB transparent hugepages after the runs (Linux), else null. */
+  hugepageBytes: number | null;
+}
+
+/** AnonHugePages of this process from /proc (Linux), or null elsewhere. */
+function hugepageBytes(): number | null {
+  try {
+    const m = /AnonHugePages:\s+(\d+) kB/.exec(readFileSync("/proc/self/smaps_rollup", "utf8"));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -138,6 +150,7 @@ async function child(dir: string): Promise<void> {
     slowestDecodeSeconds: Math.max(...runs.map((x) => x.decodeSeconds)),
     maxRssBytes: peakRss(),
     rssAfterLoadBytes,
+    hugepageBytes: hugepageBytes(),
   };
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
 }
