@@ -19,13 +19,19 @@ import { env } from "./timing.js";
 
 export const GB = 1e9;
 
+/** Cached positions a decode step attends over, on average over `decode` steps after `prompt` tokens:
+ * step j (1-based) sees prompt + j. */
+export function meanCachedPositions(prompt: number, decode: number): number {
+  return prompt + (decode + 1) / 2;
+}
+
 /**
  * KV-cache bytes a decode step reads, on average over `decode` steps after a `prompt`-token prompt:
- * step j (1-based) attends over prompt + j cached positions, every layer's K and V, kept in f32
- * (src/model/kvcache.ts). Part of the decode roofline beside the weights: a step must read both.
+ * every layer's K and V at meanCachedPositions, kept in f32 (src/model/kvcache.ts). Part of the decode
+ * roofline beside the weights: a step must read both.
  */
 export function kvBytesRead(c: LlamaConfig, prompt: number, decode: number): number {
-  return kvBytesPerToken(c, "f32") * (prompt + (decode + 1) / 2);
+  return kvBytesPerToken(c, "f32") * meanCachedPositions(prompt, decode);
 }
 
 export interface ChildResult {

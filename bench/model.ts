@@ -27,7 +27,14 @@ import { writeHFCheckpoint } from "../src/model/checkpoint/index.js";
 import { toHFConfig } from "../src/model/config.js";
 import { decodeBytesPerToken, paramCount, preset } from "../src/model/presets.js";
 import { initWeights } from "../src/model/weights.js";
-import { type ChildResult, GB, kvBytesRead, RooflineProbe, runDecodeChild } from "./decode.js";
+import {
+  type ChildResult,
+  GB,
+  kvBytesRead,
+  meanCachedPositions,
+  RooflineProbe,
+  runDecodeChild,
+} from "./decode.js";
 import { env } from "./timing.js";
 
 export async function run(): Promise<void> {
@@ -79,7 +86,7 @@ export async function run(): Promise<void> {
     const spread = bandwidth.spread();
     if (spread) console.log(spread);
     console.log(
-      `decode reads ${(bytesPerToken / GB).toFixed(3)} GB per token (weights ${(weightBytes / GB).toFixed(3)}, KV cache ${(cacheBytes / GB).toFixed(3)} at ${(prompt + (decode + 1) / 2).toFixed(1)} positions on average) → roofline ${roofline.toFixed(1)} tokens/s at the best read bandwidth (${(bw / GB).toFixed(1)} GB/s)`,
+      `decode reads ${(bytesPerToken / GB).toFixed(3)} GB per token (weights ${(weightBytes / GB).toFixed(3)}, KV cache ${(cacheBytes / GB).toFixed(3)} at ${meanCachedPositions(prompt, decode).toFixed(1)} positions on average) → roofline ${roofline.toFixed(1)} tokens/s at the best read bandwidth (${(bw / GB).toFixed(1)} GB/s)`,
     );
     const col = (s: string) => s.padStart(22);
     const row = (label: string, f: (r: (typeof results)[number]) => string) =>
