@@ -10,11 +10,12 @@ import { loadConfig } from "../train/config.js";
 import { prepareDemo } from "../train/demo.js";
 import type { StepMetrics } from "../train/metrics.js";
 import type { RunPeak } from "../train/mfu.js";
+import { parseStepsScale, scaleSteps } from "../train/stepsScale.js";
 import { pretrain } from "../train/trainer.js";
 import { formatDuration } from "./duration.js";
 
-const HELP = `usage: herd pretrain CONFIG [--backend NAME] [--quiet]
-       herd pretrain --demo [--runs DIR]
+const HELP = `usage: herd pretrain CONFIG [--steps-scale F] [--backend NAME] [--quiet]
+       herd pretrain --demo [--runs DIR] [--steps-scale F]
        herd pretrain check RUN_DIR [--step N]   (long-context checks on a run's weights)
 
 Pre-trains a Llama 3 model as CONFIG (JSON or YAML) describes: stages (initial, long-context,
@@ -24,11 +25,17 @@ metrics.jsonl (loss, lr, grad norm, tokens, tokens/s, MFU per step), checkpoints
 Polyak average of the annealing stage). Running it again resumes from the newest checkpoint. MFU is
 model FLOPs (6·N + 12·layers·dim·seqLen per token, PaLM's count) over the measured f32 peak of the
 cores used (clock × flops/cycle of AVX-512 / AVX2 / 128-bit SIMD × threads), cached in peak.json.
+After the first steps it prints an estimate of the whole run's time on this machine.
+
+Relative paths inside CONFIG resolve against CONFIG's folder; relative paths given on the command line
+(CONFIG itself, --runs) against the current directory.
 
 options:
   --demo           the default run (npm start): BPE vocabulary and shards from assets/pretrain-corpus,
                    the small preset through three stages (~10 min on 2 cores), then samples
-  --runs DIR       where --demo puts its run (default: runs)
+  --runs DIR       where --demo puts its run (default: runs, in the current directory)
+  --steps-scale F  multiply every stage's steps, the warm-up and the ramp thresholds by F (e.g. 0.02
+                   for a one-minute try of the whole recipe); a resume must pass the same F
   --backend NAME   tensor backend (js, wasm, native; default: the fastest available)
   --quiet          no progress output
   -h, --help       this help`;
@@ -48,6 +55,30 @@ export function peakText(p: RunPeak): string {
   );
 }
 
+/**
+ * The estimate printed once early in a run: after ESTIMATE_STEPS steps of this process (or 15 s, whichever
+ * comes first, but never on the last step), the whole run's expected duration on this machine from what
+ * was just measured here — the figures in the README came from other machines.
+ */
+export class RunEstimate {
+  static readonly STEPS = 5;
+  private readonly t0 = performance.now();
+  private steps = 0;
+  private done = false;
+  line(m: StepMetrics): string | null {
+    this.steps++;
+    if (this.done || m.step >= m.totalSteps) return null;
+    const secs = (performance.now() - this.t0) / 1000;
+    if (this.steps < RunEstimate.STEPS && secs < 15) return null;
+    this.done = true;
+    return (
+      `estimate on this machine: about ${formatDuration(m.eta)} for the ${m.totalSteps - m.step} steps left ` +
+      `(measured here over ${this.steps} steps: ${Math.round(m.tokensPerSec)} tokens/s, ` +
+      `MFU ${(100 * m.mfu).toFixed(1)}%)`
+    );
+  }
+}
+
 export async function run(argv: string[]): Promise<number> {
   if (argv[0] === "check") return (await import("./pretrainCheck.js")).runCheck(argv.slice(1));
   const { values, positionals } = parseArgs({
@@ -58,6 +89,7 @@ export async function run(argv: string[]): Promise<number> {
       quiet: { type: "boolean", default: false },
       demo: { type: "boolean", default: false },
       runs: { type: "string", default: "runs" },
+      "steps-scale": { type: "string", default: "1" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -69,16 +101,20 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`herd pretrain: give exactly one CONFIG file\n\n${HELP}\n`);
     return 2;
   }
+  const stepsScale = parseStepsScale(values["steps-scale"]);
   if (values.backend) setBackend(values.backend);
   const demo = values.demo ? prepareDemo(values.runs, (l) => process.stdout.write(`${l}\n`)) : null;
-  const cfg = demo ? demo.config : loadConfig(positionals[0]!);
+  const cfg = scaleSteps(demo ? demo.config : loadConfig(positionals[0]!), stepsScale);
   const tty = process.stdout.isTTY === true;
+  const estimate = new RunEstimate();
   const res = await pretrain(cfg, {
     onStart: (peak) => {
       if (!values.quiet) process.stdout.write(`${peakText(peak)}\n`);
     },
     onStep: (m) => {
       if (values.quiet) return;
+      const line = estimate.line(m);
+      if (line) process.stdout.write(`${tty ? "\r\x1b[K" : ""}${line}\n`);
       if (tty) process.stdout.write(`\r\x1b[K${progressText(m)}`);
       else process.stdout.write(`${progressText(m)}\n`);
     },

@@ -4,7 +4,7 @@
 // as token shards (all sources for the main stages, the "high" sources for annealing), and a three-stage
 // config for the `small` preset is produced. Prepared files are reused when present.
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { TokenShardWriter } from "../data/shards.js";
 import { packageRoot, readRanks } from "../tokenizer/ranks.js";
@@ -42,11 +42,16 @@ export function corpusDocuments(minChars = 1500): { high: string[]; all: string[
   return { high, all };
 }
 
-/** Prepare data/ in `runsDir/demo-data` (tokenizer, shards) and return the demo run's config. */
+/**
+ * Prepare data/ in `runsDir/demo-data` (tokenizer, shards) and return the demo run's config. A relative
+ * `runsDir` is taken from the current directory (the command line's rule); every path in the config is
+ * absolute, so nothing is resolved twice.
+ */
 export function prepareDemo(
-  runsDir: string,
+  runsDirArg: string,
   log: (line: string) => void = () => {},
 ): { config: PretrainConfig; tokenizer: Tokenizer } {
+  const runsDir = resolve(runsDirArg);
   const dataDir = join(runsDir, "demo-data");
   mkdirSync(dataDir, { recursive: true });
   const tokPath = join(dataDir, "tokenizer.model");
@@ -69,7 +74,7 @@ export function prepareDemo(
     const w = new TokenShardWriter(path, tokenizer.vocabSize);
     for (const d of list) w.addDocument(tokenizer.encode(d, { bos: true, eos: true }));
     w.close();
-    log(`${path}: ${w.tokens} tokens in ${w.documents} documents`);
+    log(`${relative(process.cwd(), path)}: ${w.tokens} tokens in ${w.documents} documents`);
   }
   const config = resolveConfig(
     {
