@@ -1,0 +1,252 @@
+// The README's commands, run: every command line in README.md's ```sh blocks is executed in order, in a
+// fresh sandbox directory, by bash, with `herd` (and `npx herd`) on PATH as this build's CLI, so a README
+// that drifts from the CLI fails CI. A ```yaml block right after a `<!-- file: NAME -->` line is written
+// to NAME in the sandbox first (the README's pipeline and pre-training configs are the ones run). A
+// command's trailing `# → TEXT` comment is its expected standard output.
+//
+// Inputs the README names are made here, small (SANDBOX below): `Llama-3.2-1B` and
+// `Llama-3.2-1B-Instruct` stand for real checkpoints (the README says so) and are tiny models of the same
+// format — HF files, the 128,256-token Llama 3 vocabulary, 3.2's RoPE scaling — with random weights.
+// Commands of the harness itself (`npm ci`, `npm test`, `npm start`, `npm run bench`) are not run here:
+// they are checked against what runs them (.ci/run, test/cli/npmStart.test.ts, bench/run.ts's suites).
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { test } from "node:test";
+import { gzipSync } from "node:zlib";
+import { TokenShardWriter } from "../../src/data/shards.js";
+import { LLAMA3_STOP_IDS, llama3RopeScaling } from "../../src/model/config.js";
+import { Llama } from "../../src/model/llama.js";
+import { saveModel } from "../../src/model/load.js";
+import { preset } from "../../src/model/presets.js";
+import { initWeights } from "../../src/model/weights.js";
+import { repoPath } from "../helpers.js";
+
+export interface ReadmeItem {
+  /** 1-based line in README.md. */
+  line: number;
+  kind: "command" | "file";
+  /** The command (continuation lines joined), or the file's text. */
+  text: string;
+  /** For a file: its path in the sandbox. */
+  path?: string;
+  /** For a command: its `# → ...` expected output. */
+  expect?: string;
+}
+
+/** The commands and files of a README, in order. */
+export function readmeItems(md: string): ReadmeItem[] {
+  const lines = md.split("\n");
+  const items: ReadmeItem[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const fence = /^```(\w*)\s*$/.exec(lines[i]!);
+    if (!fence) continue;
+    const lang = fence[1]!;
+    const start = i + 1;
+    let end = start;
+    while (end < lines.length && !/^```\s*$/.test(lines[end]!)) end++;
+    if (end === lines.length) throw new Error(`README.md:${i + 1}: code block never closed`);
+    const body = lines.slice(start, end);
+    const marker = /^<!-- file: (\S+) -->$/.exec(lines[i - 1] ?? "");
+    if (marker) items.push({ line: start + 1, kind: "file", path: marker[1]!, text: `${body.join("\n")}\n` });
+    else if (lang === "sh") {
+      for (let j = 0; j < body.length; j++) {
+        const first = j;
+        let text = body[j]!;
+        while (text.endsWith("\\") && j + 1 < body.length) text = `${text.slice(0, -1)} ${body[++j]!.trim()}`;
+        if (text.trim() === "" || text.trim().startsWith("#")) continue;
+        const arrow = /\s#\s*→\s*(.*)$/.exec(text);
+        items.push({ line: start + first + 1, kind: "command", text, expect: arrow?.[1]?.trim() });
+      }
+    }
+    i = end;
+  }
+  return items;
+}
+
+/** What the harness commands are checked against, instead of being run (they are the harness). */
+function checkHarnessCommand(cmd: string, where: string): void {
+  const code = cmd.replace(/\s#.*$/, "").trim();
+  for (const part of code.split("&&").map((p) => p.trim())) {
+    if (part === "npm ci" || part === "npm test") {
+      const ci = readFileSync(repoPath(".ci", "run"), "utf8");
+      assert.ok(
+        ci.includes(part === "npm ci" ? "npm ci" : "\nnpm test"),
+        `${where}: .ci/run does not run '${part}'`,
+      );
+    } else if (part === "npm start") {
+      assert.ok(
+        existsSync(repoPath("test", "cli", "npmStart.test.ts")),
+        `${where}: npm start has no end-to-end test`,
+      );
+    } else if (/^npm run bench( |$)/.test(part)) {
+      const registered = readFileSync(repoPath("bench", "run.ts"), "utf8");
+      for (const suite of part
+        .replace(/^npm run bench\s*(--)?/, "")
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean))
+        assert.ok(registered.includes(`register("${suite}"`), `${where}: bench has no suite '${suite}'`);
+    } else assert.fail(`${where}: '${part}' is an npm command this test does not know how to check`);
+  }
+}
+
+/** Commands that cannot run on one machine; each says what covers it instead. */
+const NEEDS_ELSEWHERE: { pattern: RegExp; why: string }[] = [
+  {
+    pattern: /--executor slurm/,
+    why: "needs a Slurm cluster; test/data/slurm.test.ts runs the executor in CI",
+  },
+];
+
+/** A tiny model in the format of a real Llama 3.2 checkpoint (HF files, 128,256-token vocabulary). */
+async function llama32StandIn(dir: string, seed: number): Promise<void> {
+  const c = {
+    ...preset("llama3.2-1b"),
+    hiddenSize: 32,
+    intermediateSize: 64,
+    numHiddenLayers: 2,
+    numAttentionHeads: 2,
+    numKeyValueHeads: 1,
+    headDim: 16,
+    maxPositionEmbeddings: 1024,
+    ropeScaling: llama3RopeScaling(32),
+    bosTokenId: 128000,
+    eosTokenIds: [...LLAMA3_STOP_IDS],
+  };
+  const model = new Llama(c, initWeights(c, { seed }), "init");
+  try {
+    await saveModel(dir, model, { dtype: "bf16" });
+  } finally {
+    model.dispose();
+  }
+}
+
+/** The inputs the README's commands name, made small in `dir`. */
+async function makeSandbox(dir: string): Promise<void> {
+  symlinkSync(repoPath("test"), join(dir, "test"));
+  const carroll = readFileSync(repoPath("test", "fixtures", "data", "books", "carroll-excerpt.txt"), "utf8");
+  const paragraphs = carroll
+    .split(/\n\s*\n/)
+    .map((p) => p.trim())
+    .filter((p) => p.length > 200);
+  const put = (path: string, data: string | Uint8Array) => {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), data);
+  };
+  put("book.txt", carroll);
+  put("corpus/part-1.txt", paragraphs.slice(0, paragraphs.length / 2).join("\n\n"));
+  put("corpus/part-2.txt", paragraphs.slice(paragraphs.length / 2).join("\n\n"));
+  put("data/notes.jsonl", paragraphs.map((text, i) => `${JSON.stringify({ id: `n${i}`, text })}\n`).join(""));
+  // A crawl with exact and near duplicates.
+  const docs = paragraphs.flatMap((text, i) => {
+    const d = [{ id: `d${i}`, url: `https://example.org/${i}`, text }];
+    if (i % 3 === 0) d.push({ id: `d${i}-copy`, url: `https://mirror.example.net/${i}`, text: `${text} ` });
+    return d;
+  });
+  put("crawl.jsonl.gz", gzipSync(docs.map((d) => `${JSON.stringify(d)}\n`).join("")));
+  put("crawl/part-1.jsonl.gz", gzipSync(docs.map((d) => `${JSON.stringify(d)}\n`).join("")));
+  copyFileSync(
+    repoPath("test", "fixtures", "data", "web", "resiliparse-CC-MAIN-2020-34-sample.warc.gz"),
+    join(dir, "pages.warc.gz"),
+  );
+  copyFileSync(join(dir, "pages.warc.gz"), join(dir, "crawl", "part-2.warc.gz"));
+  // Byte-level token shards for the pre-training config (its vocabulary of 4,096 holds the 256 bytes).
+  for (const [name, list] of [
+    ["data/main.tok", paragraphs],
+    ["data/high-quality.tok", paragraphs.slice(0, 12)],
+  ] as const) {
+    const w = new TokenShardWriter(join(dir, name), 256);
+    for (const p of list) w.addDocument(Buffer.from(`${p}\n`, "utf8"));
+    w.close();
+  }
+  await llama32StandIn(join(dir, "Llama-3.2-1B"), 1);
+  await llama32StandIn(join(dir, "Llama-3.2-1B-Instruct"), 2);
+  // `herd` and `npx herd` run this build's CLI.
+  const bin = join(dir, ".bin");
+  mkdirSync(bin);
+  const cli = repoPath("dist", "src", "cli", "main.js");
+  writeFileSync(join(bin, "herd"), `#!/bin/sh\nexec "${process.execPath}" "${cli}" "$@"\n`);
+  writeFileSync(
+    join(bin, "npx"),
+    `#!/bin/sh\nif [ "$1" = herd ]; then shift; exec "${join(bin, "herd")}" "$@"; fi\necho "npx $1: not herd" >&2; exit 127\n`,
+  );
+  chmodSync(join(bin, "herd"), 0o755);
+  chmodSync(join(bin, "npx"), 0o755);
+}
+
+/** Standard input for interactive commands: a chat says one thing, then ends. */
+function stdinFor(cmd: string): string {
+  return /^herd chat /.test(cmd) ? "Hello! Who are you?\n/exit\n" : "";
+}
+
+test("README.md: every command in its shell blocks runs as written", async (t) => {
+  const items = readmeItems(readFileSync(repoPath("README.md"), "utf8"));
+  assert.ok(items.filter((i) => i.kind === "command").length >= 20, "the README's commands were found");
+  const dir = mkdtempSync(join(tmpdir(), "herd-readme-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  await makeSandbox(dir);
+  const env = { ...process.env, PATH: `${join(dir, ".bin")}:${process.env.PATH}`, HERD_THREADS: "2" };
+  for (const item of items) {
+    const where = `README.md:${item.line}`;
+    if (item.kind === "file") {
+      writeFileSync(join(dir, item.path!), item.text);
+      continue;
+    }
+    const cmd = item.text.trim();
+    await t.test(`${where}: ${cmd}`, (st) => {
+      if (/^npm /.test(cmd)) return checkHarnessCommand(cmd, where);
+      const elsewhere = NEEDS_ELSEWHERE.find((n) => n.pattern.test(cmd));
+      if (elsewhere) return st.skip(elsewhere.why);
+      const r = spawnSync("bash", ["-e", "-o", "pipefail", "-c", cmd], {
+        cwd: dir,
+        env,
+        input: stdinFor(cmd),
+        encoding: "utf8",
+        timeout: 180_000,
+        maxBuffer: 64 << 20,
+      });
+      assert.equal(
+        r.status,
+        0,
+        `${where}: '${cmd}' exited ${r.status ?? r.signal}\n${r.stderr}\n${r.stdout}`,
+      );
+      if (item.expect !== undefined) assert.equal(r.stdout.trim(), item.expect, `${where}: its output`);
+    });
+  }
+});
+
+test("readmeItems: commands, continuations, expected output and file blocks", () => {
+  const md = [
+    "```sh",
+    "herd a   # → 1 2",
+    "# a comment line",
+    "herd b \\",
+    "  --flag x",
+    "```",
+    "<!-- file: p.yaml -->",
+    "```yaml",
+    "name: x",
+    "```",
+    "```ts",
+    "herd c",
+    "```",
+  ].join("\n");
+  assert.deepEqual(readmeItems(md), [
+    { line: 2, kind: "command", text: "herd a   # → 1 2", expect: "1 2" },
+    { line: 4, kind: "command", text: "herd b  --flag x", expect: undefined },
+    { line: 9, kind: "file", path: "p.yaml", text: "name: x\n" },
+  ]);
+});
