@@ -79,8 +79,12 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Ll
       existsSync(single) ? single : join(dir, "model.safetensors.index.json"),
     );
   }
-  const { params, tensors } = await readMetaCheckpoint(dir, read);
-  let config = fromMetaParams(params, join(dir, "params.json"), opts.meta);
+  // The config first, so every tensor's shape is checked against it before any is allocated; Meta's
+  // files hold output.weight even for tied models, so it is expected either way.
+  let config = readConfig(dir, opts.meta);
+  const expect = weightShapes(config);
+  expect.set(LM_HEAD, [config.vocabSize, config.hiddenSize]);
+  const { tensors } = await readMetaCheckpoint(dir, { ...read, expect });
   // Meta stores output.weight even for tied models (3.2 1B/3B): one copy is enough when they are equal.
   const head = tensors.get(LM_HEAD);
   const emb = tensors.get(EMBED);

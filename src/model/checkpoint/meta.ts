@@ -27,6 +27,7 @@
 // It is returned as `lm_head.weight`; whether to use it or the embedding is the caller's decision.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { dtypeBytes } from "../../tensor/dtype.js";
 import { halfZeros, shapeStr, type Tensor, zeros } from "../../tensor/tensor.js";
 import { ReadFile } from "./io.js";
 import { permuteRowsInPlace } from "./permute.js";
@@ -84,13 +85,35 @@ function intParam(params: Record<string, unknown>, key: string, path: string): n
 }
 
 /**
+ * Bytes each tensor of one .pth file claims, against the bytes of the storages they view: more means
+ * views overlap, which a state dict never needs but a hostile file uses to make one stored tensor cost
+ * many allocations. `output.weight` may view the embedding's storage (Meta's tied 3.2 1B/3B files).
+ */
+function checkNoOverlap(path: string, index: ReadonlyMap<string, TorchTensorEntry>): void {
+  let claimed = 0;
+  const storages = new Map<string, number>();
+  for (const [name, e] of index) {
+    storages.set(e.ref.storage.key, e.record.size);
+    if (name !== "output.weight") claimed += e.shape.reduce((a, b) => a * b, 1) * dtypeBytes[e.dtype];
+  }
+  let held = 0;
+  for (const b of storages.values()) held += b;
+  if (claimed > held)
+    throw new Error(
+      `${path}: its tensors claim ${claimed} bytes but their storages hold ${held} (views overlap)`,
+    );
+}
+
+/**
  * Read a Meta directory: params.json and every consolidated.NN.pth, tensors renamed to HF names, shards
  * concatenated, Q/K rows permuted to HF's split-halves layout. `dtype: "f32"` (default) gives f32 tensors
- * on the active backend; "keep" leaves the BF16 data as host half tensors.
+ * on the active backend; "keep" leaves the BF16 data as host half tensors. With `expect` (HF name →
+ * shape, e.g. the config's weightShapes), every tensor's assembled shape is checked against it before
+ * any tensor is allocated; a name it lacks is refused.
  */
 export async function readMetaCheckpoint(
   dir: string,
-  opts: { dtype?: ReadDtype } = {},
+  opts: { dtype?: ReadDtype; expect?: ReadonlyMap<string, readonly number[]> } = {},
 ): Promise<{ params: Record<string, unknown>; tensors: Map<string, Tensor> }> {
   const paramsPath = join(dir, "params.json");
   if (!existsSync(paramsPath)) throw new Error(`${paramsPath}: file is missing`);
@@ -128,6 +151,16 @@ export async function readMetaCheckpoint(
       files.push(new ReadFile(path));
       indexes.push(readTorchIndex(files[i]!));
     }
+    indexes.forEach((idx, i) => void checkNoOverlap(files[i]!.path, idx));
+    // Plan every tensor (names, shard parts, assembled shape) and check it before allocating any.
+    const plan: {
+      metaName: string;
+      hfName: string;
+      first: TorchTensorEntry;
+      parts: TorchTensorEntry[];
+      split: 0 | 1 | null;
+      shape: number[];
+    }[] = [];
     for (const [metaName, first] of indexes[0]!) {
       if (metaName === "rope.freqs") continue;
       const hfName = metaToHFName(metaName);
@@ -144,6 +177,25 @@ export async function readMetaCheckpoint(
       const split = n === 1 ? null : splitDim(metaName, first.shape, n, dim);
       const shape = [...first.shape];
       if (split !== null) shape[split]! *= n;
+      if (opts.expect) {
+        const want = opts.expect.get(hfName);
+        const shards = n > 1 ? ` (${n} shards joined)` : "";
+        if (!want)
+          throw new Error(`${files[0]!.path}: tensor '${metaName}' is not a weight of ${paramsPath}'s model`);
+        if (shapeStr(want) !== shapeStr(shape))
+          throw new Error(
+            `${files[0]!.path}: tensor '${metaName}' has shape ${shapeStr(shape)}${shards}; ${paramsPath} needs ${shapeStr(want)}`,
+          );
+      }
+      const qk = /\.attention\.w([qk])\.weight$/.exec(metaName);
+      const heads = qk?.[1] === "q" ? nHeads : nKv;
+      if (qk && (shape.length !== 2 || shape[0] !== heads * headDim))
+        throw new Error(
+          `${files[0]!.path}: tensor '${metaName}' has shape ${shapeStr(shape)}, not ${heads} heads × ${headDim} rows`,
+        );
+      plan.push({ metaName, hfName, first, parts, split, shape });
+    }
+    for (const { metaName, hfName, first, parts, split, shape } of plan) {
       const size = shape.reduce((a, b) => a * b, 1);
       const keep = opts.dtype === "keep" && first.dtype !== "f32";
       const t = keep ? halfZeros(shape, first.dtype as "bf16" | "f16") : zeros(shape);
@@ -164,14 +216,7 @@ export async function readMetaCheckpoint(
         });
       }
       const qk = /\.attention\.w([qk])\.weight$/.exec(metaName);
-      if (qk) {
-        const heads = qk[1] === "q" ? nHeads : nKv;
-        if (shape.length !== 2 || shape[0] !== heads * headDim)
-          throw new Error(
-            `${files[0]!.path}: tensor '${metaName}' has shape ${shapeStr(shape)}, not ${heads} heads × ${headDim} rows`,
-          );
-        permuteRowsInPlace(out, heads, shape[1]!, true);
-      }
+      if (qk) permuteRowsInPlace(out, qk[1] === "q" ? nHeads : nKv, shape[1]!, true);
     }
     return { params, tensors };
   } catch (e) {
