@@ -6,19 +6,11 @@
 // place at the end, so no file of an earlier model in OUT survives mixed in with the new weights, and a
 // failure leaves OUT as it was. OUT must not already hold files unless --force, and may never be (after
 // resolving symlinks) the model folder, a folder inside it, or one that holds it.
-import {
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  realpathSync,
-  renameSync,
-  rmSync,
-  statSync,
-} from "node:fs";
+import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { parseArgs } from "node:util";
 import { writeFileAtomic } from "../io/atomic.js";
+import { readRegularFile } from "../model/checkpoint/io.js";
 import { quantizeCheckpoint } from "../model/quantize.js";
 import { isQuantFormat } from "../tensor/quant.js";
 import { UsageError } from "./modelArgs.js";
@@ -136,7 +128,7 @@ export async function run(argv: string[]): Promise<number> {
       });
       for (const f of COPIED) {
         const src = join(values.model, f);
-        if (existsSync(src)) writeFileAtomic(join(tmp, f), readFileSync(src));
+        if (existsSync(src)) writeFileAtomic(join(tmp, f), readRegularFile(src));
       }
       replaceDir(tmp, target);
     } catch (e) {

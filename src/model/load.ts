@@ -1,12 +1,13 @@
 // Models in and out of checkpoint directories. A directory with config.json is Hugging Face's format;
 // one with params.json is Meta's (the checkpoint module renames Meta's tensors to HF names and permutes
 // Q/K to the split-halves RoPE layout). What herd writes is an HF `LlamaForCausalLM` checkpoint.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { DType } from "../tensor/dtype.js";
 import type { QuantTensor } from "../tensor/quant.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { readHFCheckpoint, readMetaCheckpoint, writeHFCheckpoint } from "./checkpoint/index.js";
+import { readRegularFile } from "./checkpoint/io.js";
 import { quantFormatOf, readQuantTensors } from "./checkpoint/quant.js";
 import {
   fromHFConfig,
@@ -40,7 +41,7 @@ export function readConfig(dir: string, meta: MetaParamsOptions = {}): LlamaConf
   const file = join(dir, format === "hf" ? "config.json" : "params.json");
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(file, "utf8"));
+    json = JSON.parse(readRegularFile(file).toString("utf8"));
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }

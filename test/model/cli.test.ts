@@ -181,3 +181,51 @@ test("herd generate refuses a config.json with a billion layers at once, naming 
     /billion-layers\/config\.json: field 'num_hidden_layers' must be at most 512, got 1000000000/,
   );
 });
+
+test("a FIFO in place of a checkpoint or config file is refused at once, naming the path", (t) => {
+  const stories = repoPath("test", "fixtures", "stories260K");
+  const cases: [string, string, string][] = [
+    ["fifo-weights", "model.safetensors", stories],
+    ["fifo-config", "config.json", stories],
+    ["fifo-params", "params.json", repoPath("test", "fixtures", "reference", "tiny-tied", "meta")],
+    ["fifo-pth", "consolidated.00.pth", repoPath("test", "fixtures", "reference", "tiny-tied", "meta")],
+  ];
+  for (const [name, file, src] of cases) {
+    const dir = join(tmp, name);
+    cpSync(src, dir, { recursive: true });
+    rmSync(join(dir, file));
+    if (spawnSync("mkfifo", [join(dir, file)]).status !== 0) {
+      t.skip("no mkfifo on this platform");
+      return;
+    }
+    // A timeout: opening a FIFO for reading waits for a writer that never comes.
+    const r = spawnSync(
+      process.execPath,
+      [cli, "generate", "--model", dir, "--prompt-ids", "1", "--max-tokens", "1"],
+      {
+        encoding: "utf8",
+        timeout: 30_000,
+      },
+    );
+    assert.equal(r.status, 1, `${name}: ${r.signal ?? ""} ${r.stderr}`);
+    assert.match(
+      r.stderr,
+      new RegExp(`${name}/${file.replace(".", "\\.")}: a FIFO \\(named pipe\\), not a regular file`),
+    );
+  }
+  // herd quantize reads the weights and the tokenizer files it copies.
+  const dir = join(tmp, "fifo-vocab");
+  cpSync(stories, dir, { recursive: true });
+  rmSync(join(dir, "vocab.json"));
+  spawnSync("mkfifo", [join(dir, "vocab.json")]);
+  const q = spawnSync(
+    process.execPath,
+    [cli, "quantize", "-m", dir, "--out", join(tmp, "fifo-q"), "--format", "q8_0"],
+    {
+      encoding: "utf8",
+      timeout: 30_000,
+    },
+  );
+  assert.equal(q.status, 1, `${q.signal ?? ""} ${q.stderr}`);
+  assert.match(q.stderr, /fifo-vocab\/vocab\.json: a FIFO \(named pipe\), not a regular file/);
+});

@@ -10,11 +10,11 @@
 // `lm_head.weight`). A model with tie_word_embeddings has no `lm_head.weight`: leaving it out when
 // writing such a model is the caller's choice, as it is the caller's check that every tensor is there
 // with the configured shape (`expectTensor`).
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type DType, dtypeBytes } from "../../tensor/dtype.js";
 import { shapeStr, type Tensor } from "../../tensor/tensor.js";
-import { AtomicFiles } from "./io.js";
+import { AtomicFiles, readRegularFile } from "./io.js";
 import { type ReadDtype, SafetensorsFile, writeSafetensorsFile } from "./safetensors.js";
 
 export const HF_CONFIG = "config.json";
@@ -30,7 +30,7 @@ export function hfShardName(i: number, n: number): string {
 function readJson(path: string): unknown {
   if (!existsSync(path)) throw new Error(`${path}: file is missing`);
   try {
-    return JSON.parse(readFileSync(path, "utf8"));
+    return JSON.parse(readRegularFile(path).toString("utf8"));
   } catch (e) {
     throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
   }

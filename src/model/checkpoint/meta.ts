@@ -25,11 +25,11 @@
 //
 // Tied models (3.2 1B/3B): Meta's files hold `output.weight` even though HF ties it to the embedding.
 // It is returned as `lm_head.weight`; whether to use it or the embedding is the caller's decision.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { dtypeBytes } from "../../tensor/dtype.js";
 import { halfZeros, shapeStr, type Tensor, zeros } from "../../tensor/tensor.js";
-import { ReadFile } from "./io.js";
+import { ReadFile, readRegularFile } from "./io.js";
 import { permuteRowsInPlace } from "./permute.js";
 import type { ReadDtype } from "./safetensors.js";
 import { readTorchElements, readTorchIndex, type TorchTensorEntry } from "./torch.js";
@@ -119,7 +119,7 @@ export async function readMetaCheckpoint(
   if (!existsSync(paramsPath)) throw new Error(`${paramsPath}: file is missing`);
   let params: Record<string, unknown>;
   try {
-    params = JSON.parse(readFileSync(paramsPath, "utf8"));
+    params = JSON.parse(readRegularFile(paramsPath).toString("utf8"));
   } catch (e) {
     throw new Error(`${paramsPath}: not valid JSON (${(e as Error).message})`);
   }
