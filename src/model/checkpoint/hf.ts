@@ -9,11 +9,12 @@
 // Tensor names are HF's (`model.embed_tokens.weight`, `model.layers.N.self_attn.q_proj.weight`, ...,
 // `lm_head.weight`). A model with tie_word_embeddings has no `lm_head.weight`: leaving it out when
 // writing such a model is the caller's choice, as it is the caller's check that every tensor is there
-// with the configured shape (`expectTensor`).
+// with the configured shape (`expectTensor`). A tensor holding a NaN or ±Inf is refused (finite.ts).
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type DType, dtypeBytes } from "../../tensor/dtype.js";
 import { shapeStr, type Tensor } from "../../tensor/tensor.js";
+import { checkTensorFinite } from "./finite.js";
 import { AtomicFiles, readRegularFile } from "./io.js";
 import { type ReadDtype, SafetensorsFile, writeSafetensorsFile } from "./safetensors.js";
 
@@ -71,7 +72,7 @@ export async function readHFCheckpoint(
     if (existsSync(join(dir, HF_SINGLE))) {
       const f = SafetensorsFile.open(join(dir, HF_SINGLE));
       open.push(f);
-      for (const name of f.names()) tensors.set(name, f.read(name, opts));
+      for (const name of f.names()) tensors.set(name, checkTensorFinite(f.read(name, opts), f.path));
       return { config, tensors };
     }
     const indexPath = join(dir, HF_INDEX);
@@ -90,7 +91,7 @@ export async function readHFCheckpoint(
       for (const name of names) {
         if (!f.has(name))
           throw new Error(`${path}: tensor '${name}' is listed in ${HF_INDEX} but not in this shard`);
-        tensors.set(name, f.read(name, opts));
+        tensors.set(name, checkTensorFinite(f.read(name, opts), path));
       }
     }
     return { config, tensors };

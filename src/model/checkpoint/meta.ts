@@ -29,6 +29,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { dtypeBytes } from "../../tensor/dtype.js";
 import { halfZeros, shapeStr, type Tensor, zeros } from "../../tensor/tensor.js";
+import { checkFinite } from "./finite.js";
 import { ReadFile, readRegularFile } from "./io.js";
 import { permuteRowsInPlace } from "./permute.js";
 import type { ReadDtype } from "./safetensors.js";
@@ -202,15 +203,24 @@ export async function readMetaCheckpoint(
       tensors.set(hfName, t);
       t.name = hfName;
       const out = keep ? t.halfBits : t.data;
-      if (split === null) readTorchElements(files[0]!, first, out);
-      else if (split === 0)
-        parts.forEach((e, i) => void readTorchElements(files[i]!, e, out, (i * size) / n));
+      const held = keep ? first.dtype : "f32";
+      const finite = (a: Float32Array | Uint16Array, i: number) =>
+        checkFinite(a, held, files[i]!.path, metaName);
+      if (split === null) {
+        readTorchElements(files[0]!, first, out);
+        finite(out, 0);
+      } else if (split === 0)
+        parts.forEach((e, i) => {
+          readTorchElements(files[i]!, e, out, (i * size) / n);
+          finite(out.subarray((i * size) / n, ((i + 1) * size) / n), i);
+        });
       else {
         // Split along columns: each shard holds a [rows, cols/n] block; scatter its rows.
         const [rows, cols] = [first.shape[0]!, first.shape[1]!];
         const buf = keep ? new Uint16Array(rows * cols) : new Float32Array(rows * cols);
         parts.forEach((e, i) => {
           readTorchElements(files[i]!, e, buf);
+          finite(buf, i);
           for (let r = 0; r < rows; r++)
             out.set(buf.subarray(r * cols, (r + 1) * cols), r * cols * n + i * cols);
         });
