@@ -377,6 +377,17 @@ describe("torch .pth parsing", () => {
       );
     });
 
+    test("a pickle with a million-item list is read to its end, not a stack overflow", () => {
+      const p = join(tmp, "long-list.pth");
+      const n = 1_000_000;
+      const pkl = new Uint8Array(n + 6);
+      pkl.set([0x80, 2, 0x5d, 0x28]); // PROTO 2, EMPTY_LIST, MARK
+      pkl.fill(0x4e, 4, 4 + n); // NONE × n
+      pkl.set([0x65, 0x2e], 4 + n); // APPENDS, STOP
+      writeFileSync(p, zipEntries([["a/data.pkl", pkl]]));
+      assert.throws(() => readPthRaw(p), /long-list\.pth: the pickled object is not a dict/);
+    });
+
     test("Llama tensors whose views overlap in one storage are refused before reading", async () => {
       // wq and wk both viewing the same 16 elements: the file holds half the bytes its tensors claim.
       const store = bf(new Array(16).fill(1));
