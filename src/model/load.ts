@@ -72,7 +72,10 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Ll
   }
   if (format === "hf") {
     const file = join(dir, "config.json");
-    const { config, tensors } = await readHFCheckpoint(dir, read);
+    const { config, tensors } = await readHFCheckpoint(dir, {
+      ...read,
+      expect: weightShapes(readConfig(dir)),
+    });
     const single = join(dir, "model.safetensors");
     return build(
       fromHFConfig(config, file),

@@ -246,3 +246,15 @@ describe("HF checkpoint directories", () => {
     });
   });
 });
+
+test("loadModel checks the safetensors shapes against config.json before reading any tensor", async () => {
+  const { loadModel } = await import("../../../src/model/load.js");
+  const d = join(tmp, "wrong-ffn");
+  cpSync(repoPath("test", "fixtures", "stories260K"), d, { recursive: true });
+  const cfg = JSON.parse(readFileSync(join(d, "config.json"), "utf8"));
+  writeFileSync(join(d, "config.json"), JSON.stringify({ ...cfg, intermediate_size: 176 }));
+  await assert.rejects(
+    loadModel(d),
+    /wrong-ffn\/model\.safetensors: tensor 'model\.layers\.0\.mlp\.down_proj\.weight' has shape \[64,172\]; .*wrong-ffn\/config\.json needs \[64,176\]/,
+  );
+});
