@@ -59,7 +59,8 @@ function identical(a: Tensor, b: Tensor): boolean {
 
 /**
  * Read a model from an HF or Meta checkpoint directory, or a quantised one (`herd quantize`; its
- * matrices stay quantised whatever `dtype` says: inference only).
+ * matrices stay quantised whatever `dtype` says: inference only). The config is read first and every
+ * stored tensor's shape checked against it before any is allocated; a NaN or ±Inf weight is refused.
  */
 export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Llama> {
   const format = checkpointFormat(dir);
@@ -71,17 +72,10 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Ll
     return build(config, tensors, join(dir, "model.safetensors"));
   }
   if (format === "hf") {
-    const file = join(dir, "config.json");
-    const { config, tensors } = await readHFCheckpoint(dir, {
-      ...read,
-      expect: weightShapes(readConfig(dir)),
-    });
+    const config = readConfig(dir);
+    const { tensors } = await readHFCheckpoint(dir, { ...read, expect: weightShapes(config) });
     const single = join(dir, "model.safetensors");
-    return build(
-      fromHFConfig(config, file),
-      tensors,
-      existsSync(single) ? single : join(dir, "model.safetensors.index.json"),
-    );
+    return build(config, tensors, existsSync(single) ? single : join(dir, "model.safetensors.index.json"));
   }
   // The config first, so every tensor's shape is checked against it before any is allocated; Meta's
   // files hold output.weight even for tied models, so it is expected either way.
