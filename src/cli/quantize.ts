@@ -28,6 +28,9 @@ const HELP = `usage: herd quantize --model IN --out OUT --format q8_0|q4_0 [--fo
 Every matrix (embedding, projections, lm_head) is quantised by ggml's reference rules; RMSNorm weights stay
 f32. Check the cost with: herd perplexity --model OUT --text held-out.txt`;
 
+/** Largest tokenizer or settings file copied (Llama 3's tokenizer.json is 9 MB). */
+const MAX_COPIED_BYTES = 256 << 20;
+
 /** Files beside the weights that a quantised directory needs too (tokenizers, generation settings). */
 const COPIED = [
   "vocab.json",
@@ -128,7 +131,7 @@ export async function run(argv: string[]): Promise<number> {
       });
       for (const f of COPIED) {
         const src = join(values.model, f);
-        if (existsSync(src)) writeFileAtomic(join(tmp, f), readRegularFile(src));
+        if (existsSync(src)) writeFileAtomic(join(tmp, f), readRegularFile(src, MAX_COPIED_BYTES));
       }
       replaceDir(tmp, target);
     } catch (e) {

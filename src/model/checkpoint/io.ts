@@ -11,7 +11,8 @@
 //
 // Every checkpoint or config file is opened as a regular file: opened without blocking and checked
 // with fstat, so a FIFO, socket, device or directory in its place is an error naming the path, not a
-// read that waits forever (or never ends).
+// read that waits forever (or never ends). Files read whole (config, params, index) are size-checked
+// against a limit before any buffer is allocated.
 //
 // All formats here are little-endian; so is every platform Node runs on (checked once below).
 import {
@@ -66,10 +67,15 @@ export function openRegular(path: string): { fd: number; size: number } {
   return { fd, size: st.size };
 }
 
-/** The whole of a regular file (config, index and tokenizer files: small ones). */
-export function readRegularFile(path: string): Buffer {
-  const { fd } = openRegular(path);
+/** Largest config, params or index JSON read (405B's index is ~100 KB). */
+export const MAX_JSON_BYTES = 16 << 20;
+
+/** The whole of a regular file of at most `maxBytes` (checked before reading; config files by default). */
+export function readRegularFile(path: string, maxBytes: number = MAX_JSON_BYTES): Buffer {
+  const { fd, size } = openRegular(path);
   try {
+    if (size > maxBytes)
+      throw new Error(`${path}: ${size} bytes, more than the ${maxBytes / 2 ** 20} MiB such a file may hold`);
     return readFileSync(fd);
   } finally {
     closeSync(fd);

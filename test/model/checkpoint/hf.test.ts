@@ -258,3 +258,16 @@ test("loadModel checks the safetensors shapes against config.json before reading
     /wrong-ffn\/model\.safetensors: tensor 'model\.layers\.0\.mlp\.down_proj\.weight' has shape \[64,172\]; .*wrong-ffn\/config\.json needs \[64,176\]/,
   );
 });
+
+test("a config.json larger than any config is refused before it is read", async () => {
+  const { readConfig } = await import("../../../src/model/load.js");
+  const d = join(tmp, "huge-config");
+  cpSync(repoPath("test", "fixtures", "stories260K"), d, { recursive: true });
+  // Valid JSON, padded with 17 MiB of spaces.
+  const cfg = readFileSync(join(d, "config.json"), "utf8");
+  writeFileSync(join(d, "config.json"), cfg.replace("{", `{${" ".repeat(17 << 20)}`));
+  assert.throws(
+    () => readConfig(d),
+    /huge-config\/config\.json: 17\d{6} bytes, more than the 16 MiB such a file may hold/,
+  );
+});
