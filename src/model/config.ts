@@ -57,17 +57,33 @@ export function llama3RopeScaling(factor = 8): RopeScaling {
 
 // --- validation helpers ---------------------------------------------------------------------------
 
+/**
+ * Upper bounds on config integers: well above every published Llama (405B: 126 layers, d 16384, F 53248,
+ * 128 heads, V 128,256, 131,072 positions), low enough that a hostile config cannot make herd allocate
+ * or loop over absurd sizes (the weights a config implies are checked against the files separately).
+ */
+export const CONFIG_LIMITS = {
+  layers: 512,
+  hiddenSize: 65536,
+  intermediateSize: 262144,
+  heads: 1024,
+  headDim: 4096,
+  vocabSize: 4194304,
+  positions: 16777216,
+} as const;
+
 type Json = Record<string, unknown>;
 
 function field(file: string, name: string, msg: string): Error {
   return new Error(`${file}: field '${name}' ${msg}`);
 }
 
-function posInt(obj: Json, name: string, file: string, fallback?: number): number {
+function posInt(obj: Json, name: string, file: string, max: number, fallback?: number): number {
   const v = obj[name] ?? fallback;
   if (v === undefined) throw field(file, name, "is missing");
   if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0)
     throw field(file, name, `must be a positive integer, got ${JSON.stringify(v)}`);
+  if (v > max) throw field(file, name, `must be at most ${max}, got ${v}`);
   return v;
 }
 
@@ -124,8 +140,12 @@ function ropeScalingFrom(v: unknown, file: string): RopeScaling | null {
     return x;
   };
   const orig = num("original_max_position_embeddings");
-  if (!Number.isInteger(orig))
-    throw field(file, sub("original_max_position_embeddings"), "must be an integer");
+  if (!Number.isInteger(orig) || orig > CONFIG_LIMITS.positions)
+    throw field(
+      file,
+      sub("original_max_position_embeddings"),
+      `must be an integer of at most ${CONFIG_LIMITS.positions}, got ${orig}`,
+    );
   return {
     ropeType: "llama3",
     factor: num("factor"),
@@ -148,8 +168,8 @@ export function fromHFConfig(json: unknown, file = "config.json"): LlamaConfig {
     throw field(file, "hidden_act", `is '${String(o.hidden_act)}'; Llama uses "silu" (SwiGLU)`);
   for (const b of ["attention_bias", "mlp_bias"])
     if (o[b] === true) throw field(file, b, "is true; Llama 3 has no biases and herd does not support them");
-  const hiddenSize = posInt(o, "hidden_size", file);
-  const heads = posInt(o, "num_attention_heads", file);
+  const hiddenSize = posInt(o, "hidden_size", file, CONFIG_LIMITS.hiddenSize);
+  const heads = posInt(o, "num_attention_heads", file, CONFIG_LIMITS.heads);
   if (o.head_dim == null && hiddenSize % heads !== 0)
     throw field(file, "hidden_size", `(${hiddenSize}) is not a multiple of num_attention_heads (${heads})`);
   const eos = o.eos_token_id;
@@ -162,17 +182,23 @@ export function fromHFConfig(json: unknown, file = "config.json"): LlamaConfig {
   return validateConfig(
     {
       hiddenSize,
-      intermediateSize: posInt(o, "intermediate_size", file),
-      numHiddenLayers: posInt(o, "num_hidden_layers", file),
+      intermediateSize: posInt(o, "intermediate_size", file, CONFIG_LIMITS.intermediateSize),
+      numHiddenLayers: posInt(o, "num_hidden_layers", file, CONFIG_LIMITS.layers),
       numAttentionHeads: heads,
-      numKeyValueHeads: posInt(o, "num_key_value_heads", file, heads),
-      headDim: posInt(o, "head_dim", file, o.head_dim == null ? hiddenSize / heads : undefined),
-      vocabSize: posInt(o, "vocab_size", file),
+      numKeyValueHeads: posInt(o, "num_key_value_heads", file, CONFIG_LIMITS.heads, heads),
+      headDim: posInt(
+        o,
+        "head_dim",
+        file,
+        CONFIG_LIMITS.headDim,
+        o.head_dim == null ? hiddenSize / heads : undefined,
+      ),
+      vocabSize: posInt(o, "vocab_size", file, CONFIG_LIMITS.vocabSize),
       rmsNormEps: posNum(o, "rms_norm_eps", file, 1e-6),
       ropeTheta: posNum(o, "rope_theta", file, 10000),
       ropeScaling: ropeScalingFrom(o.rope_scaling, file),
       tieWordEmbeddings: tie,
-      maxPositionEmbeddings: posInt(o, "max_position_embeddings", file, 2048),
+      maxPositionEmbeddings: posInt(o, "max_position_embeddings", file, CONFIG_LIMITS.positions, 2048),
       bosTokenId: o.bos_token_id == null ? null : tokenId(o.bos_token_id, "bos_token_id", file),
       eosTokenIds,
     },
@@ -256,12 +282,12 @@ export function fromMetaParams(
   if (typeof params !== "object" || params === null || Array.isArray(params))
     throw new Error(`${file}: not a JSON object`);
   const o = params as Json;
-  const dim = posInt(o, "dim", file);
-  const heads = posInt(o, "n_heads", file);
+  const dim = posInt(o, "dim", file, CONFIG_LIMITS.hiddenSize);
+  const heads = posInt(o, "n_heads", file, CONFIG_LIMITS.heads);
   if (dim % heads !== 0) throw field(file, "dim", `(${dim}) is not a multiple of n_heads (${heads})`);
-  const layers = posInt(o, "n_layers", file);
-  const vocab = posInt(o, "vocab_size", file);
-  const multipleOf = posInt(o, "multiple_of", file, 256);
+  const layers = posInt(o, "n_layers", file, CONFIG_LIMITS.layers);
+  const vocab = posInt(o, "vocab_size", file, CONFIG_LIMITS.vocabSize);
+  const multipleOf = posInt(o, "multiple_of", file, CONFIG_LIMITS.intermediateSize, 256);
   const mult = o.ffn_dim_multiplier == null ? null : posNum(o, "ffn_dim_multiplier", file);
   const isLlama3Vocab = vocab === 128256;
   const small32 = isLlama3Vocab && ((dim === 2048 && layers === 16) || (dim === 3072 && layers === 28));
@@ -271,13 +297,20 @@ export function fromMetaParams(
     const f = o.rope_scaling_factor == null ? (small32 ? 32 : 8) : posNum(o, "rope_scaling_factor", file);
     ropeScaling = llama3RopeScaling(f);
   }
+  const ffn = ffnHiddenSize(dim, multipleOf, mult);
+  if (ffn > CONFIG_LIMITS.intermediateSize)
+    throw field(
+      file,
+      mult === null ? "multiple_of" : "ffn_dim_multiplier",
+      `gives an FFN size of ${ffn}, more than ${CONFIG_LIMITS.intermediateSize}`,
+    );
   return validateConfig(
     {
       hiddenSize: dim,
-      intermediateSize: ffnHiddenSize(dim, multipleOf, mult),
+      intermediateSize: ffn,
       numHiddenLayers: layers,
       numAttentionHeads: heads,
-      numKeyValueHeads: posInt(o, "n_kv_heads", file, heads),
+      numKeyValueHeads: posInt(o, "n_kv_heads", file, CONFIG_LIMITS.heads, heads),
       headDim: dim / heads,
       vocabSize: vocab,
       rmsNormEps: posNum(o, "norm_eps", file, 1e-5),

@@ -1,12 +1,13 @@
 // Models in and out of checkpoint directories. A directory with config.json is Hugging Face's format;
 // one with params.json is Meta's (the checkpoint module renames Meta's tensors to HF names and permutes
 // Q/K to the split-halves RoPE layout). What herd writes is an HF `LlamaForCausalLM` checkpoint.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { DType } from "../tensor/dtype.js";
 import type { QuantTensor } from "../tensor/quant.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { readHFCheckpoint, readMetaCheckpoint, writeHFCheckpoint } from "./checkpoint/index.js";
+import { readRegularFile } from "./checkpoint/io.js";
 import { quantFormatOf, readQuantTensors } from "./checkpoint/quant.js";
 import {
   fromHFConfig,
@@ -40,7 +41,7 @@ export function readConfig(dir: string, meta: MetaParamsOptions = {}): LlamaConf
   const file = join(dir, format === "hf" ? "config.json" : "params.json");
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(file, "utf8"));
+    json = JSON.parse(readRegularFile(file).toString("utf8"));
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }
@@ -58,7 +59,8 @@ function identical(a: Tensor, b: Tensor): boolean {
 
 /**
  * Read a model from an HF or Meta checkpoint directory, or a quantised one (`herd quantize`; its
- * matrices stay quantised whatever `dtype` says: inference only).
+ * matrices stay quantised whatever `dtype` says: inference only). The config is read first and every
+ * stored tensor's shape checked against it before any is allocated; a NaN or ±Inf weight is refused.
  */
 export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Llama> {
   const format = checkpointFormat(dir);
@@ -70,17 +72,17 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Ll
     return build(config, tensors, join(dir, "model.safetensors"));
   }
   if (format === "hf") {
-    const file = join(dir, "config.json");
-    const { config, tensors } = await readHFCheckpoint(dir, read);
+    const config = readConfig(dir);
+    const { tensors } = await readHFCheckpoint(dir, { ...read, expect: weightShapes(config) });
     const single = join(dir, "model.safetensors");
-    return build(
-      fromHFConfig(config, file),
-      tensors,
-      existsSync(single) ? single : join(dir, "model.safetensors.index.json"),
-    );
+    return build(config, tensors, existsSync(single) ? single : join(dir, "model.safetensors.index.json"));
   }
-  const { params, tensors } = await readMetaCheckpoint(dir, read);
-  let config = fromMetaParams(params, join(dir, "params.json"), opts.meta);
+  // The config first, so every tensor's shape is checked against it before any is allocated; Meta's
+  // files hold output.weight even for tied models, so it is expected either way.
+  let config = readConfig(dir, opts.meta);
+  const expect = weightShapes(config);
+  expect.set(LM_HEAD, [config.vocabSize, config.hiddenSize]);
+  const { tensors } = await readMetaCheckpoint(dir, { ...read, expect });
   // Meta stores output.weight even for tied models (3.2 1B/3B): one copy is enough when they are equal.
   const head = tensors.get(LM_HEAD);
   const emb = tensors.get(EMBED);

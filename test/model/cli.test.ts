@@ -2,7 +2,7 @@
 // `herd chat` over a pipe; and the chat session's token stream against the dialog format.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -162,4 +162,70 @@ test("herd chat answers piped lines with tokens/s", async () => {
   assert.equal(r.stdout.match(/assistant> /g)?.length, 2);
   assert.match(r.stdout, /tokens\/s/);
   assert.match(r.stdout, /\(new dialog\)/);
+});
+
+test("herd generate refuses a config.json with a billion layers at once, naming the file and field", () => {
+  const dir = join(tmp, "billion-layers");
+  cpSync(repoPath("test", "fixtures", "stories260K"), dir, { recursive: true });
+  const cfg = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ ...cfg, num_hidden_layers: 1e9 }));
+  // A small heap and a timeout: before the limit this filled the heap with a billion layers' names.
+  const r = spawnSync(
+    process.execPath,
+    ["--max-old-space-size=128", cli, "generate", "--model", dir, "--prompt-ids", "1", "--max-tokens", "1"],
+    { encoding: "utf8", timeout: 60_000 },
+  );
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    /billion-layers\/config\.json: field 'num_hidden_layers' must be at most 512, got 1000000000/,
+  );
+});
+
+test("a FIFO in place of a checkpoint or config file is refused at once, naming the path", (t) => {
+  const stories = repoPath("test", "fixtures", "stories260K");
+  const cases: [string, string, string][] = [
+    ["fifo-weights", "model.safetensors", stories],
+    ["fifo-config", "config.json", stories],
+    ["fifo-params", "params.json", repoPath("test", "fixtures", "reference", "tiny-tied", "meta")],
+    ["fifo-pth", "consolidated.00.pth", repoPath("test", "fixtures", "reference", "tiny-tied", "meta")],
+  ];
+  for (const [name, file, src] of cases) {
+    const dir = join(tmp, name);
+    cpSync(src, dir, { recursive: true });
+    rmSync(join(dir, file));
+    if (spawnSync("mkfifo", [join(dir, file)]).status !== 0) {
+      t.skip("no mkfifo on this platform");
+      return;
+    }
+    // A timeout: opening a FIFO for reading waits for a writer that never comes.
+    const r = spawnSync(
+      process.execPath,
+      [cli, "generate", "--model", dir, "--prompt-ids", "1", "--max-tokens", "1"],
+      {
+        encoding: "utf8",
+        timeout: 30_000,
+      },
+    );
+    assert.equal(r.status, 1, `${name}: ${r.signal ?? ""} ${r.stderr}`);
+    assert.match(
+      r.stderr,
+      new RegExp(`${name}/${file.replace(".", "\\.")}: a FIFO \\(named pipe\\), not a regular file`),
+    );
+  }
+  // herd quantize reads the weights and the tokenizer files it copies.
+  const dir = join(tmp, "fifo-vocab");
+  cpSync(stories, dir, { recursive: true });
+  rmSync(join(dir, "vocab.json"));
+  spawnSync("mkfifo", [join(dir, "vocab.json")]);
+  const q = spawnSync(
+    process.execPath,
+    [cli, "quantize", "-m", dir, "--out", join(tmp, "fifo-q"), "--format", "q8_0"],
+    {
+      encoding: "utf8",
+      timeout: 30_000,
+    },
+  );
+  assert.equal(q.status, 1, `${q.signal ?? ""} ${q.stderr}`);
+  assert.match(q.stderr, /fifo-vocab\/vocab\.json: a FIFO \(named pipe\), not a regular file/);
 });

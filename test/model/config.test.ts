@@ -67,6 +67,37 @@ test("config errors name the file and the field", () => {
   );
 });
 
+test("config integers beyond any Llama's shape are refused, naming the file and field; 405B's shape passes", () => {
+  const raw = json("test", "fixtures", "reference", "tiny-scaled", "config.json");
+  const bad = (patch: Record<string, unknown>, re: RegExp) =>
+    assert.throws(() => fromHFConfig({ ...raw, ...patch }, "x/config.json"), re);
+  bad(
+    { num_hidden_layers: 1e9 },
+    /x\/config\.json: field 'num_hidden_layers' must be at most 512, got 1000000000/,
+  );
+  bad({ hidden_size: 2 ** 20, head_dim: 16 }, /field 'hidden_size' must be at most 65536/);
+  bad({ intermediate_size: 2 ** 30 }, /field 'intermediate_size' must be at most 262144/);
+  bad({ vocab_size: 1e9 }, /field 'vocab_size' must be at most 4194304/);
+  bad(
+    { num_attention_heads: 2 ** 14, num_key_value_heads: 2, head_dim: 16 },
+    /field 'num_attention_heads' must be at most 1024/,
+  );
+  bad({ head_dim: 2 ** 16 }, /field 'head_dim' must be at most 4096/);
+  bad({ max_position_embeddings: 2 ** 40 }, /field 'max_position_embeddings' must be at most 16777216/);
+  bad({ num_hidden_layers: 2.5 }, /field 'num_hidden_layers' must be a positive integer, got 2.5/);
+  const big = preset("llama3.1-405b");
+  assert.deepEqual(fromHFConfig(toHFConfig(big)), big);
+  const meta = { dim: 64, n_heads: 4, n_layers: 2, vocab_size: 320 };
+  assert.throws(
+    () => fromMetaParams({ ...meta, n_layers: 1e9 }, "m/params.json"),
+    /m\/params\.json: field 'n_layers' must be at most 512/,
+  );
+  assert.throws(
+    () => fromMetaParams({ ...meta, ffn_dim_multiplier: 1e6 }, "m/params.json"),
+    /m\/params\.json: field 'ffn_dim_multiplier' gives an FFN size of \d+, more than 262144/,
+  );
+});
+
 test("Meta params.json: FFN size by the spec's formula, config equal to HF's", () => {
   for (const name of REF) {
     const params = json("test", "fixtures", "reference", name, "meta", "params.json");

@@ -4,7 +4,18 @@
 // messages naming the file. The perplexity bound is in test/eval/perplexity.test.ts.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -15,6 +26,7 @@ import { QuantTensor, quantize, quantRowBytes } from "../../src/tensor/index.js"
 import { repoPath } from "../helpers.js";
 
 const stories = repoPath("test", "fixtures", "stories260K");
+const refTied = repoPath("test", "fixtures", "reference", "tiny-tied");
 const cli = repoPath("dist", "src", "cli", "main.js");
 const tmp = mkdtempSync(join(tmpdir(), "herd-quant-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -101,4 +113,83 @@ test("herd quantize refuses a quantised or f16 source, naming the file, and bad 
     loadModel(q4),
     /model\.safetensors: tensor '.*' is U8 \[\d+,\d+\]; q4_0 blocks of the config's/,
   );
+});
+
+/** Run `herd quantize` on `src` into `out`; the exit status and stderr. */
+function quantizeCli(src: string, out: string, ...extra: string[]) {
+  return spawnSync(
+    process.execPath,
+    [cli, "quantize", "-m", src, "--out", out, "--format", "q8_0", ...extra],
+    {
+      encoding: "utf8",
+    },
+  );
+}
+
+/** Every file of a directory with its bytes, to compare before and after. */
+function snapshot(dir: string): Map<string, string> {
+  return new Map(
+    readdirSync(dir, { recursive: true, encoding: "utf8" }).map((f) => {
+      const p = join(dir, f);
+      return [f, statSync(p).isDirectory() ? "dir" : readFileSync(p).toString("base64")];
+    }),
+  );
+}
+
+test("herd quantize --out: never the model itself (via a symlink, inside it), a non-empty folder only with --force, replaced whole", () => {
+  const src = join(tmp, "out-src");
+  cpSync(stories, src, { recursive: true });
+  const before = snapshot(src);
+  // A symlink to the model directory, and a folder inside it, are refused even with --force.
+  const link = join(tmp, "out-link");
+  symlinkSync(src, link);
+  for (const out of [link, join(link, "q"), join(src, "q")])
+    for (const force of [[], ["--force"]]) {
+      const r = quantizeCli(src, out, ...force);
+      assert.equal(r.status, 2, `${out} ${force}: ${r.stderr}`);
+      assert.match(r.stderr, /--out .* is --model .* or inside it/);
+    }
+  assert.deepEqual(snapshot(src), before);
+  assert.ok(!existsSync(join(src, "q")));
+  // A folder that holds the model is refused too (replacing it would delete the model).
+  const r0 = quantizeCli(src, tmp, "--force");
+  assert.equal(r0.status, 2, r0.stderr);
+  assert.match(r0.stderr, /holds --model/);
+
+  // Another model's folder: refused without --force, untouched.
+  const other = join(tmp, "out-other");
+  cpSync(refTied, other, { recursive: true });
+  const otherBefore = snapshot(other);
+  const r1 = quantizeCli(src, other);
+  assert.equal(r1.status, 2, r1.stderr);
+  assert.match(r1.stderr, /out-other: exists and is not empty; pass --force to replace it/);
+  assert.deepEqual(snapshot(other), otherBefore);
+  // With --force it is replaced whole: none of the old model's files stay mixed in.
+  const r2 = quantizeCli(refTied, join(tmp, "out-other"), "--force");
+  assert.equal(r2.status, 0, r2.stderr);
+  assert.deepEqual([...snapshot(other).keys()].sort(), ["config.json", "model.safetensors"]);
+  // And again over the stories model's quantised folder: its vocab.json is gone, the new model's is there.
+  const r3 = quantizeCli(src, other, "--force");
+  assert.equal(r3.status, 0, r3.stderr);
+  assert.deepEqual([...snapshot(other).keys()].sort(), ["config.json", "model.safetensors", "vocab.json"]);
+  const r4 = quantizeCli(refTied, other, "--force");
+  assert.equal(r4.status, 0, r4.stderr);
+  assert.deepEqual([...snapshot(other).keys()].sort(), ["config.json", "model.safetensors"]);
+  // No temporary or moved-aside folders are left beside it; an empty folder needs no --force.
+  const empty = join(tmp, "out-empty");
+  mkdirSync(empty);
+  const r5 = quantizeCli(src, empty);
+  assert.equal(r5.status, 0, r5.stderr);
+  assert.ok(existsSync(join(empty, "model.safetensors")));
+  assert.deepEqual(
+    readdirSync(tmp).filter((f) => f.startsWith(".")),
+    [],
+  );
+  // A file in place of --out is refused, also with --force.
+  const file = join(tmp, "out-file");
+  writeFileSync(file, "keep me");
+  const r6 = quantizeCli(src, file, "--force");
+  assert.equal(r6.status, 2, r6.stderr);
+  assert.match(r6.stderr, /out-file: not a directory/);
+  assert.equal(readFileSync(file, "utf8"), "keep me");
 });

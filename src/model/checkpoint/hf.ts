@@ -9,13 +9,19 @@
 // Tensor names are HF's (`model.embed_tokens.weight`, `model.layers.N.self_attn.q_proj.weight`, ...,
 // `lm_head.weight`). A model with tie_word_embeddings has no `lm_head.weight`: leaving it out when
 // writing such a model is the caller's choice, as it is the caller's check that every tensor is there
-// with the configured shape (`expectTensor`).
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+// with the configured shape (`expectTensor`). A tensor holding a NaN or ±Inf is refused (finite.ts).
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type DType, dtypeBytes } from "../../tensor/dtype.js";
 import { shapeStr, type Tensor } from "../../tensor/tensor.js";
-import { AtomicFiles } from "./io.js";
-import { type ReadDtype, SafetensorsFile, writeSafetensorsFile } from "./safetensors.js";
+import { checkTensorFinite } from "./finite.js";
+import { AtomicFiles, readRegularFile } from "./io.js";
+import {
+  type ReadDtype,
+  SafetensorsFile,
+  type SafetensorsHeader,
+  writeSafetensorsFile,
+} from "./safetensors.js";
 
 export const HF_CONFIG = "config.json";
 export const HF_SINGLE = "model.safetensors";
@@ -30,7 +36,7 @@ export function hfShardName(i: number, n: number): string {
 function readJson(path: string): unknown {
   if (!existsSync(path)) throw new Error(`${path}: file is missing`);
   try {
-    return JSON.parse(readFileSync(path, "utf8"));
+    return JSON.parse(readRegularFile(path).toString("utf8"));
   } catch (e) {
     throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
   }
@@ -56,25 +62,42 @@ export function readIndex(path: string): Map<string, string> {
   return out;
 }
 
+/** Throw if a tensor of `header` has another shape than `expect` gives it (names it lacks are the caller's). */
+function checkShapes(
+  header: SafetensorsHeader,
+  names: readonly string[],
+  expect: ShapeMap,
+  cfg: string,
+): void {
+  for (const name of names) {
+    const want = expect.get(name);
+    const e = header.entries.get(name);
+    if (want && e && shapeStr(want) !== shapeStr(e.shape))
+      throw new Error(
+        `${header.path}: tensor '${name}' has shape ${shapeStr(e.shape)}; ${cfg} needs ${shapeStr(want)}`,
+      );
+  }
+}
+
+type ShapeMap = ReadonlyMap<string, readonly number[]>;
+
 /**
  * Read an HF directory: config.json and every tensor. `dtype: "f32"` (default) gives f32 tensors on the
  * active backend; "keep" leaves BF16/F16 tensors as host half tensors. Tensors are named (`t.name`).
+ * With `expect` (name → shape, e.g. the config's weightShapes), every file's header is checked against
+ * it before any tensor is read.
  */
 export async function readHFCheckpoint(
   dir: string,
-  opts: { dtype?: ReadDtype } = {},
+  opts: { dtype?: ReadDtype; expect?: ShapeMap } = {},
 ): Promise<{ config: Record<string, unknown>; tensors: Map<string, Tensor> }> {
-  const config = readObject(join(dir, HF_CONFIG));
-  const tensors = new Map<string, Tensor>();
-  const open: SafetensorsFile[] = [];
-  try {
-    if (existsSync(join(dir, HF_SINGLE))) {
-      const f = SafetensorsFile.open(join(dir, HF_SINGLE));
-      open.push(f);
-      for (const name of f.names()) tensors.set(name, f.read(name, opts));
-      return { config, tensors };
-    }
-    const indexPath = join(dir, HF_INDEX);
+  const cfgPath = join(dir, HF_CONFIG);
+  const config = readObject(cfgPath);
+  // Which names to read from which file: model.safetensors whole, or the index's shards.
+  const plan: [path: string, names: string[] | null][] = [];
+  const indexPath = join(dir, HF_INDEX);
+  if (existsSync(join(dir, HF_SINGLE))) plan.push([join(dir, HF_SINGLE), null]);
+  else {
     if (!existsSync(indexPath)) throw new Error(`${dir}: neither ${HF_SINGLE} nor ${HF_INDEX} is there`);
     const byShard = new Map<string, string[]>();
     for (const [name, file] of readIndex(indexPath)) {
@@ -85,20 +108,35 @@ export async function readHFCheckpoint(
       const path = join(dir, file);
       if (!existsSync(path))
         throw new Error(`${indexPath}: shard ${file} (holding tensor '${names[0]}') is missing`);
-      const f = SafetensorsFile.open(path);
-      open.push(f);
-      for (const name of names) {
+      plan.push([path, names]);
+    }
+  }
+  const withFile = <T>(path: string, fn: (f: SafetensorsFile) => T): T => {
+    const f = SafetensorsFile.open(path);
+    try {
+      return fn(f);
+    } finally {
+      f.close();
+    }
+  };
+  // Every header first (one file open at a time): names listed, shapes as expected.
+  for (const [path, names] of plan)
+    withFile(path, (f) => {
+      for (const name of names ?? [])
         if (!f.has(name))
           throw new Error(`${path}: tensor '${name}' is listed in ${HF_INDEX} but not in this shard`);
-        tensors.set(name, f.read(name, opts));
-      }
-    }
+      if (opts.expect) checkShapes(f.header, names ?? f.names(), opts.expect, cfgPath);
+    });
+  const tensors = new Map<string, Tensor>();
+  try {
+    for (const [path, names] of plan)
+      withFile(path, (f) => {
+        for (const name of names ?? f.names()) tensors.set(name, checkTensorFinite(f.read(name, opts), path));
+      });
     return { config, tensors };
   } catch (e) {
     for (const t of tensors.values()) t.dispose();
     throw e;
-  } finally {
-    for (const f of open) f.close();
   }
 }
 

@@ -9,8 +9,25 @@
 // could grow that memory and detach the view mid-read. The public functions stay async so a later
 // version can change this without changing callers.
 //
+// Every checkpoint or config file is opened as a regular file: opened without blocking and checked
+// with fstat, so a FIFO, socket, device or directory in its place is an error naming the path, not a
+// read that waits forever (or never ends). Files read whole (config, params, index) are size-checked
+// against a limit before any buffer is allocated.
+//
 // All formats here are little-endian; so is every platform Node runs on (checked once below).
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  type Stats,
+  writeSync,
+} from "node:fs";
 import { endianness } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { type DType, decodeHalf, encodeHalf } from "../../tensor/dtype.js";
@@ -27,13 +44,50 @@ export function bytesOf(a: Float32Array | Uint16Array | Uint8Array): Uint8Array 
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
+function kindOf(st: Stats): string {
+  if (st.isDirectory()) return "a directory";
+  if (st.isFIFO()) return "a FIFO (named pipe)";
+  if (st.isSocket()) return "a socket";
+  if (st.isCharacterDevice()) return "a character device";
+  if (st.isBlockDevice()) return "a block device";
+  return "something";
+}
+
+/**
+ * Open `path` for reading only if it is a regular file (O_NONBLOCK: opening a FIFO does not wait for a
+ * writer; it has no effect on reads of a regular file). Returns the descriptor and the file's size.
+ */
+export function openRegular(path: string): { fd: number; size: number } {
+  const fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  const st = fstatSync(fd);
+  if (!st.isFile()) {
+    closeSync(fd);
+    throw new Error(`${path}: ${kindOf(st)}, not a regular file`);
+  }
+  return { fd, size: st.size };
+}
+
+/** Largest config, params or index JSON read (405B's index is ~100 KB). */
+export const MAX_JSON_BYTES = 16 << 20;
+
+/** The whole of a regular file of at most `maxBytes` (checked before reading; config files by default). */
+export function readRegularFile(path: string, maxBytes: number = MAX_JSON_BYTES): Buffer {
+  const { fd, size } = openRegular(path);
+  try {
+    if (size > maxBytes)
+      throw new Error(`${path}: ${size} bytes, more than the ${maxBytes / 2 ** 20} MiB such a file may hold`);
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** A file opened for positional reads; `name` is what error messages call it. */
 export class ReadFile {
   readonly fd: number;
   readonly size: number;
   constructor(readonly path: string) {
-    this.fd = openSync(path, "r");
-    this.size = fstatSync(this.fd).size;
+    ({ fd: this.fd, size: this.size } = openRegular(path));
   }
 
   /** Fill `buf` from `position`; a short read means the file ends early (`what` names the record). */

@@ -25,10 +25,12 @@
 //
 // Tied models (3.2 1B/3B): Meta's files hold `output.weight` even though HF ties it to the embedding.
 // It is returned as `lm_head.weight`; whether to use it or the embedding is the caller's decision.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { dtypeBytes } from "../../tensor/dtype.js";
 import { halfZeros, shapeStr, type Tensor, zeros } from "../../tensor/tensor.js";
-import { ReadFile } from "./io.js";
+import { checkFinite } from "./finite.js";
+import { ReadFile, readRegularFile } from "./io.js";
 import { permuteRowsInPlace } from "./permute.js";
 import type { ReadDtype } from "./safetensors.js";
 import { readTorchElements, readTorchIndex, type TorchTensorEntry } from "./torch.js";
@@ -84,19 +86,41 @@ function intParam(params: Record<string, unknown>, key: string, path: string): n
 }
 
 /**
+ * Bytes each tensor of one .pth file claims, against the bytes of the storages they view: more means
+ * views overlap, which a state dict never needs but a hostile file uses to make one stored tensor cost
+ * many allocations. `output.weight` may view the embedding's storage (Meta's tied 3.2 1B/3B files).
+ */
+function checkNoOverlap(path: string, index: ReadonlyMap<string, TorchTensorEntry>): void {
+  let claimed = 0;
+  const storages = new Map<string, number>();
+  for (const [name, e] of index) {
+    storages.set(e.ref.storage.key, e.record.size);
+    if (name !== "output.weight") claimed += e.shape.reduce((a, b) => a * b, 1) * dtypeBytes[e.dtype];
+  }
+  let held = 0;
+  for (const b of storages.values()) held += b;
+  if (claimed > held)
+    throw new Error(
+      `${path}: its tensors claim ${claimed} bytes but their storages hold ${held} (views overlap)`,
+    );
+}
+
+/**
  * Read a Meta directory: params.json and every consolidated.NN.pth, tensors renamed to HF names, shards
  * concatenated, Q/K rows permuted to HF's split-halves layout. `dtype: "f32"` (default) gives f32 tensors
- * on the active backend; "keep" leaves the BF16 data as host half tensors.
+ * on the active backend; "keep" leaves the BF16 data as host half tensors. With `expect` (HF name →
+ * shape, e.g. the config's weightShapes), every tensor's assembled shape is checked against it before
+ * any tensor is allocated; a name it lacks is refused.
  */
 export async function readMetaCheckpoint(
   dir: string,
-  opts: { dtype?: ReadDtype } = {},
+  opts: { dtype?: ReadDtype; expect?: ReadonlyMap<string, readonly number[]> } = {},
 ): Promise<{ params: Record<string, unknown>; tensors: Map<string, Tensor> }> {
   const paramsPath = join(dir, "params.json");
   if (!existsSync(paramsPath)) throw new Error(`${paramsPath}: file is missing`);
   let params: Record<string, unknown>;
   try {
-    params = JSON.parse(readFileSync(paramsPath, "utf8"));
+    params = JSON.parse(readRegularFile(paramsPath).toString("utf8"));
   } catch (e) {
     throw new Error(`${paramsPath}: not valid JSON (${(e as Error).message})`);
   }
@@ -128,6 +152,16 @@ export async function readMetaCheckpoint(
       files.push(new ReadFile(path));
       indexes.push(readTorchIndex(files[i]!));
     }
+    indexes.forEach((idx, i) => void checkNoOverlap(files[i]!.path, idx));
+    // Plan every tensor (names, shard parts, assembled shape) and check it before allocating any.
+    const plan: {
+      metaName: string;
+      hfName: string;
+      first: TorchTensorEntry;
+      parts: TorchTensorEntry[];
+      split: 0 | 1 | null;
+      shape: number[];
+    }[] = [];
     for (const [metaName, first] of indexes[0]!) {
       if (metaName === "rope.freqs") continue;
       const hfName = metaToHFName(metaName);
@@ -144,34 +178,55 @@ export async function readMetaCheckpoint(
       const split = n === 1 ? null : splitDim(metaName, first.shape, n, dim);
       const shape = [...first.shape];
       if (split !== null) shape[split]! *= n;
+      if (opts.expect) {
+        const want = opts.expect.get(hfName);
+        const shards = n > 1 ? ` (${n} shards joined)` : "";
+        if (!want)
+          throw new Error(`${files[0]!.path}: tensor '${metaName}' is not a weight of ${paramsPath}'s model`);
+        if (shapeStr(want) !== shapeStr(shape))
+          throw new Error(
+            `${files[0]!.path}: tensor '${metaName}' has shape ${shapeStr(shape)}${shards}; ${paramsPath} needs ${shapeStr(want)}`,
+          );
+      }
+      const qk = /\.attention\.w([qk])\.weight$/.exec(metaName);
+      const heads = qk?.[1] === "q" ? nHeads : nKv;
+      if (qk && (shape.length !== 2 || shape[0] !== heads * headDim))
+        throw new Error(
+          `${files[0]!.path}: tensor '${metaName}' has shape ${shapeStr(shape)}, not ${heads} heads × ${headDim} rows`,
+        );
+      plan.push({ metaName, hfName, first, parts, split, shape });
+    }
+    for (const { metaName, hfName, first, parts, split, shape } of plan) {
       const size = shape.reduce((a, b) => a * b, 1);
       const keep = opts.dtype === "keep" && first.dtype !== "f32";
       const t = keep ? halfZeros(shape, first.dtype as "bf16" | "f16") : zeros(shape);
       tensors.set(hfName, t);
       t.name = hfName;
       const out = keep ? t.halfBits : t.data;
-      if (split === null) readTorchElements(files[0]!, first, out);
-      else if (split === 0)
-        parts.forEach((e, i) => void readTorchElements(files[i]!, e, out, (i * size) / n));
+      const held = keep ? first.dtype : "f32";
+      const finite = (a: Float32Array | Uint16Array, i: number) =>
+        checkFinite(a, held, files[i]!.path, metaName);
+      if (split === null) {
+        readTorchElements(files[0]!, first, out);
+        finite(out, 0);
+      } else if (split === 0)
+        parts.forEach((e, i) => {
+          readTorchElements(files[i]!, e, out, (i * size) / n);
+          finite(out.subarray((i * size) / n, ((i + 1) * size) / n), i);
+        });
       else {
         // Split along columns: each shard holds a [rows, cols/n] block; scatter its rows.
         const [rows, cols] = [first.shape[0]!, first.shape[1]!];
         const buf = keep ? new Uint16Array(rows * cols) : new Float32Array(rows * cols);
         parts.forEach((e, i) => {
           readTorchElements(files[i]!, e, buf);
+          finite(buf, i);
           for (let r = 0; r < rows; r++)
             out.set(buf.subarray(r * cols, (r + 1) * cols), r * cols * n + i * cols);
         });
       }
       const qk = /\.attention\.w([qk])\.weight$/.exec(metaName);
-      if (qk) {
-        const heads = qk[1] === "q" ? nHeads : nKv;
-        if (shape.length !== 2 || shape[0] !== heads * headDim)
-          throw new Error(
-            `${files[0]!.path}: tensor '${metaName}' has shape ${shapeStr(shape)}, not ${heads} heads × ${headDim} rows`,
-          );
-        permuteRowsInPlace(out, heads, shape[1]!, true);
-      }
+      if (qk) permuteRowsInPlace(out, qk[1] === "q" ? nHeads : nKv, shape[1]!, true);
     }
     return { params, tensors };
   } catch (e) {

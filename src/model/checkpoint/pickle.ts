@@ -256,7 +256,8 @@ export function unpickle(bytes: Uint8Array, file: string): PickleValue {
         const items = popToMark();
         const list = top();
         if (!Array.isArray(list)) fail("APPENDS to a value that is not a list");
-        (list as PickleValue[]).push(...items);
+        // One at a time: spreading a long MARK group into push() overflows the call stack.
+        for (const v of items) (list as PickleValue[]).push(v);
         break;
       }
       case 0x7d: // EMPTY_DICT

@@ -14,6 +14,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { isQuantFormat, type QuantFormat, QuantTensor, quantRowBytes } from "../../tensor/quant.js";
 import { shapeStr, type Tensor } from "../../tensor/tensor.js";
+import { checkFiniteBlocks, checkTensorFinite } from "./finite.js";
 import { HF_CONFIG, HF_SINGLE } from "./hf.js";
 import { AtomicFiles, WriteFile } from "./io.js";
 import { SafetensorsFile, safetensorsHeader } from "./safetensors.js";
@@ -53,7 +54,7 @@ export function readQuantTensors(
     for (const name of f.names()) {
       const e = f.header.entries.get(name)!;
       if (e.dtype !== "U8") {
-        tensors.set(name, f.read(name));
+        tensors.set(name, checkTensorFinite(f.read(name), path));
         continue;
       }
       const shape = shapeOf(name);
@@ -68,6 +69,7 @@ export function readQuantTensors(
       q.name = name;
       tensors.set(name, q);
       f.readRawInto(name, q.blocks);
+      checkFiniteBlocks(q.blocks, format, path, name);
     }
     return { format, tensors };
   } catch (e) {

@@ -8,7 +8,9 @@
 //   <archive>/version, <archive>/.data/...   ignored
 // A tensor is a view of a storage: element (i0, i1, ...) sits at storage element
 // offset + Σ i_k·stride_k. Contiguous row-major views (the normal case) are read with one positional
-// read; other strides are gathered from the span of the storage they cover.
+// read; other strides are gathered from the span of the storage they cover. Before anything is read, a
+// view must lie inside its storage and hold no more elements than it (so no allocation made for a
+// tensor exceeds the bytes the file really holds for it).
 // The older non-zip torch format (PyTorch < 1.6, a bare pickle stream) is not supported.
 import type { DType } from "../../tensor/dtype.js";
 import { dtypeBytes } from "../../tensor/dtype.js";
@@ -64,7 +66,14 @@ export function readTorchIndex(f: ReadFile): Map<string, TorchTensorEntry> {
       );
     if (ref.shape.some((d) => d < 0) || ref.stride.some((s) => s < 0) || ref.offset < 0)
       throw new Error(`${where}: negative size, stride or offset`);
-    if (sizeOf(ref.shape) > 0) {
+    const n = sizeOf(ref.shape);
+    const room = Math.max(0, ref.storage.numel - ref.offset);
+    const tooMany = () =>
+      new Error(
+        `${where}: view ${shapeStr(ref.shape)} has ${n} elements, more than the ${room} its storage holds from offset ${ref.offset}`,
+      );
+    if (!Number.isSafeInteger(n)) throw tooMany();
+    if (n > 0) {
       let last = ref.offset;
       for (let i = 0; i < ref.shape.length; i++) last += (ref.shape[i]! - 1) * ref.stride[i]!;
       if (last >= ref.storage.numel)
@@ -72,6 +81,9 @@ export function readTorchIndex(f: ReadFile): Map<string, TorchTensorEntry> {
           `${where}: view ${shapeStr(ref.shape)} at offset ${ref.offset} reaches element ${last} of a ${ref.storage.numel}-element storage`,
         );
     }
+    // A view with more elements than its storage holds repeats elements (a zero or overlapping stride):
+    // not what a state dict stores, and what lets a tiny file describe gigabytes to allocate.
+    if (n > room) throw tooMany();
     out.set(k, { name: k, dtype: ref.storage.dtype, shape: ref.shape, ref, record });
   }
   return out;

@@ -246,3 +246,28 @@ describe("HF checkpoint directories", () => {
     });
   });
 });
+
+test("loadModel checks the safetensors shapes against config.json before reading any tensor", async () => {
+  const { loadModel } = await import("../../../src/model/load.js");
+  const d = join(tmp, "wrong-ffn");
+  cpSync(repoPath("test", "fixtures", "stories260K"), d, { recursive: true });
+  const cfg = JSON.parse(readFileSync(join(d, "config.json"), "utf8"));
+  writeFileSync(join(d, "config.json"), JSON.stringify({ ...cfg, intermediate_size: 176 }));
+  await assert.rejects(
+    loadModel(d),
+    /wrong-ffn\/model\.safetensors: tensor 'model\.layers\.0\.mlp\.down_proj\.weight' has shape \[64,172\]; .*wrong-ffn\/config\.json needs \[64,176\]/,
+  );
+});
+
+test("a config.json larger than any config is refused before it is read", async () => {
+  const { readConfig } = await import("../../../src/model/load.js");
+  const d = join(tmp, "huge-config");
+  cpSync(repoPath("test", "fixtures", "stories260K"), d, { recursive: true });
+  // Valid JSON, padded with 17 MiB of spaces.
+  const cfg = readFileSync(join(d, "config.json"), "utf8");
+  writeFileSync(join(d, "config.json"), cfg.replace("{", `{${" ".repeat(17 << 20)}`));
+  assert.throws(
+    () => readConfig(d),
+    /huge-config\/config\.json: 17\d{6} bytes, more than the 16 MiB such a file may hold/,
+  );
+});

@@ -1,6 +1,6 @@
 // Meta checkpoints (params.json + consolidated.NN.pth): names, Q/K permutation, shards, torch file parsing.
 import assert from "node:assert/strict";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -15,6 +15,7 @@ import {
   unpermuteQK,
 } from "../../../src/model/checkpoint/index.js";
 import { ReadFile } from "../../../src/model/checkpoint/io.js";
+import { loadModel } from "../../../src/model/load.js";
 import { bf16BitsToF32, f32ToBf16Bits } from "../../../src/tensor/dtype.js";
 import { fromArray, fromHalfBits, type Tensor } from "../../../src/tensor/tensor.js";
 import { randArray, repoPath } from "../../helpers.js";
@@ -347,6 +348,85 @@ describe("torch .pth parsing", () => {
       assert.throws(
         () => readPthRaw(p),
         /size\.pth: tensor 'w': storage data\/0 holds 6 bytes, expected 4 × 2/,
+      );
+    });
+
+    test("a zero-stride view of a tiny storage is refused before anything is allocated", () => {
+      // The hostile file of issue #14: 4 bytes of storage described as a [400000, 2048] view (3.2 GB).
+      const p = join(tmp, "zero-stride.pth");
+      const storage = rawBytes(Float32Array.from([1]));
+      writePth(p, [
+        ["tok_embeddings.weight", { dtype: "f32", storage, shape: [400000, 2048], stride: [0, 0] }],
+      ]);
+      assert.ok(statSync(p).size < 1000);
+      // readTorchIndex only parses; it must refuse the view (a regression would return and allocate later).
+      const f = new ReadFile(p);
+      try {
+        assert.throws(
+          () => readTorchIndex(f),
+          /zero-stride\.pth: tensor 'tok_embeddings\.weight': view \[400000,2048\] has 819200000 elements, more than the 1 its storage holds from offset 0/,
+        );
+      } finally {
+        f.close();
+      }
+      // Sizes whose product is not even a safe integer.
+      writePth(p, [["w", { dtype: "f32", storage, shape: [2 ** 26, 2 ** 26, 2 ** 26], stride: [0, 0, 0] }]]);
+      assert.throws(
+        () => readPthRaw(p),
+        /zero-stride\.pth: tensor 'w': view \[67108864,67108864,67108864\] has \d.* elements, more than the 1/,
+      );
+    });
+
+    test("a pickle with a million-item list is read to its end, not a stack overflow", () => {
+      const p = join(tmp, "long-list.pth");
+      const n = 1_000_000;
+      const pkl = new Uint8Array(n + 6);
+      pkl.set([0x80, 2, 0x5d, 0x28]); // PROTO 2, EMPTY_LIST, MARK
+      pkl.fill(0x4e, 4, 4 + n); // NONE × n
+      pkl.set([0x65, 0x2e], 4 + n); // APPENDS, STOP
+      writeFileSync(p, zipEntries([["a/data.pkl", pkl]]));
+      assert.throws(() => readPthRaw(p), /long-list\.pth: the pickled object is not a dict/);
+    });
+
+    test("Llama tensors whose views overlap in one storage are refused before reading", async () => {
+      // wq and wk both viewing the same 16 elements: the file holds half the bytes its tensors claim.
+      const store = bf(new Array(16).fill(1));
+      const d = metaDir("overlap", params, [
+        [
+          ["layers.0.attention.wq.weight", { dtype: "bf16", storage: store, key: "s", shape: [4, 4] }],
+          ["layers.0.attention.wk.weight", { dtype: "bf16", storage: store, key: "s", shape: [4, 4] }],
+        ],
+      ]);
+      await assert.rejects(
+        readMetaCheckpoint(d),
+        /overlap\/consolidated\.00\.pth: its tensors claim 64 bytes but their storages hold 32 \(views overlap\)/,
+      );
+      // A tied output.weight may share the embedding's storage (Meta's 3.2 1B/3B files).
+      const tied = metaDir("tied-share", params, [
+        [
+          [
+            "tok_embeddings.weight",
+            { dtype: "bf16", storage: bf([1, 2, 3, 4, 5, 6, 7, 8]), key: "e", shape: [2, 4] },
+          ],
+          [
+            "output.weight",
+            { dtype: "bf16", storage: bf([1, 2, 3, 4, 5, 6, 7, 8]), key: "e", shape: [2, 4] },
+          ],
+        ],
+      ]);
+      const r = await readMetaCheckpoint(tied);
+      assert.equal(r.tensors.size, 2);
+      for (const t of r.tensors.values()) t.dispose();
+    });
+
+    test("loadModel checks every tensor's shape against params.json before reading any", async () => {
+      const d = join(tmp, "wrong-vocab");
+      cpSync(join(refDir("tiny-tied"), "meta"), d, { recursive: true });
+      const p = JSON.parse(readFileSync(join(d, "params.json"), "utf8"));
+      writeFileSync(join(d, "params.json"), JSON.stringify({ ...p, vocab_size: 321 }));
+      await assert.rejects(
+        loadModel(d),
+        /wrong-vocab\/consolidated\.00\.pth: tensor 'tok_embeddings\.weight' has shape \[320,96\]; .*wrong-vocab\/params\.json needs \[321,96\]/,
       );
     });
 
