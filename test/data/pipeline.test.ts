@@ -4,7 +4,7 @@
 // files are validated with errors that name the field.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { documentToJson } from "../../src/data/document.js";
@@ -201,6 +201,32 @@ test("a killed run, resumed, gives byte-identical output", () => {
     assert.deepEqual(filesOf(join(dir, "again", sub)), filesOf(join(dir, "clean", sub)));
   const leftovers = Object.keys(filesOf(join(dir, "again"))).filter((f) => f.includes(".tmp-"));
   assert.deepEqual(leftovers, []);
+});
+
+test("resume cleanup: removes the run folder's temporaries, never follows a link out of it", async () => {
+  const dir = tempDir();
+  writeFileSync(join(dir, "in.jsonl"), '{"id":"a","text":"one"}\n{"id":"b","text":"two"}\n');
+  const run = join(dir, "run");
+  const config = validatePipeline({ input: { paths: [join(dir, "in.jsonl")] }, output: run, steps: [] });
+  await runLocal(config);
+  // A killed task's temporary, a link to a folder outside holding a temporary-named file, a link to `..`
+  // (whose folder holds another), and a temporary-named link to a file outside.
+  const half = join(run, "output", "shard-00000.jsonl.tmp-3-ghi");
+  writeFileSync(half, "half");
+  const outside = join(dir, "elsewhere");
+  mkdirSync(outside);
+  writeFileSync(join(outside, "precious.jsonl.tmp-1-abc"), "keep");
+  writeFileSync(join(dir, "beside.tmp-2-def"), "keep");
+  writeFileSync(join(dir, "target"), "keep");
+  symlinkSync(outside, join(run, "elsewhere-link"));
+  symlinkSync("..", join(run, "up"));
+  symlinkSync(join(dir, "target"), join(run, "output", "link.tmp-4-jkl"));
+  const report = await runLocal(config);
+  assert.equal(report.funnel[0]!.docsOut, 2);
+  assert.ok(!existsSync(half), "the run's own temporary is removed");
+  assert.equal(readFileSync(join(outside, "precious.jsonl.tmp-1-abc"), "utf8"), "keep");
+  assert.equal(readFileSync(join(dir, "beside.tmp-2-def"), "utf8"), "keep");
+  assert.equal(readFileSync(join(dir, "target"), "utf8"), "keep");
 });
 
 test("pipeline files: errors name the field; unknown fields and steps are refused", () => {

@@ -3,7 +3,7 @@
 // pipeline. `runLocal` runs the stages in order, each stage's tasks on a pool of worker threads, skipping
 // tasks whose markers exist (resume), then writes the report. `runStageTasks` runs the share of one
 // stage's tasks picked by TASK_INDEX/TASK_COUNT in this process (what a cluster array task does).
-import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { readJson, writeJson } from "../files.js";
@@ -48,13 +48,16 @@ export function prepareRun(c: PipelineConfig): Plan {
   return plan;
 }
 
-/** Removes temporary files left by killed tasks. */
+/**
+ * Removes temporary files left by killed tasks: regular files only. Entries are typed without following
+ * links (lstat), so a link to a folder or file elsewhere (or to `..`) is never walked or removed.
+ */
 function removeTemporaries(dir: string): void {
   if (!existsSync(dir)) return;
-  for (const n of readdirSync(dir)) {
-    const p = join(dir, n);
-    if (statSync(p).isDirectory()) removeTemporaries(p);
-    else if (/\.tmp-\d+-[a-z0-9]+$/.test(n)) rmSync(p, { force: true });
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) removeTemporaries(p);
+    else if (e.isFile() && /\.tmp-\d+-[a-z0-9]+$/.test(e.name)) rmSync(p, { force: true });
   }
 }
 
