@@ -4,7 +4,16 @@
 // files are validated with errors that name the field.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { documentToJson } from "../../src/data/document.js";
@@ -201,6 +210,43 @@ test("a killed run, resumed, gives byte-identical output", () => {
     assert.deepEqual(filesOf(join(dir, "again", sub)), filesOf(join(dir, "clean", sub)));
   const leftovers = Object.keys(filesOf(join(dir, "again"))).filter((f) => f.includes(".tmp-"));
   assert.deepEqual(leftovers, []);
+});
+
+test("resume after the inputs changed: refused, naming the file; --restart starts over", () => {
+  const dir = tempDir();
+  const input = join(dir, "in.jsonl");
+  const doc = (i: number, w = "doc") => `{"id":"d${i}","text":"${w} ${i}"}\n`;
+  writeFileSync(input, doc(0) + doc(1) + doc(2));
+  writeFileSync(
+    join(dir, "p.json"),
+    JSON.stringify({ input: { paths: ["in.jsonl"] }, output: "run", steps: [] }),
+  );
+  const cli = repoPath("dist", "src", "cli", "main.js");
+  const herd = (...args: string[]) =>
+    spawnSync(process.execPath, [cli, "data", "run", join(dir, "p.json"), ...args], { encoding: "utf8" });
+  const docsRead = () =>
+    (JSON.parse(readFileSync(join(dir, "run", "report.json"), "utf8")) as { funnel: { docsOut: number }[] })
+      .funnel[0]!.docsOut;
+  assert.equal(herd().status, 0);
+  assert.equal(docsRead(), 3);
+  const output = readFileSync(join(dir, "run", "output", "shard-00000.jsonl"), "utf8");
+  // Two documents appended: refused, the old output untouched.
+  writeFileSync(input, doc(0) + doc(1) + doc(2) + doc(3) + doc(4));
+  const grown = herd();
+  assert.notEqual(grown.status, 0);
+  assert.match(grown.stderr, /in\.jsonl/);
+  assert.match(grown.stderr, /--restart/);
+  assert.equal(readFileSync(join(dir, "run", "output", "shard-00000.jsonl"), "utf8"), output);
+  // Rewritten in place with the same size and modification time: still noticed (by its bytes).
+  const st = statSync(input);
+  writeFileSync(input, doc(0, "DOC") + doc(1, "DOC") + doc(2, "DOC") + doc(3) + doc(4));
+  utimesSync(input, st.atime, st.mtime);
+  assert.match(herd().stderr, /in\.jsonl/);
+  // --restart: the run starts over on the new inputs.
+  const restarted = herd("--restart");
+  assert.equal(restarted.status, 0, restarted.stderr);
+  assert.equal(docsRead(), 5);
+  assert.equal(herd().status, 0, "resumes normally once the inputs are unchanged");
 });
 
 test("resume cleanup: removes the run folder's temporaries, never follows a link out of it", async () => {
