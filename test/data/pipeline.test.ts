@@ -249,6 +249,45 @@ test("resume after the inputs changed: refused, naming the file; --restart start
   assert.equal(herd().status, 0, "resumes normally once the inputs are unchanged");
 });
 
+test("relative paths: a pipeline file's against its folder, the command line's against the current folder", () => {
+  const dir = tempDir();
+  for (const d of ["conf", "data", "elsewhere"]) mkdirSync(join(dir, d));
+  writeFileSync(
+    join(dir, "data", "in.jsonl"),
+    '{"id":"a","text":"kept","url":"https://ok.example/"}\n{"id":"b","text":"blocked","url":"https://bad.example/x"}\n',
+  );
+  writeFileSync(join(dir, "conf", "blocked.txt"), "bad.example\n");
+  writeFileSync(
+    join(dir, "conf", "p.yaml"),
+    "input:\n  paths: [../data/in.jsonl]\noutput: run\nsteps:\n  - type: domainBlocklist\n    domainsFile: blocked.txt\n",
+  );
+  const cli = repoPath("dist", "src", "cli", "main.js");
+  const herd = (cwd: string, ...args: string[]) => {
+    const r = spawnSync(process.execPath, [cli, "data", ...args], { cwd, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  const ids = (run: string) => readAll(join(run, "output")).map((d) => d.id);
+  // From another folder: the file's paths (input, output, the step's list) are the file's folder's.
+  herd(join(dir, "elsewhere"), "run", "../conf/p.yaml");
+  assert.deepEqual(ids(join(dir, "conf", "run")), ["a"]);
+  // --output on the command line is the current folder's.
+  herd(join(dir, "elsewhere"), "run", "../conf/p.yaml", "--output", "mine");
+  assert.deepEqual(ids(join(dir, "elsewhere", "mine")), ["a"]);
+  // A one-step command: every path is the current folder's.
+  herd(
+    join(dir, "data"),
+    "blocklist",
+    "--input",
+    "in.jsonl",
+    "--output",
+    "out",
+    "--domains-file",
+    "../conf/blocked.txt",
+  );
+  assert.deepEqual(ids(join(dir, "data", "out")), ["a"]);
+  assert.deepEqual(readdirSync(join(dir, "elsewhere")), ["mine"]);
+});
+
 test("resume cleanup: removes the run folder's temporaries, never follows a link out of it", async () => {
   const dir = tempDir();
   writeFileSync(join(dir, "in.jsonl"), '{"id":"a","text":"one"}\n{"id":"b","text":"two"}\n');
