@@ -239,6 +239,18 @@ test("WARC cut mid-record, plain and gzip: reported with file and offset; the ru
   assert.deepEqual(leftovers, []);
 });
 
+test("WARC: a record larger than maxRecordBytes is skipped and reported, never read into memory", async () => {
+  const wet = repoPath("test", "fixtures", "data", "web", "whirlwind.warc.wet.gz");
+  assert.equal((await all(readWarc(wet))).length, 1);
+  const log = new IssueLog();
+  assert.equal((await all(readWarc(wet, { onIssue: log.sink, maxRecordBytes: 100 }))).length, 0);
+  assert.deepEqual(log.counts, { record: 1 });
+  assert.match(
+    log.first[0]!.message,
+    /^WARC record 2 at offset \d+ of the decompressed data: \d+ bytes, over the limit of 100$/,
+  );
+});
+
 test("Parquet: rows become documents; other columns go to meta; batches cover every row", async () => {
   const n = 300;
   const buf = parquetWriteBuffer({

@@ -5,7 +5,8 @@
 // URL dedup uses to keep the most recent crawl. A corrupt or truncated file is reported with the record's
 // number and byte offset (of the decompressed stream), not thrown; every whole record before it is read.
 // Records are skipped with our own loop, never warcio's skipFully, which spins forever on a record that
-// runs past the end of the file. A record to be read whole is refused above MAX_RECORD_BYTES.
+// runs past the end of the file. A record to be read whole is skipped (and reported) above
+// maxRecordBytes, so memory stays bounded whatever a file claims.
 import { LimitReader, WARCParser, type WARCRecord } from "warcio";
 import type { Document } from "../document.js";
 import { decodeHtml, detectCharset, htmlToText } from "../html.js";
@@ -16,11 +17,13 @@ export interface WarcReadOptions {
   onIssue?: IssueSink;
   /** Drop pages whose extracted text is shorter than this many characters (default 0: keep all). */
   minChars?: number;
+  /** Records to be read whole that are larger than this are skipped and reported (default 64 MiB). */
+  maxRecordBytes?: number;
 }
 
 const HTML = /^(text\/html|application\/xhtml\+xml)/i;
 
-/** Largest record content read into memory (Common Crawl truncates responses far below this). */
+/** Largest record content read into memory by default (Common Crawl truncates responses far below). */
 export const MAX_RECORD_BYTES = 64 << 20;
 
 class WarcFormatError extends Error {}
@@ -46,6 +49,7 @@ export async function* readWarc(path: string, opts: WarcReadOptions = {}): Async
     ended = true;
   }
   const parser = new WARCParser(source());
+  const maxBytes = opts.maxRecordBytes ?? MAX_RECORD_BYTES;
   let n = 0;
   let offset = 0;
   const issue = (kind: "truncated" | "format" | "record", message: string, action: "stopped" | "skipped") =>
@@ -77,8 +81,8 @@ export async function* readWarc(path: string, opts: WarcReadOptions = {}): Async
       const wanted =
         type === "conversion" ||
         (type === "response" && ct !== null && HTML.test(ct) && (status === undefined || status === 200));
-      if (wanted && Number(cl) > MAX_RECORD_BYTES) {
-        issue("record", `${cl} bytes, over the ${MAX_RECORD_BYTES >> 20} MiB limit`, "skipped");
+      if (wanted && Number(cl) > maxBytes) {
+        issue("record", `${cl} bytes, over the limit of ${maxBytes}`, "skipped");
       } else if (type === "conversion") {
         text = await rec.contentText();
         meta.source = "wet";
