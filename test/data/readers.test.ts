@@ -2,7 +2,7 @@
 // compressed files, text folders, WARC/WET (real Common Crawl samples), Parquet; atomic sharded writers.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { gunzipSync, gzipSync } from "node:zlib";
@@ -127,6 +127,25 @@ test("text folders: one document per file, sorted, ids relative; invalid UTF-8 r
     ],
   );
   assert.equal(log.counts.utf8, 1);
+});
+
+test("input folders: links are followed, but never back into the folder (a link to .. or .)", () => {
+  const dir = tempDir();
+  const inDir = join(dir, "in");
+  mkdirSync(join(inDir, "sub"), { recursive: true });
+  mkdirSync(join(dir, "other"));
+  writeFileSync(join(inDir, "a.txt"), "a");
+  writeFileSync(join(inDir, "sub", "b.txt"), "b");
+  writeFileSync(join(dir, "other", "c.txt"), "c");
+  writeFileSync(join(dir, "beside.txt"), "not an input");
+  symlinkSync("..", join(inDir, "up"));
+  symlinkSync(".", join(inDir, "self"));
+  symlinkSync("..", join(inDir, "sub", "back"));
+  symlinkSync(join(dir, "other"), join(inDir, "ext"));
+  assert.deepEqual(
+    expandInputs([inDir]).map((i) => i.path),
+    [join(inDir, "a.txt"), join(inDir, "ext", "c.txt"), join(inDir, "sub", "b.txt")],
+  );
 });
 
 test("WARC and WET: real Common Crawl records become documents with url, id and crawl date", async () => {
