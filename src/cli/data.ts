@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { validatePipeline } from "../data/pipeline/config.js";
 import { ConfigError, parseParamText } from "../data/pipeline/params.js";
 import { STEPS, stepByCli } from "../data/pipeline/registry.js";
-import { runLocal } from "../data/pipeline/run.js";
+import { RunFolderError, restartRun, runLocal } from "../data/pipeline/run.js";
 import type { StepSpec } from "../data/pipeline/types.js";
 import { progressPrinter } from "./dataProgress.js";
 import { printSummary } from "./dataSummary.js";
@@ -39,6 +39,8 @@ function stepHelp(s: StepSpec): string {
     "  --workers N         worker threads (default 1)",
     "  --seed N            seed (default 0)",
     `  --keep-removed      write dropped documents under removed/ (default ${s.keepRemovedDefault ? "on" : "off"})`,
+    "  --restart           delete what an earlier run wrote in DIR and start over (needed when the",
+    "                      options or input files changed since that run started)",
   ];
   for (const [k, p] of Object.entries(s.params)) {
     const opt = `  --${kebab(k)} ${p.type === "boolean" ? "true|false" : p.type.toUpperCase()}`;
@@ -67,6 +69,7 @@ export async function run(argv: string[]): Promise<number> {
     workers: { type: "string" },
     seed: { type: "string" },
     "keep-removed": { type: "boolean" },
+    restart: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   };
   for (const k of Object.keys(spec.params)) options[kebab(k)] = { type: "string" };
@@ -109,8 +112,18 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`herd data ${name}: --output DIR is required\n`);
     return 2;
   }
+  if (values.restart) restartRun(config.output);
   const p = progressPrinter();
-  const report = await runLocal(config, { onProgress: p.onProgress });
+  let report: Awaited<ReturnType<typeof runLocal>>;
+  try {
+    report = await runLocal(config, { onProgress: p.onProgress });
+  } catch (e) {
+    if (e instanceof RunFolderError) {
+      process.stderr.write(`herd data ${name}: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
   p.done();
   printSummary(config.output, report);
   return 0;

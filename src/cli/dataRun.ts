@@ -1,10 +1,11 @@
 // `herd data run PIPELINE.(json|yaml)`: runs a pipeline file locally on worker threads (resumable: run it
 // again to continue), or one stage's share of tasks (--stage with TASK_INDEX/TASK_COUNT, as cluster array
 // jobs do), or submits it to Slurm (--executor slurm).
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { loadPipeline } from "../data/pipeline/config.js";
+import { loadPipeline, type PipelineConfig } from "../data/pipeline/config.js";
 import { ConfigError } from "../data/pipeline/params.js";
-import { runLocal, runStageTasks } from "../data/pipeline/run.js";
+import { RunFolderError, restartRun, runLocal, runStageTasks } from "../data/pipeline/run.js";
 import { progressPrinter } from "./dataProgress.js";
 import { printSummary } from "./dataSummary.js";
 
@@ -14,6 +15,8 @@ Runs every stage of the pipeline into its run folder; a run that stopped resumes
 
 options:
   --output DIR        the run folder (overrides the file's "output")
+  --restart           delete what an earlier run wrote in the run folder and start over (needed
+                      when the pipeline or its input files changed since that run started)
   --workers N         worker threads (overrides the file's "workers")
   --stage S           run only stage S, the tasks t with t % TASK_COUNT == TASK_INDEX
                       (environment; SLURM_ARRAY_TASK_ID stands in for TASK_INDEX)
@@ -33,6 +36,7 @@ export async function run(argv: string[]): Promise<number> {
       executor: { type: "string", default: "local" },
       partition: { type: "string" },
       wait: { type: "boolean", default: false },
+      restart: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -54,8 +58,30 @@ export async function run(argv: string[]): Promise<number> {
     }
     throw e;
   }
-  if (values.output) config.output = (await import("node:path")).resolve(values.output);
+  if (values.output) config.output = resolve(values.output);
   if (values.workers) config.workers = Number(values.workers);
+  try {
+    return await dispatch(config, values);
+  } catch (e) {
+    if (e instanceof RunFolderError) {
+      process.stderr.write(`herd data run: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+async function dispatch(
+  config: PipelineConfig,
+  values: { stage?: string; executor?: string; partition?: string; wait?: boolean; restart?: boolean },
+): Promise<number> {
+  if (values.restart && values.stage !== undefined) {
+    process.stderr.write(
+      "herd data run: --restart cannot go with --stage (every array task would restart)\n",
+    );
+    return 2;
+  }
+  if (values.restart) restartRun(config.output);
   if (values.stage !== undefined) {
     const index = Number(process.env.TASK_INDEX ?? process.env.SLURM_ARRAY_TASK_ID ?? 0);
     const count = Number(process.env.TASK_COUNT ?? 1);

@@ -4,7 +4,16 @@
 // files are validated with errors that name the field.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { documentToJson } from "../../src/data/document.js";
@@ -201,6 +210,108 @@ test("a killed run, resumed, gives byte-identical output", () => {
     assert.deepEqual(filesOf(join(dir, "again", sub)), filesOf(join(dir, "clean", sub)));
   const leftovers = Object.keys(filesOf(join(dir, "again"))).filter((f) => f.includes(".tmp-"));
   assert.deepEqual(leftovers, []);
+});
+
+test("resume after the inputs changed: refused, naming the file; --restart starts over", () => {
+  const dir = tempDir();
+  const input = join(dir, "in.jsonl");
+  const doc = (i: number, w = "doc") => `{"id":"d${i}","text":"${w} ${i}"}\n`;
+  writeFileSync(input, doc(0) + doc(1) + doc(2));
+  writeFileSync(
+    join(dir, "p.json"),
+    JSON.stringify({ input: { paths: ["in.jsonl"] }, output: "run", steps: [] }),
+  );
+  const cli = repoPath("dist", "src", "cli", "main.js");
+  const herd = (...args: string[]) =>
+    spawnSync(process.execPath, [cli, "data", "run", join(dir, "p.json"), ...args], { encoding: "utf8" });
+  const docsRead = () =>
+    (JSON.parse(readFileSync(join(dir, "run", "report.json"), "utf8")) as { funnel: { docsOut: number }[] })
+      .funnel[0]!.docsOut;
+  assert.equal(herd().status, 0);
+  assert.equal(docsRead(), 3);
+  const output = readFileSync(join(dir, "run", "output", "shard-00000.jsonl"), "utf8");
+  // Two documents appended: refused, the old output untouched.
+  writeFileSync(input, doc(0) + doc(1) + doc(2) + doc(3) + doc(4));
+  const grown = herd();
+  assert.notEqual(grown.status, 0);
+  assert.match(grown.stderr, /in\.jsonl/);
+  assert.match(grown.stderr, /--restart/);
+  assert.equal(readFileSync(join(dir, "run", "output", "shard-00000.jsonl"), "utf8"), output);
+  // Rewritten in place with the same size and modification time: still noticed (by its bytes).
+  const st = statSync(input);
+  writeFileSync(input, doc(0, "DOC") + doc(1, "DOC") + doc(2, "DOC") + doc(3) + doc(4));
+  utimesSync(input, st.atime, st.mtime);
+  assert.match(herd().stderr, /in\.jsonl/);
+  // --restart: the run starts over on the new inputs.
+  const restarted = herd("--restart");
+  assert.equal(restarted.status, 0, restarted.stderr);
+  assert.equal(docsRead(), 5);
+  assert.equal(herd().status, 0, "resumes normally once the inputs are unchanged");
+});
+
+test("relative paths: a pipeline file's against its folder, the command line's against the current folder", () => {
+  const dir = tempDir();
+  for (const d of ["conf", "data", "elsewhere"]) mkdirSync(join(dir, d));
+  writeFileSync(
+    join(dir, "data", "in.jsonl"),
+    '{"id":"a","text":"kept","url":"https://ok.example/"}\n{"id":"b","text":"blocked","url":"https://bad.example/x"}\n',
+  );
+  writeFileSync(join(dir, "conf", "blocked.txt"), "bad.example\n");
+  writeFileSync(
+    join(dir, "conf", "p.yaml"),
+    "input:\n  paths: [../data/in.jsonl]\noutput: run\nsteps:\n  - type: domainBlocklist\n    domainsFile: blocked.txt\n",
+  );
+  const cli = repoPath("dist", "src", "cli", "main.js");
+  const herd = (cwd: string, ...args: string[]) => {
+    const r = spawnSync(process.execPath, [cli, "data", ...args], { cwd, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  const ids = (run: string) => readAll(join(run, "output")).map((d) => d.id);
+  // From another folder: the file's paths (input, output, the step's list) are the file's folder's.
+  herd(join(dir, "elsewhere"), "run", "../conf/p.yaml");
+  assert.deepEqual(ids(join(dir, "conf", "run")), ["a"]);
+  // --output on the command line is the current folder's.
+  herd(join(dir, "elsewhere"), "run", "../conf/p.yaml", "--output", "mine");
+  assert.deepEqual(ids(join(dir, "elsewhere", "mine")), ["a"]);
+  // A one-step command: every path is the current folder's.
+  herd(
+    join(dir, "data"),
+    "blocklist",
+    "--input",
+    "in.jsonl",
+    "--output",
+    "out",
+    "--domains-file",
+    "../conf/blocked.txt",
+  );
+  assert.deepEqual(ids(join(dir, "data", "out")), ["a"]);
+  assert.deepEqual(readdirSync(join(dir, "elsewhere")), ["mine"]);
+});
+
+test("resume cleanup: removes the run folder's temporaries, never follows a link out of it", async () => {
+  const dir = tempDir();
+  writeFileSync(join(dir, "in.jsonl"), '{"id":"a","text":"one"}\n{"id":"b","text":"two"}\n');
+  const run = join(dir, "run");
+  const config = validatePipeline({ input: { paths: [join(dir, "in.jsonl")] }, output: run, steps: [] });
+  await runLocal(config);
+  // A killed task's temporary, a link to a folder outside holding a temporary-named file, a link to `..`
+  // (whose folder holds another), and a temporary-named link to a file outside.
+  const half = join(run, "output", "shard-00000.jsonl.tmp-3-ghi");
+  writeFileSync(half, "half");
+  const outside = join(dir, "elsewhere");
+  mkdirSync(outside);
+  writeFileSync(join(outside, "precious.jsonl.tmp-1-abc"), "keep");
+  writeFileSync(join(dir, "beside.tmp-2-def"), "keep");
+  writeFileSync(join(dir, "target"), "keep");
+  symlinkSync(outside, join(run, "elsewhere-link"));
+  symlinkSync("..", join(run, "up"));
+  symlinkSync(join(dir, "target"), join(run, "output", "link.tmp-4-jkl"));
+  const report = await runLocal(config);
+  assert.equal(report.funnel[0]!.docsOut, 2);
+  assert.ok(!existsSync(half), "the run's own temporary is removed");
+  assert.equal(readFileSync(join(outside, "precious.jsonl.tmp-1-abc"), "utf8"), "keep");
+  assert.equal(readFileSync(join(dir, "beside.tmp-2-def"), "utf8"), "keep");
+  assert.equal(readFileSync(join(dir, "target"), "utf8"), "keep");
 });
 
 test("pipeline files: errors name the field; unknown fields and steps are refused", () => {

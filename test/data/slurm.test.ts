@@ -1,12 +1,15 @@
 // The Slurm executor against a real single-node Slurm (test/data/slurm/start.sh; .ci/run starts it): the
 // stages run as sbatch job arrays chained with afterok dependencies, and the output equals a local run's
-// byte for byte. Skipped, saying why, where no Slurm answers.
+// byte for byte. Skipped, saying why, where no Slurm answers; the script checks below run everywhere.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { documentToJson } from "../../src/data/document.js";
+import { validatePipeline } from "../../src/data/pipeline/config.js";
+import { prepareRun } from "../../src/data/pipeline/run.js";
+import { slurmScripts } from "../../src/data/pipeline/slurm.js";
 import { repoPath } from "../helpers.js";
 import { plantedCorpus } from "./corpus.js";
 import { tempDir } from "./tmp.js";
@@ -94,4 +97,44 @@ test("Slurm executor: job arrays with dependencies give the local run's bytes", 
     logs.includes("s00-read-1.out") && logs.includes("s03-01-minhashDedup-buckets-3.out"),
     logs.join(" "),
   );
+});
+
+// The generated scripts, without Slurm: a hostile name is refused by field, and a run folder whose path
+// holds shell syntax is only ever a quoted word — running the scripts with bash does the run, nothing else.
+test("Slurm scripts: a hostile name is refused; a hostile run-folder path cannot run commands", () => {
+  assert.throws(
+    () => validatePipeline({ name: "x\ntouch /tmp/pwned", input: { paths: ["a"] }, steps: [] }),
+    /\(top\)\.name: expected a name of letters, digits/,
+  );
+  const dir = tempDir("herd-slurm-");
+  writeFileSync(join(dir, "in.jsonl"), '{"id":"a","text":"one"}\n');
+  // Each name would run its `touch` if pasted inside double quotes (the second one closes them).
+  const hostile = [`a $(touch ${dir}/M1) \`touch ${dir}/M2\``, `b ';touch ${dir}/M3;' "; touch ${dir}/M4; "`];
+  for (const name of hostile) {
+    const run = join(dir, name);
+    const c = validatePipeline({
+      name: "ok",
+      input: { paths: [join(dir, "in.jsonl")] },
+      output: run,
+      steps: [],
+    });
+    const plan = prepareRun(c);
+    assert.throws(() => slurmScripts(c, plan, { partition: "gpu\n#SBATCH --uid=0" }), /partition/);
+    assert.throws(() => slurmScripts(c, plan, { partition: "$(touch x)" }), /partition/);
+    for (const s of slurmScripts(c, plan, { partition: "debug" })) {
+      for (const line of s.text.split("\n").filter((l) => l.startsWith("#SBATCH")))
+        assert.match(line, /^#SBATCH --[a-z-]+=[\w./,%=:-]+$/, "an #SBATCH line with plain values only");
+      mkdirSync(dirname(s.file), { recursive: true });
+      writeFileSync(s.file, s.text);
+      const check = spawnSync("bash", ["-n", s.file], { encoding: "utf8" });
+      assert.equal(check.status, 0, check.stderr);
+      const r = spawnSync("bash", [s.file], {
+        encoding: "utf8",
+        env: { ...process.env, SLURM_ARRAY_TASK_ID: "0" },
+      });
+      assert.equal(r.status, 0, r.stderr);
+    }
+    assert.ok(existsSync(join(run, "report.json")), "the scripts ran the pipeline in the hostile folder");
+  }
+  for (const m of ["M1", "M2", "M3", "M4"]) assert.ok(!existsSync(join(dir, m)), `${m} was not created`);
 });

@@ -37,7 +37,11 @@ export interface PipelineConfig {
 }
 
 const TOP: Record<string, ParamSpec> = {
-  name: { type: "string", default: "pipeline", doc: "a name for the run" },
+  name: {
+    type: "string",
+    default: "pipeline",
+    doc: "a name for the run: letters, digits, _ . - (it names the Slurm jobs)",
+  },
   seed: {
     type: "integer",
     default: 0,
@@ -74,6 +78,9 @@ const INPUT: Record<string, ParamSpec> = {
   },
 };
 
+/** Run names go into job names and file names (the Slurm executor's scripts), so they stay plain. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
 /** Validates a parsed pipeline; relative paths resolve against `baseDir`. */
 export function validatePipeline(raw: unknown, baseDir = process.cwd()): PipelineConfig {
   const problems: string[] = [];
@@ -86,6 +93,10 @@ export function validatePipeline(raw: unknown, baseDir = process.cwd()): Pipelin
   if (rawInput === null || typeof rawInput !== "object" || Array.isArray(rawInput))
     problems.push("input: expected an object");
   else input = checkParams("input", rawInput as Record<string, unknown>, INPUT, problems);
+  if (typeof top.name === "string" && !NAME.test(top.name))
+    problems.push(
+      `(top).name: expected a name of letters, digits, '_', '.' and '-' (1 to 64, starting with a letter or digit), got ${JSON.stringify(top.name)}`,
+    );
   if (Array.isArray(input.paths) && input.paths.length === 0)
     problems.push("input.paths: give at least one file or folder");
   const steps: StepConfig[] = [];

@@ -1,9 +1,10 @@
 // From steps to stages. Per-document steps run inside "shard" stages (one task per input shard); every
 // global step ends a shard stage with its collector and continues after its reduce stages with its
 // applier at the head of the next shard stage. The run folder's layout follows:
-//   pipeline.json  plan.json  work/<stage>/shard-T.jsonl  work/<NN>-<type>/...  markers/<stage>/task-T.json
-//   output/shard-T.jsonl  removed/<NN>-<type>/shard-T.jsonl  report.json  report.svg
-import { join } from "node:path";
+//   pipeline.json  plan.json  inputs.json  work/<stage>/shard-T.jsonl  work/<NN>-<type>/...
+//   markers/<stage>/task-T.json  output/shard-T.jsonl  removed/<NN>-<type>/shard-T.jsonl  tokens/  slurm/
+//   report.json  report.svg
+import { isAbsolute, join, relative, sep } from "node:path";
 import { expandInputs, type InputFile, type InputFormat } from "../readers/index.js";
 import type { PipelineConfig } from "./config.js";
 import { stepByType } from "./registry.js";
@@ -42,8 +43,17 @@ export interface Plan {
 
 export const stepDirName = (i: number, type: string) => `${String(i).padStart(2, "0")}-${type}`;
 
+/** The input files of `c`, less any inside its run folder (a run never reads what it writes). */
+export function planInputs(c: PipelineConfig): InputFile[] {
+  const inside = (p: string) => {
+    const r = relative(c.output, p);
+    return c.output !== "" && r !== ".." && !r.startsWith(`..${sep}`) && !isAbsolute(r);
+  };
+  return expandInputs(c.input.paths, c.input.format as InputFormat | "auto").filter((i) => !inside(i.path));
+}
+
 export function makePlan(c: PipelineConfig): Plan {
-  const inputs = expandInputs(c.input.paths, c.input.format as InputFormat | "auto");
+  const inputs = planInputs(c);
   if (inputs.length === 0) throw new Error("pipeline: the input paths hold no files");
   const tasks = c.tasks === 0 ? Math.min(inputs.length, 1024) : Math.min(c.tasks, inputs.length);
   const taskInputs: number[][] = Array.from({ length: tasks }, () => []);
@@ -89,9 +99,25 @@ export function makePlan(c: PipelineConfig): Plan {
   return { tasks, inputs, taskInputs, stages };
 }
 
+/** Everything a run writes at the top of its folder (what a restart deletes, and nothing else). */
+export const RUN_ENTRIES = [
+  "pipeline.json",
+  "plan.json",
+  "inputs.json",
+  "work",
+  "markers",
+  "output",
+  "removed",
+  "tokens",
+  "slurm",
+  "report.json",
+  "report.svg",
+];
+
 export const paths = {
   pipeline: (run: string) => join(run, "pipeline.json"),
   plan: (run: string) => join(run, "plan.json"),
+  inputs: (run: string) => join(run, "inputs.json"),
   stepWork: (run: string, i: number, type: string) => join(run, "work", stepDirName(i, type)),
   shard: (run: string, stage: string, t: number) =>
     join(run, "work", stage, `shard-${String(t).padStart(5, "0")}.jsonl`),

@@ -1,14 +1,16 @@
 // Running a pipeline. `prepareRun` makes (or re-opens) the run folder: it writes pipeline.json with every
-// default and plan.json with the input files per task, and refuses a folder that holds a different
-// pipeline. `runLocal` runs the stages in order, each stage's tasks on a pool of worker threads, skipping
+// default, plan.json with the input files per task and inputs.json with their identity, and refuses a
+// folder that holds a different pipeline or whose inputs changed since it started (`restartRun` clears
+// it). `runLocal` runs the stages in order, each stage's tasks on a pool of worker threads, skipping
 // tasks whose markers exist (resume), then writes the report. `runStageTasks` runs the share of one
 // stage's tasks picked by TASK_INDEX/TASK_COUNT in this process (what a cluster array task does).
-import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { readJson, writeJson } from "../files.js";
 import { type PipelineConfig, pipelineToJson, validatePipeline } from "./config.js";
-import { makePlan, type Plan, paths } from "./plan.js";
+import { type InputIdentity, identify, inputChanges } from "./inputs.js";
+import { makePlan, type Plan, paths, planInputs, RUN_ENTRIES } from "./plan.js";
 import { type Report, writeReport } from "./report.js";
 import { runTask, type TaskStats } from "./task.js";
 
@@ -29,6 +31,32 @@ export interface RunOptions {
   workers?: number;
 }
 
+/** A run folder that cannot be resumed for this pipeline (another pipeline, or changed inputs). */
+export class RunFolderError extends Error {}
+
+const startOver = "run again with --restart to start over in it, or use another output folder";
+
+/** Refuses to resume when the input files are not the ones the run started on. */
+function checkInputs(run: string, c: PipelineConfig, plan: Plan): void {
+  const now = c.input.paths.every((p) => existsSync(p))
+    ? planInputs(c).map((i) => i.path)
+    : plan.inputs.map((i) => i.path).filter((p) => existsSync(p));
+  if (!existsSync(paths.inputs(run))) {
+    // A run folder from before inputs were recorded: record them now, for the resumes after this one.
+    writeJson(
+      paths.inputs(run),
+      plan.inputs.map((i) => identify(i.path)),
+    );
+    return;
+  }
+  const changes = inputChanges(readJson<InputIdentity[]>(paths.inputs(run)), now);
+  if (changes.length === 0) return;
+  const more = changes.length > 5 ? `; and ${changes.length - 5} more` : "";
+  throw new RunFolderError(
+    `${run} was started on other inputs (${changes.slice(0, 5).join("; ")}${more}); resuming would mix old and new data: ${startOver}`,
+  );
+}
+
 /** Creates or re-opens the run folder for `c` (c.output) and returns the plan. */
 export function prepareRun(c: PipelineConfig): Plan {
   if (!c.output) throw new Error("pipeline: no run folder (set output, or pass --output)");
@@ -37,24 +65,39 @@ export function prepareRun(c: PipelineConfig): Plan {
   if (existsSync(paths.pipeline(run))) {
     const old = JSON.stringify(pipelineToJson(validatePipeline(readJson(paths.pipeline(run)))), null, 2);
     if (`${old}\n` !== json)
-      throw new Error(
-        `${run} holds a different pipeline (see its pipeline.json); use another output folder or delete it`,
-      );
-    return readJson<Plan>(paths.plan(run));
+      throw new RunFolderError(`${run} holds a different pipeline (see its pipeline.json): ${startOver}`);
+    const plan = readJson<Plan>(paths.plan(run));
+    checkInputs(run, c, plan);
+    return plan;
   }
   const plan = makePlan(c);
   writeJson(paths.plan(run), plan);
+  writeJson(
+    paths.inputs(run),
+    plan.inputs.map((i) => identify(i.path)),
+  );
+  // Written last: its presence says the folder is prepared.
   writeJson(paths.pipeline(run), pipelineToJson(c));
   return plan;
 }
 
-/** Removes temporary files left by killed tasks. */
+/** Deletes what a run wrote in `run` (the entries of RUN_ENTRIES, nothing else) so it starts over. */
+export function restartRun(run: string): void {
+  if (!run || !existsSync(paths.pipeline(run))) return;
+  rmSync(paths.pipeline(run)); // first: a restart killed midway leaves a folder that is no longer prepared
+  for (const e of RUN_ENTRIES) rmSync(join(run, e), { recursive: true, force: true });
+}
+
+/**
+ * Removes temporary files left by killed tasks: regular files only. Entries are typed without following
+ * links (lstat), so a link to a folder or file elsewhere (or to `..`) is never walked or removed.
+ */
 function removeTemporaries(dir: string): void {
   if (!existsSync(dir)) return;
-  for (const n of readdirSync(dir)) {
-    const p = join(dir, n);
-    if (statSync(p).isDirectory()) removeTemporaries(p);
-    else if (/\.tmp-\d+-[a-z0-9]+$/.test(n)) rmSync(p, { force: true });
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) removeTemporaries(p);
+    else if (e.isFile() && /\.tmp-\d+-[a-z0-9]+$/.test(e.name)) rmSync(p, { force: true });
   }
 }
 

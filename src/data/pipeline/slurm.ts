@@ -1,14 +1,15 @@
 // The Slurm executor: each stage becomes an sbatch job array (one array element per task, TASK_INDEX from
 // SLURM_ARRAY_TASK_ID) that depends on the previous stage finishing (afterok), and a last one-task job
 // writes the report (a local run whose tasks are all marked done). The run folder must be on storage every
-// node sees. Scripts and logs go under <run>/slurm/.
+// node sees. Scripts and logs go under <run>/slurm/. Values on #SBATCH lines (read by Slurm, not a shell)
+// are checked to be plain; everything in the shell part is single-quoted.
 import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeAtomic } from "../files.js";
 import type { PipelineConfig } from "./config.js";
-import { paths } from "./plan.js";
+import { type Plan, paths } from "./plan.js";
 import { prepareRun } from "./run.js";
 
 export interface SlurmOptions {
@@ -23,59 +24,92 @@ export interface SlurmOptions {
 
 const cliPath = () => resolve(fileURLToPath(new URL("../../cli/main.js", import.meta.url)));
 
+/** One shell word: single-quoted, so nothing in it ($, `, ", ;, newlines) is ever interpreted. */
+export function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** An #SBATCH option. Slurm reads these lines itself, without shell quoting: values stay plain. */
+function sbatchLine(opt: string, value: string, what: string): string {
+  if (!/^[\w./,%=:-]+$/.test(value))
+    throw new Error(`slurm: ${what} ${JSON.stringify(value)}: use only letters, digits and _ . / , % = : -`);
+  return `#SBATCH --${opt}=${value}`;
+}
+
 function script(lines: string[]): string {
   return `#!/bin/bash\n${lines.join("\n")}\n`;
 }
 
-function sbatch(args: string[]): string {
-  const out = execFileSync("sbatch", ["--parsable", ...args], { encoding: "utf8" }).trim();
+function sbatch(args: string[], cwd: string): string {
+  const out = execFileSync("sbatch", ["--parsable", ...args], { encoding: "utf8", cwd }).trim();
   const id = out.split(";")[0]!;
   if (!/^\d+$/.test(id)) throw new Error(`sbatch answered '${out}'`);
   return id;
 }
 
+export interface SlurmScript {
+  file: string;
+  text: string;
+}
+
+/**
+ * The sbatch scripts of a prepared run: one per stage, then the report job. They are submitted from
+ * <run>/slurm/, so the #SBATCH lines name the logs relative to it and hold no path of the run; every
+ * path the shell sees is one quoted word.
+ */
+export function slurmScripts(c: PipelineConfig, plan: Plan, opts: SlurmOptions = {}): SlurmScript[] {
+  const run = c.output;
+  const dir = join(run, "slurm");
+  const exec = (args: string[]) =>
+    `exec ${[process.execPath, cliPath(), "data", "run", paths.pipeline(run), ...args].map(shellQuote).join(" ")}`;
+  const common = [
+    ...(opts.partition !== undefined ? [sbatchLine("partition", opts.partition, "--partition")] : []),
+    "#SBATCH --cpus-per-task=1",
+    ...(opts.extra ?? []).map((e) => {
+      const m = /^--([a-z-]+)=(.*)$/s.exec(e);
+      if (!m) throw new Error(`slurm: extra option ${JSON.stringify(e)}: expected --name=value`);
+      return sbatchLine(m[1]!, m[2]!, `extra option --${m[1]}`);
+    }),
+  ];
+  const job = (what: string) =>
+    sbatchLine("job-name", `herd-${c.name}-${what}`, "job name (the pipeline's name)");
+  const out = plan.stages.map((stage, s) => ({
+    file: join(dir, `${stage.name}.sh`),
+    text: script([
+      job(stage.name),
+      `#SBATCH --array=0-${stage.tasks - 1}`,
+      sbatchLine("output", `logs/${stage.name}-%a.out`, "log file"),
+      ...common,
+      "set -euo pipefail",
+      `export TASK_INDEX="$SLURM_ARRAY_TASK_ID" TASK_COUNT=${stage.tasks}`,
+      exec(["--stage", String(s)]),
+    ]),
+  }));
+  out.push({
+    file: join(dir, "report.sh"),
+    text: script([
+      job("report"),
+      sbatchLine("output", "logs/report.out", "log file"),
+      ...common,
+      "set -euo pipefail",
+      exec([]),
+    ]),
+  });
+  return out;
+}
+
 /** Submits the pipeline; returns the job ids in order (stages, then the report job). */
 export async function submitSlurm(c: PipelineConfig, opts: SlurmOptions = {}): Promise<string[]> {
   const plan = prepareRun(c);
-  const run = c.output;
-  const dir = join(run, "slurm");
+  const scripts = slurmScripts(c, plan, opts);
+  const dir = join(c.output, "slurm");
   mkdirSync(join(dir, "logs"), { recursive: true });
-  const node = process.execPath;
-  const cli = cliPath();
-  const common = [
-    ...(opts.partition ? [`#SBATCH --partition=${opts.partition}`] : []),
-    "#SBATCH --cpus-per-task=1",
-    ...(opts.extra ?? []).map((e) => `#SBATCH ${e}`),
-  ];
   const ids: string[] = [];
-  plan.stages.forEach((stage, s) => {
-    const file = join(dir, `${stage.name}.sh`);
-    writeAtomic(
-      file,
-      script([
-        `#SBATCH --job-name=herd-${c.name}-${stage.name}`,
-        `#SBATCH --array=0-${stage.tasks - 1}`,
-        `#SBATCH --output=${join(dir, "logs", `${stage.name}-%a.out`)}`,
-        ...common,
-        "set -euo pipefail",
-        `export TASK_INDEX=$SLURM_ARRAY_TASK_ID TASK_COUNT=${stage.tasks}`,
-        `exec "${node}" "${cli}" data run "${paths.pipeline(run)}" --stage ${s}`,
-      ]),
-    );
-    ids.push(sbatch([...(ids.length > 0 ? [`--dependency=afterok:${ids[ids.length - 1]}`] : []), file]));
-  });
-  const reportFile = join(dir, "report.sh");
-  writeAtomic(
-    reportFile,
-    script([
-      `#SBATCH --job-name=herd-${c.name}-report`,
-      `#SBATCH --output=${join(dir, "logs", "report.out")}`,
-      ...common,
-      "set -euo pipefail",
-      `exec "${node}" "${cli}" data run "${paths.pipeline(run)}"`,
-    ]),
-  );
-  ids.push(sbatch([`--dependency=afterok:${ids[ids.length - 1]}`, reportFile]));
+  for (const s of scripts) {
+    writeAtomic(s.file, s.text);
+    const after = ids.length > 0 ? [`--dependency=afterok:${ids[ids.length - 1]}`] : [];
+    ids.push(sbatch([...after, s.file], dir));
+  }
   if (opts.wait) await waitForJobs(ids, opts.pollMs ?? 2000);
   return ids;
 }

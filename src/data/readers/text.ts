@@ -1,8 +1,8 @@
 // Folders of text files: each file is one document, its id the path relative to the folder (or the file
 // name for a single file). Files are visited in sorted order so every run sees the same sequence.
 // A file that is not valid UTF-8 is reported and kept with U+FFFD (or skipped, if asked).
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { isAbsolute, join, relative, sep } from "node:path";
 import type { Document } from "../document.js";
 import type { IssueSink } from "../issues.js";
 
@@ -16,20 +16,32 @@ export interface TextReadOptions {
 const strict = new TextDecoder("utf-8", { fatal: true });
 const lenient = new TextDecoder("utf-8");
 
-/** Every regular file under `dir`, recursively, sorted by path; dot-files and dot-folders are skipped. */
+/**
+ * Every regular file under `dir`, recursively, sorted by path; dot-files and dot-folders are skipped.
+ * Links are followed, except a link to a folder already listed or to one holding the current folder (a
+ * link to `.` or `..`), which would list files twice or walk a cycle.
+ */
 export function listFiles(dir: string): string[] {
   const out: string[] = [];
-  const walk = (d: string) => {
+  const seen = new Set<string>();
+  const holds = (outer: string, inner: string) => {
+    const r = relative(outer, inner);
+    return r === "" || (r !== ".." && !r.startsWith(`..${sep}`) && !isAbsolute(r));
+  };
+  const walk = (d: string, real: string) => {
+    seen.add(real);
     const names = readdirSync(d).sort();
     for (const n of names) {
       if (n.startsWith(".")) continue;
       const p = join(d, n);
       const st = statSync(p);
-      if (st.isDirectory()) walk(p);
-      else if (st.isFile()) out.push(p);
+      if (st.isDirectory()) {
+        const target = realpathSync(p);
+        if (!seen.has(target) && !holds(target, real)) walk(p, target);
+      } else if (st.isFile()) out.push(p);
     }
   };
-  walk(dir);
+  walk(dir, realpathSync(dir));
   return out;
 }
 
