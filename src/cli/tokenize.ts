@@ -51,7 +51,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const tok = values.tokenizer
     ? Tokenizer.fromFile(values.tokenizer, { sha256: values.sha256 })
-    : Tokenizer.llama3();
+    : Tokenizer.llama3({ sha256: values.sha256 });
   const input = values.text ?? readFileSync(file ?? 0, "utf8");
   if (mode === "decode") {
     const ids = parseIds(input);

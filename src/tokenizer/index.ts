@@ -13,6 +13,7 @@ export { META_PATTERN, splitPieces } from "./pattern.js";
 export {
   formatRanks,
   KNOWN_RANKS,
+  MAX_RANKS,
   parseRanks,
   RanksFormatError,
   readRanks,

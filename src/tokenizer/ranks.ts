@@ -1,8 +1,9 @@
 // tiktoken-format ranks files: one token per line, "<base64 of the token's bytes> <rank>". Parsing with
-// validation (every error names the file, the line and what is wrong), sha256 pinning of the files we
+// validation (every error names the file, the line and what is wrong; ranks dense and in order; the
+// file's size, its number of ranks and each line's length bounded before anything is allocated), sha256 pinning of the files we
 // know (Meta's Llama 3 tokenizer.model, shipped in assets/llama3/), and formatting them (trainIO writes them with src/io/atomic.ts).
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -10,7 +11,7 @@ import { fileURLToPath } from "node:url";
 export interface Ranks {
   /** binary string → rank */
   ranks: Map<string, number>;
-  /** Highest rank + 1 (= number of lines for dense files such as Meta's). */
+  /** Number of ranks (they are 0 … size − 1). */
   size: number;
   /** sha256 of the file's bytes (hex), when parsed from bytes. */
   sha256?: string;
@@ -42,17 +43,29 @@ export class RanksFormatError extends Error {
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const RANK = /^\d{1,10}$/;
 
-/** Parses the text of a ranks file; `file` names it in error messages. */
-export function parseRanks(text: string, file = "<ranks>"): Ranks {
+/** Most ranks a file may hold (Meta's has 128000). */
+export const MAX_RANKS = 1 << 21;
+/** Longest line accepted, in UTF-16 units (Meta's longest token is 128 bytes, 172 base64 characters). */
+export const MAX_LINE = 1 << 16;
+/** Largest ranks file read (Meta's is 2.2 MB). */
+export const MAX_FILE_BYTES = 1 << 28;
+
+/** Parses the text of a ranks file; `file` names it in error messages. Ranks must be dense and in
+ * order (line k of the tokens has rank k), as in Meta's file and the files herd trains, so nothing is
+ * ever sized by a rank the file merely claims. */
+export function parseRanks(text: string, file = "<ranks>", opts: { maxRanks?: number } = {}): Ranks {
+  const maxRanks = opts.maxRanks ?? MAX_RANKS;
   const ranks = new Map<string, number>();
-  let lineOfRank = new Int32Array(1 << 17);
-  let size = 0;
+  const lineOfRank: number[] = [];
   let lineNo = 0;
   let pos = 0;
   while (pos < text.length) {
     let eol = text.indexOf("\n", pos);
     if (eol < 0) eol = text.length;
     lineNo++;
+    if (eol - pos > MAX_LINE) {
+      throw new RanksFormatError(file, lineNo, `line is ${eol - pos} characters long (at most ${MAX_LINE})`);
+    }
     const line = text.slice(pos, eol).trim();
     pos = eol + 1;
     if (line === "") continue; // blank lines are skipped, as Meta's loader does
@@ -70,24 +83,32 @@ export function parseRanks(text: string, file = "<ranks>"): Ranks {
     if (!RANK.test(r) || Number(r) > 0x7ffffffe) {
       throw new RanksFormatError(file, lineNo, `rank "${clip(r)}" is not an integer in 0…2147483646`);
     }
-    const token = atob(b64);
     const rank = Number(r);
+    const expected = ranks.size;
+    if (expected >= maxRanks) throw new RanksFormatError(file, lineNo, `more than ${maxRanks} ranks`);
+    if (rank < expected) {
+      const on = lineOfRank[rank]!;
+      throw new RanksFormatError(
+        file,
+        lineNo,
+        `expected rank ${expected}, found ${rank} (rank ${rank} is on line ${on})`,
+      );
+    }
+    if (rank > expected) {
+      throw new RanksFormatError(
+        file,
+        lineNo,
+        `expected rank ${expected}, found ${rank}; ranks must run 0, 1, 2, … in order`,
+      );
+    }
+    const token = atob(b64);
     if (token.length === 0) throw new RanksFormatError(file, lineNo, "token is empty");
     if (ranks.has(token)) {
-      const first = firstLineOf(text, token);
+      const first = lineOfRank[ranks.get(token)!]!;
       throw new RanksFormatError(file, lineNo, `token "${b64}" already has a rank on line ${first}`);
     }
-    if (rank >= lineOfRank.length) {
-      const grown = new Int32Array(Math.max(rank + 1, 2 * lineOfRank.length));
-      grown.set(lineOfRank);
-      lineOfRank = grown;
-    }
-    const taken = lineOfRank[rank]!;
-    if (taken !== 0)
-      throw new RanksFormatError(file, lineNo, `rank ${rank} is already used on line ${taken}`);
-    lineOfRank[rank] = lineNo;
+    lineOfRank.push(lineNo);
     ranks.set(token, rank);
-    if (rank >= size) size = rank + 1;
   }
   if (ranks.size === 0) throw new RanksFormatError(file, 0, "no tokens (empty ranks file)");
   for (let b = 0; b < 256; b++) {
@@ -100,17 +121,7 @@ export function parseRanks(text: string, file = "<ranks>"): Ranks {
       );
     }
   }
-  return { ranks, size };
-}
-
-/** Line number of the first line whose token decodes to `token` (for error messages). */
-function firstLineOf(text: string, token: string): number {
-  const lines = text.split("\n");
-  for (let k = 0; k < lines.length; k++) {
-    const b64 = lines[k]!.trim().split(/\s+/)[0] ?? "";
-    if (b64 !== "" && BASE64.test(b64) && atob(b64) === token) return k + 1;
-  }
-  return 0;
+  return { ranks, size: ranks.size };
 }
 
 function clip(s: string): string {
@@ -122,13 +133,21 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
+/** Throws unless `actual` (the file's sha256, hex) is `expected` (any case). */
+export function checkSha256(path: string, actual: string, expected: string): void {
+  if (expected.toLowerCase() !== actual) {
+    throw new Error(`${path}: sha256 is ${actual}, expected ${expected} (a different or damaged file)`);
+  }
+}
+
 /** Reads and parses a ranks file; with `sha256`, first checks the file's hash. */
 export function readRanks(path: string, opts: { sha256?: string } = {}): Ranks {
-  const bytes = readFileSync(path);
-  const sha256 = sha256Hex(bytes);
-  if (opts.sha256 && opts.sha256.toLowerCase() !== sha256) {
-    throw new Error(`${path}: sha256 is ${sha256}, expected ${opts.sha256} (a different or damaged file)`);
+  const bytes = statSync(path).size <= MAX_FILE_BYTES ? readFileSync(path) : undefined;
+  if (!bytes || bytes.length > MAX_FILE_BYTES) {
+    throw new RanksFormatError(path, 0, `larger than ${MAX_FILE_BYTES} bytes; not a ranks file`);
   }
+  const sha256 = sha256Hex(bytes);
+  if (opts.sha256 !== undefined) checkSha256(path, sha256, opts.sha256);
   const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   return { ...parseRanks(text, path), sha256 };
 }

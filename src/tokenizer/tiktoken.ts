@@ -7,6 +7,7 @@
 import { bytePairEncode, PairTable } from "./bpe.js";
 import { pieceEnd } from "./pattern.js";
 import {
+  checkSha256,
   KNOWN_RANKS,
   type KnownRanksName,
   knownRanksBySha256,
@@ -93,9 +94,12 @@ export class Tokenizer {
     for (const [id, b] of specialBytes) this.pool.set(b, this.offsets[id]!);
   }
 
-  /** Meta's Llama 3 tokenizer from the shipped copy (sha256-checked), loaded once. */
-  static llama3(): Tokenizer {
+  /** Meta's Llama 3 tokenizer from the shipped copy (sha256-checked), loaded once; with `sha256`, the
+   * shipped file must also have that hash. */
+  static llama3(opts: { sha256?: string } = {}): Tokenizer {
     llama3Instance ??= Tokenizer.fromKnown("llama3");
+    if (opts.sha256 !== undefined)
+      checkSha256(knownRanksPath("llama3"), KNOWN_RANKS.llama3.sha256, opts.sha256);
     return llama3Instance;
   }
 

@@ -6,7 +6,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { mergeHeap, mergeLinear, PairTable } from "../../src/tokenizer/bpe.js";
-import { formatRanks, parseRanks, RanksFormatError, readRanks } from "../../src/tokenizer/ranks.js";
+import {
+  formatRanks,
+  KNOWN_RANKS,
+  MAX_RANKS,
+  parseRanks,
+  RanksFormatError,
+  readRanks,
+} from "../../src/tokenizer/ranks.js";
 import { binaryString, Tokenizer } from "../../src/tokenizer/tiktoken.js";
 import { repoPath, rng } from "../helpers.js";
 import { adversarial } from "./corpus.js";
@@ -108,19 +115,58 @@ describe("ranks files", () => {
     bad(`${good}aGk 256\n`, /^x\.model:257: token "aGk" is not valid base64$/);
     bad(`${good}aGk= -3\n`, /^x\.model:257: rank "-3" is not an integer/);
     bad(`${good}aGk= 12x\n`, /^x\.model:257: rank "12x" is not an integer/);
-    bad(`${good}aGk= 5\n`, /^x\.model:257: rank 5 is already used on line 6$/);
-    bad(`${good}\naGk= 300\naGk= 301\n`, /^x\.model:259: token "aGk=" already has a rank on line 258$/);
-    bad(good.replace(/^QQ== 65\n/m, ""), /^x\.model: no token for the single byte 0x41/);
+    bad(`${good}aGk= 5\n`, /^x\.model:257: expected rank 256, found 5 \(rank 5 is on line 6\)$/);
+    bad(`${good}\naGk= 256\naGk= 257\n`, /^x\.model:259: token "aGk=" already has a rank on line 258$/);
+    bad(good.replace(/^QQ== 65$/m, "aGk= 65"), /^x\.model: no token for the single byte 0x41/);
     bad("\n\n", /^x\.model: no tokens/);
   });
 
-  test("blank lines and CRLF are accepted; ranks may have gaps", () => {
-    const r = parseRanks(`${good.replace(/\n/g, "\r\n")}\n\naGk= 300\n`);
-    assert.equal(r.size, 301);
+  test("blank lines and CRLF are accepted", () => {
+    const r = parseRanks(`${good.replace(/\n/g, "\r\n")}\n\naGk= 256\n`);
+    assert.equal(r.size, 257);
     const t = new Tokenizer(r);
-    assert.equal(t.special("<|begin_of_text|>"), 301);
-    assert.deepEqual(t.encode("hi"), [300]);
-    assert.throws(() => t.decode([299]), /no token with id 299/);
+    assert.equal(t.special("<|begin_of_text|>"), 257);
+    assert.deepEqual(t.encode("hi"), [256]);
+  });
+
+  test("ranks must be dense and in order: a gap is refused before anything is sized by it", () => {
+    bad(
+      `${good}aGk= 300\n`,
+      /^x\.model:257: expected rank 256, found 300; ranks must run 0, 1, 2, … in order$/,
+    );
+    // the hostile file of issue #14: a tiny file naming rank 2147483646 (grew to 7.9 GB)
+    bad(`${good}aGk= 2147483646\n`, /^x\.model:257: expected rank 256, found 2147483646;/);
+    bad(`QQ== 1\n`, /^x\.model:1: expected rank 0, found 1;/);
+  });
+
+  test("the number of ranks is bounded", () => {
+    const tokens = Array.from({ length: 301 }, (_, r) =>
+      r < 256 ? Uint8Array.of(r) : Uint8Array.of(r & 255, 1),
+    );
+    assert.throws(
+      () => parseRanks(formatRanks(tokens), "x.model", { maxRanks: 300 }),
+      /^RanksFormatError: x\.model:301: more than 300 ranks$/,
+    );
+    assert.equal(parseRanks(formatRanks(tokens.slice(0, 300)), "x.model", { maxRanks: 300 }).size, 300);
+    assert.equal(MAX_RANKS, 1 << 21);
+  });
+
+  test("a line too long is refused with the file and the line, not a stack overflow", () => {
+    bad(
+      `${good}${"A".repeat(12 << 20)}= 256\n`,
+      /^x\.model:257: line is 12582917 characters long \(at most 65536\)$/,
+    );
+    bad(`${good}${"QUFB".repeat(3 << 20)} 256\n`, /^x\.model:257: line is 12582916 characters long/);
+  });
+
+  test("Meta's tokenizer still loads, and a sha256 asked for is checked", () => {
+    assert.equal(llamaRanks.size, 128000);
+    assert.equal(tok.numRanks, 128000);
+    assert.equal(Tokenizer.llama3({ sha256: KNOWN_RANKS.llama3.sha256.toUpperCase() }), tok);
+    assert.throws(
+      () => Tokenizer.llama3({ sha256: "00".repeat(32) }),
+      /tokenizer\.model: sha256 is 82e9d319[0-9a-f]{56}, expected 0{64}/,
+    );
   });
 
   test("a file that is not what its pinned sha256 says is refused", () => {

@@ -42,6 +42,35 @@ describe("herd tokenize", () => {
     );
     assert.equal(herd(["tokenize", "frobnicate"]).code, 2);
   });
+
+  test("--sha256 is checked for the shipped tokenizer too", () => {
+    const r = herd(["tokenize", "count", "--sha256", "00".repeat(32), "--text", "x"]);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.err,
+      /^herd: .*assets\/llama3\/tokenizer\.model: sha256 is 82e9d319[0-9a-f]{56}, expected 0{64} /,
+    );
+    assert.equal(r.out, "");
+    const pinned = "82E9D31979E92AB929CD544440F129D9ECD797B69E327F80F17E1C50D5551B55";
+    assert.deepEqual(herd(["tokenize", "count", "--sha256", pinned, "--text", "x"]), {
+      code: 0,
+      out: "1\n",
+      err: "",
+    });
+  });
+
+  test("a ranks file with a huge rank is refused at once, naming the file and line", () => {
+    const dir = mkdtempSync(join(tmpdir(), "herd-cli-"));
+    const bad = join(dir, "tokenizer.model");
+    const lines = Array.from({ length: 256 }, (_, b) => `${Buffer.of(b).toString("base64")} ${b}`);
+    writeFileSync(bad, `${lines.join("\n")}\naGk= 2147483646\n`);
+    const r = herd(["tokenize", "count", "--tokenizer", bad, "--text", "x"]);
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.err,
+      `herd: ${bad}:257: expected rank 256, found 2147483646; ranks must run 0, 1, 2, … in order\n`,
+    );
+  });
 });
 
 describe("herd tokenizer train", () => {
