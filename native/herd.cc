@@ -114,17 +114,16 @@ Kernel gemmKernel() {
 
 }  // namespace
 
-// The cache blocks, from this core's caches (cpu.cc), after the BLIS/Goto analysis (Low et al.,
-// "Analytical modeling is enough for high-performance BLIS", 2016): per kc-slice of k, a kc×nc panel of
-// B is packed once and reused by every mc×kc block of A, which is reused by every kc×nr micro-panel of B.
-//   kc: BLIS keeps B's kc×nr micro-panel in L1 (kc = L1d/2 / (nr·4): 128 for 32 KiB and nr 32). On
-//       Zen 4 that measured slower than larger kc (one core, 2048²: kc 128 / 256 / 512 gave 81-89 / 94 /
-//       100-106 GFLOP/s, bench/RESULTS.md 2026-12-07): the micro-panels stream from L2 behind the
-//       hardware prefetcher at no cost, while each kc-slice is one more pass over C. So kc is set by
-//       L2: A's block takes half of L2 with mc = kc/2 rows (each B micro-panel then serves mc/mr ≥ 20
-//       micro-panels of A), kc = √(L2/4), a multiple of 64, at least L1d/(nr·4) (B's micro-panel
-//       filling L1), in [128, 1024] (1 MiB L2: 512; 2 MiB: 704).
-//   mc: A's mc×kc block in half of L2: mc = L2/2 / (kc·4), a multiple of mr (1 MiB, kc 512: 252).
+// The cache blocks, from this core's caches (cpu.cc), by the BLIS/Goto rules (Low et al., "Analytical
+// modeling is enough for high-performance BLIS", 2016): per kc-slice of k, a kc×nc panel of B is packed
+// once and reused by every mc×kc block of A, which is reused by every kc×nr micro-panel of B.
+//   kc: the kc×nr micro-panel of B stays in L1 while the mr×kc micro-panels of A stream past it from
+//       L2: kc = L1d / (nr·4), a multiple of 64 in [128, 1024] (32 KiB, nr 32: 256; 48 KiB: 384).
+//       Measured on Zen 4 (bench/RESULTS.md 2026-12-07): half of L1 (kc 128) was 10-20% slower on
+//       the square shapes (each kc-slice is one more pass over C); twice (kc 512) was as fast there
+//       and 5-15% slower for 64 rows against a transposed 8192×2048 B (few micro-panels of A per B
+//       micro-panel: it is read back from where it was packed).
+//   mc: A's mc×kc block in half of L2: mc = L2/2 / (kc·4), a multiple of mr (1 MiB, kc 256: 504).
 //   nc: B's kc×nc panel in half of this core's share of L3: nc = L3/2 / (kc·4), a multiple of nr in
 //       [nr, 4096] (no L3: 4096).
 // Without cache sizes: the constants tuned on a Zen 5 (kc 256; mc 192/144/128, nc 512/512/256 for
@@ -140,8 +139,7 @@ GemmBlocking gemmBlocking() {
 #endif
     const CacheSizes c = cacheSizes();
     if (c.l1d > 0 && c.l2 > 0) {
-      const int64_t l1Panel = c.l1d / (b.nr * 4);
-      const int64_t kc = std::clamp<int64_t>(std::max<int64_t>((int64_t)std::sqrt(c.l2 / 4.0) / 64 * 64, l1Panel / 64 * 64), 128, 1024);
+      const int64_t kc = std::clamp<int64_t>(c.l1d / (b.nr * 4) / 64 * 64, 128, 1024);
       const int64_t mc = std::clamp<int64_t>(c.l2 / 2 / (kc * 4) / b.mr * b.mr, b.mr, 4096 / b.mr * b.mr);
       const int64_t nc = c.l3 > 0 ? std::clamp<int64_t>(c.l3 / 2 / (kc * 4) / b.nr * b.nr, b.nr, 4096) : 4096;
       b = {b.mr, b.nr, (int)mc, (int)kc, (int)nc, "caches"};
@@ -183,10 +181,10 @@ void packA(const MatmulP& P, const float* a, int64_t i0, int mc, int64_t p0, int
     int rows = std::min(mr, mc - ib);
     float* d = dst + (int64_t)ib * kc;
     if (!P.ta) {  // p outermost: the panel is written in order, its mr rows of A read side by side
-      const float* src[16];
-      for (int ii = 0; ii < rows; ii++) src[ii] = a + (i0 + ib + ii) * P.k + p0;
-      for (int p = 0; p < kc; p++)
-        for (int ii = 0; ii < rows; ii++) d[p * mr + ii] = src[ii][p];
+      for (int ii = 0; ii < rows; ii++) {
+        const float* src = a + (i0 + ib + ii) * P.k + p0;
+        for (int p = 0; p < kc; p++) d[p * mr + ii] = src[p];
+      }
     } else {
       for (int p = 0; p < kc; p++) {
         const float* src = a + (p0 + p) * P.m + i0 + ib;
@@ -252,6 +250,29 @@ Tiling tiling(const MatmulP& P, const GemmBlocking& B, int64_t want) {
   return {rows, cols, (P.m + rows - 1) / rows, (P.n + cols - 1) / cols};
 }
 
+// The micro-kernel over a packed mc×kc block of A (Ap) and kc×nc panel of B (Bp): C rows [ic, ic+mc),
+// columns [jc, jc+nc); `load` adds onto C.
+void macroKernel(const MatmulP& P, const GemmBlocking& B, Kernel kernel, const float* Ap, const float* Bp,
+                 float* c, int64_t ic, int mc, int64_t jc, int nc, int kc, bool load) {
+  float edge[16 * 32];
+  for (int jb = 0; jb < nc; jb += B.nr) {
+    const int cols = std::min(B.nr, nc - jb);
+    const float* bp = Bp + (int64_t)jb * kc;
+    for (int ib = 0; ib < mc; ib += B.mr) {
+      const int rows = std::min(B.mr, mc - ib);
+      float* ct = c + (ic + ib) * P.n + jc + jb;
+      const float* ap = Ap + (int64_t)ib * kc;
+      if (rows == B.mr && cols == B.nr) {
+        kernel(kc, ap, bp, ct, P.n, load);
+      } else {
+        kernel(kc, ap, bp, edge, B.nr, false);
+        for (int i = 0; i < rows; i++)
+          for (int j = 0; j < cols; j++) ct[i * P.n + j] = (load ? ct[i * P.n + j] : 0.f) + edge[i * B.nr + j];
+      }
+    }
+  }
+}
+
 // One tile of C, rows [i0, i1) × columns [j0, j1), in the Goto loop order: per nc columns and kc-slice
 // of k, B's kc×nc panel is packed once and every mc-row block of A runs against it.
 void gemmTile(const MatmulP& P, const GemmBlocking& B, Kernel kernel, const float* a, const float* b, float* c,
@@ -259,37 +280,22 @@ void gemmTile(const MatmulP& P, const GemmBlocking& B, Kernel kernel, const floa
   thread_local std::vector<float> abuf, bbuf;
   float* Ap = scratch(abuf, (size_t)B.mc * B.kc);
   float* Bp = scratch(bbuf, (size_t)B.kc * (B.nc + B.nr));
-  float edge[16 * 32];
   // Blocks of A of even height (whole micro-panels): a thin last block would stream all of B's panel
   // past one or two micro-panels of A.
   const int64_t blocks = (i1 - i0 + B.mc - 1) / B.mc;
   const int64_t mcTile = ((i1 - i0 + blocks - 1) / blocks + B.mr - 1) / B.mr * B.mr;
-  for (int64_t jc = j0; jc < j1; jc += B.nc) {
-    const int nc = (int)std::min<int64_t>(B.nc, j1 - jc);
+  // With one block of A, B's panel serves it alone: one the size of A's block stays in L2 (nc columns
+  // would be packed out to L3 and read back once); C's mc×nc tile stays cached across the kc-slices.
+  const int64_t ncTile = blocks == 1 ? std::min<int64_t>(B.nc, (B.mc + B.nr - 1) / B.nr * B.nr) : B.nc;
+  for (int64_t jc = j0; jc < j1; jc += ncTile) {
+    const int nc = (int)std::min<int64_t>(ncTile, j1 - jc);
     for (int64_t pc = 0; pc < P.k; pc += B.kc) {
       const int kc = (int)std::min<int64_t>(B.kc, P.k - pc);
-      const bool load = P.acc || pc > 0;
       packB(P, b, pc, kc, jc, nc, B.nr, Bp);
       for (int64_t ic = i0; ic < i1; ic += mcTile) {
         const int mc = (int)std::min<int64_t>(mcTile, i1 - ic);
         packA(P, a, ic, mc, pc, kc, B.mr, Ap);
-        for (int jb = 0; jb < nc; jb += B.nr) {
-          const int cols = std::min(B.nr, nc - jb);
-          const float* bp = Bp + (int64_t)jb * kc;
-          for (int ib = 0; ib < mc; ib += B.mr) {
-            const int rows = std::min(B.mr, mc - ib);
-            float* ct = c + (ic + ib) * P.n + jc + jb;
-            const float* ap = Ap + (int64_t)ib * kc;
-            if (rows == B.mr && cols == B.nr) {
-              kernel(kc, ap, bp, ct, P.n, load);
-            } else {
-              kernel(kc, ap, bp, edge, B.nr, false);
-              for (int i = 0; i < rows; i++)
-                for (int j = 0; j < cols; j++)
-                  ct[i * P.n + j] = (load ? ct[i * P.n + j] : 0.f) + edge[i * B.nr + j];
-            }
-          }
-        }
+        macroKernel(P, B, kernel, Ap, Bp, c, ic, mc, jc, nc, kc, P.acc || pc > 0);
       }
     }
   }
