@@ -8,10 +8,12 @@
 //   (__builtin_cpu_supports), and a portable C++ version used elsewhere (and on non-x86 builds).
 // - Threads: one persistent pool (HERD_THREADS, passed in by init()); a kernel runs on the calling
 //   thread plus the workers, which spin briefly and then sleep between kernels.
-// - GEMM: C (+)= op(A)·op(B) as tiles of C (MC×NC) handed out by an atomic counter; per tile and per
-//   KC-slice of k, A and B are packed (any transpose, zero-padded) into MR-row and NR-column panels and
-//   an MR×NR register-blocked micro-kernel runs over them (the BLIS scheme). Every shape takes this
-//   path, so an element of C is summed in the same order whatever m, n and the tiling are (a forward
+// - GEMM: C (+)= op(A)·op(B) in one tile of C per thread (bands of rows or columns, handed out by an
+//   atomic counter); in a tile, the Goto/BLIS loops: per NC columns and KC-slice of k, B is packed once
+//   (any transpose, zero-padded) into NR-column panels, then per MC rows A into MR-row panels, and an
+//   MR×NR register-blocked micro-kernel runs over them. MC, KC and NC come from this CPU's cache sizes
+//   (gemmBlocking). Every shape takes this path (or, for ≤ 4 rows on AVX-512, one with the same sums),
+//   so an element of C is summed in the same order whatever m, n and the tiling are (a forward
 //   over the last row only equals the last row of a full forward, bit for bit, which the model tests
 //   check); decode with f32 weights pays for packing B on every call (bf16 weights use matmulBf16).
 #include "herd.h"
@@ -71,7 +73,11 @@ __attribute__((target("avx512f,fma"))) void kernelAvx512(int kc, const float* Ap
                                                          int64_t ldc, bool load) {
   __m512 c[MR_5][2];
 #pragma GCC unroll 12
-  for (int i = 0; i < MR_5; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+  for (int i = 0; i < MR_5; i++) {
+    c[i][0] = c[i][1] = _mm512_setzero_ps();
+    _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T0);  // C's rows, needed after the k loop
+    _mm_prefetch((const char*)(C + i * ldc + 16), _MM_HINT_T0);
+  }
   for (int p = 0; p < kc; p++) {
     __m512 b0 = _mm512_loadu_ps(Bp + p * NR_5);
     __m512 b1 = _mm512_loadu_ps(Bp + p * NR_5 + 16);
@@ -98,18 +104,62 @@ __attribute__((target("avx512f,fma"))) void kernelAvx512(int kc, const float* Ap
 
 using Kernel = void (*)(int, const float*, const float*, float*, int64_t, bool);
 
-struct GemmShape {
-  Kernel kernel;
-  int mr, nr, mc, kc, nc;
-};
-
-GemmShape gemmShape() {
+Kernel gemmKernel() {
 #if HERD_X86
-  if (isa == Isa::Avx512) return {kernelAvx512, MR_5, NR_5, MR_5 * 16, 256, 512};
-  if (isa == Isa::Avx2) return {kernelAvx2, MR_2, NR_2, MR_2 * 24, 256, 512};
+  if (isa == Isa::Avx512) return kernelAvx512;
+  if (isa == Isa::Avx2) return kernelAvx2;
 #endif
-  return {kernelGeneric, MR_G, NR_G, MR_G * 32, 256, 256};
+  return kernelGeneric;
 }
+
+}  // namespace
+
+// The cache blocks, from this core's caches (cpu.cc), by the BLIS/Goto rules (Low et al., "Analytical
+// modeling is enough for high-performance BLIS", 2016): per kc-slice of k, a kc×nc panel of B is packed
+// once and reused by every mc×kc block of A, which is reused by every kc×nr micro-panel of B.
+//   kc: the kc×nr micro-panel of B stays in L1 while the mr×kc micro-panels of A stream past it from
+//       L2: kc = L1d / (nr·4), a multiple of 64 in [128, 1024] (32 KiB, nr 32: 256; 48 KiB: 384).
+//       Measured on Zen 4 (bench/RESULTS.md 2026-12-07): half of L1 (kc 128) was 10-20% slower on
+//       the square shapes (each kc-slice is one more pass over C); twice (kc 512) was as fast there
+//       and 5-15% slower for 64 rows against a transposed 8192×2048 B (few micro-panels of A per B
+//       micro-panel: it is read back from where it was packed).
+//   mc: A's mc×kc block in half of L2: mc = L2/2 / (kc·4), a multiple of mr (1 MiB, kc 256: 504).
+//   nc: B's kc×nc panel in half of this core's share of L3: nc = L3/2 / (kc·4), a multiple of nr in
+//       [nr, 4096] (no L3: 4096).
+// Without cache sizes: the constants tuned on a Zen 5 (kc 256; mc 192/144/128, nc 512/512/256 for
+// AVX-512/AVX2/portable). HERD_GEMM_BLOCKING=mc,kc,nc sets them outright, for testing (a small blocking
+// turns every loop of the GEMM over on small shapes) and tuning; kc also fixes the order of the sums
+// (each kc-slice is summed on its own, then added onto C), so results change in the last bits with it.
+GemmBlocking gemmBlocking() {
+  static const GemmBlocking g = [] {
+    GemmBlocking b{MR_G, NR_G, MR_G * 32, 256, 256, "default"};
+#if HERD_X86
+    if (isa == Isa::Avx512) b = {MR_5, NR_5, MR_5 * 16, 256, 512, "default"};
+    if (isa == Isa::Avx2) b = {MR_2, NR_2, MR_2 * 24, 256, 512, "default"};
+#endif
+    const CacheSizes c = cacheSizes();
+    if (c.l1d > 0 && c.l2 > 0) {
+      const int64_t kc = std::clamp<int64_t>(c.l1d / (b.nr * 4) / 64 * 64, 128, 1024);
+      const int64_t mc = std::clamp<int64_t>(c.l2 / 2 / (kc * 4) / b.mr * b.mr, b.mr, 4096 / b.mr * b.mr);
+      const int64_t nc = c.l3 > 0 ? std::clamp<int64_t>(c.l3 / 2 / (kc * 4) / b.nr * b.nr, b.nr, 4096) : 4096;
+      b = {b.mr, b.nr, (int)mc, (int)kc, (int)nc, "caches"};
+    }
+    const char* env = std::getenv("HERD_GEMM_BLOCKING");
+    int mc = 0, kc = 0, nc = 0;
+    if (env && std::sscanf(env, "%d,%d,%d", &mc, &kc, &nc) == 3 && mc > 0 && kc > 0 && nc > 0 && mc <= 65536 &&
+        kc <= 65536 && nc <= 65536) {
+      // Whole micro-tiles: mc a multiple of mr, nc of nr.
+      b.mc = (mc + b.mr - 1) / b.mr * b.mr;
+      b.kc = kc;
+      b.nc = (nc + b.nr - 1) / b.nr * b.nr;
+      b.source = "HERD_GEMM_BLOCKING";
+    }
+    return b;
+  }();
+  return g;
+}
+
+namespace {
 
 struct MatmulP {
   const float* a;
@@ -130,7 +180,7 @@ void packA(const MatmulP& P, const float* a, int64_t i0, int mc, int64_t p0, int
   for (int ib = 0; ib < mc; ib += mr) {
     int rows = std::min(mr, mc - ib);
     float* d = dst + (int64_t)ib * kc;
-    if (!P.ta) {
+    if (!P.ta) {  // p outermost: the panel is written in order, its mr rows of A read side by side
       for (int ii = 0; ii < rows; ii++) {
         const float* src = a + (i0 + ib + ii) * P.k + p0;
         for (int p = 0; p < kc; p++) d[p * mr + ii] = src[p];
@@ -179,50 +229,96 @@ void packB(const MatmulP& P, const float* b, int64_t p0, int kc, int64_t j0, int
 }
 
 
+// Tiles of C handed to the threads: rt bands of rows × ct bands of columns per batch item, at least
+// `want` in all (or as many as whole micro-tiles allow), with the least packing: every column band packs all of its rows of A, every row band
+// all of its columns of B, so the count minimises ct·m + rt·n.
+struct Tiling {
+  int64_t rows, cols, rt, ct;
+};
+Tiling tiling(const MatmulP& P, const GemmBlocking& B, int64_t want) {
+  const int64_t perItem = std::max<int64_t>(1, (want + P.batch - 1) / P.batch);
+  const int64_t maxR = (P.m + B.mr - 1) / B.mr, maxC = (P.n + B.nr - 1) / B.nr;
+  int64_t bestR = 1, bestC = 1;
+  double best = 1e300;
+  for (int64_t ct = 1; ct <= std::min(perItem, maxC); ct++) {
+    const int64_t rt = std::min(maxR, (perItem + ct - 1) / ct);
+    const double cost = double(ct) * P.m + double(rt) * P.n;
+    if (cost < best) best = cost, bestR = rt, bestC = ct;
+  }
+  const int64_t rows = ((P.m + bestR - 1) / bestR + B.mr - 1) / B.mr * B.mr;
+  const int64_t cols = ((P.n + bestC - 1) / bestC + B.nr - 1) / B.nr * B.nr;
+  return {rows, cols, (P.m + rows - 1) / rows, (P.n + cols - 1) / cols};
+}
+
+// The micro-kernel over a packed mc×kc block of A (Ap) and kc×nc panel of B (Bp): C rows [ic, ic+mc),
+// columns [jc, jc+nc); `load` adds onto C.
+void macroKernel(const MatmulP& P, const GemmBlocking& B, Kernel kernel, const float* Ap, const float* Bp,
+                 float* c, int64_t ic, int mc, int64_t jc, int nc, int kc, bool load) {
+  float edge[16 * 32];
+  for (int jb = 0; jb < nc; jb += B.nr) {
+    const int cols = std::min(B.nr, nc - jb);
+    const float* bp = Bp + (int64_t)jb * kc;
+    for (int ib = 0; ib < mc; ib += B.mr) {
+      const int rows = std::min(B.mr, mc - ib);
+      float* ct = c + (ic + ib) * P.n + jc + jb;
+      const float* ap = Ap + (int64_t)ib * kc;
+      if (rows == B.mr && cols == B.nr) {
+        kernel(kc, ap, bp, ct, P.n, load);
+      } else {
+        kernel(kc, ap, bp, edge, B.nr, false);
+        for (int i = 0; i < rows; i++)
+          for (int j = 0; j < cols; j++) ct[i * P.n + j] = (load ? ct[i * P.n + j] : 0.f) + edge[i * B.nr + j];
+      }
+    }
+  }
+}
+
+// One tile of C, rows [i0, i1) × columns [j0, j1), in the Goto loop order: per nc columns and kc-slice
+// of k, B's kc×nc panel is packed once and every mc-row block of A runs against it.
+void gemmTile(const MatmulP& P, const GemmBlocking& B, Kernel kernel, const float* a, const float* b, float* c,
+              int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  thread_local std::vector<float> abuf, bbuf;
+  float* Ap = scratch(abuf, (size_t)B.mc * B.kc);
+  float* Bp = scratch(bbuf, (size_t)B.kc * (B.nc + B.nr));
+  // Blocks of A of even height (whole micro-panels): a thin last block would stream all of B's panel
+  // past one or two micro-panels of A.
+  const int64_t blocks = (i1 - i0 + B.mc - 1) / B.mc;
+  const int64_t mcTile = ((i1 - i0 + blocks - 1) / blocks + B.mr - 1) / B.mr * B.mr;
+  // With one block of A, B's panel serves it alone: one the size of A's block stays in L2 (nc columns
+  // would be packed out to L3 and read back once); C's mc×nc tile stays cached across the kc-slices.
+  const int64_t ncTile = blocks == 1 ? std::min<int64_t>(B.nc, (B.mc + B.nr - 1) / B.nr * B.nr) : B.nc;
+  for (int64_t jc = j0; jc < j1; jc += ncTile) {
+    const int nc = (int)std::min<int64_t>(ncTile, j1 - jc);
+    for (int64_t pc = 0; pc < P.k; pc += B.kc) {
+      const int kc = (int)std::min<int64_t>(B.kc, P.k - pc);
+      packB(P, b, pc, kc, jc, nc, B.nr, Bp);
+      for (int64_t ic = i0; ic < i1; ic += mcTile) {
+        const int mc = (int)std::min<int64_t>(mcTile, i1 - ic);
+        packA(P, a, ic, mc, pc, kc, B.mr, Ap);
+        macroKernel(P, B, kernel, Ap, Bp, c, ic, mc, jc, nc, kc, P.acc || pc > 0);
+      }
+    }
+  }
+}
+
 void gemmTiled(const MatmulP& P) {
-  const GemmShape S = gemmShape();
-  const int64_t mt = (P.m + S.mc - 1) / S.mc, nt = (P.n + S.nc - 1) / S.nc;
-  const int64_t tiles = P.batch * mt * nt;
-  parallelFor(tiles, 1, [&](int64_t t0, int64_t t1) {
-    thread_local std::vector<float> abuf, bbuf;
-    float* Ap = scratch(abuf, (size_t)S.mc * S.kc);
-    float* Bp = scratch(bbuf, (size_t)S.kc * (S.nc + S.nr));
-    float edge[16 * 32];
+  const GemmBlocking B = gemmBlocking();
+  const Kernel kernel = gemmKernel();
+  // One tile per thread (more, for dynamic balance, measured slower: each extra band packs A or B again).
+  const Tiling T = tiling(P, B, pool.threads());
+  const int64_t perItem = T.rt * T.ct;
+  parallelFor(P.batch * perItem, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t++) {
-      const int64_t bi = t / (mt * nt), rem = t % (mt * nt);
-      const int64_t i0 = (rem / nt) * S.mc, j0 = (rem % nt) * S.nc;
-      const float* a = P.a + bi * P.sa;
-      const float* b = P.b ? P.b + bi * P.sb : nullptr;
+      const int64_t bi = t / perItem, r = (t % perItem) / T.ct, q = t % T.ct;
+      const int64_t i0 = r * T.rows, i1 = std::min(P.m, i0 + T.rows);
+      const int64_t j0 = q * T.cols, j1 = std::min(P.n, j0 + T.cols);
       float* c = P.c + bi * P.sc;
-      const int mc = (int)std::min<int64_t>(S.mc, P.m - i0), nc = (int)std::min<int64_t>(S.nc, P.n - j0);
       if (P.k == 0) {
         if (!P.acc)
-          for (int i = 0; i < mc; i++) std::memset(c + (i0 + i) * P.n + j0, 0, nc * sizeof(float));
+          for (int64_t i = i0; i < i1; i++) std::memset(c + i * P.n + j0, 0, (j1 - j0) * sizeof(float));
         continue;
       }
-      for (int64_t p0 = 0; p0 < P.k; p0 += S.kc) {
-        const int kc = (int)std::min<int64_t>(S.kc, P.k - p0);
-        const bool load = P.acc || p0 > 0;
-        packA(P, a, i0, mc, p0, kc, S.mr, Ap);
-        packB(P, b, p0, kc, j0, nc, S.nr, Bp);
-        for (int jb = 0; jb < nc; jb += S.nr) {
-          const int cols = std::min(S.nr, nc - jb);
-          for (int ib = 0; ib < mc; ib += S.mr) {
-            const int rows = std::min(S.mr, mc - ib);
-            float* ct = c + (i0 + ib) * P.n + j0 + jb;
-            const float* ap = Ap + (int64_t)ib * kc;
-            const float* bp = Bp + (int64_t)jb * kc;
-            if (rows == S.mr && cols == S.nr) {
-              S.kernel(kc, ap, bp, ct, P.n, load);
-            } else {
-              S.kernel(kc, ap, bp, edge, S.nr, false);
-              for (int i = 0; i < rows; i++)
-                for (int j = 0; j < cols; j++)
-                  ct[i * P.n + j] = (load ? ct[i * P.n + j] : 0.f) + edge[i * S.nr + j];
-            }
-          }
-        }
-      }
+      gemmTile(P, B, kernel, P.a + bi * P.sa, P.b ? P.b + bi * P.sb : nullptr, c, i0, i1, j0, j1);
     }
   });
 }
@@ -349,7 +445,7 @@ void matmul(const MatmulP& P) {
   if (P.m == 0 || P.n == 0) return;
 #if HERD_X86
   if (isa == Isa::Avx512 && P.m <= SMALL_M && !P.ta && P.k > 0 && P.k * 16 < (int64_t(1) << 31))
-    return smallMAvx512(P, std::min(256, gemmShape().kc));
+    return smallMAvx512(P, gemmBlocking().kc);
 #endif
   gemmTiled(P);
 }
@@ -591,6 +687,7 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   herd::registerQuant(env, exports);
   herd::registerMemory(env, exports);
   herd::registerDecode(env, exports);
+  herd::registerCpu(env, exports);
   return exports;
 }
 }  // namespace

@@ -317,6 +317,21 @@ const uint16_t* packedArg(Args& A, napi_value v, int64_t n, int64_t k);
 // quant.cc: C (m×n) = A (m×k) · Wᵀ, W in Q8_0 (f = 0) or Q4_0 (f = 1) blocks.
 void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f);
 
+// cpu.cc: this core's data caches in bytes (l2, l3: its share of each), from sysfs, else CPUID, else all 0
+// (source "none"); read once.
+struct CacheSizes {
+  int64_t l1d = 0, l2 = 0, l3 = 0;
+  const char* source = "none";
+};
+CacheSizes cacheSizes();
+// herd.cc: the SGEMM's micro-tile (mr×nr, by ISA) and cache blocks (mc, kc, nc), fixed at first use;
+// source is "caches" (derived from cacheSizes()), "default" (no sizes known) or "HERD_GEMM_BLOCKING".
+struct GemmBlocking {
+  int mr, nr, mc, kc, nc;
+  const char* source;
+};
+GemmBlocking gemmBlocking();
+
 // One per source file; herd.cc's ModuleInit calls them all.
 void registerCore(napi_env env, napi_value exports);       // herd.cc: GEMM, few-row f32 GEMV, rows, AdamW
 void registerGemv(napi_env env, napi_value exports);       // gemv.cc: bf16 GEMV, bandwidth probe
@@ -324,6 +339,7 @@ void registerAttention(napi_env env, napi_value exports);  // attention.cc
 void registerQuant(napi_env env, napi_value exports);      // quant.cc
 void registerMemory(napi_env env, napi_value exports);     // memory.cc: hugepage-backed buffers
 void registerDecode(napi_env env, napi_value exports);     // decode.cc: a Llama decode step, fused
+void registerCpu(napi_env env, napi_value exports);        // cpu.cc: cache sizes, blocking, FMA probe
 
 // memory.cc: `bytes` of zeroed memory, 2 MiB aligned; *huge says whether madvise(MADV_HUGEPAGE) took.
 // Null when it could not be mapped. Give it back with freeLarge(p, bytes).

@@ -3,10 +3,14 @@
 // chain of dependent 32-bit integer multiplies (3 cycles each on every Zen core and on Intel cores since
 // Sandy Bridge) runs at one multiply per 3 cycles, so clock = multiplies · 3 / seconds. The fastest of
 // several short runs is kept (preemption only ever makes a run slower). The peak is then
-//   clock · flops per cycle per core (by instruction set) · threads used,
-// with the flops per cycle of the widest f32 vector unit the CPU has (the native addon's `isa` when it
-// is the active backend, else the CPU flags):
-//   avx512   64: two 512-bit FMA pipes, 2 · 16 lanes · 2 flops
+//   clock · flops per cycle per core (of the widest f32 vector ISA) · threads used,
+// the ISA being the native addon's `isa` when it is the active backend, else the CPU flags. The flops
+// per cycle are measured where the native addon loads (native/cpu.cc: independent FMA chains against
+// the same dependent multiplies, a few ms, rounded to a power of two), because the ISA alone does not
+// say how many FMA pipes of what width a core has: Zen 4 and many Intel parts (one 512-bit FMA unit)
+// run AVX-512 at 32, Zen 5 and Intel's two-unit parts at 64. Without the addon, the table:
+//   avx512   64: two 512-bit FMA pipes, 2 · 16 lanes · 2 flops (32 on AMD family 25, Zen 4: two
+//               256-bit pipes, each 512-bit FMA in two halves)
 //   avx2     32: two 256-bit FMA pipes, 2 · 8 · 2
 //   generic  16: 128-bit vectors without FMA, two multiplies and two adds per cycle, 2·4 + 2·4
 // `SIMD128_FLOPS_PER_CYCLE` (16) is what wasm can reach whatever the CPU: 128-bit vectors and no fused
@@ -14,6 +18,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import type { Backend } from "./backend.js";
+import { nativeFmaFlopsPerCycle } from "./native/index.js";
 import { instantiate, kernelModule, sharedMemory, wasmKernelsPath } from "./wasm/kernels.js";
 
 export type Isa = "avx512" | "avx2" | "generic";
@@ -27,6 +32,8 @@ export interface CpuPeak {
   isa: Isa;
   /** f32 flops per cycle of one core under `isa`. */
   flopsPerCycle: number;
+  /** Whence flopsPerCycle: the native FMA probe, or the table (FLOPS_PER_CYCLE, tableFlopsPerCycle). */
+  flopsPerCycleFrom?: "measured" | "table";
   threads: number;
   /** clockHz · flopsPerCycle · threads: f32 FLOP/s. */
   flops: number;
@@ -84,6 +91,40 @@ export function cpuIsa(): Isa {
   return "generic";
 }
 
+/** The CPU's vendor and family from /proc/cpuinfo ("" and 0 where unknown). */
+function cpuFamily(): { vendor: string; family: number } {
+  if (!existsSync("/proc/cpuinfo")) return { vendor: "", family: 0 };
+  const text = readFileSync("/proc/cpuinfo", "utf8");
+  const vendor = /^vendor_id\s*:\s*(\S+)/m.exec(text)?.[1] ?? "";
+  const family = Number(/^cpu family\s*:\s*(\d+)/m.exec(text)?.[1] ?? 0);
+  return { vendor, family };
+}
+
+/** The table's flops per cycle for `isa` on this CPU: FLOPS_PER_CYCLE, but 32 for AVX-512 on AMD family 25. */
+export function tableFlopsPerCycle(isa: Isa): number {
+  if (isa !== "avx512") return FLOPS_PER_CYCLE[isa];
+  const { vendor, family } = cpuFamily();
+  return vendor === "AuthenticAMD" && family === 25 ? 32 : FLOPS_PER_CYCLE.avx512;
+}
+
+const measured = new Map<Isa, number | null>();
+
+/**
+ * f32 flops per cycle of one core with `isa`: the native FMA probe's figure rounded to a power of two
+ * (measured once per process), else the table.
+ */
+export function flopsPerCycle(isa: Isa): { flopsPerCycle: number; from: "measured" | "table" } {
+  if (isa !== "generic") {
+    if (!measured.has(isa)) {
+      const f = nativeFmaFlopsPerCycle(isa);
+      measured.set(isa, f === null ? null : 2 ** Math.round(Math.log2(f)));
+    }
+    const f = measured.get(isa);
+    if (f) return { flopsPerCycle: f, from: "measured" };
+  }
+  return { flopsPerCycle: tableFlopsPerCycle(isa), from: "table" };
+}
+
 /** Threads a backend's large kernels run on (1 for one without a pool, such as js). */
 export function backendThreads(b: Backend): number {
   const t = (b as { threads?: unknown }).threads;
@@ -95,6 +136,13 @@ export function cpuPeak(threads: number, backend?: Backend): CpuPeak {
   const own = (backend as { isa?: unknown } | undefined)?.isa;
   const isa: Isa = own === "avx512" || own === "avx2" || own === "generic" ? own : cpuIsa();
   const clockHz = measureClock();
-  const flopsPerCycle = FLOPS_PER_CYCLE[isa];
-  return { clockHz, isa, flopsPerCycle, threads, flops: clockHz * flopsPerCycle * threads };
+  const f = flopsPerCycle(isa);
+  return {
+    clockHz,
+    isa,
+    flopsPerCycle: f.flopsPerCycle,
+    flopsPerCycleFrom: f.from,
+    threads,
+    flops: clockHz * f.flopsPerCycle * threads,
+  };
 }

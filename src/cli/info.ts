@@ -1,7 +1,9 @@
-// `herd info`: which tensor backends load on this machine, which one is active, and the thread count.
+// `herd info`: which tensor backends load on this machine, which one is active, the thread count, and
+// the native GEMM's cache blocking (derived from this CPU's caches).
 import { availableParallelism, cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { backendByName, backendNames, getBackend } from "../backends/index.js";
+import { nativeCpuInfo } from "../backends/native/index.js";
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { help: { type: "boolean", short: "h" } } });
@@ -22,6 +24,11 @@ export async function run(argv: string[]): Promise<number> {
       status = `unavailable (${err instanceof Error ? err.message : String(err)})`;
     }
     process.stdout.write(`backend ${name.padEnd(6)} ${status}\n`);
+    const g = name === "native" && status === "available" ? nativeCpuInfo() : null;
+    if (g)
+      process.stdout.write(
+        `  GEMM blocking: ${g.mr}×${g.nr} micro-tile, mc ${g.mc} kc ${g.kc} nc ${g.nc} (${g.blockingSource === "caches" ? `from the caches, ${g.cacheSource}` : g.blockingSource}: L1d ${g.l1d >> 10} KiB, L2 ${g.l2 >> 10} KiB, L3 ${g.l3 >> 10} KiB per core)\n`,
+      );
   }
   process.stdout.write(
     `active backend: ${getBackend().name} (HERD_BACKEND=${process.env.HERD_BACKEND ?? "unset"}, HERD_THREADS=${process.env.HERD_THREADS ?? "unset"})\n`,

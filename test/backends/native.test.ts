@@ -12,7 +12,13 @@ import { createRequire } from "node:module";
 import { describe, test } from "node:test";
 import type { AttentionArgs } from "../../src/backends/backend.js";
 import { jsBackend, matmul as refMatmul } from "../../src/backends/js/index.js";
-import { createNativeBackend, nativeAddonPath, nativeAvailable } from "../../src/backends/native/index.js";
+import {
+  createNativeBackend,
+  type NativeCpuInfo,
+  nativeAddonPath,
+  nativeAvailable,
+  nativeCpuInfo,
+} from "../../src/backends/native/index.js";
 import { encodeHalf } from "../../src/tensor/dtype.js";
 import { closeness, matmulArgs, randArray, repoPath } from "../helpers.js";
 
@@ -85,8 +91,10 @@ describe("native backend", { skip }, () => {
   });
 
   test("matmul across block and tile edges, all transposes, on 1 and 3 threads", () => {
-    // 200 > MC (192 rows on AVX-512), 530 > NC (512), 300 > KC (256): partial blocks everywhere.
-    const [m, n, k] = [200, 530, 300];
+    // Past the blocking derived from this CPU's caches (mc and kc; nc is thousands of columns, crossed
+    // under a forced small blocking below): partial blocks and micro-tiles everywhere.
+    const g = nativeCpuInfo()!;
+    const [m, n, k] = [g.mc + 37, 530, g.kc + 45];
     const A = randArray(m * k, 11);
     const B = randArray(k * n, 12);
     const C0 = randArray(m * n, 13);
@@ -105,6 +113,73 @@ describe("native backend", { skip }, () => {
         }
     }
     createNativeBackend(); // back to HERD_THREADS / all cores for the other tests
+  });
+
+  test("the GEMM blocking comes from this CPU's caches, by the rules of native/herd.cc", () => {
+    const g = nativeCpuInfo()!;
+    const sysfs = "/sys/devices/system/cpu/cpu0/cache/index0/size";
+    if (existsSync(sysfs)) assert.equal(g.cacheSource, "sysfs");
+    if (g.cacheSource === "none") {
+      assert.equal(g.blockingSource, "default");
+      return;
+    }
+    assert.equal(g.blockingSource, "caches");
+    assert.ok(g.l1d >= 4096 && g.l2 >= g.l1d, JSON.stringify(g));
+    assert.equal(g.kc % 64, 0);
+    assert.ok(g.kc >= 128 && g.kc <= 1024);
+    assert.equal(g.mc % g.mr, 0);
+    assert.ok(g.mc * g.kc * 4 <= g.l2 / 2, "A's mc×kc block fits in half of L2");
+    assert.ok(g.mc + g.mr > g.l2 / 2 / (g.kc * 4), "... and is as tall as that allows");
+    assert.equal(g.nc % g.nr, 0);
+    if (g.l3 > 0 && g.nc < 4096)
+      assert.ok(g.kc * g.nc * 4 <= g.l3 / 2, "B's panel fits in half the L3 share");
+  });
+
+  test("a forced small blocking (HERD_GEMM_BLOCKING) turns every GEMM loop over and stays exact", () => {
+    // mc 24, kc 40, nc 64: shapes of many blocks, none a multiple of the blocks or the micro-tile, all
+    // transposes, accumulate, batches, 1 and 3 threads, the few-row path; and the last row of a product
+    // equals the product of the last row alone, bit for bit (the kc-slices sum in the same order).
+    const script = `
+      const { createNativeBackend, nativeCpuInfo } = await import(${JSON.stringify(repoPath("dist", "src", "backends", "native", "index.js"))});
+      const { matmul } = await import(${JSON.stringify(repoPath("dist", "src", "backends", "js", "index.js"))});
+      const g = nativeCpuInfo();
+      const r = (n, s) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + s));
+      let worst = 0, sameLastRow = true;
+      for (const threads of [1, 3]) {
+        const b = createNativeBackend({ threads });
+        for (const [batch, m, n, k] of [[1, 200, 530, 300], [2, 37, 45, 70], [1, 3, 77, 130], [1, 1, 100, 81], [3, 25, 65, 41]])
+          for (const transA of [false, true])
+            for (const transB of [false, true]) {
+              const p = { batch, m, n, k, transA, transB, strideA: m * k, strideB: k * n, strideC: m * n, accumulate: true };
+              const A = r(batch * m * k, 1), B = r(batch * k * n, 2), C0 = r(batch * m * n, 3);
+              const got = C0.slice(), want = C0.slice();
+              b.matmul(A, B, got, p); matmul(A, B, want, p);
+              for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / (1e-4 * Math.abs(want[i]) + 1e-5 * Math.sqrt(k)));
+            }
+        const [m, n, k] = [50, 70, 130];
+        const A = r(m * k, 4), B = r(n * k, 5);
+        const p = { batch: 1, m, n, k, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, accumulate: false };
+        const full = new Float32Array(m * n), last = new Float32Array(n);
+        b.matmul(A, B, full, p);
+        b.matmul(A.subarray((m - 1) * k), B, last, { ...p, m: 1 });
+        for (let j = 0; j < n; j++) if (full[(m - 1) * n + j] !== last[j]) sameLastRow = false;
+      }
+      console.log(JSON.stringify({ g, worst, sameLastRow }));
+    `;
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+      env: { ...process.env, HERD_GEMM_BLOCKING: "20,40,60" },
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { g: NativeCpuInfo; worst: number; sameLastRow: boolean };
+    assert.equal(out.g.blockingSource, "HERD_GEMM_BLOCKING");
+    // Rounded up to whole micro-tiles.
+    assert.deepEqual(
+      [out.g.mc, out.g.kc, out.g.nc],
+      [Math.ceil(20 / out.g.mr) * out.g.mr, 40, Math.ceil(60 / out.g.nr) * out.g.nr],
+    );
+    assert.ok(out.worst <= 1, `worst error ${out.worst}× tolerance`);
+    assert.ok(out.sameLastRow, "the last row alone equals the last row of the product");
   });
 
   test("every ISA path (generic, avx2, the CPU's best) agrees with the reference", () => {

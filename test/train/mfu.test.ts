@@ -29,8 +29,12 @@ test("peak: clock × flops/cycle of the ISA × threads", () => {
   assert.deepEqual(FLOPS_PER_CYCLE, { avx512: 64, avx2: 32, generic: 16 });
   const p = cpuPeak(2);
   assert.equal(p.isa, cpuIsa());
-  assert.equal(p.flops, p.clockHz * FLOPS_PER_CYCLE[p.isa] * 2);
-  assert.equal(cpuPeak(1, { isa: "avx2" } as never).flopsPerCycle, 32, "a backend's own ISA wins");
+  // Measured where the native addon loads (Zen 4 runs AVX-512 at 32, not the table's 64), a power of two.
+  assert.ok(p.flopsPerCycle <= FLOPS_PER_CYCLE[p.isa] && [8, 16, 32, 64].includes(p.flopsPerCycle));
+  assert.equal(p.flops, p.clockHz * p.flopsPerCycle * 2);
+  const own = cpuPeak(1, { isa: "avx2" } as never);
+  assert.equal(own.isa, "avx2", "a backend's own ISA wins");
+  assert.ok(own.flopsPerCycle <= 32);
 });
 
 test("metrics carry MFU; the peak is measured once per run folder and reused", async () => {

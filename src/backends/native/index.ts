@@ -25,6 +25,10 @@ type AttnShape = [Float64Array, I32 | null, I32 | null];
 interface Addon {
   init(threads: number): string;
   threads(): number;
+  /** native/cpu.cc: this core's caches and the SGEMM blocking derived from them. */
+  cpuInfo(): NativeCpuInfo;
+  /** native/cpu.cc: measured f32 flops per cycle with "avx512" or "avx2" FMAs (0: cannot measure). */
+  fmaFlopsPerCycle(isa: string): number;
   matmul(
     a: F32,
     b: F32,
@@ -215,6 +219,42 @@ export function nativeMemoryBandwidth(
   if (!n) throw new Error(`native backend: ${loadError}`);
   n.init(threads ?? threadsFromEnv()); // (re)starts the one pool
   return n.memoryBandwidth(bytes, reps, true);
+}
+
+/**
+ * This core's data caches (bytes; l2 and l3 its share, from sysfs, else CPUID; 0 with cacheSource
+ * "none") and the SGEMM's micro-tile (mr×nr) and cache blocks (mc, kc, nc) native/herd.cc derived from
+ * them (blockingSource "caches"), or its constants ("default"), or HERD_GEMM_BLOCKING=mc,kc,nc.
+ */
+export interface NativeCpuInfo {
+  l1d: number;
+  l2: number;
+  l3: number;
+  cacheSource: "sysfs" | "cpuid" | "none";
+  mr: number;
+  nr: number;
+  mc: number;
+  kc: number;
+  nc: number;
+  blockingSource: "caches" | "default" | "HERD_GEMM_BLOCKING";
+}
+
+/** The addon's cache sizes and GEMM blocking (null where the addon does not load). */
+export function nativeCpuInfo(): NativeCpuInfo | null {
+  const n = loadAddon();
+  return n ? n.cpuInfo() : null;
+}
+
+/**
+ * f32 flops per cycle of one core with the FMAs of `isa`, measured by native/cpu.cc's probe (a few ms of
+ * independent FMA chains timed against dependent integer multiplies); null where the addon does not load
+ * or cannot measure that ISA here.
+ */
+export function nativeFmaFlopsPerCycle(isa: "avx512" | "avx2"): number | null {
+  const n = loadAddon();
+  if (!n) return null;
+  const f = n.fmaFlopsPerCycle(isa);
+  return f > 0 ? f : null;
 }
 
 /** Whether the addon was built and loads here. */
