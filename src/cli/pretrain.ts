@@ -34,8 +34,9 @@ options:
   -h, --help       this help`;
 
 export function progressText(m: StepMetrics): string {
+  const flag = m.skipped ? " (non-finite: skipped, no update)" : m.diverged ? " (non-finite: stopped)" : "";
   return (
-    `step ${m.step}/${m.totalSteps} [${m.stage}] loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} ` +
+    `step ${m.step}/${m.totalSteps} [${m.stage}]${flag} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} ` +
     `|g| ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSec)} tok/s MFU ${(100 * m.mfu).toFixed(1)}% ` +
     `ETA ${formatDuration(m.eta)}`
   );

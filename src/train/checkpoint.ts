@@ -11,7 +11,7 @@ import type { Llama } from "../model/llama.js";
 import { assign } from "../tensor/optim.js";
 import { fromArray, type Tensor } from "../tensor/tensor.js";
 import type { LoaderPosition } from "./loader.js";
-import type { PretrainOptimizer } from "./optimizer.js";
+import { allFinite, type PretrainOptimizer } from "./optimizer.js";
 import { POLYAK_STATE, type PolyakAverage } from "./polyak.js";
 
 export const TRAINER_STATE = "trainer_state.json";
@@ -42,7 +42,17 @@ export function listCheckpoints(dir: string): { step: number; path: string }[] {
     .sort((a, b) => a.step - b.step);
 }
 
-/** Write a checkpoint folder atomically (with the running average when it has samples), keep the newest `keep`. */
+/** The name of the first tensor holding a NaN or an infinity, else null. */
+export function firstNonFinite(tensors: ReadonlyMap<string, Tensor>): string | null {
+  for (const [name, t] of tensors) if (!allFinite(t.data)) return name;
+  return null;
+}
+
+/**
+ * Write a checkpoint folder atomically (with the running average when it has samples), keep the newest
+ * `keep`. Refused when a weight or optimiser value is not finite, so the rotation only ever deletes
+ * folders older than a finite one.
+ */
 export async function saveCheckpoint(
   dir: string,
   model: Llama,
@@ -51,6 +61,14 @@ export async function saveCheckpoint(
   keep: number,
   polyak?: PolyakAverage,
 ): Promise<string> {
+  const bad =
+    firstNonFinite(model.weights) ??
+    opt.firstNonFinite() ??
+    (polyak && polyak.count > 0 ? firstNonFinite(polyak.mean) : null);
+  if (bad)
+    throw new Error(
+      `${join(dir, stepDirName(state.step))}: '${bad}' holds a NaN or an infinity; checkpoint not written`,
+    );
   mkdirSync(dir, { recursive: true });
   const final = join(dir, stepDirName(state.step));
   const tmp = join(dir, `.${stepDirName(state.step)}.tmp-${process.pid}`);

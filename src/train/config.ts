@@ -61,7 +61,16 @@ export interface PretrainConfig {
   eval: EvalConfig;
   /** The checks at the end of each long-context stage (longContext.ts). */
   longContext: LongContextConfig;
+  /**
+   * A step whose loss or gradient norm is NaN or infinite: "stop" ends the run with an error before
+   * the update (nothing non-finite is checkpointed); "skip" drops the step's update, records it as
+   * skipped and goes on, and stops once more than `maxSkips` steps of the run were skipped.
+   */
+  nonFinite: { action: NonFiniteAction; maxSkips: number };
 }
+
+export type NonFiniteAction = "stop" | "skip";
+const NON_FINITE_ACTIONS: NonFiniteAction[] = ["stop", "skip"];
 
 type Obj = Record<string, unknown>;
 
@@ -131,6 +140,7 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
     "averageAnnealing",
     "eval",
     "longContext",
+    "nonFinite",
   ]);
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   const m = f.sub("model");
@@ -193,6 +203,13 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
   const averageAnnealing = f.bool("averageAnnealing", true);
   const e = f.sub("eval");
   e.known(Object.keys(DEFAULT_EVAL));
+  const nf = f.sub("nonFinite");
+  nf.known(["action", "maxSkips"]);
+  const action = nf.str("action", "stop") as NonFiniteAction;
+  if (!NON_FINITE_ACTIONS.includes(action))
+    throw new Error(
+      `${file}: field 'nonFinite.action' must be one of ${NON_FINITE_ACTIONS.join(", ")} (got ${JSON.stringify(action)})`,
+    );
   return {
     name: f.str("name"),
     runsDir: abs(f.str("runsDir", "runs")),
@@ -210,6 +227,7 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
       tokens: e.int("tokens", DEFAULT_EVAL.tokens),
     },
     longContext: resolveLongContextConfig((raw as Obj).longContext, file, abs),
+    nonFinite: { action, maxSkips: nf.int("maxSkips", 10, 0) },
   };
 }
 

@@ -19,6 +19,7 @@ import { initWeights } from "../model/weights.js";
 import { backward } from "../tensor/tape.js";
 import { scope } from "../tensor/tensor.js";
 import {
+  firstNonFinite,
   listCheckpoints,
   loadCheckpoint,
   removeStaleTemps,
@@ -66,14 +67,15 @@ export function modelConfig(cfg: PretrainConfig): LlamaConfig {
 /**
  * One optimiser step over micro-batches: each micro-batch's mean loss is back-propagated with weight
  * (its counted targets / all counted targets), so the gradient equals that of one batch of them all.
- * Returns the step's mean loss and the gradient norm before clipping.
+ * Returns the step's mean loss and the gradient norm before clipping. When either is NaN or infinite
+ * the update is not made (`finite` false): the weights and the optimiser state stay as they were.
  */
 export function trainStep(
   model: Llama,
   opt: PretrainOptimizer,
   micro: Batch[],
   lr: number,
-): { loss: number; gradNorm: number } {
+): { loss: number; gradNorm: number; finite: boolean } {
   const counts = micro.map((b) => b.targets.reduce((n, t) => n + (t === -100 ? 0 : 1), 0));
   const total = counts.reduce((a, b) => a + b, 0);
   if (total === 0) throw new Error("trainStep: no target in the batch");
@@ -86,9 +88,12 @@ export function trainStep(
       backward(loss, Float32Array.of(counts[i]! / total));
     });
   });
-  const gradNorm = opt.update(lr);
+  const loss = lossSum / total;
+  const gradNorm = opt.clip();
+  const finite = Number.isFinite(loss) && Number.isFinite(gradNorm);
+  if (finite) opt.apply(lr);
   opt.zeroGrad();
-  return { loss: lossSum / total, gradNorm };
+  return { loss, gradNorm, finite };
 }
 
 /** Learning rate of global step `step` (0-based) under the config's stages and schedule. */
@@ -158,6 +163,16 @@ function loaderSeed(cfg: PretrainConfig, stageIndex: number): number {
   return new Rng(cfg.seed * 2654435761 + stageIndex).next() * 4294967296;
 }
 
+/** The error of a run stopped on a non-finite value: the step, stage, loss, norm and what is left. */
+function divergedText(runDir: string, ckDir: string, m: StepMetrics, what: string, hint: string): string {
+  const newest = listCheckpoints(ckDir).at(-1);
+  return (
+    `${runDir}: diverged at step ${m.step} of stage '${m.stage}': ${what} (loss ${m.loss}, gradient norm ` +
+    `${m.gradNorm}, lr ${m.lr.toExponential(2)}); stopped before writing it. The newest checkpoint is ` +
+    `${newest ? newest.path : "none"}. ${hint}`
+  );
+}
+
 /** Run (or resume) the pre-training described by `cfg` in runs/<name>/. */
 export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}): Promise<PretrainResult> {
   const runDir = join(cfg.runsDir, cfg.name);
@@ -192,6 +207,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   if (latest) state = await loadCheckpoint(latest.path, model, opt, polyak);
   const resumedFrom = state.step;
   metrics.truncate(state.step);
+  let skips = metrics.read().filter((m) => m.skipped).length;
   opts.onStart?.(peak, resumedFrom);
 
   let loader: PackedLoader | null = null;
@@ -227,7 +243,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
       const micro: Batch[] = [];
       for (let i = 0; i < shape.batch / shape.microBatch; i++) micro.push(loader!.next(shape.microBatch));
       const lr = learningRate(cfg, state.step);
-      const { loss, gradNorm } = trainStep(model, opt, micro, lr);
+      const { loss, gradNorm, finite } = trainStep(model, opt, micro, lr);
       stepSecs += (performance.now() - stepStart) / 1000;
       const tokens = shape.batch * shape.seqLen;
       tokensThisRun += tokens;
@@ -256,8 +272,27 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
         eta: (flopsAfter[state.step]! * secs) / flopsThisRun,
         totalSteps,
       };
+      const stop = (what: string, hint = 'Lower schedule.peakLR (or set nonFinite.action to "skip")') => {
+        m.diverged = true;
+        metrics.append(m);
+        opts.onStep?.(m);
+        throw new Error(divergedText(runDir, ckDir, m, what, hint));
+      };
+      if (!finite) {
+        if (cfg.nonFinite.action === "skip" && skips < cfg.nonFinite.maxSkips) {
+          skips++;
+          m.skipped = true;
+        } else if (cfg.nonFinite.action === "skip")
+          stop(
+            `non-finite loss or gradient norm, and ${skips} step(s) already skipped (nonFinite.maxSkips ${cfg.nonFinite.maxSkips})`,
+            "Lower schedule.peakLR",
+          );
+        else stop("non-finite loss or gradient norm");
+      }
       const stageEnd = state.step === start + stage.steps;
       evaluateStep(model, cfg, heldout, stage, m, stageEnd);
+      if (m.valLoss !== undefined && !Number.isFinite(m.valLoss))
+        stop(`non-finite held-out loss ${m.valLoss} after the update`, "Lower schedule.peakLR");
       const check = stageEnd
         ? judgeStage(model, cfg, heldout, index, m, runDir, metrics, opts.onLongContext)
         : null;
@@ -280,6 +315,8 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
     }
     // final/: the Polyak average of the annealing samples when there are some, else the last weights.
     const finalWeights = polyak.count > 0 ? polyak.mean : model.weights;
+    const bad = firstNonFinite(finalWeights);
+    if (bad) throw new Error(`${runDir}: final weight '${bad}' is not finite; final/ not written`);
     await writeHFCheckpoint(join(runDir, "final"), toHFConfig(model.config, "f32"), finalWeights);
   } finally {
     loader?.close();
