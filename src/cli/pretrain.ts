@@ -13,7 +13,7 @@ import type { RunPeak } from "../train/mfu.js";
 import { pretrain } from "../train/trainer.js";
 import { formatDuration } from "./duration.js";
 
-const HELP = `usage: herd pretrain CONFIG [--backend NAME] [--quiet]
+const HELP = `usage: herd pretrain CONFIG [--backend NAME] [--quiet] [--allow-config-change]
        herd pretrain --demo [--runs DIR]
        herd pretrain check RUN_DIR [--step N]   (long-context checks on a run's weights)
 
@@ -31,6 +31,9 @@ options:
   --runs DIR       where --demo puts its run (default: runs)
   --backend NAME   tensor backend (js, wasm, native; default: the fastest available)
   --quiet          no progress output
+  --allow-config-change
+                   resume although CONFIG differs from the run's config.json (refused otherwise,
+                   listing each change; the model's dimensions can never change)
   -h, --help       this help`;
 
 export function progressText(m: StepMetrics): string {
@@ -57,6 +60,7 @@ export async function run(argv: string[]): Promise<number> {
     options: {
       backend: { type: "string" },
       quiet: { type: "boolean", default: false },
+      "allow-config-change": { type: "boolean", default: false },
       demo: { type: "boolean", default: false },
       runs: { type: "string", default: "runs" },
       help: { type: "boolean", short: "h", default: false },
@@ -75,6 +79,7 @@ export async function run(argv: string[]): Promise<number> {
   const cfg = demo ? demo.config : loadConfig(positionals[0]!);
   const tty = process.stdout.isTTY === true;
   const res = await pretrain(cfg, {
+    allowConfigChange: values["allow-config-change"],
     onStart: (peak) => {
       if (!values.quiet) process.stdout.write(`${peakText(peak)}\n`);
     },

@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { preset } from "../model/presets.js";
 import { DEFAULT_EVAL, type EvalConfig } from "./heldout.js";
 import { type LongContextConfig, resolveLongContextConfig } from "./longContext.js";
 import { DEFAULT_OPTIMIZER, type OptimizerConfig } from "./optimizer.js";
@@ -145,7 +146,9 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   const m = f.sub("model");
   m.known(["preset", "overrides", "recompute"]);
-  const overrides = m.sub("overrides").obj;
+  const ov = m.sub("overrides");
+  ov.known(Object.keys(preset("tiny")));
+  const overrides = ov.obj;
   const recompute = m.bool("recompute", false);
   const d = f.sub("data");
   d.known(["shards", "validation"]);
@@ -285,4 +288,18 @@ export function loadConfig(path: string): PretrainConfig {
     );
   }
   return resolveConfig(raw, path, dirname(resolve(path)));
+}
+
+/** Every leaf of a JSON value that differs between `a` and `b`: "field: old → new", fields dotted. */
+export function configChanges(a: unknown, b: unknown, path = ""): string[] {
+  const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (isObj(a) && isObj(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
+    return keys.flatMap((k) => configChanges(a[k], b[k], path ? `${path}.${k}` : k));
+  }
+  if (Array.isArray(a) && Array.isArray(b) && a.length === b.length)
+    return a.flatMap((v, i) => configChanges(v, b[i], `${path}[${i}]`));
+  const ja = JSON.stringify(a);
+  const jb = JSON.stringify(b);
+  return ja === jb ? [] : [`${path}: ${ja ?? "(unset)"} → ${jb ?? "(unset)"}`];
 }

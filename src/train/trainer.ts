@@ -7,7 +7,7 @@
 // and at each stage's end a checkpoint is written; a run started again in the same folder resumes from
 // the newest one and follows exactly the trajectory of an uninterrupted run. Each metrics record
 // carries the MFU against the measured CPU peak (mfu.ts).
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { getBackend } from "../backends/index.js";
 import { writeFileAtomic } from "../io/atomic.js";
@@ -26,7 +26,7 @@ import {
   saveCheckpoint,
   type TrainerState,
 } from "./checkpoint.js";
-import { type PretrainConfig, type StageConfig, stageShape } from "./config.js";
+import { configChanges, loadConfig, type PretrainConfig, type StageConfig, stageShape } from "./config.js";
 import { evaluateStep, heldoutSplit, loaderEnds } from "./heldout.js";
 import { type Batch, PackedLoader } from "./loader.js";
 import { judgeStage, type LongContextReport, planLongContextChecks, stopIfRequired } from "./longContext.js";
@@ -41,6 +41,11 @@ import { cosineLR, linearToZero } from "./schedule.js";
 export interface PretrainOptions {
   /** Called once before the first step with the peak MFU is measured against and the resume step. */
   onStart?: (peak: RunPeak, resumedFrom: number) => void;
+  /**
+   * Resume although the config differs from the run folder's config.json (not in the model's
+   * dimensions, which the checkpoint's tensors fix). Without it a changed config is refused.
+   */
+  allowConfigChange?: boolean;
   /** Called after every optimiser step. */
   onStep?: (m: StepMetrics) => void;
   /** Called when a checkpoint folder is written. */
@@ -173,10 +178,49 @@ function divergedText(runDir: string, ckDir: string, m: StepMetrics, what: strin
   );
 }
 
+/** The LlamaConfig fields the shapes of the weights depend on: a resume can never change them. */
+const DIMENSIONS = [
+  "hiddenSize",
+  "intermediateSize",
+  "numHiddenLayers",
+  "numAttentionHeads",
+  "numKeyValueHeads",
+  "headDim",
+  "vocabSize",
+  "tieWordEmbeddings",
+] as const;
+
+/**
+ * Before a resume writes anything: compare `cfg` with the run folder's config.json. A change of the
+ * model's dimensions is refused always; any other change unless `allow`. Errors list each field.
+ */
+function checkResumeConfig(runDir: string, cfg: PretrainConfig, allow: boolean): void {
+  const path = join(runDir, "config.json");
+  if (!existsSync(path)) return;
+  const old = loadConfig(path);
+  const before = modelConfig(old);
+  const after = modelConfig(cfg);
+  const dims = DIMENSIONS.filter((k) => before[k] !== after[k]).map(
+    (k) => `model ${k}: ${before[k]} → ${after[k]}`,
+  );
+  if (dims.length > 0)
+    throw new Error(
+      `${path}: the run's checkpoints have other model dimensions (${dims.join("; ")}); ` +
+        "a resume cannot change them: give the run another name",
+    );
+  const changes = configChanges(old, cfg);
+  if (changes.length > 0 && !allow)
+    throw new Error(
+      `${path}: the config differs from the one this run was started with (${changes.join("; ")}); ` +
+        "resume with --allow-config-change to accept the change, or give the run another name",
+    );
+}
+
 /** Run (or resume) the pre-training described by `cfg` in runs/<name>/. */
 export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}): Promise<PretrainResult> {
   const runDir = join(cfg.runsDir, cfg.name);
   const ckDir = join(runDir, "checkpoints");
+  if (listCheckpoints(ckDir).length > 0) checkResumeConfig(runDir, cfg, opts.allowConfigChange === true);
   mkdirSync(runDir, { recursive: true });
   writeFileAtomic(join(runDir, "config.json"), `${JSON.stringify(cfg, null, 2)}\n`);
   removeStaleTemps(ckDir);
