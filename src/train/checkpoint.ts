@@ -4,7 +4,7 @@
 // (the running average, polyak.ts), and trainer_state.json (step, tokens, loader position, RNG state). The folder is written under a temporary name and renamed into place, and
 // trainer_state.json is written last, so a kill at any moment never leaves a folder a resume would pick.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { readHFCheckpoint, writeHFCheckpoint } from "../model/checkpoint/hf.js";
 import { toHFConfig } from "../model/config.js";
 import type { Llama } from "../model/llama.js";
@@ -102,23 +102,57 @@ export async function loadCheckpoint(
   opt: PretrainOptimizer,
   polyak?: PolyakAverage,
 ): Promise<TrainerState> {
+  const state = readTrainerState(join(path, TRAINER_STATE));
+  const dirStep = STEP_DIR.exec(basename(path));
+  if (dirStep && Number(dirStep[1]) !== state.step)
+    throw new Error(`${join(path, TRAINER_STATE)}: field 'step' (${state.step}) is not the folder's step`);
   const { tensors } = await readHFCheckpoint(path);
-  for (const [name, t] of model.weights) {
-    const src = tensors.get(name);
-    if (!src) throw new Error(`${path}: weight '${name}' is missing`);
-    assign(t, src.data);
+  try {
+    for (const [name, t] of model.weights) {
+      const src = tensors.get(name);
+      if (!src) throw new Error(`${path}: weight '${name}' is missing`);
+      if (src.size !== t.size)
+        throw new Error(`${path}: weight '${name}' has shape [${src.shape}], the model's is [${t.shape}]`);
+      assign(t, src.data);
+    }
+  } finally {
+    for (const t of tensors.values()) t.dispose();
   }
-  for (const t of tensors.values()) t.dispose();
   opt.load(join(path, OPTIMIZER_STATE));
   if (polyak) {
     if (existsSync(join(path, POLYAK_STATE))) polyak.load(join(path, POLYAK_STATE), model.weights.keys());
     else polyak.dispose();
   }
-  const file = join(path, TRAINER_STATE);
-  const s = JSON.parse(readFileSync(file, "utf8")) as TrainerState;
-  if (!Number.isInteger(s.step) || !s.loader || !Number.isInteger(s.rng))
-    throw new Error(`${file}: step, loader or rng missing`);
-  return s;
+  return state;
+}
+
+/** Read and check a trainer_state.json; errors name the file and the field. */
+export function readTrainerState(file: string): TrainerState {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw new Error(`${file}: not a JSON object`);
+  const s = raw as Record<string, unknown>;
+  const count = (v: unknown, field: string): number => {
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0)
+      throw new Error(`${file}: field '${field}' must be an integer ≥ 0 (got ${JSON.stringify(v)})`);
+    return v;
+  };
+  const loader = s.loader as Record<string, unknown> | undefined;
+  if (typeof loader !== "object" || loader === null || Array.isArray(loader))
+    throw new Error(`${file}: field 'loader' must be an object`);
+  const position: LoaderPosition = {
+    epoch: count(loader.epoch, "loader.epoch"),
+    cursor: count(loader.cursor, "loader.cursor"),
+  };
+  if (loader.seqLen !== undefined) position.seqLen = count(loader.seqLen, "loader.seqLen");
+  if (typeof s.rng !== "number" || !Number.isInteger(s.rng))
+    throw new Error(`${file}: field 'rng' must be an integer (got ${JSON.stringify(s.rng)})`);
+  return { step: count(s.step, "step"), tokens: count(s.tokens, "tokens"), loader: position, rng: s.rng };
 }
 
 /**
