@@ -7,8 +7,8 @@
 // and at each stage's end a checkpoint is written; a run started again in the same folder resumes from
 // the newest one and follows exactly the trajectory of an uninterrupted run. Each metrics record
 // carries the MFU against the measured CPU peak (mfu.ts).
-import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { basename, join } from "node:path";
 import { getBackend } from "../backends/index.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { writeHFCheckpoint } from "../model/checkpoint/hf.js";
@@ -46,6 +46,8 @@ export interface PretrainOptions {
    * dimensions, which the checkpoint's tensors fix). Without it a changed config is refused.
    */
   allowConfigChange?: boolean;
+  /** Called with a warning line (a corrupt checkpoint passed over); default: written to stderr. */
+  onWarning?: (line: string) => void;
   /** Called after every optimiser step. */
   onStep?: (m: StepMetrics) => void;
   /** Called when a checkpoint folder is written. */
@@ -216,6 +218,44 @@ function checkResumeConfig(runDir: string, cfg: PretrainConfig, allow: boolean):
     );
 }
 
+function warnOnStderr(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/**
+ * Load the newest checkpoint that loads; each newer one that does not is moved aside (kept, as
+ * corrupt-step-N, out of the rotation) with a warning. Null when there is none; refused, naming every
+ * one tried, when none loads.
+ */
+async function loadNewest(
+  ckDir: string,
+  model: Llama,
+  opt: PretrainOptimizer,
+  polyak: PolyakAverage,
+  warn: (line: string) => void,
+): Promise<TrainerState | null> {
+  const all = listCheckpoints(ckDir);
+  const failed: string[] = [];
+  for (const c of all.reverse()) {
+    try {
+      const state = await loadCheckpoint(c.path, model, opt, polyak);
+      for (const f of failed) {
+        let aside = join(ckDir, `corrupt-${basename(f)}`);
+        if (existsSync(aside)) aside += `-${process.pid}-${Date.now()}`;
+        renameSync(f, aside);
+        warn(`warning: checkpoint ${f} does not load; moved aside to ${aside}; resuming from ${c.path}`);
+      }
+      return state;
+    } catch (e) {
+      failed.push(c.path);
+      warn(`warning: ${(e as Error).message}`);
+    }
+  }
+  if (failed.length > 0)
+    throw new Error(`${ckDir}: no checkpoint loads (tried ${failed.join(", ")}); see the warnings above`);
+  return null;
+}
+
 /** Run (or resume) the pre-training described by `cfg` in runs/<name>/. */
 export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}): Promise<PretrainResult> {
   const runDir = join(cfg.runsDir, cfg.name);
@@ -247,8 +287,8 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
     loader: { epoch: 0, cursor: 0 },
     rng: cfg.seed,
   };
-  const latest = listCheckpoints(ckDir).at(-1);
-  if (latest) state = await loadCheckpoint(latest.path, model, opt, polyak);
+  const resumed = await loadNewest(ckDir, model, opt, polyak, opts.onWarning ?? warnOnStderr);
+  if (resumed) state = resumed;
   const resumedFrom = state.step;
   metrics.truncate(state.step);
   let skips = metrics.read().filter((m) => m.skipped).length;
