@@ -213,8 +213,13 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
     throw new Error(
       `${file}: field 'nonFinite.action' must be one of ${NON_FINITE_ACTIONS.join(", ")} (got ${JSON.stringify(action)})`,
     );
+  const name = f.str("name");
+  if (/[/\\]/.test(name) || name.startsWith(".") || name.trim() !== name)
+    throw new Error(
+      `${file}: field 'name' must be one folder name under runsDir (no '/', '\\', leading '.' or surrounding spaces; got ${JSON.stringify(name)})`,
+    );
   return {
-    name: f.str("name"),
+    name,
     runsDir: abs(f.str("runsDir", "runs")),
     model: { preset: m.str("preset", "tiny"), overrides, recompute },
     data: validation ? { shards, validation } : { shards },
