@@ -2,9 +2,11 @@
 // One folder per step, checkpoints/step-00000012/: the weights as an HF directory (config.json,
 // model.safetensors, via writeHFCheckpoint), optimizer.safetensors, during annealing polyak.safetensors
 // (the running average, polyak.ts), and trainer_state.json (step, tokens, loader position, RNG state). The folder is written under a temporary name and renamed into place, and
-// trainer_state.json is written last, so a kill at any moment never leaves a folder a resume would pick.
+// trainer_state.json is written last, so a kill at any moment never leaves a folder a resume would pick;
+// every file and the folder are fsynced before the rename and the parent after it (a power loss too).
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
+import { fsyncDir, fsyncTree } from "../io/atomic.js";
 import { readHFCheckpoint, writeHFCheckpoint } from "../model/checkpoint/hf.js";
 import { toHFConfig } from "../model/config.js";
 import type { Llama } from "../model/llama.js";
@@ -77,8 +79,10 @@ export async function saveCheckpoint(
   await opt.save(join(tmp, OPTIMIZER_STATE));
   if (polyak && polyak.count > 0) await polyak.save(join(tmp, POLYAK_STATE));
   writeFileSync(join(tmp, TRAINER_STATE), `${JSON.stringify(state, null, 2)}\n`);
+  fsyncTree(tmp); // every file and the folder on disk before the rename: a power loss keeps them whole
   rmSync(final, { recursive: true, force: true });
   renameSync(tmp, final);
+  fsyncDir(dir);
   const all = listCheckpoints(dir);
   for (const c of all.slice(0, Math.max(0, all.length - keep)))
     rmSync(c.path, { recursive: true, force: true });
