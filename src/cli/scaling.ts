@@ -114,6 +114,30 @@ export function runPoint(dir: string, count: FlopCount = "model"): RunPoint {
   };
 }
 
+/**
+ * The points of a --points file: a list of {flops, tokens, loss}; a point whose loss is not a finite
+ * number (NaN and ∞ are null in JSON: a diverged run) is left out, said so, never read as 0.
+ */
+function readPoints(file: string, out: (l: string) => void): ScalingPoint[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (!Array.isArray(raw)) throw new Error(`${file}: must be a JSON list of {"flops","tokens","loss"}`);
+  return raw.flatMap((p: Record<string, unknown>, i) => {
+    for (const k of ["flops", "tokens"])
+      if (typeof p?.[k] !== "number" || !((p[k] as number) > 0) || !Number.isFinite(p[k]))
+        throw new Error(`${file}: point ${i}: field '${k}' must be a positive number`);
+    if (typeof p.loss !== "number" || !Number.isFinite(p.loss)) {
+      out(`left out: ${file}: point ${i}: loss ${JSON.stringify(p.loss)} is not a finite number (diverged?)`);
+      return [];
+    }
+    return [{ flops: p.flops as number, tokens: p.tokens as number, loss: p.loss }];
+  });
+}
+
 function positive(flag: string, v: string | undefined, def: number): number {
   if (v === undefined) return def;
   const x = Number(v);
@@ -169,7 +193,7 @@ export async function run(argv: string[]): Promise<number> {
   const tolerance = positive("--tolerance", values.tolerance, 0.05);
   let points: ScalingPoint[];
   if (values.points) {
-    points = JSON.parse(readFileSync(values.points, "utf8")) as ScalingPoint[];
+    points = readPoints(values.points, out);
   } else {
     if (positionals.length === 0) throw new Error("herd scaling fit: give run folders or --points FILE.json");
     const runs: RunPoint[] = [];

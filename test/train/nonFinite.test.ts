@@ -106,3 +106,23 @@ test("pretrain: nonFinite.action skip drops the update and counts the step, up t
   const bad = pretrainCli(divergingConfig(dir, "s2", { nonFinite: { action: "ignore" } }));
   assert.match(bad.stderr, /field 'nonFinite\.action' must be one of stop, skip/);
 });
+
+test("scaling fit --points: a point whose loss is null (NaN in JSON) is left out, not read as 0", () => {
+  const dir = tempDir();
+  const points: unknown[] = [];
+  for (const flops of [1e18, 1e19, 1e20])
+    for (const d of [-1, 0, 1]) {
+      const tokens = 10 ** (Math.log10(2 * flops ** 0.5) + d);
+      points.push({ flops, tokens, loss: 3 + 0.4 * d * d });
+    }
+  // A diverged run at the first budget: with its loss read as 0 that budget's parabola would flip.
+  points.push({ flops: 1e18, tokens: 2e9 * 3, loss: null });
+  const file = join(dir, "points.json");
+  writeFileSync(file, JSON.stringify(points));
+  const r = spawnSync(process.execPath, [CLI, "scaling", "fit", "--points", file], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /left out: .*points\.json: point 9: loss null is not a finite number/);
+  assert.equal(r.stdout.match(/^budget .* \(3 runs\)/gm)?.length, 3);
+  const m = /D\*\(C\) = [\d.e+-]+·C\^([\d.]+)/.exec(r.stdout);
+  assert.ok(m && Math.abs(Number(m[1]) - 0.5) < 1e-6, r.stdout);
+});
