@@ -14,7 +14,7 @@ import { parseStepsScale, scaleSteps } from "../train/stepsScale.js";
 import { pretrain } from "../train/trainer.js";
 import { formatDuration } from "./duration.js";
 
-const HELP = `usage: herd pretrain CONFIG [--steps-scale F] [--backend NAME] [--quiet]
+const HELP = `usage: herd pretrain CONFIG [--steps-scale F] [--backend NAME] [--quiet] [--allow-config-change]
        herd pretrain --demo [--runs DIR] [--steps-scale F]
        herd pretrain check RUN_DIR [--step N]   (long-context checks on a run's weights)
 
@@ -38,11 +38,15 @@ options:
                    for a one-minute try of the whole recipe); a resume must pass the same F
   --backend NAME   tensor backend (js, wasm, native; default: the fastest available)
   --quiet          no progress output
+  --allow-config-change
+                   resume although CONFIG differs from the run's config.json (refused otherwise,
+                   listing each change; the model's dimensions can never change)
   -h, --help       this help`;
 
 export function progressText(m: StepMetrics): string {
+  const flag = m.skipped ? " (non-finite: skipped, no update)" : m.diverged ? " (non-finite: stopped)" : "";
   return (
-    `step ${m.step}/${m.totalSteps} [${m.stage}] loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} ` +
+    `step ${m.step}/${m.totalSteps} [${m.stage}]${flag} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} ` +
     `|g| ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSec)} tok/s MFU ${(100 * m.mfu).toFixed(1)}% ` +
     `ETA ${formatDuration(m.eta)}`
   );
@@ -87,6 +91,7 @@ export async function run(argv: string[]): Promise<number> {
     options: {
       backend: { type: "string" },
       quiet: { type: "boolean", default: false },
+      "allow-config-change": { type: "boolean", default: false },
       demo: { type: "boolean", default: false },
       runs: { type: "string", default: "runs" },
       "steps-scale": { type: "string", default: "1" },
@@ -108,6 +113,7 @@ export async function run(argv: string[]): Promise<number> {
   const tty = process.stdout.isTTY === true;
   const estimate = new RunEstimate();
   const res = await pretrain(cfg, {
+    allowConfigChange: values["allow-config-change"],
     onStart: (peak) => {
       if (!values.quiet) process.stdout.write(`${peakText(peak)}\n`);
     },

@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { writeFileAtomic } from "../io/atomic.js";
 import { paramCount } from "../model/presets.js";
 import { loadConfig } from "../train/config.js";
-import { MetricsLog } from "../train/metrics.js";
+import { MetricsLog, type StepMetrics } from "../train/metrics.js";
 import { trainingFlopsPerToken } from "../train/mfu.js";
 import { fitScalingLaw, PAPER_LAW, predict, type ScalingPoint } from "../train/scaling.js";
 import { scalingSvg } from "../train/scalingPlot.js";
@@ -20,7 +20,9 @@ const HELP = `usage: herd scaling fit RUN_DIR... [--flops model|6nd] [--toleranc
 
 fit       each RUN_DIR is a herd pretrain run folder (config.json, metrics.jsonl). Its loss is the last
           validation loss in the metrics (field valLoss); a run without one falls back to the mean
-          training loss of its last 10% of steps, and the output says so. Its compute is
+          training loss of its last 10% of steps, and the output says so (skipped steps excluded). A
+          run whose metrics show a non-finite loss (it diverged) is left out, and the output says so.
+          Its compute is
             model  Σ tokens × (6·N + 12·layers·dim·seqLen) over its steps, the MFU count (default)
             6nd    6 · all parameters · tokens
           Runs within --tolerance (relative, default 0.05) of each other's FLOPs form one budget; each
@@ -43,13 +45,37 @@ export interface RunPoint extends ScalingPoint {
   valSeqLen?: number;
 }
 
-/** The scaling point of one `herd pretrain` run folder; errors name the folder and the file. */
+/** A run that diverged: `herd scaling fit` leaves it out, saying why. */
+export class DivergedRun extends Error {}
+
+/**
+ * Why the metrics of a run say it diverged, or null: a step marked `diverged` (the trainer stopped on
+ * it), or a loss or held-out loss that is not a finite number (NaN and ∞ are null in the JSON) on a step
+ * that was not skipped. Skipped steps (nonFinite.action "skip") are only left out of the loss.
+ */
+export function divergence(m: StepMetrics[]): string | null {
+  for (const r of m) {
+    if (r.diverged) return `diverged at step ${r.step} (the run stopped on a non-finite loss)`;
+    if (!r.skipped && !Number.isFinite(r.loss)) return `non-finite loss (${r.loss}) at step ${r.step}`;
+    if ("valLoss" in r && !Number.isFinite(r.valLoss))
+      return `non-finite held-out loss (${r.valLoss}) at step ${r.step}`;
+  }
+  return null;
+}
+
+/**
+ * The scaling point of one `herd pretrain` run folder; errors name the folder and the file, and a run
+ * whose metrics say it diverged throws DivergedRun.
+ */
 export function runPoint(dir: string, count: FlopCount = "model"): RunPoint {
   const cfgPath = join(dir, "config.json");
   if (!existsSync(cfgPath)) throw new Error(`${dir}: no config.json (not a herd pretrain run folder)`);
   const mc = modelConfig(loadConfig(cfgPath));
   const m = new MetricsLog(join(dir, "metrics.jsonl")).read();
   if (m.length === 0) throw new Error(`${dir}/metrics.jsonl: no steps`);
+  const diverged = divergence(m);
+  if (diverged)
+    throw new DivergedRun(`${dir}: ${diverged} in metrics.jsonl; a diverged run has no loss to fit`);
   const tokens = m.at(-1)!.tokens;
   let flops = 6 * paramCount(mc) * tokens;
   if (count === "model") {
@@ -75,7 +101,9 @@ export function runPoint(dir: string, count: FlopCount = "model"): RunPoint {
       ...(valSeqLen ? { valSeqLen } : {}),
     };
   }
-  const tail = m.slice(-Math.max(1, Math.floor(m.length / 10)));
+  const trained = m.filter((r) => !r.skipped);
+  if (trained.length === 0) throw new DivergedRun(`${dir}: every step in metrics.jsonl was skipped`);
+  const tail = trained.slice(-Math.max(1, Math.floor(trained.length / 10)));
   return {
     dir,
     flops,
@@ -84,6 +112,30 @@ export function runPoint(dir: string, count: FlopCount = "model"): RunPoint {
     lossFrom: `training loss of the last ${tail.length} step(s): no valLoss in metrics.jsonl`,
     validation: false,
   };
+}
+
+/**
+ * The points of a --points file: a list of {flops, tokens, loss}; a point whose loss is not a finite
+ * number (NaN and ∞ are null in JSON: a diverged run) is left out, said so, never read as 0.
+ */
+function readPoints(file: string, out: (l: string) => void): ScalingPoint[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (!Array.isArray(raw)) throw new Error(`${file}: must be a JSON list of {"flops","tokens","loss"}`);
+  return raw.flatMap((p: Record<string, unknown>, i) => {
+    for (const k of ["flops", "tokens"])
+      if (typeof p?.[k] !== "number" || !((p[k] as number) > 0) || !Number.isFinite(p[k]))
+        throw new Error(`${file}: point ${i}: field '${k}' must be a positive number`);
+    if (typeof p.loss !== "number" || !Number.isFinite(p.loss)) {
+      out(`left out: ${file}: point ${i}: loss ${JSON.stringify(p.loss)} is not a finite number (diverged?)`);
+      return [];
+    }
+    return [{ flops: p.flops as number, tokens: p.tokens as number, loss: p.loss }];
+  });
 }
 
 function positive(flag: string, v: string | undefined, def: number): number {
@@ -141,10 +193,18 @@ export async function run(argv: string[]): Promise<number> {
   const tolerance = positive("--tolerance", values.tolerance, 0.05);
   let points: ScalingPoint[];
   if (values.points) {
-    points = JSON.parse(readFileSync(values.points, "utf8")) as ScalingPoint[];
+    points = readPoints(values.points, out);
   } else {
     if (positionals.length === 0) throw new Error("herd scaling fit: give run folders or --points FILE.json");
-    const runs = positionals.map((d) => runPoint(d, values.flops as FlopCount));
+    const runs: RunPoint[] = [];
+    for (const d of positionals) {
+      try {
+        runs.push(runPoint(d, values.flops as FlopCount));
+      } catch (e) {
+        if (!(e instanceof DivergedRun)) throw e;
+        out(`left out: ${e.message}`);
+      }
+    }
     for (const r of runs)
       out(
         `${r.dir}: ${r.flops.toExponential(3)} FLOPs, ${r.tokens} tokens, loss ${r.loss.toFixed(4)} (${r.lossFrom})`,

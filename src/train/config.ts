@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { preset } from "../model/presets.js";
 import { DEFAULT_EVAL, type EvalConfig } from "./heldout.js";
 import { type LongContextConfig, resolveLongContextConfig } from "./longContext.js";
 import { DEFAULT_OPTIMIZER, type OptimizerConfig } from "./optimizer.js";
@@ -61,7 +62,16 @@ export interface PretrainConfig {
   eval: EvalConfig;
   /** The checks at the end of each long-context stage (longContext.ts). */
   longContext: LongContextConfig;
+  /**
+   * A step whose loss or gradient norm is NaN or infinite: "stop" ends the run with an error before
+   * the update (nothing non-finite is checkpointed); "skip" drops the step's update, records it as
+   * skipped and goes on, and stops once more than `maxSkips` steps of the run were skipped.
+   */
+  nonFinite: { action: NonFiniteAction; maxSkips: number };
 }
+
+export type NonFiniteAction = "stop" | "skip";
+const NON_FINITE_ACTIONS: NonFiniteAction[] = ["stop", "skip"];
 
 type Obj = Record<string, unknown>;
 
@@ -131,11 +141,14 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
     "averageAnnealing",
     "eval",
     "longContext",
+    "nonFinite",
   ]);
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   const m = f.sub("model");
   m.known(["preset", "overrides", "recompute"]);
-  const overrides = m.sub("overrides").obj;
+  const ov = m.sub("overrides");
+  ov.known(Object.keys(preset("tiny")));
+  const overrides = ov.obj;
   const recompute = m.bool("recompute", false);
   const d = f.sub("data");
   d.known(["shards", "validation"]);
@@ -193,8 +206,20 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
   const averageAnnealing = f.bool("averageAnnealing", true);
   const e = f.sub("eval");
   e.known(Object.keys(DEFAULT_EVAL));
+  const nf = f.sub("nonFinite");
+  nf.known(["action", "maxSkips"]);
+  const action = nf.str("action", "stop") as NonFiniteAction;
+  if (!NON_FINITE_ACTIONS.includes(action))
+    throw new Error(
+      `${file}: field 'nonFinite.action' must be one of ${NON_FINITE_ACTIONS.join(", ")} (got ${JSON.stringify(action)})`,
+    );
+  const name = f.str("name");
+  if (/[/\\]/.test(name) || name.startsWith(".") || name.trim() !== name)
+    throw new Error(
+      `${file}: field 'name' must be one folder name under runsDir (no '/', '\\', leading '.' or surrounding spaces; got ${JSON.stringify(name)})`,
+    );
   return {
-    name: f.str("name"),
+    name,
     runsDir: abs(f.str("runsDir", "runs")),
     model: { preset: m.str("preset", "tiny"), overrides, recompute },
     data: validation ? { shards, validation } : { shards },
@@ -210,6 +235,7 @@ export function resolveConfig(raw: unknown, file: string, baseDir: string): Pret
       tokens: e.int("tokens", DEFAULT_EVAL.tokens),
     },
     longContext: resolveLongContextConfig((raw as Obj).longContext, file, abs),
+    nonFinite: { action, maxSkips: nf.int("maxSkips", 10, 0) },
   };
 }
 
@@ -267,4 +293,18 @@ export function loadConfig(path: string): PretrainConfig {
     );
   }
   return resolveConfig(raw, path, dirname(resolve(path)));
+}
+
+/** Every leaf of a JSON value that differs between `a` and `b`: "field: old → new", fields dotted. */
+export function configChanges(a: unknown, b: unknown, path = ""): string[] {
+  const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (isObj(a) && isObj(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
+    return keys.flatMap((k) => configChanges(a[k], b[k], path ? `${path}.${k}` : k));
+  }
+  if (Array.isArray(a) && Array.isArray(b) && a.length === b.length)
+    return a.flatMap((v, i) => configChanges(v, b[i], `${path}[${i}]`));
+  const ja = JSON.stringify(a);
+  const jb = JSON.stringify(b);
+  return ja === jb ? [] : [`${path}: ${ja ?? "(unset)"} → ${jb ?? "(unset)"}`];
 }

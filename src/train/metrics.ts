@@ -25,6 +25,12 @@ export interface StepMetrics {
   /** Seconds left at the current speed (wall clock, everything included). */
   eta: number;
   totalSteps: number;
+  /**
+   * The step's loss or gradient norm was NaN or infinite (written as null in the JSON): `skipped` when
+   * its update was dropped (config nonFinite.action "skip"), `diverged` on the step that stopped the run.
+   */
+  skipped?: true;
+  diverged?: true;
   /** Held-out loss at valSeqLen (every eval.every steps and at stage ends; heldout.ts). */
   valLoss?: number;
   valSeqLen?: number;

@@ -23,6 +23,12 @@ export const DEFAULT_OPTIMIZER: OptimizerConfig = {
   clipNorm: 1.0,
 };
 
+/** Whether every value is finite (neither NaN nor ±∞). */
+export function allFinite(a: Float32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return false;
+  return true;
+}
+
 export class PretrainOptimizer {
   private readonly decayed: AdamW;
   private readonly plain: AdamW;
@@ -50,14 +56,30 @@ export class PretrainOptimizer {
 
   /** Clip to the global norm, update every parameter at `lr`; returns the norm before clipping. */
   update(lr: number): number {
-    const norm = clipGradNorm(this.params, this.config.clipNorm);
+    const norm = this.clip();
+    this.apply(lr);
+    return norm;
+  }
+
+  /** Clip the gradients to the global norm; returns the norm before clipping (non-finite: left as is). */
+  clip(): number {
+    return clipGradNorm(this.params, this.config.clipNorm);
+  }
+
+  /** One AdamW step of every parameter at `lr` on the (clipped) gradients. */
+  apply(lr: number): void {
     this.decayed.update(lr);
     this.plain.update(lr);
-    return norm;
   }
 
   zeroGrad(): void {
     zeroGrad(this.params);
+  }
+
+  /** The name of the first optimiser state tensor holding a NaN or an infinity, else null. */
+  firstNonFinite(): string | null {
+    for (const [name, t] of this.states()) if (!allFinite(t.data)) return name;
+    return null;
   }
 
   private states(): [string, Tensor][] {

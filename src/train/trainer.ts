@@ -7,8 +7,8 @@
 // and at each stage's end a checkpoint is written; a run started again in the same folder resumes from
 // the newest one and follows exactly the trajectory of an uninterrupted run. Each metrics record
 // carries the MFU against the measured CPU peak (mfu.ts).
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { basename, join } from "node:path";
 import { getBackend } from "../backends/index.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { writeHFCheckpoint } from "../model/checkpoint/hf.js";
@@ -19,13 +19,14 @@ import { initWeights } from "../model/weights.js";
 import { backward } from "../tensor/tape.js";
 import { scope } from "../tensor/tensor.js";
 import {
+  firstNonFinite,
   listCheckpoints,
   loadCheckpoint,
   removeStaleTemps,
   saveCheckpoint,
   type TrainerState,
 } from "./checkpoint.js";
-import { type PretrainConfig, type StageConfig, stageShape } from "./config.js";
+import { configChanges, loadConfig, type PretrainConfig, type StageConfig, stageShape } from "./config.js";
 import { evaluateStep, heldoutSplit, loaderEnds } from "./heldout.js";
 import { type Batch, PackedLoader } from "./loader.js";
 import { judgeStage, type LongContextReport, planLongContextChecks, stopIfRequired } from "./longContext.js";
@@ -40,6 +41,13 @@ import { cosineLR, linearToZero } from "./schedule.js";
 export interface PretrainOptions {
   /** Called once before the first step with the peak MFU is measured against and the resume step. */
   onStart?: (peak: RunPeak, resumedFrom: number) => void;
+  /**
+   * Resume although the config differs from the run folder's config.json (not in the model's
+   * dimensions, which the checkpoint's tensors fix). Without it a changed config is refused.
+   */
+  allowConfigChange?: boolean;
+  /** Called with a warning line (a corrupt checkpoint passed over); default: written to stderr. */
+  onWarning?: (line: string) => void;
   /** Called after every optimiser step. */
   onStep?: (m: StepMetrics) => void;
   /** Called when a checkpoint folder is written. */
@@ -66,14 +74,15 @@ export function modelConfig(cfg: PretrainConfig): LlamaConfig {
 /**
  * One optimiser step over micro-batches: each micro-batch's mean loss is back-propagated with weight
  * (its counted targets / all counted targets), so the gradient equals that of one batch of them all.
- * Returns the step's mean loss and the gradient norm before clipping.
+ * Returns the step's mean loss and the gradient norm before clipping. When either is NaN or infinite
+ * the update is not made (`finite` false): the weights and the optimiser state stay as they were.
  */
 export function trainStep(
   model: Llama,
   opt: PretrainOptimizer,
   micro: Batch[],
   lr: number,
-): { loss: number; gradNorm: number } {
+): { loss: number; gradNorm: number; finite: boolean } {
   const counts = micro.map((b) => b.targets.reduce((n, t) => n + (t === -100 ? 0 : 1), 0));
   const total = counts.reduce((a, b) => a + b, 0);
   if (total === 0) throw new Error("trainStep: no target in the batch");
@@ -86,9 +95,12 @@ export function trainStep(
       backward(loss, Float32Array.of(counts[i]! / total));
     });
   });
-  const gradNorm = opt.update(lr);
+  const loss = lossSum / total;
+  const gradNorm = opt.clip();
+  const finite = Number.isFinite(loss) && Number.isFinite(gradNorm);
+  if (finite) opt.apply(lr);
   opt.zeroGrad();
-  return { loss: lossSum / total, gradNorm };
+  return { loss, gradNorm, finite };
 }
 
 /** Learning rate of global step `step` (0-based) under the config's stages and schedule. */
@@ -158,10 +170,97 @@ function loaderSeed(cfg: PretrainConfig, stageIndex: number): number {
   return new Rng(cfg.seed * 2654435761 + stageIndex).next() * 4294967296;
 }
 
+/** The error of a run stopped on a non-finite value: the step, stage, loss, norm and what is left. */
+function divergedText(runDir: string, ckDir: string, m: StepMetrics, what: string, hint: string): string {
+  const newest = listCheckpoints(ckDir).at(-1);
+  return (
+    `${runDir}: diverged at step ${m.step} of stage '${m.stage}': ${what} (loss ${m.loss}, gradient norm ` +
+    `${m.gradNorm}, lr ${m.lr.toExponential(2)}); stopped before writing it. The newest checkpoint is ` +
+    `${newest ? newest.path : "none"}. ${hint}`
+  );
+}
+
+/** The LlamaConfig fields the shapes of the weights depend on: a resume can never change them. */
+const DIMENSIONS = [
+  "hiddenSize",
+  "intermediateSize",
+  "numHiddenLayers",
+  "numAttentionHeads",
+  "numKeyValueHeads",
+  "headDim",
+  "vocabSize",
+  "tieWordEmbeddings",
+] as const;
+
+/**
+ * Before a resume writes anything: compare `cfg` with the run folder's config.json. A change of the
+ * model's dimensions is refused always; any other change unless `allow`. Errors list each field.
+ */
+function checkResumeConfig(runDir: string, cfg: PretrainConfig, allow: boolean): void {
+  const path = join(runDir, "config.json");
+  if (!existsSync(path)) return;
+  const old = loadConfig(path);
+  const before = modelConfig(old);
+  const after = modelConfig(cfg);
+  const dims = DIMENSIONS.filter((k) => before[k] !== after[k]).map(
+    (k) => `model ${k}: ${before[k]} → ${after[k]}`,
+  );
+  if (dims.length > 0)
+    throw new Error(
+      `${path}: the run's checkpoints have other model dimensions (${dims.join("; ")}); ` +
+        "a resume cannot change them: give the run another name",
+    );
+  const changes = configChanges(old, cfg);
+  if (changes.length > 0 && !allow)
+    throw new Error(
+      `${path}: the config differs from the one this run was started with (${changes.join("; ")}); ` +
+        "resume with --allow-config-change to accept the change, or give the run another name",
+    );
+}
+
+function warnOnStderr(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/**
+ * Load the newest checkpoint that loads; each newer one that does not is moved aside (kept, as
+ * corrupt-step-N, out of the rotation) with a warning. Null when there is none; refused, naming every
+ * one tried, when none loads.
+ */
+async function loadNewest(
+  ckDir: string,
+  model: Llama,
+  opt: PretrainOptimizer,
+  polyak: PolyakAverage,
+  warn: (line: string) => void,
+): Promise<TrainerState | null> {
+  const all = listCheckpoints(ckDir);
+  const failed: string[] = [];
+  for (const c of all.reverse()) {
+    try {
+      const state = await loadCheckpoint(c.path, model, opt, polyak);
+      for (const f of failed) {
+        let aside = join(ckDir, `corrupt-${basename(f)}`);
+        if (existsSync(aside)) aside += `-${process.pid}-${Date.now()}`;
+        renameSync(f, aside);
+        warn(`warning: checkpoint ${f} does not load; moved aside to ${aside}; resuming from ${c.path}`);
+      }
+      return state;
+    } catch (e) {
+      failed.push(c.path);
+      warn(`warning: ${(e as Error).message}`);
+    }
+  }
+  if (failed.length > 0)
+    throw new Error(`${ckDir}: no checkpoint loads (tried ${failed.join(", ")}); see the warnings above`);
+  return null;
+}
+
 /** Run (or resume) the pre-training described by `cfg` in runs/<name>/. */
 export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}): Promise<PretrainResult> {
   const runDir = join(cfg.runsDir, cfg.name);
   const ckDir = join(runDir, "checkpoints");
+  if (listCheckpoints(ckDir).length > 0) checkResumeConfig(runDir, cfg, opts.allowConfigChange === true);
   mkdirSync(runDir, { recursive: true });
   writeFileAtomic(join(runDir, "config.json"), `${JSON.stringify(cfg, null, 2)}\n`);
   removeStaleTemps(ckDir);
@@ -188,10 +287,11 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
     loader: { epoch: 0, cursor: 0 },
     rng: cfg.seed,
   };
-  const latest = listCheckpoints(ckDir).at(-1);
-  if (latest) state = await loadCheckpoint(latest.path, model, opt, polyak);
+  const resumed = await loadNewest(ckDir, model, opt, polyak, opts.onWarning ?? warnOnStderr);
+  if (resumed) state = resumed;
   const resumedFrom = state.step;
   metrics.truncate(state.step);
+  let skips = metrics.read().filter((m) => m.skipped).length;
   opts.onStart?.(peak, resumedFrom);
 
   let loader: PackedLoader | null = null;
@@ -227,7 +327,7 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
       const micro: Batch[] = [];
       for (let i = 0; i < shape.batch / shape.microBatch; i++) micro.push(loader!.next(shape.microBatch));
       const lr = learningRate(cfg, state.step);
-      const { loss, gradNorm } = trainStep(model, opt, micro, lr);
+      const { loss, gradNorm, finite } = trainStep(model, opt, micro, lr);
       stepSecs += (performance.now() - stepStart) / 1000;
       const tokens = shape.batch * shape.seqLen;
       tokensThisRun += tokens;
@@ -256,8 +356,27 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
         eta: (flopsAfter[state.step]! * secs) / flopsThisRun,
         totalSteps,
       };
+      const stop = (what: string, hint = 'Lower schedule.peakLR (or set nonFinite.action to "skip")') => {
+        m.diverged = true;
+        metrics.append(m);
+        opts.onStep?.(m);
+        throw new Error(divergedText(runDir, ckDir, m, what, hint));
+      };
+      if (!finite) {
+        if (cfg.nonFinite.action === "skip" && skips < cfg.nonFinite.maxSkips) {
+          skips++;
+          m.skipped = true;
+        } else if (cfg.nonFinite.action === "skip")
+          stop(
+            `non-finite loss or gradient norm, and ${skips} step(s) already skipped (nonFinite.maxSkips ${cfg.nonFinite.maxSkips})`,
+            "Lower schedule.peakLR",
+          );
+        else stop("non-finite loss or gradient norm");
+      }
       const stageEnd = state.step === start + stage.steps;
       evaluateStep(model, cfg, heldout, stage, m, stageEnd);
+      if (m.valLoss !== undefined && !Number.isFinite(m.valLoss))
+        stop(`non-finite held-out loss ${m.valLoss} after the update`, "Lower schedule.peakLR");
       const check = stageEnd
         ? judgeStage(model, cfg, heldout, index, m, runDir, metrics, opts.onLongContext)
         : null;
@@ -280,6 +399,8 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
     }
     // final/: the Polyak average of the annealing samples when there are some, else the last weights.
     const finalWeights = polyak.count > 0 ? polyak.mean : model.weights;
+    const bad = firstNonFinite(finalWeights);
+    if (bad) throw new Error(`${runDir}: final weight '${bad}' is not finite; final/ not written`);
     await writeHFCheckpoint(join(runDir, "final"), toHFConfig(model.config, "f32"), finalWeights);
   } finally {
     loader?.close();

@@ -56,7 +56,10 @@ test("metrics carry MFU; the peak is measured once per run folder and reused", a
   res.model.dispose();
   // A later run in the same folder takes the peak from peak.json instead of probing again.
   writeFileSync(peakPath, JSON.stringify({ ...saved, flops: saved.flops / 1000 }));
-  const more = await pretrain({ ...cfg, stages: [{ ...cfg.stages[0]!, steps: 5 }] });
+  const more = await pretrain(
+    { ...cfg, stages: [{ ...cfg.stages[0]!, steps: 5 }] },
+    { allowConfigChange: true },
+  );
   assert.equal(more.resumedFrom, 3);
   assert.equal(more.peak.flops, saved.flops / 1000);
   const m = more.history[0]!;

@@ -169,6 +169,9 @@ test("config: defaults filled in, errors name the field", () => {
   );
   assert.throws(() => tinyConfig(dir, shard, { optimizer: { beta2: 2 } }), /field 'optimizer\.beta2'/);
   assert.throws(() => tinyConfig(dir, shard, { shedule: {} }), /field 'shedule' is not a known field/);
+  // The run name is one folder under runsDir: it cannot reach outside it.
+  for (const name of ["../x", "a/b", "a\\b", "..", ".", ".hidden", "", " x"])
+    assert.throws(() => tinyConfig(dir, shard, { name }), /test-config: field 'name' must be/, name);
   // Ramps: thresholds rise, micro-batches default to the stage's tokens per micro-batch, errors name the field.
   const stage = { steps: 4, seqLen: 32, batch: 8, microBatch: 2 };
   const ramp = (r: unknown) => tinyConfig(dir, shard, { stages: [{ ...stage, ramp: r }] }).stages[0]!;
