@@ -1,25 +1,29 @@
 // `herd chat --model DIR`: an interactive terminal chat with a Llama 3 instruct model in the dialog
 // format (spec §4.1). Each reply streams as it is generated and ends with its tokens/s. Lines from a pipe
 // work too (one user message per line). Commands: /reset starts over, /exit (or end of input) leaves.
+// When the dialog outgrows --context the oldest turns are dropped with a notice on stderr (the system
+// message stays); a message too long even alone is refused with a notice, and the chat goes on.
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import { ChatSession } from "../generate/chat.js";
+import { ChatSession, ContextFullError, DEFAULT_CONTEXT } from "../generate/chat.js";
 import { codecFor } from "../generate/codec.js";
 import { loadModel } from "../model/load.js";
 import { ChatFormat } from "../tokenizer/index.js";
-import { MODEL_HELP, MODEL_OPTIONS, rate, samplingFrom, UsageError } from "./modelArgs.js";
+import { MODEL_HELP, MODEL_OPTIONS, num, rate, samplingFrom, UsageError } from "./modelArgs.js";
 
 const HELP = `usage: herd chat --model DIR [options]
 
 Type a message and press enter; /reset starts a new dialog, /exit leaves.
 
   --system TEXT       system message at the start of the dialog
+  --context N         tokens of dialog kept (default: the model's context, at most ${DEFAULT_CONTEXT}); the
+                      oldest turns are dropped to leave a reply its room (--max-tokens, at most half)
 ${MODEL_HELP}`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { ...MODEL_OPTIONS, system: { type: "string" } },
+    options: { ...MODEL_OPTIONS, system: { type: "string" }, context: { type: "string" } },
   });
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
@@ -29,7 +33,14 @@ export async function run(argv: string[]): Promise<number> {
   try {
     if (!values.model) throw new UsageError("--model DIR is required");
     const sampling = samplingFrom(values);
+    const context =
+      values.context === undefined
+        ? undefined
+        : num(values.context, "context", 0, (x) => Number.isInteger(x) && x >= 1);
     const model = await loadModel(values.model, { dtype: values.f32 ? "f32" : "keep" });
+    const max = model.config.maxPositionEmbeddings;
+    if (context !== undefined && context > max)
+      throw new UsageError(`--context ${context}: this model's context is ${max} tokens`);
     const codec = codecFor(values.model, model.config.vocabSize, values.tokenizer);
     if (!codec?.tokenizer)
       throw new UsageError(
@@ -38,6 +49,7 @@ export async function run(argv: string[]): Promise<number> {
     session = new ChatSession(model, new ChatFormat(codec.tokenizer), {
       ...sampling,
       ...(values.system !== undefined ? { system: values.system } : {}),
+      ...(context !== undefined ? { contextTokens: context } : {}),
     });
   } catch (e) {
     if (e instanceof UsageError) {
@@ -53,7 +65,10 @@ export async function run(argv: string[]): Promise<number> {
     if (tty) rl.prompt();
   };
   rl.setPrompt("you> ");
-  if (tty) process.stdout.write(`herd chat · ${session.model.dtype} weights · /reset, /exit\n`);
+  if (tty)
+    process.stdout.write(
+      `herd chat · ${session.model.dtype} weights · context ${session.contextTokens} tokens · /reset, /exit\n`,
+    );
   ask();
   for await (const line of rl) {
     const text = line.trim();
@@ -68,14 +83,36 @@ export async function run(argv: string[]): Promise<number> {
       ask();
       continue;
     }
-    process.stdout.write("assistant> ");
-    const r = session.reply(text, (t) => process.stdout.write(t));
+    const dropped = (n: number) =>
+      process.stderr.write(
+        `[context: dropped the oldest ${n === 1 ? "turn" : `${n} turns`} to fit ${session.contextTokens} tokens; the system message is kept]\n`,
+      );
+    let started = false;
+    const out = (t: string) => {
+      if (!started) process.stdout.write("assistant> ");
+      started = true;
+      process.stdout.write(t);
+    };
+    let r: ReturnType<ChatSession["reply"]>;
+    try {
+      r = session.reply(text, out, dropped);
+    } catch (e) {
+      if (!(e instanceof ContextFullError)) throw e;
+      process.stderr.write(
+        `[not sent: ${e.message}; the conversation is unchanged: shorten the message, /reset, or use a larger --context]\n`,
+      );
+      ask();
+      continue;
+    }
+    if (!started) process.stdout.write("assistant> ");
     process.stdout.write(
       `\n[${r.tokens.length} tokens, ${rate(r.decodeTokens, r.decodeSeconds)}; prompt ${r.promptTokens} tokens, ${rate(
         r.promptTokens,
         r.prefillSeconds,
-      )}; context ${session.contextTokens}${r.finishReason === "stop_id" ? "" : `; stopped: ${r.finishReason}`}]\n`,
+      )}; context ${session.cachedTokens}/${session.contextTokens}${r.finishReason === "stop_id" ? "" : `; stopped: ${r.finishReason}`}]\n`,
     );
+    if (r.finishReason === "context")
+      process.stderr.write("[the reply filled the context; the next message drops the oldest turns]\n");
     ask();
   }
   rl.close();

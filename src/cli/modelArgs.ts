@@ -28,7 +28,12 @@ export const MODEL_HELP = `  --model, -m DIR     checkpoint directory: HF (confi
 
 export class UsageError extends Error {}
 
-function num(v: string | undefined, name: string, fallback: number, check: (x: number) => boolean): number {
+export function num(
+  v: string | undefined,
+  name: string,
+  fallback: number,
+  check: (x: number) => boolean,
+): number {
   if (v === undefined) return fallback;
   const x = Number(v);
   if (v.trim() === "" || !Number.isFinite(x) || !check(x))

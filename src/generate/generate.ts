@@ -28,6 +28,8 @@ export interface GenerateOptions extends SamplingOptions {
   onText?: (text: string) => void;
   /** Continue this cache (chat); by default a fresh one is made and disposed. */
   cache?: KVCache;
+  /** Tokens the cache may hold at most (default and ceiling: the config's maxPositionEmbeddings). */
+  contextTokens?: number;
 }
 
 export interface GenerateResult {
@@ -100,6 +102,7 @@ export function generate(
   const stops = (opts.stopStrings ?? []).filter((s) => s.length > 0);
   const codec = opts.codec ?? null;
   if (stops.length > 0 && !codec) throw new Error("generate: stop strings need a tokenizer to decode text");
+  const limit = Math.min(c.maxPositionEmbeddings, opts.contextTokens ?? c.maxPositionEmbeddings);
   const sampler = new Sampler(opts);
   const cache = opts.cache ?? new KVCache(c, 1, prompt.length + Math.min(maxNew, 4096));
   const stream: TextStream | null = codec ? codec.stream(prompt[prompt.length - 1] === c.bosTokenId) : null;
@@ -126,9 +129,9 @@ export function generate(
 
   try {
     const t0 = performance.now();
-    if (cache.length + prompt.length > c.maxPositionEmbeddings)
+    if (cache.length + prompt.length > limit)
       throw new Error(
-        `generate: prompt of ${prompt.length} tokens (after ${cache.length} cached) exceeds the context of ${c.maxPositionEmbeddings}`,
+        `generate: prompt of ${prompt.length} tokens (after ${cache.length} cached) exceeds the context of ${limit}`,
       );
     let next = maxNew > 0 ? step(prompt) : -1;
     const t1 = performance.now();
@@ -151,7 +154,7 @@ export function generate(
         }
       }
       if (i === maxNew - 1) break;
-      if (cache.length + 1 > c.maxPositionEmbeddings) {
+      if (cache.length + 1 > limit) {
         finishReason = "context";
         break;
       }

@@ -1,34 +1,18 @@
 // The model commands end to end, as a user runs them: `herd model info`, `herd generate` (text and ids),
-// `herd chat` over a pipe; and the chat session's token stream against the dialog format.
+// and bad checkpoints refused (chat is in test/generate/chat.test.ts).
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { ChatSession, generate, PieceVocab } from "../../src/generate/index.js";
-import { initWeights, Llama, preset, saveModel } from "../../src/model/index.js";
-import { ChatFormat, Tokenizer } from "../../src/tokenizer/index.js";
+import { PieceVocab } from "../../src/generate/index.js";
 import { repoPath } from "../helpers.js";
 
 const cli = repoPath("dist", "src", "cli", "main.js");
 const herd = (...args: string[]) => execFileSync(process.execPath, [cli, ...args], { encoding: "utf8" });
 const tmp = mkdtempSync(join(tmpdir(), "herd-cli-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** A random two-layer model with the Llama 3 vocabulary (chat needs its special tokens). */
-function llama3Vocab(): Llama {
-  const c = { ...preset("tiny"), hiddenSize: 32, numAttentionHeads: 2, numKeyValueHeads: 1, headDim: 16 };
-  const cfg = {
-    ...c,
-    numHiddenLayers: 2,
-    intermediateSize: 64,
-    vocabSize: 128256,
-    bosTokenId: 128000,
-    eosTokenIds: [128001, 128008, 128009],
-  };
-  return new Llama(cfg, initWeights(cfg, { seed: 5 }), "init");
-}
 
 test("herd generate --prompt on stories260K: its piece vocabulary encodes text, and the story continues", () => {
   const stories = repoPath("test", "fixtures", "stories260K");
@@ -108,60 +92,6 @@ test("herd generate prints stories260K's story, and reference ids with --prompt-
   });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /no tokenizer that can encode text for this model; use --prompt-ids/);
-});
-
-test("chat session: the model sees exactly the dialog format; replies on the kept cache equal a fresh run", () => {
-  const m = llama3Vocab();
-  const tok = Tokenizer.llama3();
-  const format = new ChatFormat(tok);
-  const chat = new ChatSession(m, format, { temperature: 0, maxNewTokens: 5, system: "Be brief." });
-  const r1 = chat.reply("Hello");
-  const r2 = chat.reply("And?");
-  const eot = tok.special("<|eot_id|>");
-  const end = (r: typeof r1) => (r.finishReason === "stop_id" ? [r.stopId!] : [r.tokens.at(-1)!, eot]);
-  const body = (r: typeof r1) => (r.finishReason === "stop_id" ? r.tokens : r.tokens.slice(0, -1));
-  const want = [
-    ...format.encodeDialogPrompt([
-      { role: "system", content: "Be brief." },
-      { role: "user", content: "Hello" },
-    ]),
-    ...body(r1),
-    ...end(r1),
-    ...format.encodeMessage({ role: "user", content: "And?" }),
-    ...format.encodeHeader("assistant"),
-    ...body(r2),
-  ];
-  assert.deepEqual(chat.history, want);
-  assert.equal(chat.contextTokens, want.length);
-  assert.equal(chat.messages.length, 5);
-  // The second reply, made on the cache kept across turns, equals a fresh greedy run over the same ids.
-  const prompt2 = want.slice(0, want.length - body(r2).length);
-  const fresh = generate(m, prompt2, { maxNewTokens: 5, stopIds: format.stopIds() });
-  assert.deepEqual(fresh.tokens, r2.tokens);
-  chat.reset();
-  assert.equal(chat.contextTokens, 0);
-  assert.equal(chat.messages.length, 1);
-  chat.dispose();
-  m.dispose();
-});
-
-test("herd chat answers piped lines with tokens/s", async () => {
-  const m = llama3Vocab();
-  const dir = join(tmp, "chat-model");
-  await saveModel(dir, m, { dtype: "bf16" });
-  m.dispose();
-  const r = spawnSync(
-    process.execPath,
-    [cli, "chat", "--model", dir, "--max-tokens", "4", "--temperature", "0"],
-    {
-      input: "Hello there\n/reset\nAgain\n",
-      encoding: "utf8",
-    },
-  );
-  assert.equal(r.status, 0, r.stderr);
-  assert.equal(r.stdout.match(/assistant> /g)?.length, 2);
-  assert.match(r.stdout, /tokens\/s/);
-  assert.match(r.stdout, /\(new dialog\)/);
 });
 
 test("herd generate refuses a config.json with a billion layers at once, naming the file and field", () => {
