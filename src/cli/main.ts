@@ -76,9 +76,13 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`herd: unknown command '${name}'\n\n${usage()}\n`);
     return 2;
   }
+  running = key;
   const mod = await cmd.load();
   return mod.run(key === two ? rest.slice(1) : rest);
 }
+
+/** The command being run, so an error that escapes it is reported under its name. */
+let running = "";
 
 main(process.argv.slice(2)).then(
   (code) => {
@@ -91,7 +95,7 @@ main(process.argv.slice(2)).then(
           ? (err.stack ?? err.message)
           : err.message
         : String(err);
-    process.stderr.write(`herd: ${msg}\n`);
+    process.stderr.write(`herd${running ? ` ${running}` : ""}: ${msg}\n`);
     process.exitCode = 1;
   },
 );

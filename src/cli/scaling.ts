@@ -141,7 +141,7 @@ function readPoints(file: string, out: (l: string) => void): ScalingPoint[] {
 function positive(flag: string, v: string | undefined, def: number): number {
   if (v === undefined) return def;
   const x = Number(v);
-  if (!(x > 0)) throw new Error(`herd scaling: ${flag} '${v}' must be a positive number`);
+  if (!(x > 0)) throw new Error(`${flag} '${v}' must be a positive number`);
   return x;
 }
 

@@ -73,7 +73,7 @@ function parseIds(text: string): number[] {
   if (t === "") return [];
   const parts = t.startsWith("[") ? (JSON.parse(t) as unknown[]).map(String) : t.split(/[\s,]+/);
   return parts.map((p, k) => {
-    if (!/^\d+$/.test(p)) throw new Error(`tokenize decode: item ${k + 1} ("${p}") is not a token id`);
+    if (!/^\d+$/.test(p)) throw new Error(`decode: item ${k + 1} ("${p}") is not a token id`);
     return Number(p);
   });
 }

@@ -2,10 +2,14 @@
 // a SentencePiece piece list such as llama2.c's `vocab.json` beside stories260K (encoding by its scores,
 // pieces.ts). Both
 // stream: generated ids go in one at a time and text comes out once its UTF-8 characters are complete.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { readRegularFile } from "../io/regular.js";
 import { Tokenizer } from "../tokenizer/index.js";
 import { PieceEncoder } from "./pieces.js";
+
+/** Largest vocab.json read (a 128K-piece list with scores is ~5 MB). */
+const MAX_VOCAB_BYTES = 64 << 20;
 
 export interface TextStream {
   /** Text completed by this id ("" while a character is unfinished). */
@@ -73,8 +77,9 @@ export class PieceVocab implements TextCodec {
    */
   static fromFile(path: string): PieceVocab {
     let json: { bos_id?: unknown; eos_id?: unknown; pieces?: unknown };
+    const text = readRegularFile(path, MAX_VOCAB_BYTES).toString("utf8");
     try {
-      json = JSON.parse(readFileSync(path, "utf8"));
+      json = JSON.parse(text);
     } catch (e) {
       throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
     }

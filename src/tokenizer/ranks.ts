@@ -3,9 +3,10 @@
 // file's size, its number of ranks and each line's length bounded before anything is allocated), sha256 pinning of the files we
 // know (Meta's Llama 3 tokenizer.model, shipped in assets/llama3/), and formatting them (trainIO writes them with src/io/atomic.ts).
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { closeSync, existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { openRegular } from "../io/regular.js";
 
 /** A parsed ranks file: token bytes (as binary strings, one char per byte) → rank. */
 export interface Ranks {
@@ -142,9 +143,14 @@ export function checkSha256(path: string, actual: string, expected: string): voi
 
 /** Reads and parses a ranks file; with `sha256`, first checks the file's hash. */
 export function readRanks(path: string, opts: { sha256?: string } = {}): Ranks {
-  const bytes = statSync(path).size <= MAX_FILE_BYTES ? readFileSync(path) : undefined;
-  if (!bytes || bytes.length > MAX_FILE_BYTES) {
-    throw new RanksFormatError(path, 0, `larger than ${MAX_FILE_BYTES} bytes; not a ranks file`);
+  const { fd, size } = openRegular(path);
+  let bytes: Buffer;
+  try {
+    if (size > MAX_FILE_BYTES)
+      throw new RanksFormatError(path, 0, `larger than ${MAX_FILE_BYTES} bytes; not a ranks file`);
+    bytes = readFileSync(fd);
+  } finally {
+    closeSync(fd);
   }
   const sha256 = sha256Hex(bytes);
   if (opts.sha256 !== undefined) checkSha256(path, sha256, opts.sha256);

@@ -146,6 +146,13 @@ test("input folders: links are followed, but never back into the folder (a link 
     expandInputs([inDir]).map((i) => i.path),
     [join(inDir, "a.txt"), join(inDir, "ext", "c.txt"), join(inDir, "sub", "b.txt")],
   );
+  // A dangling link is named as one, with its target, rather than a bare ENOENT.
+  symlinkSync(join(dir, "gone.txt"), join(inDir, "sub", "dangling.txt"));
+  assert.throws(
+    () => expandInputs([inDir]),
+    (e: Error) =>
+      e.message.includes(join(inDir, "sub", "dangling.txt")) && e.message.includes("which does not exist"),
+  );
 });
 
 test("WARC and WET: real Common Crawl records become documents with url, id and crawl date", async () => {

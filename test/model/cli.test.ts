@@ -112,13 +112,14 @@ test("herd generate refuses a config.json with a billion layers at once, naming 
   );
 });
 
-test("a FIFO in place of a checkpoint or config file is refused at once, naming the path", (t) => {
+test("a FIFO in place of a checkpoint, config or tokenizer file is refused at once, naming the path", (t) => {
   const stories = repoPath("test", "fixtures", "stories260K");
   const cases: [string, string, string][] = [
     ["fifo-weights", "model.safetensors", stories],
     ["fifo-config", "config.json", stories],
     ["fifo-params", "params.json", repoPath("test", "fixtures", "reference", "tiny-tied", "meta")],
     ["fifo-pth", "consolidated.00.pth", repoPath("test", "fixtures", "reference", "tiny-tied", "meta")],
+    ["fifo-tokenizer", "vocab.json", stories],
   ];
   for (const [name, file, src] of cases) {
     const dir = join(tmp, name);

@@ -35,10 +35,10 @@ describe("herd tokenize", () => {
     writeFileSync(bad, "IQ== 0\nIg==\n");
     const r = herd(["tokenize", "count", "--tokenizer", bad, "--text", "x"]);
     assert.equal(r.code, 1);
-    assert.equal(r.err, `herd: ${bad}:2: expected "<base64 token> <rank>", found 1 field(s)\n`);
+    assert.equal(r.err, `herd tokenize: ${bad}:2: expected "<base64 token> <rank>", found 1 field(s)\n`);
     assert.equal(
       herd(["tokenize", "decode", "--text", "12 x"]).err,
-      'herd: tokenize decode: item 2 ("x") is not a token id\n',
+      'herd tokenize: decode: item 2 ("x") is not a token id\n',
     );
     assert.equal(herd(["tokenize", "frobnicate"]).code, 2);
   });
@@ -48,7 +48,7 @@ describe("herd tokenize", () => {
     assert.equal(r.code, 1);
     assert.match(
       r.err,
-      /^herd: .*assets\/llama3\/tokenizer\.model: sha256 is 82e9d319[0-9a-f]{56}, expected 0{64} /,
+      /^herd tokenize: .*assets\/llama3\/tokenizer\.model: sha256 is 82e9d319[0-9a-f]{56}, expected 0{64} /,
     );
     assert.equal(r.out, "");
     const pinned = "82E9D31979E92AB929CD544440F129D9ECD797B69E327F80F17E1C50D5551B55";
@@ -68,7 +68,7 @@ describe("herd tokenize", () => {
     assert.equal(r.code, 1);
     assert.equal(
       r.err,
-      `herd: ${bad}:257: expected rank 256, found 2147483646; ranks must run 0, 1, 2, … in order\n`,
+      `herd tokenize: ${bad}:257: expected rank 256, found 2147483646; ranks must run 0, 1, 2, … in order\n`,
     );
   });
 });

@@ -1,7 +1,7 @@
 // Folders of text files: each file is one document, its id the path relative to the folder (or the file
 // name for a single file). Files are visited in sorted order so every run sees the same sequence.
 // A file that is not valid UTF-8 is reported and kept with U+FFFD (or skipped, if asked).
-import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { isAbsolute, join, relative, sep } from "node:path";
 import type { Document } from "../document.js";
 import type { IssueSink } from "../issues.js";
@@ -34,7 +34,7 @@ export function listFiles(dir: string): string[] {
     for (const n of names) {
       if (n.startsWith(".")) continue;
       const p = join(d, n);
-      const st = statSync(p);
+      const st = statOrBrokenLink(p);
       if (st.isDirectory()) {
         const target = realpathSync(p);
         if (!seen.has(target) && !holds(target, real)) walk(p, target);
@@ -43,6 +43,20 @@ export function listFiles(dir: string): string[] {
   };
   walk(dir, realpathSync(dir));
   return out;
+}
+
+/** statSync, with a dangling link named as one (not a bare ENOENT on a file that is listed). */
+function statOrBrokenLink(p: string) {
+  try {
+    return statSync(p);
+  } catch (e) {
+    if (
+      (e as NodeJS.ErrnoException).code !== "ENOENT" ||
+      !lstatSync(p, { throwIfNoEntry: false })?.isSymbolicLink()
+    )
+      throw e;
+    throw new Error(`${p}: a link to '${readlinkSync(p)}', which does not exist (remove or fix the link)`);
+  }
 }
 
 /** One document from one text file. */

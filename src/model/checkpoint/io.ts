@@ -9,10 +9,9 @@
 // could grow that memory and detach the view mid-read. The public functions stay async so a later
 // version can change this without changing callers.
 //
-// Every checkpoint or config file is opened as a regular file: opened without blocking and checked
-// with fstat, so a FIFO, socket, device or directory in its place is an error naming the path, not a
-// read that waits forever (or never ends). Files read whole (config, params, index) are size-checked
-// against a limit before any buffer is allocated.
+// Every checkpoint or config file is opened as a regular file (src/io/regular.ts), so a FIFO, socket,
+// device or directory in its place is an error naming the path, not a read that waits forever. Files
+// read whole (config, params, index) are size-checked against a limit before any buffer is allocated.
 //
 // All formats here are little-endian; so is every platform Node runs on (checked once below).
 import {
@@ -30,7 +29,10 @@ import {
 } from "node:fs";
 import { endianness } from "node:os";
 import { basename, dirname, join } from "node:path";
+import { openRegular } from "../../io/regular.js";
 import { type DType, decodeHalf, encodeHalf } from "../../tensor/dtype.js";
+
+export { MAX_JSON_BYTES, openRegular, readRegularFile } from "../../io/regular.js";
 
 if (endianness() !== "LE") throw new Error("herd checkpoints: a big-endian host is not supported");
 
@@ -42,44 +44,6 @@ const MAX_IO = 1 << 30;
 /** The bytes of a typed array, as a Uint8Array view (no copy). */
 export function bytesOf(a: Float32Array | Uint16Array | Uint8Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
-
-function kindOf(st: Stats): string {
-  if (st.isDirectory()) return "a directory";
-  if (st.isFIFO()) return "a FIFO (named pipe)";
-  if (st.isSocket()) return "a socket";
-  if (st.isCharacterDevice()) return "a character device";
-  if (st.isBlockDevice()) return "a block device";
-  return "something";
-}
-
-/**
- * Open `path` for reading only if it is a regular file (O_NONBLOCK: opening a FIFO does not wait for a
- * writer; it has no effect on reads of a regular file). Returns the descriptor and the file's size.
- */
-export function openRegular(path: string): { fd: number; size: number } {
-  const fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
-  const st = fstatSync(fd);
-  if (!st.isFile()) {
-    closeSync(fd);
-    throw new Error(`${path}: ${kindOf(st)}, not a regular file`);
-  }
-  return { fd, size: st.size };
-}
-
-/** Largest config, params or index JSON read (405B's index is ~100 KB). */
-export const MAX_JSON_BYTES = 16 << 20;
-
-/** The whole of a regular file of at most `maxBytes` (checked before reading; config files by default). */
-export function readRegularFile(path: string, maxBytes: number = MAX_JSON_BYTES): Buffer {
-  const { fd, size } = openRegular(path);
-  try {
-    if (size > maxBytes)
-      throw new Error(`${path}: ${size} bytes, more than the ${maxBytes / 2 ** 20} MiB such a file may hold`);
-    return readFileSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** A file opened for positional reads; `name` is what error messages call it. */
