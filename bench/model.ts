@@ -17,7 +17,7 @@
 // keeps its best run (the slowest is printed beside it). Knobs: HERD_BENCH_PROMPT (512),
 // HERD_BENCH_DECODE (32 tokens), HERD_BENCH_REPEATS (3), HERD_BENCH_THREADS (2), HERD_BENCH_PRESET
 // (llama3.2-1b), HERD_BENCH_BACKENDS (wasm,native-ops,native: those built; native-ops is native with
-// HERD_FUSED_DECODE=0, each decode step op by op, beside the fused step).
+// HERD_FUSED_DECODE=0, each decode step op by op, beside the step replayed from its captured graph).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -63,7 +63,7 @@ export async function run(): Promise<void> {
     const cacheBytes = kvBytesRead(config, prompt, decode);
     const bytesPerToken = weightBytes + cacheBytes;
     // "native-ops": the native backend with HERD_FUSED_DECODE=0 (each decode step op by op, the
-    // baseline of the fused step).
+    // baseline of the replayed graph).
     const wanted = (process.env.HERD_BENCH_BACKENDS ?? "wasm,native-ops,native").split(",").filter((b) => b);
     const backends = wanted.filter((b) => backendNames().includes(b.replace(/-ops$/, "")));
     const results: (ChildResult & { label: string })[] = [];

@@ -449,15 +449,15 @@ napi_value AttentionBackward(napi_env env, napi_callback_info info) {
 
 }  // namespace
 
-// One query row (a decode step, batch 1) over seqK cached keys, causal, no document masks.
-void decodeAttention(const float* q, const float* k, const float* v, float* out, float* lse, int64_t seqK,
-                     int64_t heads, int64_t kvHeads, int64_t hd, float scale) {
+void attentionNoDocs(const float* q, const float* k, const float* v, float* out, float* lse, int64_t batch,
+                     int64_t seqQ, int64_t seqK, int64_t heads, int64_t kvHeads, int64_t hd, float scale,
+                     bool causal) {
   AttnP P{};
   P.q = q, P.k = k, P.v = v, P.o = out, P.lseOut = lse;
-  P.batch = 1, P.seqQ = 1, P.seqK = seqK, P.heads = heads, P.kvHeads = kvHeads, P.hd = hd;
+  P.batch = batch, P.seqQ = seqQ, P.seqK = seqK, P.heads = heads, P.kvHeads = kvHeads, P.hd = hd;
   P.scale = scale;
-  P.causal = true;
-  attentionForward(P);
+  P.causal = causal;
+  if (batch * seqQ * heads * hd > 0) attentionForward(P);
 }
 
 // rows.cc's kernels (RoPE, embedding, cross-entropy, elementwise) register with these: herd.cc's

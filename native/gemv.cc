@@ -339,6 +339,16 @@ void gemvBf16(const float* a, int64_t m, int64_t k, const Bf16Product* ps, int c
   });
 }
 
+void linearBf16(const float* a, int64_t m, int64_t k, const Bf16Product* ps, int count) {
+  if (m == 0) return;
+  if (m > SMALL_M) {
+    for (int q = 0; q < count; q++)
+      if (ps[q].n > 0) gemmBf16(a, ps[q].b, ps[q].c, m, ps[q].n, k);
+  } else {
+    gemvBf16(a, m, k, ps, count);
+  }
+}
+
 // The packed copy (packBf16's layout) of an n×k matrix given as argument v, or null when v is null or
 // undefined (absent); anything else must be a 64-byte aligned Uint16Array of n·k with k a multiple of
 // 32 (whole lines).
@@ -456,12 +466,8 @@ napi_value MatmulBf16(napi_env env, napi_callback_info info) {
   float* c = A.f32(2, m * n);
   const uint16_t* packed = packedArg(A, A.n > 6 ? A.v[6] : nullptr, n, k);
   if (A.failed || m == 0 || n == 0) return undef(env);
-  if (m > SMALL_M) {
-    gemmBf16(a, b, c, m, n, k);
-  } else {
-    const Bf16Product p{b, c, n, packed};
-    gemvBf16(a, m, k, &p, 1);
-  }
+  const Bf16Product p{b, c, n, packed};
+  linearBf16(a, m, k, &p, 1);
   return undef(env);
 }
 
@@ -513,12 +519,7 @@ napi_value MatmulBf16Many(napi_env env, napi_callback_info info) {
     ps[q].packed = packedArg(A, pq, n, k);
   }
   if (A.failed || m == 0 || count == 0) return undef(env);
-  if (m > SMALL_M) {
-    for (uint32_t q = 0; q < count; q++)
-      if (ps[q].n > 0) gemmBf16(a, ps[q].b, ps[q].c, m, ps[q].n, k);
-  } else {
-    gemvBf16(a, m, k, ps, (int)count);
-  }
+  linearBf16(a, m, k, ps, (int)count);
   return undef(env);
 }
 

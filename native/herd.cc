@@ -686,7 +686,7 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
   herd::registerAttention(env, exports);
   herd::registerQuant(env, exports);
   herd::registerMemory(env, exports);
-  herd::registerDecode(env, exports);
+  herd::registerGraph(env, exports);
   herd::registerCpu(env, exports);
   return exports;
 }

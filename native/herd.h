@@ -292,16 +292,17 @@ inline void registerFns(napi_env env, napi_value exports, const NamedFn* fns, si
 // C (m×n) = A (m×k) · Bᵀ, B n×k in bf16, by the tiled SGEMM (herd.cc; many rows of A: prefill).
 void gemmBf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k);
 
-// Kernels that decode.cc's fused decode step runs, each the one the op-by-op path calls (so the two agree
-// bit for bit). herd.cc:
+// Kernels a replayed graph (graph.cc) runs, each the one the kernel's own N-API function calls (so a
+// replay and the op-by-op path agree bit for bit). herd.cc:
 void rmsNorm(const float* x, const float* w, float* out, float* rstd, int64_t rows, int64_t dim, float eps);
 void swiglu(const float* g, const float* u, float* out, int64_t n);
 // rows.cc:
 void rope(const float* x, float* out, const int32_t* pos, const float* invFreq, int64_t tokens, int64_t heads,
           int64_t hd, bool inverse);
-// attention.cc: one query row over seqK cached keys (causal, no document masks).
-void decodeAttention(const float* q, const float* k, const float* v, float* out, float* lse, int64_t seqK,
-                     int64_t heads, int64_t kvHeads, int64_t hd, float scale);
+// attention.cc: flash attention forward without document masks (out and lse written), as attention().
+void attentionNoDocs(const float* q, const float* k, const float* v, float* out, float* lse, int64_t batch,
+                     int64_t seqQ, int64_t seqK, int64_t heads, int64_t kvHeads, int64_t hd, float scale,
+                     bool causal);
 // gemv.cc: c_q = a·b_qᵀ (m ≤ 4 rows of a; b_q n_q×k bf16) for `count` ≤ 16 products in one parallel pass.
 // `packed`, when not null, is b in the interleaved layout of packBf16 (gemv.cc), read instead of b by the
 // AVX-512 kernel.
@@ -312,6 +313,8 @@ struct Bf16Product {
   const uint16_t* packed = nullptr;
 };
 void gemvBf16(const float* a, int64_t m, int64_t k, const Bf16Product* ps, int count);
+// gemv.cc: the same products for any m, as matmulBf16Many: the GEMV for few rows, else the tiled SGEMM.
+void linearBf16(const float* a, int64_t m, int64_t k, const Bf16Product* ps, int count);
 // gemv.cc: argument v as a packed copy of an n×k bf16 matrix (null/undefined: none; else checked).
 const uint16_t* packedArg(Args& A, napi_value v, int64_t n, int64_t k);
 // quant.cc: C (m×n) = A (m×k) · Wᵀ, W in Q8_0 (f = 0) or Q4_0 (f = 1) blocks.
@@ -338,7 +341,7 @@ void registerGemv(napi_env env, napi_value exports);       // gemv.cc: bf16 GEMV
 void registerAttention(napi_env env, napi_value exports);  // attention.cc
 void registerQuant(napi_env env, napi_value exports);      // quant.cc
 void registerMemory(napi_env env, napi_value exports);     // memory.cc: hugepage-backed buffers
-void registerDecode(napi_env env, napi_value exports);     // decode.cc: a Llama decode step, fused
+void registerGraph(napi_env env, napi_value exports);      // graph.cc: recorded kernel calls, replayed
 void registerCpu(napi_env env, napi_value exports);        // cpu.cc: cache sizes, blocking, FMA probe
 
 // memory.cc: `bytes` of zeroed memory, 2 MiB aligned; *huge says whether madvise(MADV_HUGEPAGE) took.

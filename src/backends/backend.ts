@@ -63,48 +63,30 @@ export interface AdamWArgs {
 }
 
 /**
- * One Llama decode step, whole (Backend.llamaDecode): one token of batch 1 through every layer with a KV
- * cache, then the final norm and the head. Weights are all bf16 bit patterns (format "bf16") or all GGUF
- * blocks of one format; norms are f32. Shapes follow the config: dim, heads·headDim, kvHeads·headDim, ffn.
+ * One kernel call recorded into a graph (src/tensor/graph.ts, which captures a sequence of calls once and
+ * replays it): the Backend method `op` and its arguments as they were passed, buffers by reference.
+ * `dyn` lists the numbers that change from one run to the next: argument `arg` (or field `field` of the
+ * argument record there) is params[param]·mul + add in each run.
  */
-export interface LlamaDecodeStep {
-  /** The token's embedding on entry; the last hidden state on return. [dim] */
-  x: Float32Array;
-  /** Written: [vocab]. */
-  logits: Float32Array;
-  format: "bf16" | QuantFormat;
-  layers: readonly {
-    attnNorm: Float32Array;
-    ffnNorm: Float32Array;
-    /** q, k, v, o, gate (w1), up (w3), down (w2): Uint16Array (bf16) or Uint8Array (blocks). */
-    wq: Uint16Array | Uint8Array;
-    wk: Uint16Array | Uint8Array;
-    wv: Uint16Array | Uint8Array;
-    wo: Uint16Array | Uint8Array;
-    w1: Uint16Array | Uint8Array;
-    w3: Uint16Array | Uint8Array;
-    w2: Uint16Array | Uint8Array;
-  }[];
-  /** Per layer [capacity, kvHeads·headDim]; this token's K and V are written at row `cached`. */
-  kCache: readonly Float32Array[];
-  vCache: readonly Float32Array[];
-  capacity: number;
-  /** Tokens already in the cache (the new one attends to them and itself). */
-  cached: number;
-  /** The token's RoPE position. */
-  position: number;
-  norm: Float32Array;
-  head: Uint16Array | Uint8Array;
-  invFreq: Float32Array;
-  dim: number;
-  heads: number;
-  kvHeads: number;
-  headDim: number;
-  ffn: number;
-  vocab: number;
-  eps: number;
-  /** Attention's score scale (1/√headDim). */
-  scale: number;
+export interface GraphCall {
+  op: string;
+  args: readonly unknown[];
+  dyn: readonly GraphDyn[];
+}
+
+export interface GraphDyn {
+  arg: number;
+  field?: string;
+  param: number;
+  mul: number;
+  add: number;
+}
+
+/** A graph a backend compiled to replay on its own (Backend.compileGraph). */
+export interface CompiledGraph {
+  /** Run every call in order with these parameters. */
+  run(params: readonly number[]): void;
+  dispose(): void;
 }
 
 export interface Backend {
@@ -157,12 +139,15 @@ export interface Backend {
   ): void;
 
   /**
-   * Optional: a whole decode step of a Llama model in one call (native; src/model/llama.ts runs it op by
-   * op without). It must run the kernels the ops run, in the same order, so the logits are the same.
+   * Optional: compile recorded calls to be replayed in one call each run (native: no JS between the
+   * kernels). The calls' buffers stay owned by the caller, who keeps them alive until dispose(). Null when
+   * a call is one the backend cannot replay itself (the graph is then replayed call by call).
    */
-  llamaDecode?(step: LlamaDecodeStep): void;
+  compileGraph?(calls: readonly GraphCall[]): CompiledGraph | null;
 
   // --- elementwise (n elements) --------------------------------------------------------------
+  /** dst[dstOffset + i] = src[srcOffset + i] for i < n. */
+  copy(src: Float32Array, srcOffset: number, dst: Float32Array, dstOffset: number, n: number): void;
   add(a: Float32Array, b: Float32Array, out: Float32Array, n: number): void;
   mul(a: Float32Array, b: Float32Array, out: Float32Array, n: number): void;
   /** out = a * s (out may be a). */

@@ -4,10 +4,9 @@
 // inference (under noGrad, optionally with a KV cache for incremental decoding, and with bf16 weights
 // used as stored). Weights are a map from Hugging Face names to tensors (weights.ts); a quantised
 // checkpoint's matrices are QuantTensors (Q8_0/Q4_0, inference only) kept in `quantized`.
-import type { LlamaDecodeStep } from "../backends/backend.js";
-import { getBackend } from "../backends/index.js";
-import { widenBf16 } from "../backends/js/bf16.js";
-import { linearsBf16 } from "../tensor/linearBf16.js";
+import { capture, type Graph, graphsReplayNatively } from "../tensor/graph.js";
+import { cachedAttention, cacheWrite } from "../tensor/kvcache.js";
+import { embeddingBf16, linearsBf16 } from "../tensor/linearBf16.js";
 import {
   add,
   attention,
@@ -19,7 +18,7 @@ import {
   rope,
   swiglu,
 } from "../tensor/ops.js";
-import { embeddingQuant, type QuantFormat, QuantTensor } from "../tensor/quant.js";
+import { embeddingQuant, QuantTensor } from "../tensor/quant.js";
 import { checkpoint, isGradEnabled } from "../tensor/tape.js";
 import { scope, shapeStr, type Tensor, zeros } from "../tensor/tensor.js";
 import { type LlamaConfig, validateConfig } from "./config.js";
@@ -78,10 +77,8 @@ export class Llama {
   private readonly embed: Matrix;
   private readonly norm: Tensor;
   private readonly head: Matrix;
-  /** matrixFormat's answer, once asked. */
-  private fusedFormat: "bf16" | QuantFormat | null | undefined;
-  /** decodeFused's per-layer weight arrays (the same every step; the backend keys its own state on them). */
-  private fusedLayers: LlamaDecodeStep["layers"] | null = null;
+  /** The decode step captured as a graph, for the cache it was captured on (decodeGraph). */
+  private decode: DecodeGraph | null = null;
 
   /**
    * A model over `tensors` (HF names). Every tensor the config needs must be there with its shape;
@@ -198,7 +195,7 @@ export class Llama {
       throw new Error(`Llama.forward: ${positions.length} positions for ${ids.length} tokens`);
 
     if (cache && B === 1 && T === 1 && !docIds) {
-      const logits = this.decodeFused(ids, positions[0]!, cache);
+      const logits = this.decodeGraph(ids, positions[0]!, cache);
       if (logits) return logits;
     }
     let h = this.embedTokens(ids, [B, T]);
@@ -206,18 +203,17 @@ export class Llama {
       cache.reserve(T);
       if (docIds) cache.writeDocs(docIds, T);
     }
-    const kDocIds = cache ? (cache.keyDocs(T) ?? undefined) : docIds;
     const recompute = (opts.recompute ?? this.recompute) && !cache && isGradEnabled();
     for (let l = 0; l < this.layers.length; l++) {
       const prev = h;
       h = scope(() =>
         recompute
           ? checkpoint(
-              (x) => this.block(l, x, B, T, positions, docIds, kDocIds, undefined),
+              (x) => this.block(l, x, B, T, positions, docIds, undefined),
               [prev],
               Object.values(this.layers[l]!).filter((w) => w.requiresGrad),
             )
-          : this.block(l, prev, B, T, positions, docIds, kDocIds, cache),
+          : this.block(l, prev, B, T, positions, docIds, cache),
       );
       prev.dispose(); // deferred by the tensor while the autograd tape still needs it
     }
@@ -246,76 +242,64 @@ export class Llama {
   dispose(): void {
     for (const t of this.weights.values()) t.dispose();
     for (const t of this.quantized.values()) t.dispose();
-    this.fusedLayers = null;
+    this.decode?.graph.dispose();
+    this.decode = null;
   }
 
   // --- pieces ---------------------------------------------------------------------------------------
 
   /**
-   * One decode step (a token of batch 1 with a KV cache) as a single backend call, when the backend has
-   * `llamaDecode` (native) and every matrix is bf16 or every one is in the same quantised format: the
-   * backend runs the kernels `block` below runs, in the same order, so the logits are the same bit for
-   * bit; what it saves is a JS round trip, a tensor allocation and an N-API crossing per op, time in
-   * which a decode step's weight stream stands still. Null: take the op-by-op path.
-   * HERD_FUSED_DECODE=0 turns it off (the benchmark and the tests compare the two).
+   * One decode step (a token of batch 1 with a KV cache) replayed from a captured graph, when the backend
+   * replays graphs itself (native): the step's kernels (the ones `block` runs, recorded once) run back
+   * to back without JS between them, the time in which a decode step's weight stream stands still, and
+   * give the same logits bit for bit. The graph is captured on the first step with a cache and again when
+   * the cache changes or grows. Null: take the op-by-op path. HERD_FUSED_DECODE=0 turns it off (the
+   * benchmark and the tests compare the two).
    */
-  private decodeFused(ids: Int32Array, position: number, cache: KVCache): Tensor | null {
-    const backend = getBackend();
-    if (!backend.llamaDecode || process.env.HERD_FUSED_DECODE === "0" || cache.hasDocs) return null;
-    const format = this.matrixFormat();
-    if (!format) return null;
-    const c = this.config;
-    const bits = (w: Matrix) => (w instanceof QuantTensor ? w.blocks : w.halfBits);
+  private decodeGraph(ids: Int32Array, position: number, cache: KVCache): Tensor | null {
+    if (
+      !graphsReplayNatively() ||
+      process.env.HERD_FUSED_DECODE === "0" ||
+      cache.hasDocs ||
+      cache.batch !== 1
+    )
+      return null;
     cache.reserve(1);
     const x = this.embedTokens(ids, [1, 1]);
-    const logits = zeros([1, 1, c.vocabSize]);
-    const kv = cache.buffers();
-    backend.llamaDecode({
-      x: x.data,
-      logits: logits.data,
-      format,
-      layers: (this.fusedLayers ??= this.layers.map((w) => ({
-        attnNorm: w.attnNorm.data,
-        ffnNorm: w.ffnNorm.data,
-        wq: bits(w.wq),
-        wk: bits(w.wk),
-        wv: bits(w.wv),
-        wo: bits(w.wo),
-        w1: bits(w.w1),
-        w3: bits(w.w3),
-        w2: bits(w.w2),
-      }))),
-      kCache: kv.k,
-      vCache: kv.v,
-      capacity: kv.capacity,
-      cached: cache.length,
-      position,
-      norm: this.norm.data,
-      head: bits(this.head),
-      invFreq: this.invFreq,
-      dim: c.hiddenSize,
-      heads: c.numAttentionHeads,
-      kvHeads: c.numKeyValueHeads,
-      headDim: c.headDim,
-      ffn: c.intermediateSize,
-      vocab: c.vocabSize,
-      eps: c.rmsNormEps,
-      scale: 1 / Math.sqrt(c.headDim),
-    });
+    let d = this.decode;
+    if (d && d.cache === cache && d.version === cache.version) {
+      d.input.set(x.data);
+      d.positions[0] = position;
+      d.graph.run([cache.length]);
+    } else {
+      d?.graph.dispose();
+      this.decode = null;
+      const positions = Int32Array.of(position);
+      const { graph, result } = capture(() => {
+        const input = zeros([1, 1, this.config.hiddenSize]).keep();
+        input.data.set(x.data);
+        let h = input;
+        for (let l = 0; l < this.layers.length; l++) h = this.block(l, h, 1, 1, positions, undefined, cache);
+        const logits = linear(rmsNorm(h, this.norm, this.config.rmsNormEps), this.head).keep();
+        return { input: input.data, logits: logits.data };
+      });
+      d = { graph, cache, version: cache.version, positions, ...result };
+      if (!graph.native) {
+        // The backend cannot replay it in one call after all: the op path is as fast and simpler.
+        graph.dispose();
+        d = null;
+      }
+      this.decode = d;
+      if (!d) {
+        x.dispose();
+        return null;
+      }
+    }
     x.dispose();
     cache.advance(1);
+    const logits = zeros([1, 1, this.config.vocabSize]);
+    logits.data.set(d.logits);
     return logits;
-  }
-
-  /** "bf16" or the quantised format when every matrix (head included) is stored that way, else null. */
-  private matrixFormat(): "bf16" | QuantFormat | null {
-    if (this.fusedFormat !== undefined) return this.fusedFormat;
-    const all = [this.head, ...this.layers.flatMap((w) => [w.wq, w.wk, w.wv, w.wo, w.w1, w.w3, w.w2])];
-    const first = all[0]!;
-    const format = first instanceof QuantTensor ? first.format : first.dtype === "bf16" ? "bf16" : null;
-    const same = (w: Matrix) => (w instanceof QuantTensor ? w.format : w.dtype) === format;
-    this.fusedFormat = format && all.every(same) ? format : null;
-    return this.fusedFormat;
   }
 
   private positionsFor(
@@ -343,17 +327,7 @@ export class Llama {
     const table = this.embed;
     if (table instanceof QuantTensor) return embeddingQuant(table, ids, shape);
     if (table.dtype === "f32") return embedding(table, ids, shape);
-    const [V, d] = table.shape as [number, number];
-    const out = zeros([...shape, d]);
-    const bits = table.halfBits;
-    const rows = new Uint32Array(out.data.buffer, out.data.byteOffset, out.size);
-    for (let r = 0; r < ids.length; r++) {
-      const id = ids[r]!;
-      if (!(id >= 0 && id < V))
-        throw new Error(`embedding: id ${id} at position ${r} is outside the vocabulary [0, ${V})`);
-      widenBf16(bits.subarray(id * d, (id + 1) * d), rows.subarray(r * d, (r + 1) * d), d);
-    }
-    return out;
+    return embeddingBf16(table, ids, shape);
   }
 
   private block(
@@ -363,7 +337,6 @@ export class Llama {
     T: number,
     positions: Int32Array,
     docIds: Int32Array | undefined,
-    kDocIds: Int32Array | undefined,
     cache: KVCache | undefined,
   ): Tensor {
     const c = this.config;
@@ -376,54 +349,17 @@ export class Llama {
     const q = rope(reshape(xq!, [B, T, H, hd]), positions, this.invFreq);
     const k = rope(reshape(xk!, [B, T, K, hd]), positions, this.invFreq);
     const v = reshape(xv!, [B, T, K, hd]);
-    const a = cache
-      ? this.cachedAttention(l, q, k, v, cache, docIds, kDocIds)
-      : attention(q, k, v, { docIds });
+    let a: Tensor;
+    if (cache) {
+      cacheWrite(cache, l, k, v, T);
+      a = cachedAttention(cache, l, q, docIds ? { docIds } : {});
+    } else {
+      a = attention(q, k, v, { docIds });
+    }
     h = add(h, linear(reshape(a, [B, T, H * hd]), w.wo));
     const y = rmsNorm(h, w.ffnNorm, c.rmsNormEps);
     const [gate, up] = linears(y, [w.w1, w.w3]);
     return add(h, linear(swiglu(gate!, up!), w.w2));
-  }
-
-  /** Attention of T new queries over the cached keys plus their own (causal offset S−T). */
-  private cachedAttention(
-    l: number,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    cache: KVCache,
-    docIds: Int32Array | undefined,
-    kDocIds: Int32Array | undefined,
-  ): Tensor {
-    const [B, T, H, hd] = q.shape as [number, number, number, number];
-    cache.write(l, k.data, v.data, T);
-    const S = cache.length + T;
-    const kv = cache.keysValues(l, T);
-    const backend = getBackend();
-    const out = zeros(q.shape);
-    const lse = backend.alloc(B * H * T);
-    const qDoc = kDocIds ? (docIds ?? null) : null;
-    try {
-      backend.attention(q.data, kv.k, kv.v, out.data, lse, {
-        batch: B,
-        seqQ: T,
-        seqK: S,
-        heads: H,
-        kvHeads: this.config.numKeyValueHeads,
-        headDim: hd,
-        scale: 1 / Math.sqrt(hd),
-        causal: true,
-        qDocIds: qDoc ?? (kDocIds ? lastDocs(kDocIds, B, S, T) : null),
-        kDocIds: kDocIds ?? null,
-      });
-    } finally {
-      backend.free(lse);
-      if (kv.copied) {
-        backend.free(kv.k);
-        backend.free(kv.v);
-      }
-    }
-    return out;
   }
 }
 
@@ -440,9 +376,13 @@ function linears(x: Tensor, ws: readonly Matrix[]): Tensor[] {
   return fused.map((y, i) => reshape(y, [...x.shape.slice(0, -1), ws[i]!.shape[0]!]));
 }
 
-/** The document ids of the last T of S keys per row (the queries' own). */
-function lastDocs(kDocIds: Int32Array, B: number, S: number, T: number): Int32Array {
-  const out = new Int32Array(B * T);
-  for (let b = 0; b < B; b++) out.set(kDocIds.subarray(b * S + S - T, b * S + S), b * T);
-  return out;
+/** The captured decode step and what it was captured for. */
+interface DecodeGraph {
+  graph: Graph;
+  cache: KVCache;
+  version: number;
+  /** The graph's own buffers: the token's embedding in, the position, the logits out. */
+  input: Float32Array;
+  positions: Int32Array;
+  logits: Float32Array;
 }

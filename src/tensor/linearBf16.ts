@@ -3,6 +3,7 @@
 // is an error (load f32 weights to train). The backend's own `matmulBf16` runs when it has one; a
 // backend that only inherits the js reference kernel gets W widened to f32 a block of rows at a time into
 // a scratch buffer, multiplied with its own f32 `matmul` (a GEMV for one row, packed SGEMM for many).
+// Also the bf16 embedding lookup (a bf16 checkpoint's tied table is both).
 
 import { getBackend } from "../backends/index.js";
 import { matmulBf16 as jsMatmulBf16, widenBf16 } from "../backends/js/bf16.js";
@@ -97,4 +98,27 @@ export function linearsBf16(x: Tensor, ws: readonly Tensor[]): Tensor[] | null {
     k,
   );
   return outs;
+}
+
+/** Rows of a bf16 `table` [vocab, dim] picked by ids, widened to f32 row by row (no f32 copy of the table). */
+export function embeddingBf16(
+  table: Tensor,
+  ids: Int32Array,
+  idsShape: readonly number[] = [ids.length],
+): Tensor {
+  if (table.dtype !== "bf16" || table.rank !== 2)
+    throw new Error(`embeddingBf16: table ${table} must be a bf16 [vocab, dim]`);
+  const [V, d] = table.shape as [number, number];
+  const out = zeros([...idsShape, d]);
+  if (out.size !== ids.length * d)
+    throw new Error(`embeddingBf16: ${ids.length} ids for shape [${idsShape}]`);
+  const bits = table.halfBits;
+  const rows = new Uint32Array(out.data.buffer, out.data.byteOffset, out.size);
+  for (let r = 0; r < ids.length; r++) {
+    const id = ids[r]!;
+    if (!(id >= 0 && id < V))
+      throw new Error(`embedding: id ${id} at position ${r} is outside the vocabulary [0, ${V})`);
+    widenBf16(bits.subarray(id * d, (id + 1) * d), rows.subarray(r * d, (r + 1) * d), d);
+  }
+  return out;
 }

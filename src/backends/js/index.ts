@@ -180,6 +180,13 @@ export const jsBackend: Backend = {
   liveBytes: () => live,
   matmul,
   matmulBf16,
+  copy(src, srcOffset, dst, dstOffset, n) {
+    if (!(srcOffset >= 0 && dstOffset >= 0 && srcOffset + n <= src.length && dstOffset + n <= dst.length))
+      throw new Error(
+        `copy: ${n} elements from ${srcOffset} of ${src.length} to ${dstOffset} of ${dst.length} is out of bounds`,
+      );
+    dst.set(src.subarray(srcOffset, srcOffset + n), dstOffset);
+  },
   add(a, b, out, n) {
     for (let i = 0; i < n; i++) out[i] = a[i]! + b[i]!;
   },

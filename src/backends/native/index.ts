@@ -7,22 +7,22 @@
 // the interface is native: herd.cc has matmul (packed, cache-blocked SGEMM), RMSNorm, SwiGLU, softmax and
 // AdamW; gemv.cc matmulBf16 (decode GEMV reading bf16 weights) and the bandwidth probe; quant.cc
 // matmulQuant (Q8_0/Q4_0); attention.cc flash attention forward and backward; rows.cc RoPE, embedding,
-// cross-entropy and the elementwise kernels; memory.cc the hugepage-backed buffers. The js reference
+// cross-entropy and the elementwise kernels; memory.cc the hugepage-backed buffers; graph.cc replays
+// recorded kernel calls (compileGraph, ./graph.ts). The js reference
 // (src/backends/js/) is what the conformance suite checks them against.
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { AttentionArgs, Backend, LlamaDecodeStep } from "../backend.js";
+import type { AttentionArgs, Backend } from "../backend.js";
 import { jsBackend } from "../js/index.js";
+import { compileNativeGraph, type GraphAddon } from "./graph.js";
 
 type F32 = Float32Array;
 type I32 = Int32Array;
-/** llamaDecode's per-layer arrays, flat: attnNorm, wq, wk, wv, wo, ffnNorm, w1, w3, w2 of each layer. */
-type DecodeArrays = (F32 | Uint16Array | Uint8Array)[];
 /** Attention shape arguments: [batch, seqQ, seqK, heads, kvHeads, headDim, scale, causal], qDoc, kDoc. */
 type AttnShape = [Float64Array, I32 | null, I32 | null];
-interface Addon {
+interface Addon extends GraphAddon {
   init(threads: number): string;
   threads(): number;
   /** native/cpu.cc: this core's caches and the SGEMM blocking derived from them. */
@@ -70,21 +70,6 @@ interface Addon {
   allocBuffer(bytes: number): ArrayBuffer | null;
   /** native/quant.cc; format 0 = q8_0, 1 = q4_0. */
   matmulQuant(a: F32, blocks: Uint8Array, c: F32, m: number, n: number, k: number, format: number): void;
-  /** native/decode.cc; sizes: [layers, dim, heads, kvHeads, headDim, ffn, vocab, position, cached, capacity, format]. */
-  llamaDecode(
-    x: F32,
-    logits: F32,
-    layers: DecodeArrays,
-    kCache: readonly F32[],
-    vCache: readonly F32[],
-    norm: F32,
-    head: Uint16Array | Uint8Array,
-    invFreq: F32,
-    sizes: number[],
-    eps: number,
-    scale: number,
-    packed: (Uint16Array | null)[],
-  ): void;
   rmsNorm(x: F32, w: F32, out: F32, rstd: F32, rows: number, dim: number, eps: number): void;
   rmsNormBackward(
     dy: F32,
@@ -384,8 +369,6 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
   // The GEMV (≤ 4 rows of A) reads long rows through their interleaved copy; prefill's tiled GEMM the rows.
   const gemvCopy = (m: number, b: Uint16Array, rows: number, k: number) =>
     m <= 4 ? packed(b, rows, k) : null;
-  // A model's weight arguments to llamaDecode are the same every step: made once per `layers` array.
-  const decodeWeights = new WeakMap<LlamaDecodeStep["layers"], [DecodeArrays, (Uint16Array | null)[]]>();
   return {
     ...jsBackend,
     name: "native",
@@ -423,32 +406,8 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
     matmulQuant(a, blocks, c, m, nn, k, format) {
       n.matmulQuant(a, blocks, c, m, nn, k, format === "q8_0" ? 0 : 1);
     },
-    llamaDecode(s) {
-      let w = decodeWeights.get(s.layers);
-      if (!w) {
-        const flat: DecodeArrays = [];
-        for (const l of s.layers) flat.push(l.attnNorm, l.wq, l.wk, l.wv, l.wo, l.ffnNorm, l.w1, l.w3, l.w2);
-        // bf16: each matrix's packed copy or null, per layer in the order q, k, v, o, gate, up, down; then the head.
-        const p: (Uint16Array | null)[] = [];
-        if (s.format === "bf16") {
-          const bf = (m: Uint16Array | Uint8Array, rows: number, k: number) =>
-            packed(m as Uint16Array, rows, k);
-          const qd = s.heads * s.headDim;
-          const kvd = s.kvHeads * s.headDim;
-          for (const l of s.layers) {
-            p.push(bf(l.wq, qd, s.dim), bf(l.wk, kvd, s.dim), bf(l.wv, kvd, s.dim), bf(l.wo, s.dim, qd));
-            p.push(bf(l.w1, s.ffn, s.dim), bf(l.w3, s.ffn, s.dim), bf(l.w2, s.dim, s.ffn));
-          }
-          p.push(bf(s.head, s.vocab, s.dim));
-        }
-        w = [flat, p];
-        decodeWeights.set(s.layers, w);
-      }
-      const format = s.format === "bf16" ? 0 : s.format === "q8_0" ? 1 : 2;
-      const sizes = [s.layers.length, s.dim, s.heads, s.kvHeads, s.headDim, s.ffn, s.vocab, s.position];
-      sizes.push(s.cached, s.capacity, format);
-      const args = [s.norm, s.head, s.invFreq, sizes, s.eps, s.scale, w[1]] as const;
-      n.llamaDecode(s.x, s.logits, w[0], s.kCache, s.vCache, ...args);
+    compileGraph(calls) {
+      return compileNativeGraph(n, calls, gemvCopy);
     },
     rmsNorm(x, w, out, rstd, rows, dim, eps) {
       n.rmsNorm(x, w, out, rstd, rows, dim, eps);

@@ -14,19 +14,7 @@
 // read whole (config, params, index) are size-checked against a limit before any buffer is allocated.
 //
 // All formats here are little-endian; so is every platform Node runs on (checked once below).
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  rmSync,
-  type Stats,
-  writeSync,
-} from "node:fs";
+import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
 import { endianness } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { openRegular } from "../../io/regular.js";

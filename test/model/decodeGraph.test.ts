@@ -1,8 +1,9 @@
-// The native backend's fused decode step (Backend.llamaDecode, native/decode.cc) against the op-by-op
-// path it replaces (Llama.block, HERD_FUSED_DECODE=0): the same logits bit for bit at every step, for
-// bf16, Q8_0 and Q4_0 weights, on every instruction set (AVX2 and portable in child processes), through a KV cache that grows
-// while decoding, with long rows read through the native backend's packed copies; the cases it must leave to the op path (document ids) still agree; and a malformed
-// step is refused with a message, not read out of bounds.
+// The decode step captured as a graph and replayed by the native backend in one call (Llama.decodeGraph,
+// src/tensor/graph.ts, native/graph.cc) against the op-by-op path (HERD_FUSED_DECODE=0): the same logits
+// bit for bit at every step, for bf16, Q8_0 and Q4_0 weights, on every instruction set (AVX2 and
+// portable in child processes), through a KV cache that grows while decoding (a recapture), with long
+// rows read through the native backend's packed copies; the cases left to the op path (document ids, f32
+// weights) still agree; and a malformed graph is refused with a message, not read out of bounds.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { after, test } from "node:test";
@@ -51,35 +52,25 @@ function assertSame(a: Float32Array[], b: Float32Array[], what: string): void {
   for (let s = 0; s < a.length; s++)
     for (let j = 0; j < a[s]!.length; j++)
       if (!Object.is(a[s]![j], b[s]![j]))
-        assert.fail(`${what}: step ${s} logit ${j}: fused ${b[s]![j]} vs op by op ${a[s]![j]}`);
+        assert.fail(`${what}: step ${s} logit ${j}: graph ${b[s]![j]} vs op by op ${a[s]![j]}`);
 }
 
 for (const format of ["bf16", "q8_0", "q4_0"] as const) {
-  test(`fused decode = op by op, bit for bit (${format})`, { skip: !hasNative }, () => {
+  test(`decode graph = op by op, bit for bit (${format})`, { skip: !hasNative }, () => {
     setBackend("native");
     const m = model(format);
     const ops = run(m, false);
     const fused = run(m, true);
     assertSame(ops, fused, format);
-    // and the fused path did run, once per decode step
-    const backend = getBackend();
-    const real = backend.llamaDecode!;
-    let calls = 0;
-    backend.llamaDecode = (s) => {
-      calls++;
-      real.call(backend, s);
-    };
-    try {
-      run(m, true);
-    } finally {
-      backend.llamaDecode = real;
-    }
-    assert.equal(calls, 12, "one fused call per decode step");
+    // and the graph did run: captured at the first decode step and after each growth of the cache (4 →
+    // 8 → 16 tokens), replayed natively at the other steps
+    const counts = countGraphs(() => run(m, true));
+    assert.deepEqual(counts, { compiled: 3, runs: 9 });
     m.dispose();
   });
 }
 
-test("fused decode = op by op on the AVX2 and portable kernels too", { skip: !hasNative }, () => {
+test("decode graph = op by op on the AVX2 and portable kernels too", { skip: !hasNative }, () => {
   // The ISA is chosen when the addon loads: each runs in a child process.
   const url = (p: string) => pathToFileURL(repoPath("dist", p)).href;
   const script = `
@@ -112,7 +103,7 @@ test("fused decode = op by op on the AVX2 and portable kernels too", { skip: !ha
   }
 });
 
-test("fused decode = op by op with long-row (packed) down projections", { skip: !hasNative }, () => {
+test("decode graph = op by op with long-row (packed) down projections", { skip: !hasNative }, () => {
   // intermediate 8192: on AVX-512 the native backend reads w2 through its packed copy in both paths.
   setBackend("native");
   const long = { ...cfg, intermediateSize: 8192, numHiddenLayers: 2 };
@@ -121,59 +112,69 @@ test("fused decode = op by op with long-row (packed) down projections", { skip: 
   m.dispose();
 });
 
-test("decode steps with document ids take the op path and agree", { skip: !hasNative }, () => {
+test("decode steps with document ids, or on f32 weights, take the op path and agree", {
+  skip: !hasNative,
+}, () => {
   setBackend("native");
   const m = model("bf16");
   assertSame(run(m, false, true), run(m, true, true), "with docIds");
+  assert.deepEqual(
+    countGraphs(() => run(m, true, true)),
+    { compiled: 0, runs: 0 },
+  );
   m.dispose();
+  // f32 weights: the step's f32 matmul is not a kernel the addon replays, so the graph is not compiled.
+  const f32 = new Llama(cfg, initWeights(cfg, { seed: 11, dtype: "f32" }));
+  assertSame(run(f32, false), run(f32, true), "f32");
+  f32.dispose();
 });
 
-test("llamaDecode refuses a short weight or a full cache with a message", { skip: !hasNative }, () => {
+/** How many graphs the native backend compiled, and how many native runs, while fn ran. */
+function countGraphs(fn: () => void): { compiled: number; runs: number } {
+  const backend = getBackend();
+  const real = backend.compileGraph!;
+  const counts = { compiled: 0, runs: 0 };
+  backend.compileGraph = (calls) => {
+    const g = real.call(backend, calls);
+    if (!g) return g;
+    counts.compiled++;
+    return {
+      run: (p) => {
+        counts.runs++;
+        g.run(p);
+      },
+      dispose: () => g.dispose(),
+    };
+  };
+  try {
+    fn();
+  } finally {
+    backend.compileGraph = real;
+  }
+  return counts;
+}
+
+test("a native graph whose buffers do not fit its sizes is refused with a message", {
+  skip: !hasNative,
+}, () => {
   setBackend("native");
   const backend = getBackend();
-  const D = cfg.hiddenSize;
-  const kvd = cfg.numKeyValueHeads * cfg.headDim;
-  const qd = cfg.numAttentionHeads * cfg.headDim;
-  const F = cfg.intermediateSize;
-  const bf = (n: number) => new Uint16Array(n);
-  const layer = {
-    attnNorm: new Float32Array(D),
-    ffnNorm: new Float32Array(D),
-    wq: bf(qd * D),
-    wk: bf(kvd * D),
-    wv: bf(kvd * D),
-    wo: bf(D * qd),
-    w1: bf(F * D),
-    w3: bf(F * D),
-    w2: bf(D * F),
-  };
-  const step = {
-    x: new Float32Array(D),
-    logits: new Float32Array(cfg.vocabSize),
-    format: "bf16" as const,
-    layers: [layer],
-    kCache: [new Float32Array(4 * kvd)],
-    vCache: [new Float32Array(4 * kvd)],
-    capacity: 4,
-    cached: 0,
-    position: 0,
-    norm: new Float32Array(D),
-    head: bf(cfg.vocabSize * D),
-    invFreq: new Float32Array(cfg.headDim / 2),
-    dim: D,
-    heads: cfg.numAttentionHeads,
-    kvHeads: cfg.numKeyValueHeads,
-    headDim: cfg.headDim,
-    ffn: F,
-    vocab: cfg.vocabSize,
-    eps: 1e-5,
-    scale: 0.125,
-  };
-  backend.llamaDecode!(step); // well-formed: runs
-  assert.throws(
-    () => backend.llamaDecode!({ ...step, layers: [{ ...layer, w2: bf(D * F - 1) }] }),
-    /too small/,
-  );
-  assert.throws(() => backend.llamaDecode!({ ...step, cached: 4 }), /KV cache is full/);
-  assert.throws(() => backend.llamaDecode!({ ...step, kvHeads: 3 }), /multiple/);
+  const src = new Float32Array(8);
+  const dst = new Float32Array(8);
+  const copy = (n: number) => ({
+    op: "copy",
+    args: [src, 0, dst, 0, n],
+    dyn: [{ arg: 3, param: 0, mul: 4, add: 0 }],
+  });
+  const g = backend.compileGraph!([copy(4)])!;
+  src.fill(3);
+  g.run([1]); // dst[4..8) = src[0..4)
+  assert.deepEqual(Array.from(dst), [0, 0, 0, 0, 3, 3, 3, 3]);
+  assert.throws(() => g.run([2]), /graph node 0: buffer too small/);
+  assert.throws(() => g.run([]), /missing a parameter/);
+  g.dispose();
+  assert.throws(() => g.run([0]), /after dispose/);
+  assert.throws(() => backend.compileGraph!([{ ...copy(9), dyn: [] }])!.run([]), /too small/);
+  // A kernel the addon does not replay: not compiled.
+  assert.equal(backend.compileGraph!([{ op: "softmax", args: [src, dst, 2, 4], dyn: [] }]), null);
 });
