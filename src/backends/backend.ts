@@ -89,8 +89,16 @@ export interface CompiledGraph {
   dispose(): void;
 }
 
+/**
+ * Kernels a backend may leave out. It lists the ones it has in `supports` (ggml's supports_op); a caller
+ * gets any kernel through src/backends/fallbacks.ts, which gives the backend's own or the one fallback.
+ */
+export type OptionalKernel = "matmulBf16" | "matmulBf16Many" | "matmulQuant" | "compileGraph";
+
 export interface Backend {
   readonly name: string;
+  /** The optional kernels this backend implements itself (no others are present on it). */
+  readonly supports: readonly OptionalKernel[];
 
   // --- memory ---------------------------------------------------------------------------------
   /** A zero-filled f32 buffer of n elements owned by this backend. */
@@ -105,14 +113,13 @@ export interface Backend {
   /**
    * Optional: C (m×n) = A (m×k) · Bᵀ with B (n×k) given as bf16 bit patterns (a linear layer on bf16
    * weights, widened to f32 on the fly; C is overwritten). Inference only. The js backend's version is
-   * the reference; any other backend without its own (one that only inherits the js kernel included)
-   * gets the front end's block-wise widening over its `matmul` (src/tensor/linearBf16.ts).
+   * the reference; a backend without its own gets block-wise widening over its `matmul` (fallbacks.ts).
    */
   matmulBf16?(a: Float32Array, bBits: Uint16Array, c: Float32Array, m: number, n: number, k: number): void;
   /**
    * Optional: C (m×n) = A (m×k) · Wᵀ with W (n×k) as GGUF Q8_0/Q4_0 blocks (a linear layer on
    * weight-only quantised weights; C is overwritten). Inference only. Layout, semantics and the reference
-   * kernel: src/backends/js/quant.ts, which a backend without its own runs (src/tensor/quant.ts).
+   * kernel: src/backends/js/quant.ts, which a backend without its own runs (fallbacks.ts).
    */
   matmulQuant?(
     a: Float32Array,
@@ -127,7 +134,7 @@ export interface Backend {
   /**
    * Optional: c[q] = A·b[q]ᵀ for several bf16 weights sharing A (each b[q] is n[q]×k), in one kernel
    * call, so a decode step's Q/K/V (or gate/up) projections cost one parallel dispatch instead of three.
-   * Same results as matmulBf16 on each.
+   * Same results as matmulBf16 on each (the fallback: one matmulBf16 each).
    */
   matmulBf16Many?(
     a: Float32Array,

@@ -15,6 +15,7 @@
 //   cannot be recorded.
 
 import type { CompiledGraph, GraphCall, GraphDyn } from "../backends/backend.js";
+import { kernelOf, supports } from "../backends/fallbacks.js";
 import { type Backend, getBackend, setBackend } from "../backends/index.js";
 
 export type { GraphCall, GraphDyn } from "../backends/backend.js";
@@ -38,7 +39,7 @@ let recording: Recording | null = null;
 
 /** Whether the active backend replays a graph in one call (Backend.compileGraph). */
 export function graphsReplayNatively(): boolean {
-  return typeof getBackend().compileGraph === "function";
+  return supports(getBackend(), "compileGraph");
 }
 
 /** Whether a capture is under way (ops that cannot be recorded check this). */
@@ -107,7 +108,7 @@ export class Graph {
     private readonly owned: ReadonlySet<Float32Array>,
     private readonly backend: Backend,
   ) {
-    this.compiled = backend.compileGraph?.(calls) ?? null;
+    this.compiled = kernelOf(backend, "compileGraph")?.(calls) ?? null;
   }
 
   /** Whether the backend replays it in one call (else call by call). */

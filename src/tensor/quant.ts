@@ -9,6 +9,7 @@
 //         q = min(15, trunc(x·id + 8.5)); store f16(d). (Note q is computed with the f32 d, dequantised
 //         with the f16 one, as ggml does.)
 
+import { kernelOf } from "../backends/fallbacks.js";
 import { type Backend, getBackend } from "../backends/index.js";
 import {
   dequantizeRow,
@@ -182,12 +183,9 @@ export function embeddingQuant(table: QuantTensor, ids: Int32Array, shape: reado
   return out;
 }
 
-/**
- * The kernel for the active backend: its own `matmulQuant` (native), else the js reference
- * (src/backends/js/quant.ts). A backend never borrows another's kernel, so a backend's figures are its own.
- */
+/** The kernel for the active backend: its own `matmulQuant` (native), else the js reference (fallbacks.ts). */
 function quantKernel(): NonNullable<Backend["matmulQuant"]> {
-  return getBackend().matmulQuant ?? jsMatmulQuant;
+  return kernelOf(getBackend(), "matmulQuant");
 }
 
 /** x [rows, k] · Wᵀ for a quantised W [n, k] → [rows, n] f32 (kernel: see quantKernel). No autograd. */

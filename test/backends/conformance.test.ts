@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import type { AttentionArgs, Backend, MatmulArgs } from "../../src/backends/backend.js";
+import { kernelOf } from "../../src/backends/fallbacks.js";
 import { backendByName, backendNames } from "../../src/backends/index.js";
 import { jsBackend } from "../../src/backends/js/index.js";
 import { decodeHalf, encodeHalf } from "../../src/tensor/dtype.js";
@@ -87,8 +88,26 @@ for (const name of backendNames()) {
               }
     });
 
-    test("matmulBf16 (optional): equals the f32 matmul of the widened weights", () => {
-      if (!b.matmulBf16) return;
+    test("supports lists exactly the optional kernels the backend has itself", () => {
+      for (const op of ["matmulBf16", "matmulBf16Many", "matmulQuant", "compileGraph"] as const)
+        assert.equal(typeof b[op] === "function", b.supports.includes(op), `${name}.${op}`);
+    });
+
+    test("copy: a range between offsets, and out-of-bounds ranges refused", () => {
+      const src = own(b, randArray(40, 5));
+      const dst = own(b, new Float32Array(40));
+      b.copy(src, 3, dst, 17, 20);
+      assert.deepEqual(Array.from(dst.subarray(17, 37)), Array.from(src.subarray(3, 23)));
+      assert.equal(dst[16], 0);
+      assert.equal(dst[37], 0);
+      assert.throws(() => b.copy(src, 30, dst, 0, 11), /out of bounds/);
+      assert.throws(() => b.copy(src, 0, dst, 30, 11), /out of bounds/);
+      for (const x of [src, dst]) b.free(x);
+    });
+
+    test("matmulBf16 (own or fallback): equals the f32 matmul of the widened weights", () => {
+      const matmulBf16 = kernelOf(b, "matmulBf16");
+      const many = kernelOf(b, "matmulBf16Many");
       let seed = 900;
       for (const [m, n, k] of [
         [1, 1, 1],
@@ -103,13 +122,16 @@ for (const name of backendNames()) {
         ref.matmul(A, decodeHalf(bits, "bf16"), want, { ...p, strideA: 0, strideB: 0, strideC: 0 });
         const a = own(b, A);
         const c = own(b, randArray(m * n, seed++)); // overwritten, not accumulated
-        b.matmulBf16(a, bits, c, m, n, k);
+        matmulBf16(a, bits, c, m, n, k);
         close(`matmulBf16 m=${m} n=${n} k=${k}`, c, want, 1e-5, 1e-6 * Math.sqrt(k));
+        const c1 = new Float32Array(m * n);
+        many(a, [bits, bits], [c1, c1], m, [n, n], k);
+        close(`matmulBf16Many m=${m} n=${n} k=${k}`, c1, want, 1e-5, 1e-6 * Math.sqrt(k));
         // An odd offset into the bits (no 4-byte alignment) gives the same result.
         const shifted = new Uint16Array(n * k + 1);
         shifted.set(bits, 1);
         const c2 = new Float32Array(m * n);
-        b.matmulBf16(A, shifted.subarray(1), c2, m, n, k);
+        matmulBf16(A, shifted.subarray(1), c2, m, n, k);
         close(`matmulBf16 unaligned m=${m} n=${n} k=${k}`, c2, want, 1e-5, 1e-6 * Math.sqrt(k));
         for (const x of [a, c]) b.free(x);
       }

@@ -1,11 +1,13 @@
 // The reference backend: every kernel in plain TypeScript, written to be read and checked against the
-// paper's formulas, not to be fast. Other backends are tested against this one (the conformance suite),
-// and fall back to it for kernels they do not implement. Kernels accept Float64Array too, so tests can
-// check gradients by finite differences in f64.
-import type { AdamWArgs, Backend, MatmulArgs } from "../backend.js";
+// paper's formulas, not to be fast. Other backends are tested against this one (the conformance suite).
+// `jsKernels` (every required kernel) is what another backend starts from and overrides; the optional
+// kernels are the js backend's own, and another backend without its own gets them through fallbacks.ts.
+// Kernels accept Float64Array too, so tests can check gradients by finite differences in f64.
+import type { AdamWArgs, Backend, MatmulArgs, OptionalKernel } from "../backend.js";
 import { attention, attentionBackward } from "./attention.js";
 import { matmulBf16 } from "./bf16.js";
 import { crossEntropy, crossEntropyBackward } from "./crossEntropy.js";
+import { matmulQuant } from "./quant.js";
 
 type Buf = Float32Array | Float64Array;
 
@@ -163,8 +165,8 @@ export function adamw(param: Buf, grad: Buf, m: Buf, v: Buf, n: number, a: AdamW
 let live = 0;
 const owned = new WeakMap<Float32Array, number>();
 
-export const jsBackend: Backend = {
-  name: "js",
+/** Every required kernel, in plain TypeScript: the base other backends override. */
+export const jsKernels: Omit<Backend, "name" | "supports" | OptionalKernel> = {
   alloc(n) {
     const buf = new Float32Array(n);
     owned.set(buf, buf.byteLength);
@@ -179,7 +181,6 @@ export const jsBackend: Backend = {
   },
   liveBytes: () => live,
   matmul,
-  matmulBf16,
   copy(src, srcOffset, dst, dstOffset, n) {
     if (!(srcOffset >= 0 && dstOffset >= 0 && srcOffset + n <= src.length && dstOffset + n <= dst.length))
       throw new Error(
@@ -222,4 +223,12 @@ export const jsBackend: Backend = {
   crossEntropy,
   crossEntropyBackward,
   adamw,
+};
+
+export const jsBackend: Backend = {
+  ...jsKernels,
+  name: "js",
+  supports: ["matmulBf16", "matmulQuant"],
+  matmulBf16,
+  matmulQuant,
 };

@@ -15,7 +15,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { AttentionArgs, Backend } from "../backend.js";
-import { jsBackend } from "../js/index.js";
+import { jsKernels } from "../js/index.js";
 import { compileNativeGraph, type GraphAddon } from "./graph.js";
 
 type F32 = Float32Array;
@@ -370,8 +370,9 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
   const gemvCopy = (m: number, b: Uint16Array, rows: number, k: number) =>
     m <= 4 ? packed(b, rows, k) : null;
   return {
-    ...jsBackend,
+    ...jsKernels,
     name: "native",
+    supports: ["matmulBf16", "matmulBf16Many", "matmulQuant", "compileGraph"],
     alloc: mem.alloc,
     free: mem.free,
     liveBytes: mem.liveBytes,

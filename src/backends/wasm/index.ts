@@ -9,7 +9,7 @@
 // `alloc(Math.ceil(count / 2))` and view its bytes as a Uint16Array; weights elsewhere are copied in
 // block by block on every call (about 3× slower for a decode step).
 import type { AdamWArgs, Backend } from "../backend.js";
-import { jsBackend } from "../js/index.js";
+import { jsKernels } from "../js/index.js";
 import { attentionOps } from "./attention.js";
 import { createCore, MIN_PARALLEL_ELEMENTS, MIN_PARALLEL_EXP, type Mode, type Op } from "./core.js";
 import { denseOps } from "./dense.js";
@@ -66,8 +66,9 @@ export function createWasmBackend(opts: { threads?: number } = {}): WasmBackend 
   const ceParallel = (rows: number, vocab: number) => rows > 1 && rows * vocab >= MIN_PARALLEL_EXP;
 
   const backend: WasmBackend = {
-    ...jsBackend,
+    ...jsKernels,
     name: "wasm",
+    supports: ["matmulBf16"],
     get threads() {
       return core.threads();
     },
