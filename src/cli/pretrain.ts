@@ -1,8 +1,10 @@
 // `herd pretrain CONFIG`: runs (or resumes, after any interruption) the pre-training a JSON/YAML config
 // describes, in runs/<name>/ (the resolved config, metrics.jsonl, checkpoints/, final/). Progress: one
-// updating line (step, loss, tokens/s, MFU, ETA) on a terminal, a plain line per step otherwise.
+// updating line (step, loss, tokens/s, MFU, ETA) on a terminal, a plain line per step otherwise. The
+// evaluation (held-out loss, long-context checks) is eval's pretrainEvaluator, handed to the trainer here.
 import { parseArgs } from "node:util";
 import { setBackend } from "../backends/index.js";
+import { pretrainEvaluator } from "../eval/pretrainEvaluator.js";
 import { tiktokenCodec } from "../generate/codec.js";
 import { generate } from "../generate/generate.js";
 import { loadModel } from "../model/load.js";
@@ -124,9 +126,11 @@ export async function run(argv: string[]): Promise<number> {
       if (tty) process.stdout.write(`\r\x1b[K${progressText(m)}`);
       else process.stdout.write(`${progressText(m)}\n`);
     },
-    onLongContext: (_r, line) => {
-      if (!values.quiet) process.stdout.write(`${tty ? "\r\x1b[K" : ""}${line}\n`);
-    },
+    evaluator: pretrainEvaluator({
+      onLongContext: (_r, line) => {
+        if (!values.quiet) process.stdout.write(`${tty ? "\r\x1b[K" : ""}${line}\n`);
+      },
+    }),
     onCheckpoint: (path) => {
       if (!values.quiet && !tty) process.stdout.write(`checkpoint ${path}\n`);
     },

@@ -64,3 +64,12 @@ export function tinyConfig(dir: string, shard: string, raw: Record<string, unkno
     dir,
   );
 }
+
+/** 20 documents of 50 tokens: document d holds ids 10·(d mod 20)..; the last ones are easy to spot. */
+export function markedShard(dir: string): string {
+  const p = join(dir, "marked.tok");
+  const w = new TokenShardWriter(p, 256);
+  for (let d = 0; d < 20; d++) w.addDocument(Array.from({ length: 50 }, (_, i) => d * 10 + (i % 10)));
+  w.close();
+  return p;
+}
