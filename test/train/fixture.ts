@@ -1,5 +1,6 @@
-// Shared fixtures of the pre-training tests: a real corpus (the Carroll excerpt in test/fixtures) as
-// byte-level token shards (paragraphs are documents), a tiny model config, temporary folders.
+// Shared fixtures of the pre-training tests (and of eval's tests over training runs): a real corpus (the
+// Carroll excerpt in test/fixtures) as byte-level token shards (paragraphs are documents), a shard of
+// marked documents, a tiny model config, temporary folders.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
