@@ -1,13 +1,13 @@
 // `herd pretrain CONFIG`: runs (or resumes, after any interruption) the pre-training a JSON/YAML config
 // describes, in runs/<name>/ (the resolved config, metrics.jsonl, checkpoints/, final/). Progress: one
-// updating line (step, loss, tokens/s, MFU, ETA) on a terminal, a plain line per step otherwise.
+// updating line (step, loss, tokens/s, MFU, ETA) on a terminal, a plain line per step otherwise. The
+// evaluation (held-out loss, long-context checks) is eval's pretrainEvaluator, handed to the trainer here;
+// `--demo` is the recipe's (src/recipe/demo.ts). Argument parsing and printing only.
 import { parseArgs } from "node:util";
 import { setBackend } from "../backends/index.js";
-import { tiktokenCodec } from "../generate/codec.js";
-import { generate } from "../generate/generate.js";
-import { loadModel } from "../model/load.js";
+import { pretrainEvaluator } from "../eval/pretrainEvaluator.js";
+import { demoSamples, prepareDemo } from "../recipe/demo.js";
 import { loadConfig } from "../train/config.js";
-import { prepareDemo } from "../train/demo.js";
 import type { StepMetrics } from "../train/metrics.js";
 import type { RunPeak } from "../train/mfu.js";
 import { parseStepsScale, scaleSteps } from "../train/stepsScale.js";
@@ -124,9 +124,11 @@ export async function run(argv: string[]): Promise<number> {
       if (tty) process.stdout.write(`\r\x1b[K${progressText(m)}`);
       else process.stdout.write(`${progressText(m)}\n`);
     },
-    onLongContext: (_r, line) => {
-      if (!values.quiet) process.stdout.write(`${tty ? "\r\x1b[K" : ""}${line}\n`);
-    },
+    evaluator: pretrainEvaluator({
+      onLongContext: (_r, line) => {
+        if (!values.quiet) process.stdout.write(`${tty ? "\r\x1b[K" : ""}${line}\n`);
+      },
+    }),
     onCheckpoint: (path) => {
       if (!values.quiet && !tty) process.stdout.write(`checkpoint ${path}\n`);
     },
@@ -135,18 +137,9 @@ export async function run(argv: string[]): Promise<number> {
   if (res.resumedFrom > 0) process.stdout.write(`resumed from step ${res.resumedFrom}\n`);
   process.stdout.write(`done: ${res.runDir}/final (loss curve: ${res.runDir}/loss.svg)\n`);
   res.model.dispose();
-  if (demo) await samples(`${res.runDir}/final`, demo.tokenizer);
+  if (demo)
+    await demoSamples(`${res.runDir}/final`, demo.tokenizer, (s, i) =>
+      process.stdout.write(`\n--- sample ${i + 1} ---\n${s.prompt}${s.text}\n`),
+    );
   return 0;
-}
-
-/** A few continuations from the final (averaged) weights. */
-async function samples(dir: string, tokenizer: import("../tokenizer/tiktoken.js").Tokenizer): Promise<void> {
-  const model = await loadModel(dir);
-  const codec = tiktokenCodec(tokenizer);
-  for (const [i, prompt] of ["Alice was", "The whale", "ROMEO:"].entries()) {
-    const ids = tokenizer.encode(prompt, { bos: true });
-    const out = generate(model, ids, { maxNewTokens: 60, temperature: 0.8, topP: 0.95, seed: i, codec });
-    process.stdout.write(`\n--- sample ${i + 1} ---\n${prompt}${out.text}\n`);
-  }
-  model.dispose();
 }

@@ -1,11 +1,11 @@
 // `herd pretrain check RUN_DIR`: the long-context checks (short-context loss recovered, needle in a
 // haystack) on the weights of an existing run, as the trainer runs them at the end of a long-context
-// stage. Exit code 0 when they pass, 1 when they fail, 2 for bad arguments.
+// stage (src/eval/longContext.ts). Exit code 0 when they pass, 1 when they fail, 2 for bad arguments.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { setBackend } from "../backends/index.js";
-import { checkRun, longContextLine } from "../train/longContext.js";
+import { checkRun, longContextLine } from "../eval/longContext.js";
 
 const HELP = `usage: herd pretrain check RUN_DIR [--step N] [--stage NAME] [--backend NAME]
 

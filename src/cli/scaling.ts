@@ -2,17 +2,18 @@
 // law D*(C) = A·C^α over pre-training run folders written by `herd pretrain` (IsoFLOP parabolas, then a
 // power law; optionally drawn as an SVG like the paper's Figures 2–3), or predict the optimal tokens and
 // parameters of a budget (default: the paper's figure constants α = 0.537, A = 0.299, and C = 6·N·D).
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+// Arguments and output only: the points come from src/train/scalingRuns.ts, the fit from scaling.ts.
 import { parseArgs } from "node:util";
 import { writeFileAtomic } from "../io/atomic.js";
-import { paramCount } from "../model/presets.js";
-import { loadConfig } from "../train/config.js";
-import { MetricsLog, type StepMetrics } from "../train/metrics.js";
-import { trainingFlopsPerToken } from "../train/mfu.js";
 import { fitScalingLaw, PAPER_LAW, predict, type ScalingPoint } from "../train/scaling.js";
 import { scalingSvg } from "../train/scalingPlot.js";
-import { modelConfig } from "../train/trainer.js";
+import {
+  DivergedRun,
+  type FlopCount,
+  type RunPoint,
+  readScalingPoints,
+  runPoint,
+} from "../train/scalingRuns.js";
 
 const HELP = `usage: herd scaling fit RUN_DIR... [--flops model|6nd] [--tolerance T] [--svg FILE]
        herd scaling fit --points FILE.json [--svg FILE]
@@ -33,110 +34,6 @@ predict   optimal tokens A·C^α and parameters C/(K·tokens); default α 0.537,
           figure legend), K 6. At 3.8e25 this gives 16.29T tokens and 388.7B parameters, not the paper's
           402B on 16.55T: that pair's 6·N·D is 4.0e25, so the paper paired them with a FLOP formula other
           than 6·N·D (spec §6.4 [CALC]); K ≈ 5.80 reproduces 402B.`;
-
-export type FlopCount = "model" | "6nd";
-
-export interface RunPoint extends ScalingPoint {
-  dir: string;
-  /** Where the loss came from: "valLoss at step S" or the training-loss fallback. */
-  lossFrom: string;
-  validation: boolean;
-  /** The sequence length the validation loss was measured at (undefined for the training fallback). */
-  valSeqLen?: number;
-}
-
-/** A run that diverged: `herd scaling fit` leaves it out, saying why. */
-export class DivergedRun extends Error {}
-
-/**
- * Why the metrics of a run say it diverged, or null: a step marked `diverged` (the trainer stopped on
- * it), or a loss or held-out loss that is not a finite number (NaN and ∞ are null in the JSON) on a step
- * that was not skipped. Skipped steps (nonFinite.action "skip") are only left out of the loss.
- */
-export function divergence(m: StepMetrics[]): string | null {
-  for (const r of m) {
-    if (r.diverged) return `diverged at step ${r.step} (the run stopped on a non-finite loss)`;
-    if (!r.skipped && !Number.isFinite(r.loss)) return `non-finite loss (${r.loss}) at step ${r.step}`;
-    if ("valLoss" in r && !Number.isFinite(r.valLoss))
-      return `non-finite held-out loss (${r.valLoss}) at step ${r.step}`;
-  }
-  return null;
-}
-
-/**
- * The scaling point of one `herd pretrain` run folder; errors name the folder and the file, and a run
- * whose metrics say it diverged throws DivergedRun.
- */
-export function runPoint(dir: string, count: FlopCount = "model"): RunPoint {
-  const cfgPath = join(dir, "config.json");
-  if (!existsSync(cfgPath)) throw new Error(`${dir}: no config.json (not a herd pretrain run folder)`);
-  const mc = modelConfig(loadConfig(cfgPath));
-  const m = new MetricsLog(join(dir, "metrics.jsonl")).read();
-  if (m.length === 0) throw new Error(`${dir}/metrics.jsonl: no steps`);
-  const diverged = divergence(m);
-  if (diverged)
-    throw new DivergedRun(`${dir}: ${diverged} in metrics.jsonl; a diverged run has no loss to fit`);
-  const tokens = m.at(-1)!.tokens;
-  let flops = 6 * paramCount(mc) * tokens;
-  if (count === "model") {
-    flops = 0;
-    let prev = 0;
-    for (const r of m) {
-      if (!(Number.isFinite(r.tokens) && Number.isInteger(r.seqLen) && r.seqLen > 0))
-        throw new Error(`${dir}/metrics.jsonl: step ${r.step} lacks tokens or seqLen`);
-      flops += (r.tokens - prev) * trainingFlopsPerToken(mc, r.seqLen);
-      prev = r.tokens;
-    }
-  }
-  const withVal = m.filter((r) => Number.isFinite(r.valLoss)).at(-1);
-  if (withVal) {
-    const { valLoss, valSeqLen } = withVal;
-    return {
-      dir,
-      flops,
-      tokens,
-      loss: valLoss!,
-      lossFrom: `valLoss at step ${withVal.step}${valSeqLen ? `, sequence length ${valSeqLen}` : ""}`,
-      validation: true,
-      ...(valSeqLen ? { valSeqLen } : {}),
-    };
-  }
-  const trained = m.filter((r) => !r.skipped);
-  if (trained.length === 0) throw new DivergedRun(`${dir}: every step in metrics.jsonl was skipped`);
-  const tail = trained.slice(-Math.max(1, Math.floor(trained.length / 10)));
-  return {
-    dir,
-    flops,
-    tokens,
-    loss: tail.reduce((a, x) => a + x.loss, 0) / tail.length,
-    lossFrom: `training loss of the last ${tail.length} step(s): no valLoss in metrics.jsonl`,
-    validation: false,
-  };
-}
-
-/**
- * The points of a --points file: a list of {flops, tokens, loss}; a point whose loss is not a finite
- * number (NaN and ∞ are null in JSON: a diverged run) is left out, said so, never read as 0.
- */
-function readPoints(file: string, out: (l: string) => void): ScalingPoint[] {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, "utf8"));
-  } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-  if (!Array.isArray(raw)) throw new Error(`${file}: must be a JSON list of {"flops","tokens","loss"}`);
-  return raw.flatMap((p: Record<string, unknown>, i) => {
-    for (const k of ["flops", "tokens"])
-      if (typeof p?.[k] !== "number" || !((p[k] as number) > 0) || !Number.isFinite(p[k]))
-        throw new Error(`${file}: point ${i}: field '${k}' must be a positive number`);
-    if (typeof p.loss !== "number" || !Number.isFinite(p.loss)) {
-      out(`left out: ${file}: point ${i}: loss ${JSON.stringify(p.loss)} is not a finite number (diverged?)`);
-      return [];
-    }
-    return [{ flops: p.flops as number, tokens: p.tokens as number, loss: p.loss }];
-  });
-}
 
 function positive(flag: string, v: string | undefined, def: number): number {
   if (v === undefined) return def;
@@ -193,7 +90,7 @@ export async function run(argv: string[]): Promise<number> {
   const tolerance = positive("--tolerance", values.tolerance, 0.05);
   let points: ScalingPoint[];
   if (values.points) {
-    points = readPoints(values.points, out);
+    points = readScalingPoints(values.points, out);
   } else {
     if (positionals.length === 0) throw new Error("herd scaling fit: give run folders or --points FILE.json");
     const runs: RunPoint[] = [];

@@ -6,8 +6,8 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { preset } from "../model/presets.js";
-import { DEFAULT_EVAL, type EvalConfig } from "./heldout.js";
-import { type LongContextConfig, resolveLongContextConfig } from "./longContext.js";
+import { DEFAULT_EVAL, type EvalConfig } from "./heldoutSplit.js";
+import { type LongContextConfig, resolveLongContextConfig } from "./longContextConfig.js";
 import { DEFAULT_OPTIMIZER, type OptimizerConfig } from "./optimizer.js";
 
 export type StageKind = "initial" | "long-context" | "annealing";
@@ -45,7 +45,7 @@ export interface PretrainConfig {
   runsDir: string;
   /** A preset name (src/model/presets.ts) plus optional overrides of its fields. */
   model: { preset: string; overrides: Record<string, unknown>; recompute: boolean };
-  /** validation: held-out shards no stage trains on (default: the end of each shard, heldout.ts). */
+  /** validation: held-out shards no stage trains on (default: the end of each shard, heldoutSplit.ts). */
   data: { shards: string[]; validation?: string[] };
   seed: number;
   optimizer: OptimizerConfig;
@@ -58,9 +58,9 @@ export interface PretrainConfig {
   checkpoint: { every: number; keep: number; annealEvery: number };
   /** final/ is the running average of the annealing weights (Polyak averaging, spec §6.3). */
   averageAnnealing: boolean;
-  /** Held-out loss (heldout.ts). */
+  /** The held-out split (heldoutSplit.ts) and the held-out loss (src/eval/heldout.ts). */
   eval: EvalConfig;
-  /** The checks at the end of each long-context stage (longContext.ts). */
+  /** The checks at the end of each long-context stage (longContextConfig.ts; run by src/eval/longContext.ts). */
   longContext: LongContextConfig;
   /**
    * A step whose loss or gradient norm is NaN or infinite: "stop" ends the run with an error before

@@ -40,7 +40,7 @@ export class PackedLoader {
 
   /**
    * `ends[i]`: windows of shard i stop before this token offset (the held-out documents after it are
-   * never read; see heldout.ts); default the whole shard.
+   * never read; see heldoutSplit.ts); default the whole shard.
    */
   constructor(
     paths: string[],

@@ -31,10 +31,10 @@ export interface StepMetrics {
    */
   skipped?: true;
   diverged?: true;
-  /** Held-out loss at valSeqLen (every eval.every steps and at stage ends; heldout.ts). */
+  /** Held-out loss at valSeqLen (every eval.every steps and at stage ends; src/eval/heldout.ts, set by the evaluator). */
   valLoss?: number;
   valSeqLen?: number;
-  /** The verdict of the checks at the end of a long-context stage (longContext.ts). */
+  /** The verdict of the checks at the end of a long-context stage (src/eval/longContext.ts, via the evaluator). */
   longContext?: {
     passed: boolean;
     shortLossBefore: number | null;

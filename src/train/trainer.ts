@@ -6,7 +6,9 @@
 // folded into a running Polyak average (polyak.ts) that becomes final/. Every `checkpoint.every` steps
 // and at each stage's end a checkpoint is written; a run started again in the same folder resumes from
 // the newest one and follows exactly the trajectory of an uninterrupted run. Each metrics record
-// carries the MFU against the measured CPU peak (mfu.ts).
+// carries the MFU against the measured CPU peak (mfu.ts). Evaluation (held-out loss, the long-context
+// checks) is not train's: the caller passes an evaluator (evaluator.ts; eval's pretrainEvaluator) that
+// the loop calls after each step and at each stage's end; train never imports eval.
 import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { basename, join } from "node:path";
 import { getBackend } from "../backends/index.js";
@@ -27,9 +29,9 @@ import {
   type TrainerState,
 } from "./checkpoint.js";
 import { configChanges, loadConfig, type PretrainConfig, type StageConfig, stageShape } from "./config.js";
-import { evaluateStep, heldoutSplit, loaderEnds } from "./heldout.js";
+import type { PretrainEvaluator } from "./evaluator.js";
+import { heldoutSplit, loaderEnds } from "./heldoutSplit.js";
 import { type Batch, PackedLoader } from "./loader.js";
-import { judgeStage, type LongContextReport, planLongContextChecks, stopIfRequired } from "./longContext.js";
 import { writeLossCurve } from "./lossCurve.js";
 import { MetricsLog, type StepMetrics } from "./metrics.js";
 import { type RunPeak, runPeak, trainingFlopsPerToken } from "./mfu.js";
@@ -52,8 +54,11 @@ export interface PretrainOptions {
   onStep?: (m: StepMetrics) => void;
   /** Called when a checkpoint folder is written. */
   onCheckpoint?: (path: string, step: number) => void;
-  /** Called with the checks' report (and a one-line summary) at the end of a long-context stage. */
-  onLongContext?: (report: LongContextReport, line: string) => void;
+  /**
+   * The evaluation run after each step and at each stage's end (eval's pretrainEvaluator: held-out loss,
+   * long-context checks); none: the run trains alike and its metrics have no evaluation fields.
+   */
+  evaluator?: PretrainEvaluator;
 }
 
 export interface PretrainResult {
@@ -268,7 +273,8 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
   const model = new Llama(mc, initWeights(mc, { seed: cfg.seed }), "init");
   model.recompute = cfg.model.recompute;
   const heldout = heldoutSplit(cfg);
-  planLongContextChecks(cfg, heldout);
+  const evaluator = opts.evaluator ?? {};
+  evaluator.plan?.(cfg, heldout);
   const opt = new PretrainOptimizer(model.parameters(), cfg.optimizer);
   const polyak = new PolyakAverage();
   const metrics = new MetricsLog(join(runDir, "metrics.jsonl"));
@@ -374,18 +380,27 @@ export async function pretrain(cfg: PretrainConfig, opts: PretrainOptions = {}):
         else stop("non-finite loss or gradient norm");
       }
       const stageEnd = state.step === start + stage.steps;
-      evaluateStep(model, cfg, heldout, stage, m, stageEnd);
+      const evalStep = {
+        model,
+        cfg,
+        heldout,
+        runDir,
+        stage,
+        stageIndex: index,
+        stageEnd,
+        metrics: m,
+        history: () => metrics.read(),
+      };
+      evaluator.heldout?.(evalStep);
       if (m.valLoss !== undefined && !Number.isFinite(m.valLoss))
         stop(`non-finite held-out loss ${m.valLoss} after the update`, "Lower schedule.peakLR");
-      const check = stageEnd
-        ? judgeStage(model, cfg, heldout, index, m, runDir, metrics, opts.onLongContext)
-        : null;
+      const verdict = stageEnd ? (evaluator.atStageEnd?.(evalStep) ?? null) : null;
       metrics.append(m);
       history.push(m);
       opts.onStep?.(m);
       if (state.step % 10 === 0 || state.step === totalSteps || stageEnd)
         writeLossCurve(svgPath, metrics.read(), cfg.name);
-      stopIfRequired(cfg, check);
+      if (verdict?.stop) throw new Error(verdict.stop);
       if (
         stage.kind === "annealing" &&
         cfg.averageAnnealing &&

@@ -1,5 +1,6 @@
-// Shared fixtures of the pre-training tests: a real corpus (the Carroll excerpt in test/fixtures) as
-// byte-level token shards (paragraphs are documents), a tiny model config, temporary folders.
+// Shared fixtures of the pre-training tests (and of eval's tests over training runs): a real corpus (the
+// Carroll excerpt in test/fixtures) as byte-level token shards (paragraphs are documents), a shard of
+// marked documents, a tiny model config, temporary folders.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -63,4 +64,13 @@ export function tinyConfig(dir: string, shard: string, raw: Record<string, unkno
     "test-config",
     dir,
   );
+}
+
+/** 20 documents of 50 tokens: document d holds ids 10·(d mod 20)..; the last ones are easy to spot. */
+export function markedShard(dir: string): string {
+  const p = join(dir, "marked.tok");
+  const w = new TokenShardWriter(p, 256);
+  for (let d = 0; d < 20; d++) w.addDocument(Array.from({ length: 50 }, (_, i) => d * 10 + (i % 10)));
+  w.close();
+  return p;
 }

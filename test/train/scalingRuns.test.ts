@@ -8,8 +8,9 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { runPoint } from "../../src/cli/scaling.js";
+import { pretrainEvaluator } from "../../src/eval/pretrainEvaluator.js";
 import { trainingFlopsPerToken } from "../../src/train/mfu.js";
+import { runPoint } from "../../src/train/scalingRuns.js";
 import { modelConfig, pretrain } from "../../src/train/trainer.js";
 import { repoPath } from "../helpers.js";
 import { corpusShard, TINY, tempDir, tinyConfig } from "./fixture.js";
@@ -34,12 +35,13 @@ test("scaling fit: a real run folder — FLOPs from its steps, training loss whe
   assert.match(p.lossFrom, /no valLoss/);
   assert.equal(runPoint(res.runDir, "6nd").flops, 6 * paramTotal(res.model.weights) * 256);
   res.model.dispose();
-  // With the default held-out set the run's own validation loss is the point's, and its length is named.
+  // With the default held-out set and eval's evaluator the run's own validation loss is the point's, and its length is named.
   const dir2 = tempDir();
   const res2 = await pretrain(
     tinyConfig(dir2, corpusShard(dir2, 20000), {
       stages: [{ kind: "initial", steps: 3, seqLen: 32, batch: 2 }],
     }),
+    { evaluator: pretrainEvaluator() },
   );
   const v = runPoint(res2.runDir);
   assert.equal(v.validation, true);

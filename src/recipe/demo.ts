@@ -2,16 +2,21 @@
 // in assets/pretrain-corpus/ is split into documents, a BPE vocabulary is trained on it with the
 // project's trainer (3,840 ranks + 256 specials = the small preset's 4,096), the documents are written
 // as token shards (all sources for the main stages, the "high" sources for annealing), and a three-stage
-// config for the `small` preset is produced. Prepared files are reused when present.
+// config for the `small` preset is produced. Prepared files are reused when present. After training,
+// demoSamples continues a few prompts from the final weights. A recipe: it chains tokenizer, data, train
+// and generate, and prints nothing itself (progress goes to `log`; the CLI renders the samples).
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { TokenShardWriter } from "../data/shards.js";
+import { tiktokenCodec } from "../generate/codec.js";
+import { generate } from "../generate/generate.js";
+import { loadModel } from "../model/load.js";
 import { packageRoot, readRanks } from "../tokenizer/ranks.js";
 import { Tokenizer } from "../tokenizer/tiktoken.js";
 import { trainBpe } from "../tokenizer/train.js";
 import { writeTrainedTokenizer } from "../tokenizer/trainIO.js";
-import { type PretrainConfig, resolveConfig } from "./config.js";
+import { type PretrainConfig, resolveConfig } from "../train/config.js";
 
 interface Source {
   file: string;
@@ -113,4 +118,29 @@ export function prepareDemo(
     runsDir,
   );
   return { config, tokenizer };
+}
+
+/**
+ * The demo's prompts, continued from the weights in `dir` (60 tokens each, temperature 0.8, top-p 0.95);
+ * `onSample` hears each as soon as it is generated.
+ */
+export async function demoSamples(
+  dir: string,
+  tokenizer: Tokenizer,
+  onSample: (s: { prompt: string; text: string }, index: number) => void = () => {},
+): Promise<{ prompt: string; text: string }[]> {
+  const model = await loadModel(dir);
+  const codec = tiktokenCodec(tokenizer);
+  const out: { prompt: string; text: string }[] = [];
+  try {
+    for (const [i, prompt] of ["Alice was", "The whale", "ROMEO:"].entries()) {
+      const ids = tokenizer.encode(prompt, { bos: true });
+      const g = generate(model, ids, { maxNewTokens: 60, temperature: 0.8, topP: 0.95, seed: i, codec });
+      out.push({ prompt, text: g.text });
+      onSample(out.at(-1)!, i);
+    }
+  } finally {
+    model.dispose();
+  }
+  return out;
 }

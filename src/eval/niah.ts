@@ -6,13 +6,14 @@
 // forward of the prompt into a KV cache, then one token at a time), with the value's log-probability and
 // the rank of its first token beside. The pieces (needle, prompt, scorer, grid, heat map) are plain
 // functions so tests can check them against hand-computed cases and a decoder whose behaviour is known.
+// Used by the long-context checks (longContext.ts); knows nothing of training runs.
 import { argmax } from "../generate/sampling.js";
 import { escapeXml as esc } from "../io/xml.js";
 import { KVCache } from "../model/kvcache.js";
 import type { Llama } from "../model/llama.js";
 import { noGrad } from "../tensor/tape.js";
 import { scope } from "../tensor/tensor.js";
-import { Rng } from "./rng.js";
+import { Rng } from "../train/rng.js";
 
 export interface Needle {
   /** Tokens inserted into the haystack: key, value, tail. */

@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { TokenShardReader } from "../../src/data/shards.js";
-import { prepareDemo } from "../../src/train/demo.js";
+import { prepareDemo } from "../../src/recipe/demo.js";
 import { modelConfig } from "../../src/train/trainer.js";
-import { tempDir } from "./fixture.js";
+import { tempDir } from "../train/fixture.js";
 
 test("demo: vocabulary, shards and config from assets/pretrain-corpus", () => {
   const { config, tokenizer } = prepareDemo(tempDir());

@@ -7,6 +7,9 @@
 // The report goes to runs/<name>/long-context/<stage>.json with a heat map <stage>-niah.svg beside it;
 // the verdict goes into the step's metrics. `require: true` stops the run on a failed check (before the
 // stage's last checkpoint, so a rerun repeats the stage's tail and the check); the default only warns.
+// The settings (`longContext` in the run config) are train's (src/train/longContextConfig.ts); the trainer
+// runs these checks only through its evaluator hook (pretrainEvaluator.ts), `herd pretrain check` runs
+// them on a finished run's weights (checkRun).
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.js";
@@ -14,10 +17,13 @@ import type { Llama } from "../model/llama.js";
 import { loadModel } from "../model/load.js";
 import { readRanks } from "../tokenizer/ranks.js";
 import { Tokenizer } from "../tokenizer/tiktoken.js";
-import { listCheckpoints, stepDirName, TRAINER_STATE } from "./checkpoint.js";
-import { loadConfig, type PretrainConfig, type StageConfig } from "./config.js";
-import { type HeldoutSet, heldoutSplit, heldoutTokens, validationLoss } from "./heldout.js";
-import { MetricsLog, type StepMetrics } from "./metrics.js";
+import { listCheckpoints, stepDirName, TRAINER_STATE } from "../train/checkpoint.js";
+import { loadConfig, type PretrainConfig, type StageConfig } from "../train/config.js";
+import { type HeldoutSet, heldoutSplit } from "../train/heldoutSplit.js";
+import type { LongContextConfig } from "../train/longContextConfig.js";
+import { MetricsLog, type StepMetrics } from "../train/metrics.js";
+import { Rng } from "../train/rng.js";
+import { heldoutTokens, validationLoss } from "./heldout.js";
 import {
   type Encode,
   llamaDecoder,
@@ -28,77 +34,6 @@ import {
   textNeedle,
   tokenNeedle,
 } from "./niah.js";
-import { Rng } from "./rng.js";
-
-export interface LongContextConfig {
-  /** Stop the run when a check fails (default false: warn and go on). */
-  require: boolean;
-  /** Short-context loss counts as recovered within this relative margin of its initial-stage value. */
-  tolerance: number;
-  /** Share of exact retrievals needed (1 = all). */
-  niahThreshold: number;
-  /** Needle depths in [0, 1]. */
-  depths: number[];
-  /** Context lengths to test (each ≤ the stage's); null: doubling from the initial length to the stage's. */
-  lengths: number[] | null;
-  /** Needles per cell. */
-  trials: number;
-  /** "bytes" (ids are UTF-8 bytes), a tokenizer.model path (text needle), or null (token passkey). */
-  tokenizer: string | null;
-}
-
-export const DEFAULT_LONG_CONTEXT: LongContextConfig = {
-  require: false,
-  tolerance: 0.02,
-  niahThreshold: 1,
-  depths: [0, 0.25, 0.5, 0.75, 1],
-  lengths: null,
-  trials: 2,
-  tokenizer: null,
-};
-
-/** Resolve the `longContext` field; a tokenizer path resolves with `abs`. */
-export function resolveLongContextConfig(
-  raw: unknown,
-  file: string,
-  abs: (p: string) => string,
-): LongContextConfig {
-  if (raw === undefined) return { ...DEFAULT_LONG_CONTEXT };
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
-    throw new Error(`${file}: field 'longContext' must be an object`);
-  const o = raw as Record<string, unknown>;
-  const fail = (k: string, why: string) => new Error(`${file}: field 'longContext.${k}' ${why}`);
-  for (const k of Object.keys(o))
-    if (!(k in DEFAULT_LONG_CONTEXT))
-      throw fail(k, `is not a known field (known: ${Object.keys(DEFAULT_LONG_CONTEXT).join(", ")})`);
-  const c = { ...DEFAULT_LONG_CONTEXT, ...o } as LongContextConfig;
-  if (typeof c.require !== "boolean") throw fail("require", "must be true or false");
-  if (!(typeof c.tolerance === "number" && c.tolerance >= 0)) throw fail("tolerance", "must be a number ≥ 0");
-  if (!(typeof c.niahThreshold === "number" && c.niahThreshold >= 0 && c.niahThreshold <= 1))
-    throw fail("niahThreshold", "must be in [0, 1]");
-  if (
-    !(
-      Array.isArray(c.depths) &&
-      c.depths.length > 0 &&
-      c.depths.every((d) => typeof d === "number" && d >= 0 && d <= 1)
-    )
-  )
-    throw fail("depths", "must be a non-empty list of numbers in [0, 1]");
-  if (
-    c.lengths !== null &&
-    !(
-      Array.isArray(c.lengths) &&
-      c.lengths.length > 0 &&
-      c.lengths.every((l) => Number.isInteger(l) && l >= 8)
-    )
-  )
-    throw fail("lengths", "must be null or a non-empty list of integers ≥ 8");
-  if (!(Number.isInteger(c.trials) && c.trials >= 1)) throw fail("trials", "must be an integer ≥ 1");
-  if (c.tokenizer !== null && !(typeof c.tokenizer === "string" && c.tokenizer !== ""))
-    throw fail("tokenizer", 'must be "bytes", a tokenizer.model path or null');
-  const tokenizer = c.tokenizer === null || c.tokenizer === "bytes" ? c.tokenizer : abs(c.tokenizer);
-  return { ...c, depths: [...c.depths], lengths: c.lengths ? [...c.lengths] : null, tokenizer };
-}
 
 export interface LongContextReport {
   stage: string;
@@ -281,8 +216,9 @@ export function longContextSummary(r: LongContextReport): NonNullable<StepMetric
 }
 
 /**
- * The trainer's hook at the end of stage `index` (step metrics `m`): for a long-context stage with a
- * held-out set, run the checks, write the report, put the verdict into `m` and call `onReport`.
+ * At the end of stage `index` (step metrics `m`, the run's earlier records from `history`): for a
+ * long-context stage with a held-out set, run the checks, write the report, put the verdict into `m` and
+ * call `onReport`. The stage-end part of the trainer's evaluator hook (pretrainEvaluator.ts).
  */
 export function judgeStage(
   model: Llama,
@@ -291,21 +227,22 @@ export function judgeStage(
   index: number,
   m: StepMetrics,
   runDir: string,
-  metrics: MetricsLog,
+  history: () => StepMetrics[],
   onReport?: (r: LongContextReport, line: string) => void,
 ): LongContextReport | null {
   if (cfg.stages[index]!.kind !== "long-context" || set.spans.length === 0) return null;
-  const r = longContextCheck(model, cfg, set, index, m.step, metrics.read());
+  const r = longContextCheck(model, cfg, set, index, m.step, history());
   writeLongContextReport(join(runDir, "long-context"), r);
   m.longContext = longContextSummary(r);
   onReport?.(r, longContextLine(r));
   return r;
 }
 
-/** Throw when a check failed and `longContext.require` is set. */
-export function stopIfRequired(cfg: PretrainConfig, r: LongContextReport | null): void {
-  if (r && !r.passed && cfg.longContext.require)
-    throw new Error(`${longContextLine(r)} (longContext.require is set: stopping)`);
+/** Why the run must stop after this report (a check failed and `longContext.require` is set), or null. */
+export function requiredStop(cfg: PretrainConfig, r: LongContextReport | null): string | null {
+  return r && !r.passed && cfg.longContext.require
+    ? `${longContextLine(r)} (longContext.require is set: stopping)`
+    : null;
 }
 
 /** One log line. */
