@@ -5,7 +5,8 @@
 // rules: tokenizer/ and data/ do without tensor/ (and so backends/ and model/), and model/ reaches the
 // kernels only through tensor/. A folder under src/ that is not in the order fails the test: a new layer
 // must be placed in it (here and in design.md). Known exceptions are listed below, each with its reason;
-// the test also fails when one of them is gone, so the list never outlives the import.
+// the test also fails when one of them is gone, so the list never outlives the import. And the kernels
+// know no model: no file of src/backends/ or native/ names Llama.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -33,19 +34,7 @@ const ORDER = [
  * Imports that break a rule today, as "from-file -> imported-file" (paths under src/). Keep it short:
  * fix an import rather than add it here.
  */
-const EXCEPTIONS: Record<string, string> = {
-  // The reference Q8_0/Q4_0 kernel decodes each block's f16 scale with tensor/'s dtype conversion. dtype.ts
-  // is a leaf (it imports nothing), so no cycle; the fix is to move the half-float conversions below
-  // backends/ (tensor/dtype.ts re-exporting them), left for a change that may touch backends/.
-  "backends/js/quant.ts -> tensor/dtype.ts": "order",
-  // model/ reaching backends/ directly (design.md: only through tensor/): the KV cache allocates its
-  // storage with the active backend, and the forward asks it for a fused decode step and widens bf16
-  // weights with the js kernel. Moving these behind tensor/ ops is a change of its own.
-  "model/kvcache.ts -> backends/index.ts": "model-kernels",
-  "model/llama.ts -> backends/backend.ts": "model-kernels",
-  "model/llama.ts -> backends/index.ts": "model-kernels",
-  "model/llama.ts -> backends/js/bf16.ts": "model-kernels",
-};
+const EXCEPTIONS: Record<string, string> = {};
 
 const SRC = repoPath("src");
 
@@ -131,4 +120,18 @@ test("layering: the check sees an import of eval/ from train/, of every form", (
   }
   // A comment or a string that only mentions a path is not an import.
   assert.deepEqual(check([{ path, text: `// see "../eval/heldout.js"\n${base}` }]).broken, []);
+});
+
+test("kernels know no model: no Llama in src/backends/ or native/", () => {
+  const files = [
+    ...sources(join(SRC, "backends")),
+    ...readdirSync(repoPath("native"))
+      .filter((f) => /\.(cc|h|gyp)$/.test(f))
+      .map((f) => repoPath("native", f)),
+  ];
+  assert.ok(files.length > 10);
+  const named = files
+    .filter((f) => /llama/i.test(readFileSync(f, "utf8")))
+    .map((f) => relative(repoPath(), f));
+  assert.deepEqual(named, [], "a backend file names Llama: model-shaped code belongs in src/model/");
 });

@@ -166,7 +166,7 @@ export interface Backend {
   /** Sum of squares (f64 accumulation), for global-norm clipping. */
   sumSquares(a: Float32Array, n: number): number;
 
-  // --- Llama blocks ---------------------------------------------------------------------------
+  // --- row kernels: normalisation, rotary embedding, gated activation, softmax, attention -------------
   /** out[r] = x[r] * rsqrt(mean(x[r]²) + eps) * w; rstd[r] = that rsqrt (kept for backward). */
   rmsNorm(
     x: Float32Array,

@@ -13,7 +13,7 @@
 // f32), C[i][j] = Σ_p A[i][p]·w_j[p] summed in f64 and stored as f32. Activations are not quantised, so a
 // quantised model differs from its source only by the weights' rounding.
 
-import { f16BitsToF32 } from "../../tensor/dtype.js";
+import { f16BitsToF32 } from "../../io/half.js";
 
 export type QuantFormat = "q8_0" | "q4_0";
 
