@@ -1,21 +1,11 @@
 // Shared test helpers: where the repository is (tests run from dist/test/), and numeric comparisons.
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import type { MatmulArgs } from "../src/backends/backend.js";
+import { packageRoot } from "../src/core/paths.js";
 
-function findRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("test helpers: no package.json above the test file");
-    dir = up;
-  }
-  return dir;
-}
-
-/** Absolute path of the repository root. */
-export const repoRoot = findRoot();
+/** Absolute path of the repository root (src/core/paths.ts's walk). */
+export const repoRoot = packageRoot();
 
 /** Path inside the repository, e.g. repoPath("test", "fixtures", "x.json"). */
 export function repoPath(...parts: string[]): string {

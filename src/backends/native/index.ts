@@ -11,8 +11,8 @@
 // (src/backends/js/) is what the conformance suite checks them against.
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { packageRoot } from "../../core/paths.js";
 import type { AttentionArgs, Backend, LlamaDecodeStep } from "../backend.js";
 import { jsBackend } from "../js/index.js";
 
@@ -175,13 +175,7 @@ function attentionShape(a: AttentionArgs): AttnShape {
 
 /** Path of the built addon (native/build/Release/herd_native.node; it may not exist). */
 export function nativeAddonPath(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("native backend: no package.json above src/backends/native");
-    dir = up;
-  }
-  return join(dir, "native", "build", "Release", "herd_native.node");
+  return join(packageRoot(), "native", "build", "Release", "herd_native.node");
 }
 
 let addon: Addon | null | undefined;
