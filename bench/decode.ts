@@ -3,14 +3,16 @@
 // --child DIR`), so that its peak RSS (VmHWM) is the model's alone, not the parent's that wrote the
 // checkpoint. This guest's memory bandwidth flips between ~80 and ~45 GB/s for seconds to minutes at a
 // time (the host's doing: bench/RESULTS.md "Model"), so, as the probe keeps its best pass, the child
-// generates HERD_BENCH_REPEATS (3) times and reports its best run with the slowest beside it. The
-// parent sets HERD_BENCH_PROMPT and HERD_BENCH_DECODE for the child (each benchmark has its defaults).
+// generates HERD_BENCH_REPEATS times and reports its best run with the slowest beside it. The
+// parent sets HERD_BENCH_PROMPT and HERD_BENCH_DECODE for the child (each benchmark has its defaults: README's knobs table).
+
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { getBackend } from "../src/backends/index.js";
 import { nativeAvailable, nativeMemoryBandwidth } from "../src/backends/native/index.js";
+import { knob } from "../src/core/knobs.js";
 import { generate } from "../src/generate/generate.js";
 import type { LlamaConfig } from "../src/model/config.js";
 import { loadModel } from "../src/model/load.js";
@@ -147,7 +149,7 @@ async function child(dir: string): Promise<void> {
   const result: ChildResult = {
     backend: getBackend().name,
     dtype: model.dtype,
-    threads: process.env.HERD_THREADS ?? "default",
+    threads: String(knob("HERD_THREADS") ?? "default"),
     loadSeconds,
     promptTokens: r.promptTokens,
     prefillSeconds,

@@ -7,6 +7,7 @@
 import type { LlamaDecodeStep } from "../backends/backend.js";
 import { getBackend } from "../backends/index.js";
 import { widenBf16 } from "../backends/js/bf16.js";
+import { knob } from "../core/knobs.js";
 import { linearsBf16 } from "../tensor/linearBf16.js";
 import {
   add,
@@ -261,7 +262,7 @@ export class Llama {
    */
   private decodeFused(ids: Int32Array, position: number, cache: KVCache): Tensor | null {
     const backend = getBackend();
-    if (!backend.llamaDecode || process.env.HERD_FUSED_DECODE === "0" || cache.hasDocs) return null;
+    if (!backend.llamaDecode || !knob("HERD_FUSED_DECODE") || cache.hasDocs) return null;
     const format = this.matrixFormat();
     if (!format) return null;
     const c = this.config;

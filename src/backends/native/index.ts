@@ -12,6 +12,7 @@
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import { knob } from "../../core/knobs.js";
 import { packageRoot } from "../../core/paths.js";
 import type { AttentionArgs, Backend, LlamaDecodeStep } from "../backend.js";
 import { jsBackend } from "../js/index.js";
@@ -183,6 +184,10 @@ let loadError = "";
 
 function loadAddon(): Addon | null {
   if (addon !== undefined) return addon;
+  // The addon reads these two with getenv when it loads (native/herd.h, native/herd.cc): checked here
+  // first, so a bad value is the knobs' one error rather than silently ignored.
+  knob("HERD_NATIVE_ISA");
+  knob("HERD_GEMM_BLOCKING");
   const path = nativeAddonPath();
   if (!existsSync(path)) {
     loadError = `${path} was not built`;
@@ -284,9 +289,8 @@ export interface NativeBackend extends Backend {
 const MIN_RECYCLE = 4096;
 const HUGE_BYTES = 2 * 2 ** 20;
 function recycler(addon: Addon) {
-  const huge = process.env.HERD_NATIVE_HUGEPAGES !== "0";
-  const mb = Number(process.env.HERD_NATIVE_CACHE_MB ?? 1024);
-  const cap = (Number.isFinite(mb) && mb >= 0 ? mb : 1024) * 2 ** 20;
+  const huge = knob("HERD_NATIVE_HUGEPAGES");
+  const cap = knob("HERD_NATIVE_CACHE_MB") * 2 ** 20;
   const spare = new Map<number, Float32Array[]>();
   const owned = new WeakSet<Float32Array>();
   let live = 0;
@@ -335,9 +339,8 @@ function recycler(addon: Addon) {
  */
 const PACK_MIN_K = 8192;
 function packer(addon: Addon, isa: string) {
-  const on = isa === "avx512" && process.env.HERD_NATIVE_PACK !== "0";
-  const mb = Number(process.env.HERD_NATIVE_PACK_MB ?? 2048);
-  const cap = (Number.isFinite(mb) && mb >= 0 ? mb : 2048) * 2 ** 20;
+  const on = isa === "avx512" && knob("HERD_NATIVE_PACK");
+  const cap = knob("HERD_NATIVE_PACK_MB") * 2 ** 20;
   const copies = new WeakMap<Uint16Array, Uint16Array | null>();
   let held = 0;
   const released = new FinalizationRegistry<number>((bytes) => {
@@ -360,9 +363,9 @@ function packer(addon: Addon, isa: string) {
   };
 }
 
+/** HERD_THREADS, or 0: the addon's pool then takes every core. */
 function threadsFromEnv(): number {
-  const t = Number(process.env.HERD_THREADS ?? 0);
-  return Number.isInteger(t) && t > 0 ? t : 0;
+  return knob("HERD_THREADS") ?? 0;
 }
 
 /**
