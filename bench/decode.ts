@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { getBackend } from "../src/backends/index.js";
 import { nativeAvailable, nativeMemoryBandwidth } from "../src/backends/native/index.js";
 import { knob } from "../src/core/knobs.js";
+import { Rng } from "../src/core/rng.js";
 import { generate } from "../src/generate/generate.js";
 import type { LlamaConfig } from "../src/model/config.js";
 import { loadModel } from "../src/model/load.js";
@@ -135,12 +136,9 @@ async function child(dir: string): Promise<void> {
   const loadSeconds = (performance.now() - t0) / 1000;
   const rssAfterLoadBytes = process.memoryUsage().rss;
   const T = env("HERD_BENCH_PROMPT", 32);
-  let s = 12345;
+  const draw = new Rng(12345);
   const prompt = [model.config.bosTokenId ?? 0];
-  while (prompt.length < T) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    prompt.push(s % Math.min(model.config.vocabSize, 128000));
-  }
+  while (prompt.length < T) prompt.push(draw.nextU32() % Math.min(model.config.vocabSize, 128000));
   const runs = Array.from({ length: Math.max(1, env("HERD_BENCH_REPEATS", 3)) }, () =>
     generate(model, prompt, { maxNewTokens: env("HERD_BENCH_DECODE", 16) + 1, stopIds: [] }),
   );
