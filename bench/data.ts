@@ -3,9 +3,11 @@
 // corpus with 1 and 2 workers. HERD_BENCH_DATA_MB sets the corpus size (default 20; the figure
 // is for 200). The corpus: random-vocabulary English-like documents with boilerplate lines, 10% near
 // duplicates and 5% exact duplicates, in 8 JSONL shards.
+
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
+import { knob } from "../src/core/knobs.js";
 import { documentToJson } from "../src/data/document.js";
 import { MINHASH_DEFAULTS, MinHasher } from "../src/data/minhash.js";
 import { validatePipeline } from "../src/data/pipeline/config.js";
@@ -83,7 +85,7 @@ export function makeCorpus(dir: string, mb: number): { texts: string[]; bytes: n
 }
 
 export async function run(): Promise<void> {
-  const mb = Number(process.env.HERD_BENCH_DATA_MB ?? 20);
+  const mb = knob("HERD_BENCH_DATA_MB");
   const dir = mkdtempSync(join(tmpdir(), "herd-bench-data-"));
   try {
     const t0 = performance.now();

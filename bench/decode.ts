@@ -3,14 +3,17 @@
 // --child DIR`), so that its peak RSS (VmHWM) is the model's alone, not the parent's that wrote the
 // checkpoint. This guest's memory bandwidth flips between ~80 and ~45 GB/s for seconds to minutes at a
 // time (the host's doing: bench/RESULTS.md "Model"), so, as the probe keeps its best pass, the child
-// generates HERD_BENCH_REPEATS (3) times and reports its best run with the slowest beside it. The
-// parent sets HERD_BENCH_PROMPT and HERD_BENCH_DECODE for the child (each benchmark has its defaults).
+// generates HERD_BENCH_REPEATS times and reports its best run with the slowest beside it. The
+// parent sets HERD_BENCH_PROMPT and HERD_BENCH_DECODE for the child (each benchmark has its defaults: README's knobs table).
+
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { getBackend } from "../src/backends/index.js";
 import { nativeAvailable, nativeMemoryBandwidth } from "../src/backends/native/index.js";
+import { knob } from "../src/core/knobs.js";
+import { Rng } from "../src/core/rng.js";
 import { generate } from "../src/generate/generate.js";
 import type { LlamaConfig } from "../src/model/config.js";
 import { loadModel } from "../src/model/load.js";
@@ -133,12 +136,9 @@ async function child(dir: string): Promise<void> {
   const loadSeconds = (performance.now() - t0) / 1000;
   const rssAfterLoadBytes = process.memoryUsage().rss;
   const T = env("HERD_BENCH_PROMPT", 32);
-  let s = 12345;
+  const draw = new Rng(12345);
   const prompt = [model.config.bosTokenId ?? 0];
-  while (prompt.length < T) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    prompt.push(s % Math.min(model.config.vocabSize, 128000));
-  }
+  while (prompt.length < T) prompt.push(draw.nextU32() % Math.min(model.config.vocabSize, 128000));
   const runs = Array.from({ length: Math.max(1, env("HERD_BENCH_REPEATS", 3)) }, () =>
     generate(model, prompt, { maxNewTokens: env("HERD_BENCH_DECODE", 16) + 1, stopIds: [] }),
   );
@@ -147,7 +147,7 @@ async function child(dir: string): Promise<void> {
   const result: ChildResult = {
     backend: getBackend().name,
     dtype: model.dtype,
-    threads: process.env.HERD_THREADS ?? "default",
+    threads: String(knob("HERD_THREADS") ?? "default"),
     loadSeconds,
     promptTokens: r.promptTokens,
     prefillSeconds,

@@ -26,6 +26,7 @@ import { jsBackend } from "../src/backends/js/index.js";
 import { createNativeBackend, nativeAvailable, nativeCpuInfo } from "../src/backends/native/index.js";
 import { cpuIsa, flopsPerCycle, measureClock, SIMD128_FLOPS_PER_CYCLE } from "../src/backends/peak.js";
 import { createWasmBackend, type WasmBackend } from "../src/backends/wasm/index.js";
+import { Rng } from "../src/core/rng.js";
 import { row } from "./timing.js";
 
 /** Fraction of CPU time other processes used over `ms` milliseconds while this one sleeps (Linux), or null. */
@@ -59,11 +60,8 @@ function timeBoxed(fn: () => void, budget: number): { best: number; reps: number
 }
 
 function fill(buf: Float32Array, seed: number): void {
-  let x = seed >>> 0;
-  for (let i = 0; i < buf.length; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    buf[i] = (x / 4294967296) * 2 - 1;
-  }
+  const r = new Rng(seed);
+  for (let i = 0; i < buf.length; i++) buf[i] = r.next() * 2 - 1;
 }
 
 interface Shape {

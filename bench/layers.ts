@@ -5,6 +5,7 @@
 // load, with native's ratio against wasm.
 import { performance } from "node:perf_hooks";
 import { type Backend, backendByName, backendNames, setBackend } from "../src/backends/index.js";
+import { Rng } from "../src/core/rng.js";
 import { Llama } from "../src/model/llama.js";
 import { paramCount, preset } from "../src/model/presets.js";
 import { initWeights } from "../src/model/weights.js";
@@ -28,12 +29,9 @@ import { trainStep } from "../src/train/trainer.js";
 import { row, time } from "./timing.js";
 
 function rand(n: number, seed: number, s = 0.1): Float32Array {
-  let x = seed >>> 0;
+  const r = new Rng(seed);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    out[i] = ((x / 4294967296) * 2 - 1) * s;
-  }
+  for (let i = 0; i < n; i++) out[i] = (r.next() * 2 - 1) * s;
   return out;
 }
 

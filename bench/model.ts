@@ -14,15 +14,17 @@
 // (VmHWM) is the model's alone, not the parent's that wrote the checkpoint. This guest's memory bandwidth
 // flips between ~80 and ~45 GB/s for seconds to minutes at a time (the host's doing: bench/RESULTS.md
 // "Model"), so, as the probe keeps its best pass, each child generates HERD_BENCH_REPEATS times and
-// keeps its best run (the slowest is printed beside it). Knobs: HERD_BENCH_PROMPT (512),
-// HERD_BENCH_DECODE (32 tokens), HERD_BENCH_REPEATS (3), HERD_BENCH_THREADS (2), HERD_BENCH_PRESET
-// (llama3.2-1b), HERD_BENCH_BACKENDS (wasm,native-ops,native: those built; native-ops is native with
-// HERD_FUSED_DECODE=0, each decode step op by op, beside the step replayed from its captured graph).
+// keeps its best run (the slowest is printed beside it). Knobs: HERD_BENCH_PROMPT,
+// HERD_BENCH_DECODE, HERD_BENCH_REPEATS, HERD_BENCH_THREADS, HERD_BENCH_PRESET, HERD_BENCH_BACKENDS
+// (native-ops is native with HERD_FUSED_DECODE=0, each decode step op by op, beside the step replayed from its captured graph):
+// README's knobs table has their defaults.
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { backendNames } from "../src/backends/index.js";
+import { knob } from "../src/core/knobs.js";
 import { writeHFCheckpoint } from "../src/model/checkpoint/index.js";
 import { toHFConfig } from "../src/model/config.js";
 import { decodeBytesPerToken, paramCount, preset } from "../src/model/presets.js";
@@ -38,7 +40,7 @@ import {
 import { env } from "./timing.js";
 
 export async function run(): Promise<void> {
-  const name = process.env.HERD_BENCH_PRESET ?? "llama3.2-1b";
+  const name = knob("HERD_BENCH_PRESET");
   const config = preset(name);
   const threads = env("HERD_BENCH_THREADS", 2);
   const dir = mkdtempSync(join(tmpdir(), "herd-bench-model-"));
@@ -64,7 +66,7 @@ export async function run(): Promise<void> {
     const bytesPerToken = weightBytes + cacheBytes;
     // "native-ops": the native backend with HERD_FUSED_DECODE=0 (each decode step op by op, the
     // baseline of the replayed graph).
-    const wanted = (process.env.HERD_BENCH_BACKENDS ?? "wasm,native-ops,native").split(",").filter((b) => b);
+    const wanted = knob("HERD_BENCH_BACKENDS");
     const backends = wanted.filter((b) => backendNames().includes(b.replace(/-ops$/, "")));
     const results: (ChildResult & { label: string })[] = [];
     for (const name of backends) {

@@ -4,15 +4,17 @@
 // bf16 on the wasm backend and bf16, Q8_0 and Q4_0 on the native backend (the default one), side by side
 // with ratios, each beside its roofline (bytes of weights one decode step reads over the best streaming
 // read bandwidth measured before and after the runs, bench/decode.ts RooflineProbe), and the peak
-// resident memory (VmHWM) per format. Each child decodes HERD_BENCH_REPEATS (3) times and keeps its best
+// resident memory (VmHWM) per format. Each child decodes HERD_BENCH_REPEATS times and keeps its best
 // run (bench/decode.ts).
 //
-// Knobs: HERD_BENCH_PROMPT (32 tokens: short, so decode is the weights' GEMVs, not attention over a long
-// cache), HERD_BENCH_DECODE (16), HERD_BENCH_THREADS (2), HERD_BENCH_PRESET (llama3.2-1b).
+// Knobs: HERD_BENCH_PROMPT (short by default, so decode is the weights' GEMVs, not attention over a long
+// cache), HERD_BENCH_DECODE, HERD_BENCH_THREADS, HERD_BENCH_PRESET: defaults in README's knobs table.
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { knob } from "../src/core/knobs.js";
 import { writeHFCheckpoint } from "../src/model/checkpoint/index.js";
 import { type LlamaConfig, toHFConfig } from "../src/model/config.js";
 import { decodeBytesPerToken, paramCount, preset } from "../src/model/presets.js";
@@ -34,7 +36,7 @@ function quantBytesPerToken(c: LlamaConfig, format: QuantFormat): number {
 }
 
 export async function run(): Promise<void> {
-  const name = process.env.HERD_BENCH_PRESET ?? "llama3.2-1b";
+  const name = knob("HERD_BENCH_PRESET");
   const config = preset(name);
   const threads = env("HERD_BENCH_THREADS", 2);
   const root = mkdtempSync(join(tmpdir(), "herd-bench-quant-"));

@@ -2,10 +2,11 @@
 // without `recompute` (Llama keeps only each block's input and recomputes the block in backward), as
 // the high-water mark of backend memory during the step above what was held before it (weights and
 // their gradients included) and the time per step, both measured in this run.
-// Knobs: HERD_BENCH_RECOMPUTE_SEQ (512), HERD_BENCH_RECOMPUTE_BATCH (4), HERD_BENCH_RECOMPUTE_REPS (4),
-// HERD_BENCH_PRESET_TRAIN (small).
+// Knobs: HERD_BENCH_RECOMPUTE_SEQ, _BATCH, _REPS and HERD_BENCH_PRESET_TRAIN (README's knobs table).
+
 import { performance } from "node:perf_hooks";
 import { getBackend } from "../src/backends/index.js";
+import { knob } from "../src/core/knobs.js";
 import { Llama } from "../src/model/llama.js";
 import { paramCount, preset } from "../src/model/presets.js";
 import { initWeights } from "../src/model/weights.js";
@@ -13,7 +14,7 @@ import { backward, peakBytes, scope } from "../src/tensor/index.js";
 import { env } from "./timing.js";
 
 export async function run(): Promise<void> {
-  const name = process.env.HERD_BENCH_PRESET_TRAIN ?? "small";
+  const name = knob("HERD_BENCH_PRESET_TRAIN");
   const T = env("HERD_BENCH_RECOMPUTE_SEQ", 512);
   const B = env("HERD_BENCH_RECOMPUTE_BATCH", 4);
   const c = preset(name);

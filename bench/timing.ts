@@ -1,6 +1,7 @@
 // Timing helpers shared by the benchmark suites: repeat a function until a time budget is spent
 // (after one warm-up call) and report the best and median seconds per call.
 import { performance } from "node:perf_hooks";
+import { type KNOBS, type KnobName, knob } from "../src/core/knobs.js";
 
 export interface Timing {
   best: number;
@@ -27,8 +28,12 @@ export function row(cells: (string | number)[], widths: number[]): string {
   return cells.map((c, i) => String(c).padEnd(widths[i] ?? 12)).join(" ");
 }
 
-/** A numeric knob from the environment (HERD_BENCH_*), or `fallback` when it is unset or empty. */
-export function env(name: string, fallback: number): number {
-  const v = process.env[name];
-  return v === undefined || v === "" ? fallback : Number(v);
+/** Knobs whose value is a number (src/core/knobs.ts declares them all). */
+type NumericKnob = {
+  [N in KnobName]: (typeof KNOBS)[N]["kind"] extends "int" | "number" ? N : never;
+}[KnobName];
+
+/** A numeric knob (HERD_BENCH_*, validated by src/core/knobs.ts), or `fallback` where it is unset and has no default. */
+export function env(name: NumericKnob, fallback: number): number {
+  return (knob(name) as number | null) ?? fallback;
 }

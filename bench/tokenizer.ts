@@ -1,9 +1,11 @@
 // Tokenizer benchmark: encode MB/s on mixed multilingual text for herd and for the npm tiktoken package
 // (Rust compiled to wasm) in the same process, decode MB/s, and the BPE trainer's time for an 8K
 // vocabulary on 20 MB of text (from ../shared/data/corpora when present; HERD_BENCH_TRAIN=0 skips it).
+
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Tiktoken } from "tiktoken";
+import { knob } from "../src/core/knobs.js";
 import { META_PATTERN } from "../src/tokenizer/pattern.js";
 import { knownRanksPath, readRanks } from "../src/tokenizer/ranks.js";
 import { Tokenizer } from "../src/tokenizer/tiktoken.js";
@@ -80,7 +82,7 @@ export async function run(): Promise<void> {
   );
   reference.free();
 
-  if (process.env.HERD_BENCH_TRAIN === "0") return;
+  if (!knob("HERD_BENCH_TRAIN")) return;
   const corpora = join(process.cwd(), "..", "shared", "data", "corpora");
   const texts: string[] = [];
   let trainBytes = 0;

@@ -4,12 +4,14 @@
 // per token for a step, a third of that forward, two thirds backward) over the measured f32 peak of
 // the threads used (src/backends/peak.ts: clock × flops/cycle of the CPU's ISA × threads). Every
 // backend except the js reference (wasm, and native when its addon loads) runs in the same process,
-// then the native/wasm ratios are printed. Knobs: HERD_BENCH_TRAIN_SEQ (256), HERD_BENCH_TRAIN_BATCH (4),
-// HERD_BENCH_PRESET_TRAIN (small), HERD_THREADS (every core: 2 on the reference box).
+// then the native/wasm ratios are printed. Knobs: HERD_BENCH_TRAIN_SEQ, _BATCH, _REPS,
+// HERD_BENCH_PRESET_TRAIN, HERD_THREADS (every core: 2 on the reference box); README's knobs table.
+
 import { availableParallelism, cpus } from "node:os";
 import { performance } from "node:perf_hooks";
 import { type Backend, backendByName, backendNames, setBackend } from "../src/backends/index.js";
 import { backendThreads, cpuPeak } from "../src/backends/peak.js";
+import { knob } from "../src/core/knobs.js";
 import { Llama } from "../src/model/llama.js";
 import { flopsPerToken, paramCount, preset } from "../src/model/presets.js";
 import { initWeights } from "../src/model/weights.js";
@@ -66,7 +68,7 @@ function measure(name: string, B: number, T: number, reps: number): Result {
 }
 
 export async function run(): Promise<void> {
-  const name = process.env.HERD_BENCH_PRESET_TRAIN ?? "small";
+  const name = knob("HERD_BENCH_PRESET_TRAIN");
   const T = env("HERD_BENCH_TRAIN_SEQ", 256);
   const B = env("HERD_BENCH_TRAIN_BATCH", 4);
   const reps = env("HERD_BENCH_TRAIN_REPS", 5);

@@ -45,7 +45,11 @@ function upToDate() {
 }
 
 function main() {
-  if (process.env.HERD_NATIVE === "0") return "skipped (HERD_NATIVE=0)";
+  // HERD_NATIVE is declared in src/core/knobs.ts (this script runs before tsc, so it reads it itself, with
+  // the knobs' rule: unset or empty is the default, anything but 0 or 1 is an error).
+  const want = process.env.HERD_NATIVE ?? "";
+  if (want !== "" && want !== "0" && want !== "1") throw new Error(`HERD_NATIVE='${want}': expected 0 or 1`);
+  if (want === "0") return "skipped (HERD_NATIVE=0)";
   if (upToDate()) return null;
   const gyp = nodeGypScript();
   if (!gyp) return "node-gyp not found";

@@ -1,21 +1,12 @@
 // Shared test helpers: where the repository is (tests run from dist/test/), and numeric comparisons.
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import type { MatmulArgs } from "../src/backends/backend.js";
+import { packageRoot } from "../src/core/paths.js";
+import { uniform } from "../src/core/rng.js";
 
-function findRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("test helpers: no package.json above the test file");
-    dir = up;
-  }
-  return dir;
-}
-
-/** Absolute path of the repository root. */
-export const repoRoot = findRoot();
+/** Absolute path of the repository root (src/core/paths.ts's walk). */
+export const repoRoot = packageRoot();
 
 /** Path inside the repository, e.g. repoPath("test", "fixtures", "x.json"). */
 export function repoPath(...parts: string[]): string {
@@ -51,16 +42,9 @@ export function closeness(a: ArrayLike<number>, b: ArrayLike<number>, rtol: numb
   return worst;
 }
 
-/** Deterministic pseudo-random numbers (mulberry32) so failures reproduce. */
+/** Deterministic pseudo-random numbers in [0, 1) (src/core/rng.ts's generator) so failures reproduce. */
 export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return uniform(seed);
 }
 
 /** Float32Array of n uniform values in [-scale, scale). */

@@ -1,6 +1,6 @@
 // The layering of /work/shared/design.md, enforced: every import under src/ (static, `export … from`,
 // dynamic `import()`, type-only ones too, as TypeScript's own pre-processor finds them) points at its own
-// layer or one below it. The order, bottom to top: io · backends · tensor · tokenizer · data · model ·
+// layer or one below it. The order, bottom to top: core · io · backends · tensor · tokenizer · data · model ·
 // train · generate · posttrain · eval · serve · recipe · cli. Beside the order, design.md's two finer
 // rules: tokenizer/ and data/ do without tensor/ (and so backends/ and model/), and model/ reaches the
 // kernels only through tensor/. A folder under src/ that is not in the order fails the test: a new layer
@@ -15,6 +15,7 @@ import ts from "typescript";
 import { repoPath } from "./helpers.js";
 
 const ORDER = [
+  "core",
   "io",
   "backends",
   "tensor",

@@ -4,6 +4,7 @@
 // faster too, see bench/RESULTS.md), else wasm (with one line on stderr saying why native is not used),
 // else js. Callers of the tensor ops never see which one runs.
 import { existsSync } from "node:fs";
+import { knob } from "../core/knobs.js";
 import type { Backend } from "./backend.js";
 import { jsBackend } from "./js/index.js";
 import { createNativeBackend, nativeAvailable, nativeUnavailableReason } from "./native/index.js";
@@ -41,7 +42,7 @@ export function backendByName(name: string): Backend {
 /** The active backend: HERD_BACKEND if set, else native when it loads, else wasm when built, else js. */
 export function getBackend(): Backend {
   if (active) return active;
-  const wanted = process.env.HERD_BACKEND;
+  const wanted = knob("HERD_BACKEND");
   if (wanted === "native" && !factories.native)
     throw new Error(`HERD_BACKEND=native: the native addon is not available (${nativeUnavailableReason()})`);
   if (wanted) active = backendByName(wanted);

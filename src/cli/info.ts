@@ -4,6 +4,7 @@ import { availableParallelism, cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { backendByName, backendNames, getBackend } from "../backends/index.js";
 import { nativeCpuInfo } from "../backends/native/index.js";
+import { knob } from "../core/knobs.js";
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { help: { type: "boolean", short: "h" } } });
@@ -31,7 +32,7 @@ export async function run(argv: string[]): Promise<number> {
       );
   }
   process.stdout.write(
-    `active backend: ${getBackend().name} (HERD_BACKEND=${process.env.HERD_BACKEND ?? "unset"}, HERD_THREADS=${process.env.HERD_THREADS ?? "unset"})\n`,
+    `active backend: ${getBackend().name} (HERD_BACKEND=${knob("HERD_BACKEND") ?? "unset"}, HERD_THREADS=${knob("HERD_THREADS") ?? "unset"})\n`,
   );
   return 0;
 }

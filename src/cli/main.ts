@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // herd's command-line entry point: finds the subcommand and hands it the remaining arguments.
 // Each command lives in its own file under src/cli/ and exports `run(argv: string[]): Promise<number>`
-// (the exit code). This file holds no logic of its own beyond dispatch and error reporting.
+// (the exit code). This file holds no logic of its own beyond dispatch and error reporting; it checks the
+// HERD_* knobs (src/core/knobs.ts) before a command loads, so a bad value fails before any work.
+import { checkKnobs, knob } from "../core/knobs.js";
 
 interface Command {
   summary: string;
@@ -77,8 +79,18 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   running = key;
+  checkKnobs();
   const mod = await cmd.load();
   return mod.run(key === two ? rest.slice(1) : rest);
+}
+
+/** HERD_DEBUG, false where it is itself the bad value being reported. */
+function debug(): boolean {
+  try {
+    return knob("HERD_DEBUG");
+  } catch {
+    return false;
+  }
 }
 
 /** The command being run, so an error that escapes it is reported under its name. */
@@ -89,12 +101,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    const msg =
-      err instanceof Error
-        ? process.env.HERD_DEBUG
-          ? (err.stack ?? err.message)
-          : err.message
-        : String(err);
+    const msg = err instanceof Error ? (debug() ? (err.stack ?? err.message) : err.message) : String(err);
     process.stderr.write(`herd${running ? ` ${running}` : ""}: ${msg}\n`);
     process.exitCode = 1;
   },

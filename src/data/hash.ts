@@ -1,15 +1,9 @@
-// Small 32-bit hashes for the hot loops (no BigInt): FNV-1a over UTF-16 code units, murmur3's finaliser,
-// a seeded splitmix32 stream, and 53-bit keys (two 32-bit hashes in one exact JS number) for sets and maps.
+// Small 32-bit hashes for the hot loops (no BigInt): FNV-1a over UTF-16 code units, murmur3's finaliser
+// (src/core/rng.ts's, shared with the seeded generator), and 53-bit keys (two 32-bit hashes in one exact
+// JS number) for sets and maps. Seeded random streams come from src/core/rng.ts.
+import { fmix32 } from "../core/rng.js";
 
-/** murmur3 fmix32: a bijective avalanche of a 32-bit value. */
-export function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+export { fmix32 };
 
 /** FNV-1a over a string's UTF-16 code units, finished with fmix32. */
 export function hashString(s: string, seed = 0): number {
@@ -23,18 +17,6 @@ export function key53(s: string): number {
   const a = hashString(s, 0x1b873593);
   const b = hashString(s, 0x7f4a7c15);
   return a * 2097152 + (b & 0x1fffff);
-}
-
-/** A deterministic stream of 32-bit values (splitmix32). */
-export function splitmix32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x21f0aaad);
-    z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
-    return (z ^ (z >>> 15)) >>> 0;
-  };
 }
 
 /** A uniform number in [0, 1) fixed by (seed, text): deterministic sampling decisions per document. */

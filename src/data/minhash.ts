@@ -4,7 +4,8 @@
 // multiply-add permutation h_i(x) = a_i·x + b_i mod 2^32 (a_i odd) over the well-mixed shingle hash —
 // Math.imul and typed arrays only, no BigInt, so the inner loop is a few instructions per hash.
 // Candidates are documents sharing all `rows` values of any band; `jaccardEstimate` verifies them.
-import { fmix32, splitmix32 } from "./hash.js";
+import { uniformU32 } from "../core/rng.js";
+import { fmix32 } from "./hash.js";
 
 export interface MinhashParams {
   /** Words per shingle (default 5). */
@@ -106,7 +107,7 @@ export class MinHasher {
   private words: Uint32Array = new Uint32Array(4096);
   constructor(readonly params: MinhashParams = MINHASH_DEFAULTS) {
     this.k = params.bands * params.rows;
-    const next = splitmix32(params.seed);
+    const next = uniformU32(params.seed);
     this.a = new Uint32Array(this.k);
     this.b = new Uint32Array(this.k);
     for (let i = 0; i < this.k; i++) {

@@ -5,8 +5,9 @@
 // seed so the same examples give the same model. `quality` scores each document into meta.quality and
 // drops those below `threshold`.
 import { readFileSync } from "node:fs";
+import { uniformU32 } from "../core/rng.js";
 import { writeAtomic } from "./files.js";
-import { fmix32, hashString, splitmix32 } from "./hash.js";
+import { fmix32, hashString } from "./hash.js";
 import { defineStep } from "./pipeline/types.js";
 
 export interface QualityOptions {
@@ -51,7 +52,7 @@ export class QualityModel {
   ) {}
 
   static init(opts: QualityOptions): QualityModel {
-    const next = splitmix32(opts.seed ^ 0x51ed);
+    const next = uniformU32(opts.seed ^ 0x51ed);
     const emb = new Float32Array(opts.buckets * opts.dim);
     const scale = 1 / opts.dim;
     for (let i = 0; i < emb.length; i++) emb[i] = (next() / 4294967296 - 0.5) * 2 * scale;
@@ -85,7 +86,7 @@ export class QualityModel {
   ): { model: QualityModel; loss: number } {
     const m = QualityModel.init(opts);
     const feats = examples.map((e) => features(e.text, opts.buckets, opts.wordNgrams));
-    const next = splitmix32(opts.seed);
+    const next = uniformU32(opts.seed);
     const order = examples.map((_, i) => i);
     const d = opts.dim;
     const h = new Float32Array(d);

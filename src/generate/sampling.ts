@@ -1,7 +1,8 @@
 // Choosing the next token from logits (spec §2.9): greedy (temperature 0: argmax), or sampling from
 // softmax(logits / temperature) restricted by top-k (the k most likely) and then top-p by the reference
 // rule — sort descending, cumulative sum, drop every token whose cumulative mass *before* it already
-// exceeds p, renormalise, draw. A seeded generator makes a run reproducible.
+// exceeds p, renormalise, draw. A seeded generator (src/core/rng.ts) makes a run reproducible.
+import { uniform } from "../core/rng.js";
 
 export interface SamplingOptions {
   /** 0 (default) is greedy. The Llama 3 reference default for chat is 0.6. */
@@ -14,16 +15,9 @@ export interface SamplingOptions {
   seed?: number;
 }
 
-/** Deterministic uniform numbers in [0, 1) (mulberry32). */
+/** Deterministic uniform numbers in [0, 1) from `seed` (src/core/rng.ts's generator). */
 export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return uniform(seed);
 }
 
 /** Index of the largest logit (the first one on ties). */

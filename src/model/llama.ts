@@ -4,6 +4,8 @@
 // inference (under noGrad, optionally with a KV cache for incremental decoding, and with bf16 weights
 // used as stored). Weights are a map from Hugging Face names to tensors (weights.ts); a quantised
 // checkpoint's matrices are QuantTensors (Q8_0/Q4_0, inference only) kept in `quantized`.
+
+import { knob } from "../core/knobs.js";
 import { capture, type Graph, graphsReplayNatively } from "../tensor/graph.js";
 import { cachedAttention, cacheWrite } from "../tensor/kvcache.js";
 import { embeddingBf16, linearsBf16 } from "../tensor/linearBf16.js";
@@ -257,12 +259,7 @@ export class Llama {
    * benchmark and the tests compare the two).
    */
   private decodeGraph(ids: Int32Array, position: number, cache: KVCache): Tensor | null {
-    if (
-      !graphsReplayNatively() ||
-      process.env.HERD_FUSED_DECODE === "0" ||
-      cache.hasDocs ||
-      cache.batch !== 1
-    )
+    if (!graphsReplayNatively() || !knob("HERD_FUSED_DECODE") || cache.hasDocs || cache.batch !== 1)
       return null;
     cache.reserve(1);
     const x = this.embedTokens(ids, [1, 1]);

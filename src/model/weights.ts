@@ -6,6 +6,7 @@
 // residual stream (o_proj, down_proj) with 0.02/√(2L), RMSNorm weights 1. Values are drawn from a sum of
 // four uniforms scaled to that deviation (bell-shaped, bounded at ±2√3·σ ≈ ±3.46σ), which is fast
 // enough to make the 1.2B-parameter benchmark model in seconds.
+import { Rng } from "../core/rng.js";
 import type { DType } from "../tensor/dtype.js";
 import { encodeHalf } from "../tensor/dtype.js";
 import { halfZeros, parameter, type Tensor } from "../tensor/tensor.js";
@@ -68,17 +69,11 @@ export function initStd(c: LlamaConfig, name: string): number {
 
 /** Fill out with a bell-shaped seeded distribution of standard deviation std (see header). */
 export function fillRandom(out: Float32Array, std: number, seed: number): void {
-  let s = seed >>> 0 || 1;
-  // xorshift32: four draws per value; (u1+u2+u3+u4 − 2) has variance 4/12 = 1/3.
+  const r = new Rng(seed);
+  // Four uniform draws per value (src/core/rng.ts); (u1+u2+u3+u4 − 2) has variance 4/12 = 1/3.
   const k = std * Math.sqrt(3) * 2 ** -32;
   for (let i = 0; i < out.length; i++) {
-    let acc = 0;
-    for (let j = 0; j < 4; j++) {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      acc += s >>> 0;
-    }
+    const acc = r.nextU32() + r.nextU32() + r.nextU32() + r.nextU32();
     out[i] = (acc - 2 * 2 ** 32) * k;
   }
 }

@@ -3,9 +3,9 @@
 // file's size, its number of ranks and each line's length bounded before anything is allocated), sha256 pinning of the files we
 // know (Meta's Llama 3 tokenizer.model, shipped in assets/llama3/), and formatting them (trainIO writes them with src/io/atomic.ts).
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { closeSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { packageRoot } from "../core/paths.js";
 import { openRegular } from "../io/regular.js";
 
 /** A parsed ranks file: token bytes (as binary strings, one char per byte) → rank. */
@@ -164,17 +164,8 @@ export function knownRanksBySha256(sha256: string): KnownRanksName | undefined {
   return undefined;
 }
 
-/** Absolute path of the repository (the folder holding package.json above this module). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir)
-      throw new Error("tokenizer: cannot find the package root (no package.json above the module)");
-    dir = up;
-  }
-  return dir;
-}
+// Re-exported for the modules that took it from here (src/core/paths.ts holds the one walk).
+export { packageRoot };
 
 /** Path of a shipped known ranks file. */
 export function knownRanksPath(name: KnownRanksName): string {

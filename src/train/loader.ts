@@ -4,8 +4,9 @@
 // paper's document mask). A target whose next token starts another document is ignored (−100): under
 // the document mask nothing in the window predicts it. The position (epoch, cursor) is serialisable and
 // restoring it continues on exactly the same sequence of batches.
+
+import { Rng } from "../core/rng.js";
 import { TokenShardReader } from "../data/shards.js";
-import { Rng } from "./rng.js";
 
 export interface LoaderPosition {
   epoch: number;

@@ -12,6 +12,7 @@
 import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { basename, join } from "node:path";
 import { getBackend } from "../backends/index.js";
+import { Rng } from "../core/rng.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { writeHFCheckpoint } from "../model/checkpoint/hf.js";
 import { type LlamaConfig, toHFConfig, validateConfig } from "../model/config.js";
@@ -37,7 +38,6 @@ import { MetricsLog, type StepMetrics } from "./metrics.js";
 import { type RunPeak, runPeak, trainingFlopsPerToken } from "./mfu.js";
 import { PretrainOptimizer } from "./optimizer.js";
 import { PolyakAverage } from "./polyak.js";
-import { Rng } from "./rng.js";
 import { cosineLR, linearToZero } from "./schedule.js";
 
 export interface PretrainOptions {

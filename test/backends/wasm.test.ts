@@ -11,6 +11,7 @@ import { jsBackend } from "../../src/backends/js/index.js";
 import { createWasmBackend } from "../../src/backends/wasm/index.js";
 import { instantiate, kernelModule, sharedMemory } from "../../src/backends/wasm/kernels.js";
 import { createPool } from "../../src/backends/wasm/pool.js";
+import { reloadKnobs } from "../../src/core/knobs.js";
 import { closeness, randArray } from "../helpers.js";
 
 const one = createWasmBackend({ threads: 1 });
@@ -490,6 +491,7 @@ describe("wasm threads", () => {
     const saved = process.env["HERD_THREADS"];
     try {
       process.env["HERD_THREADS"] = "2";
+      reloadKnobs();
       const b = createWasmBackend();
       assert.equal(b.threads, 2);
       b.dispose();
@@ -497,10 +499,12 @@ describe("wasm threads", () => {
       const x = randArray(1 << 17, 1);
       assert.ok(Math.abs(b.sum(x, x.length) - jsBackend.sum(x, x.length)) < 1e-9);
       process.env["HERD_THREADS"] = "zero";
-      assert.throws(() => createWasmBackend(), /HERD_THREADS/);
+      reloadKnobs();
+      assert.throws(() => createWasmBackend(), /HERD_THREADS='zero': expected an integer from 1 to 256/);
     } finally {
       if (saved === undefined) delete process.env["HERD_THREADS"];
       else process.env["HERD_THREADS"] = saved;
+      reloadKnobs();
     }
   });
 });

@@ -66,11 +66,7 @@ test("on a 128K vocabulary the distribution equals the sort-everything reference
     return { ids, probs: ids.map((i) => p[i]! / z) };
   };
   const V = 128256;
-  let s = 5;
-  const rand = () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
+  const rand = seededRandom(5);
   // Peaked like a trained model's logits (a few likely tokens over a long tail), and flat.
   const peaked = Float32Array.from({ length: V }, () => -12 * rand() ** 0.15 + 2);
   const flat = Float32Array.from({ length: V }, () => rand());

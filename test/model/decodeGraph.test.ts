@@ -9,6 +9,7 @@ import { spawnSync } from "node:child_process";
 import { after, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { backendNames, getBackend, setBackend } from "../../src/backends/index.js";
+import { reloadKnobs } from "../../src/core/knobs.js";
 import { initWeights, KVCache, Llama, preset, quantizeWeights } from "../../src/model/index.js";
 import { noGrad, scope } from "../../src/tensor/index.js";
 import { repoPath } from "../helpers.js";
@@ -20,6 +21,7 @@ after(() => {
   setBackend(initial);
   if (fusedEnv === undefined) delete process.env.HERD_FUSED_DECODE;
   else process.env.HERD_FUSED_DECODE = fusedEnv;
+  reloadKnobs();
 });
 
 const cfg = { ...preset("tiny"), maxPositionEmbeddings: 64 };
@@ -33,6 +35,7 @@ function model(format: "bf16" | "q8_0" | "q4_0"): Llama {
 /** Logits of a 5-token prefill and 12 decode steps (the cache starts at 4 tokens, so it grows twice). */
 function run(m: Llama, fused: boolean, docs = false, config = cfg): Float32Array[] {
   process.env.HERD_FUSED_DECODE = fused ? "1" : "0";
+  reloadKnobs();
   const cache = new KVCache(config, 1, 4);
   const step = (ids: number[]) =>
     noGrad(() =>
@@ -77,12 +80,14 @@ test("decode graph = op by op on the AVX2 and portable kernels too", { skip: !ha
     import { setBackend } from ${JSON.stringify(url("src/backends/index.js"))};
     import { Llama, KVCache, preset, quantizeWeights, initWeights } from ${JSON.stringify(url("src/model/index.js"))};
     import { noGrad, scope } from ${JSON.stringify(url("src/tensor/index.js"))};
+    import { reloadKnobs } from ${JSON.stringify(url("src/core/knobs.js"))};
     const b = setBackend("native");
     const cfg = { ...preset("tiny"), maxPositionEmbeddings: 64 };
     const bf = new Llama(cfg, initWeights(cfg, { seed: 11, dtype: "bf16" }));
     const q4 = new Llama(cfg, quantizeWeights(new Llama(cfg, initWeights(cfg, { seed: 11, dtype: "f32" })), "q4_0"));
     const run = (m, fused) => {
       process.env.HERD_FUSED_DECODE = fused ? "1" : "0";
+      reloadKnobs();
       const cache = new KVCache(cfg, 1, 4);
       const out = [];
       for (const ids of [[0, 5, 9], [17], [148], [29], [300], [2]])

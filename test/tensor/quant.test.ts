@@ -8,6 +8,7 @@ import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { backendNames, getBackend, setBackend } from "../../src/backends/index.js";
 import { matmulQuant } from "../../src/backends/js/quant.js";
+import { knob } from "../../src/core/knobs.js";
 import {
   dequantize,
   fromArray,
@@ -123,7 +124,7 @@ for (const name of backendNames()) {
 }
 
 // The native addon picks its ISA once at load: the AVX2 and portable kernels run in child processes.
-if (backendNames().includes("native") && !process.env.HERD_NATIVE_ISA)
+if (backendNames().includes("native") && !knob("HERD_NATIVE_ISA"))
   test("the native AVX2 and portable quantised kernels equal the js reference too", () => {
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env.NODE_TEST_CONTEXT; // else the child reports to this runner instead of printing TAP

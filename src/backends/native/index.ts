@@ -12,8 +12,9 @@
 // (src/backends/js/) is what the conformance suite checks them against.
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { knob } from "../../core/knobs.js";
+import { packageRoot } from "../../core/paths.js";
 import type { AttentionArgs, Backend } from "../backend.js";
 import { jsKernels } from "../js/index.js";
 import { compileNativeGraph, type GraphAddon } from "./graph.js";
@@ -160,13 +161,7 @@ function attentionShape(a: AttentionArgs): AttnShape {
 
 /** Path of the built addon (native/build/Release/herd_native.node; it may not exist). */
 export function nativeAddonPath(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("native backend: no package.json above src/backends/native");
-    dir = up;
-  }
-  return join(dir, "native", "build", "Release", "herd_native.node");
+  return join(packageRoot(), "native", "build", "Release", "herd_native.node");
 }
 
 let addon: Addon | null | undefined;
@@ -174,6 +169,10 @@ let loadError = "";
 
 function loadAddon(): Addon | null {
   if (addon !== undefined) return addon;
+  // The addon reads these two with getenv when it loads (native/herd.h, native/herd.cc): checked here
+  // first, so a bad value is the knobs' one error rather than silently ignored.
+  knob("HERD_NATIVE_ISA");
+  knob("HERD_GEMM_BLOCKING");
   const path = nativeAddonPath();
   if (!existsSync(path)) {
     loadError = `${path} was not built`;
@@ -275,9 +274,8 @@ export interface NativeBackend extends Backend {
 const MIN_RECYCLE = 4096;
 const HUGE_BYTES = 2 * 2 ** 20;
 function recycler(addon: Addon) {
-  const huge = process.env.HERD_NATIVE_HUGEPAGES !== "0";
-  const mb = Number(process.env.HERD_NATIVE_CACHE_MB ?? 1024);
-  const cap = (Number.isFinite(mb) && mb >= 0 ? mb : 1024) * 2 ** 20;
+  const huge = knob("HERD_NATIVE_HUGEPAGES");
+  const cap = knob("HERD_NATIVE_CACHE_MB") * 2 ** 20;
   const spare = new Map<number, Float32Array[]>();
   const owned = new WeakSet<Float32Array>();
   let live = 0;
@@ -326,9 +324,8 @@ function recycler(addon: Addon) {
  */
 const PACK_MIN_K = 8192;
 function packer(addon: Addon, isa: string) {
-  const on = isa === "avx512" && process.env.HERD_NATIVE_PACK !== "0";
-  const mb = Number(process.env.HERD_NATIVE_PACK_MB ?? 2048);
-  const cap = (Number.isFinite(mb) && mb >= 0 ? mb : 2048) * 2 ** 20;
+  const on = isa === "avx512" && knob("HERD_NATIVE_PACK");
+  const cap = knob("HERD_NATIVE_PACK_MB") * 2 ** 20;
   const copies = new WeakMap<Uint16Array, Uint16Array | null>();
   let held = 0;
   const released = new FinalizationRegistry<number>((bytes) => {
@@ -351,9 +348,9 @@ function packer(addon: Addon, isa: string) {
   };
 }
 
+/** HERD_THREADS, or 0: the addon's pool then takes every core. */
 function threadsFromEnv(): number {
-  const t = Number(process.env.HERD_THREADS ?? 0);
-  return Number.isInteger(t) && t > 0 ? t : 0;
+  return knob("HERD_THREADS") ?? 0;
 }
 
 /**

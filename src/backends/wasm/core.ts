@@ -3,6 +3,7 @@
 // running a kernel on one or all threads, staging foreign arrays into the memory and out again, and
 // internal scratch areas (not counted in liveBytes).
 import { availableParallelism } from "node:os";
+import { knob } from "../../core/knobs.js";
 import { Heap } from "./heap.js";
 import { instantiate, kernelModule, sharedMemory, type WasmMemory } from "./kernels.js";
 import { createPool, type KernelFn, type Pool } from "./pool.js";
@@ -77,11 +78,7 @@ function threadCount(requested: number | undefined): number {
       throw new Error(`wasm backend: threads must be ≥ 1, got ${requested}`);
     return requested;
   }
-  const env = process.env["HERD_THREADS"];
-  if (env === undefined || env === "") return availableParallelism();
-  const n = Number(env);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`HERD_THREADS must be a positive integer, got '${env}'`);
-  return n;
+  return knob("HERD_THREADS") ?? availableParallelism();
 }
 
 export function createCore(opts: { threads?: number }): Core {

@@ -3,8 +3,8 @@
 // every worker). The project's TypeScript libs (ES2023 + node) do not declare the WebAssembly global, so
 // the few parts of its API used here are typed locally.
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { packageRoot } from "../../core/paths.js";
 
 export interface WasmMemory {
   readonly buffer: SharedArrayBuffer;
@@ -22,13 +22,7 @@ const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 /** Path of build/kernels.wasm at the repository root (it may not exist yet). */
 export function wasmKernelsPath(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("wasm backend: no package.json above src/backends/wasm");
-    dir = up;
-  }
-  return join(dir, "build", "kernels.wasm");
+  return join(packageRoot(), "build", "kernels.wasm");
 }
 
 let compiled: WasmModule | null = null;

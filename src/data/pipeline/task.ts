@@ -4,6 +4,7 @@
 // is renamed into place before its marker (with its stats) is written, so a killed task is simply run
 // again and gives the same bytes.
 import { existsSync } from "node:fs";
+import { knob } from "../../core/knobs.js";
 import { applyBlock, BlockStats, type BlockStatsJson, type DocBlock } from "../block.js";
 import { type Document, textBytes } from "../document.js";
 import { readJson, writeJson } from "../files.js";
@@ -30,10 +31,6 @@ export interface TaskProgress {
   docs: number;
   bytes: number;
 }
-
-// Fault injection for the resume test: HERD_DATA_CRASH=STAGE:N kills the whole process (SIGKILL) when a
-// task of shard stage STAGE has written N documents, leaving its files half written.
-const crash = /^(\d+):(\d+)$/.exec(process.env.HERD_DATA_CRASH ?? "");
 
 export function context(
   runDir: string,
@@ -140,6 +137,9 @@ async function runShard(
           context(runDir, c, plan, t, stage.collect),
         )
       : null;
+  // Fault injection for the resume test: HERD_DATA_CRASH=STAGE:N kills the whole process (SIGKILL) when a
+  // task of shard stage STAGE has written N documents, leaving its files half written.
+  const crash = knob("HERD_DATA_CRASH");
   const languages: Record<string, { docs: number; bytes: number }> = {};
   const domains: Record<string, { docs: number; bytes: number }> = {};
   const tally = (m: typeof languages, key: unknown, bytes: number) => {
@@ -157,8 +157,7 @@ async function runShard(
         tally(domains, doc.meta.domain, b);
       }
       writer.write(doc);
-      if (crash && Number(crash[1]) === s && writer.docs >= Number(crash[2]))
-        process.kill(process.pid, "SIGKILL");
+      if (crash && crash[0] === s && writer.docs >= crash[1]!) process.kill(process.pid, "SIGKILL");
     }
     if (collector) await collector.finish();
     for (const w of removedWriters.values()) await w.close();
