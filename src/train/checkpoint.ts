@@ -127,6 +127,13 @@ export async function loadCheckpoint(
     if (existsSync(join(path, POLYAK_STATE))) polyak.load(join(path, POLYAK_STATE), model.weights.keys());
     else polyak.dispose();
   }
+  // A checkpoint is only ever written finite (saveCheckpoint), so a NaN here is damage: refuse it, and
+  // the resume falls back to the checkpoint before (as for any unreadable one).
+  const bad =
+    firstNonFinite(model.weights) ??
+    opt.firstNonFinite() ??
+    (polyak && polyak.count > 0 ? firstNonFinite(polyak.mean) : null);
+  if (bad) throw new Error(`${path}: '${bad}' holds a NaN or an infinity (a damaged checkpoint)`);
   return state;
 }
 

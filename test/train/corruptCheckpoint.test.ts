@@ -44,3 +44,30 @@ test("pretrain resume: a corrupt newest checkpoint is passed over with a warning
   assert.match(n.stderr, /trainer_state\.json: field 'step' must be an integer ≥ 0 \(got -1\)/);
   assert.match(n.stderr, /no checkpoint loads \(tried .*step-00000004, .*step-00000002\)/);
 });
+
+test("pretrain resume: a NaN in a checkpoint's optimiser state is damage: passed over like a corrupt file", () => {
+  const dir = tempDir();
+  const raw = {
+    name: "n",
+    runsDir: join(dir, "runs"),
+    model: { preset: "tiny", overrides: TINY },
+    data: { shards: [corpusShard(dir, 20000)] },
+    stages: [{ kind: "initial", steps: 4, seqLen: 32, batch: 2 }],
+    checkpoint: { every: 2, keep: 2 },
+  };
+  const config = join(dir, "n.json");
+  writeFileSync(config, JSON.stringify(raw));
+  const cli = () => spawnSync(process.execPath, [CLI, "pretrain", config, "--quiet"], { encoding: "utf8" });
+  assert.equal(cli().status, 0);
+  const step4 = join(dir, "runs", "n", "checkpoints", "step-00000004");
+  // The first f32 of the first tensor in optimizer.safetensors (after its u64 header length and header).
+  const file = join(step4, "optimizer.safetensors");
+  const bytes = readFileSync(file);
+  const at = 8 + Number(bytes.readBigUInt64LE(0));
+  bytes.writeUInt32LE(0x7fc00000, at);
+  writeFileSync(file, bytes);
+  const r = cli();
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /resumed from step 2/);
+  assert.match(r.stderr, /holds a NaN or an infinity \(a damaged checkpoint\)/);
+});

@@ -17,6 +17,7 @@
 import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
 import { endianness } from "node:os";
 import { basename, dirname, join } from "node:path";
+import { fsyncDir, fsyncFile } from "../../io/atomic.js";
 import { openRegular } from "../../io/regular.js";
 import { type DType, decodeHalf, encodeHalf } from "../../tensor/dtype.js";
 
@@ -153,6 +154,8 @@ export function withReadFile<T>(path: string, fn: (f: ReadFile) => T): T {
 /**
  * Files written under temporary names and renamed into place together by `commit()`, so a reader never
  * sees a half-written file (a crash leaves only `.NAME.tmp-*` files behind). `abort()` removes them.
+ * commit() flushes each file to the disk before its rename and each folder after (fsync), so the files
+ * survive a power loss, not only a killed process.
  */
 export class AtomicFiles {
   private pending: [tmp: string, final: string][] = [];
@@ -168,7 +171,9 @@ export class AtomicFiles {
   }
 
   commit(): void {
+    for (const [tmp] of this.pending) fsyncFile(tmp);
     for (const [tmp, final] of this.pending) renameSync(tmp, final);
+    for (const d of new Set(this.pending.map(([, final]) => dirname(final)))) fsyncDir(d);
     this.pending = [];
   }
 
