@@ -9,15 +9,21 @@ import { TokenShardWriter } from "./shards.js";
 
 export interface TokenizeParams {
   tokenizerFile: string;
+  tokenizerSha256: string;
   bos: boolean;
   eos: boolean;
 }
 
-// One tokenizer per thread and ranks file: loading the ranks costs more than a small task.
+// One tokenizer per thread, ranks file and pinned hash: loading the ranks costs more than a small task.
 const tokenizers = new Map<string, Tokenizer>();
-function tokenizer(file: string): Tokenizer {
-  let t = tokenizers.get(file);
-  if (!t) tokenizers.set(file, (t = file ? Tokenizer.fromFile(file) : Tokenizer.llama3()));
+function tokenizer(file: string, sha256: string): Tokenizer {
+  const key = `${file}\0${sha256}`;
+  let t = tokenizers.get(key);
+  if (!t) {
+    const opts = sha256 ? { sha256 } : {};
+    t = file ? Tokenizer.fromFile(file, opts) : Tokenizer.llama3(opts);
+    tokenizers.set(key, t);
+  }
   return t;
 }
 
@@ -31,11 +37,16 @@ export const tokenizeStep = defineStep<TokenizeParams>({
       default: "",
       doc: "tiktoken-format ranks file (empty: Meta's Llama 3 tokenizer, shipped)",
     },
+    tokenizerSha256: {
+      type: "string",
+      default: "",
+      doc: "the ranks file's sha256 (hex): a different or damaged file is refused (empty: not checked)",
+    },
     bos: { type: "boolean", default: true, doc: "start each document with <|begin_of_text|>" },
     eos: { type: "boolean", default: true, doc: "end each document with <|end_of_text|>" },
   },
   block: (p, ctx) => {
-    const tok = tokenizer(p.tokenizerFile);
+    const tok = tokenizer(p.tokenizerFile, p.tokenizerSha256);
     const out = new TokenShardWriter(
       join(ctx.runDir, "tokens", `shard-${String(ctx.task).padStart(5, "0")}.tok`),
       tok.vocabSize,

@@ -111,3 +111,23 @@ test("tokenize step: Llama 3 token shards beside the JSONL output, one per task"
     /steps\[0\]\.type: tokenize must be the last step/,
   );
 });
+
+test("tokenize step: tokenizerSha256 pins the ranks file; a different one stops the run naming it", async () => {
+  const dir = tempDir();
+  writeFileSync(join(dir, "a.jsonl"), `${JSON.stringify({ id: "a", text: "pinned" })}\n`);
+  const pinned = "82e9d31979e92ab929cd544440f129d9ecd797b69e327f80f17e1c50d5551b55";
+  const run = (sha: string, out: string) =>
+    runLocal(
+      validatePipeline({
+        input: { paths: [join(dir, "a.jsonl")] },
+        output: join(dir, out),
+        steps: [{ type: "tokenize", tokenizerSha256: sha }],
+      }),
+    );
+  await run(pinned, "good");
+  assert.deepEqual(readdirSync(join(dir, "good", "tokens")), ["shard-00000.tok"]);
+  await assert.rejects(
+    run("0".repeat(64), "bad"),
+    /tokenizer\.model: sha256 is 82e9d319[0-9a-f]+, expected 0{64}/,
+  );
+});
