@@ -69,25 +69,39 @@ __attribute__((target("avx2,fma"))) void kernelAvx2(int kc, const float* Ap, con
 }
 
 constexpr int MR_5 = 12, NR_5 = 32;
+// One step p of the k loop: C's 12×32 accumulators += A's 12 values (broadcast) × B's 32.
+__attribute__((target("avx512f,fma"), always_inline)) inline void stepAvx512(const float* Ap, const float* Bp,
+                                                                            __m512 c[MR_5][2]) {
+  const __m512 b0 = _mm512_loadu_ps(Bp);
+  const __m512 b1 = _mm512_loadu_ps(Bp + 16);
+  _mm_prefetch((const char*)(Bp + 8 * NR_5), _MM_HINT_T0);
+#pragma GCC unroll 12
+  for (int i = 0; i < MR_5; i++) {
+    const __m512 a = _mm512_set1_ps(Ap[i]);
+    c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+    c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+  }
+}
+
 __attribute__((target("avx512f,fma"))) void kernelAvx512(int kc, const float* Ap, const float* Bp, float* C,
                                                          int64_t ldc, bool load) {
+  // C's rows are fetched into L2 at the start and into L1 during the last MR_5 steps of k, one row per
+  // step: fetched into L1 at the start, they were evicted by the stream of A and B before the k loop
+  // ended (a C row of a large matrix is also a page of its own, so a miss there is a TLB miss too).
   __m512 c[MR_5][2];
 #pragma GCC unroll 12
   for (int i = 0; i < MR_5; i++) {
     c[i][0] = c[i][1] = _mm512_setzero_ps();
-    _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T0);  // C's rows, needed after the k loop
-    _mm_prefetch((const char*)(C + i * ldc + 16), _MM_HINT_T0);
+    _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T1);
+    _mm_prefetch((const char*)(C + i * ldc + 16), _MM_HINT_T1);
   }
-  for (int p = 0; p < kc; p++) {
-    __m512 b0 = _mm512_loadu_ps(Bp + p * NR_5);
-    __m512 b1 = _mm512_loadu_ps(Bp + p * NR_5 + 16);
-    _mm_prefetch((const char*)(Bp + p * NR_5 + 8 * NR_5), _MM_HINT_T0);
-#pragma GCC unroll 12
-    for (int i = 0; i < MR_5; i++) {
-      __m512 a = _mm512_set1_ps(Ap[p * MR_5 + i]);
-      c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
-      c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
-    }
+  const int tail = std::min(kc, MR_5);
+  int p = 0;
+  for (; p < kc - tail; p++) stepAvx512(Ap + p * MR_5, Bp + p * NR_5, c);
+  for (int i = 0; p < kc; p++, i++) {
+    _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char*)(C + i * ldc + 16), _MM_HINT_T0);
+    stepAvx512(Ap + p * MR_5, Bp + p * NR_5, c);
   }
 #pragma GCC unroll 12
   for (int i = 0; i < MR_5; i++) {
@@ -273,13 +287,34 @@ void macroKernel(const MatmulP& P, const GemmBlocking& B, Kernel kernel, const f
   }
 }
 
+// A thread's buffer for packed panels, on transparent hugepages where the kernel gives them (memory.cc):
+// B's packed panel is megabytes, read back micro-panel by micro-panel, and on 4 KiB pages its reads
+// (and C's rows, thousands of pages apart) miss the TLB. Grown as needed, freed with the thread.
+struct PackBuffer {
+  float* p = nullptr;
+  size_t bytes = 0;
+  std::vector<float> fallback;  // where allocLarge fails
+  float* get(size_t n) {
+    const size_t want = (n + 16) * sizeof(float);
+    if (want <= bytes) return p;
+    if (p) freeLarge(p, bytes);
+    bool huge = false;
+    p = static_cast<float*>(allocLarge(want, &huge));
+    bytes = p ? want : 0;
+    return p ? p : scratch(fallback, n);
+  }
+  ~PackBuffer() {
+    if (p) freeLarge(p, bytes);
+  }
+};
+
 // One tile of C, rows [i0, i1) × columns [j0, j1), in the Goto loop order: per nc columns and kc-slice
 // of k, B's kc×nc panel is packed once and every mc-row block of A runs against it.
 void gemmTile(const MatmulP& P, const GemmBlocking& B, Kernel kernel, const float* a, const float* b, float* c,
               int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-  thread_local std::vector<float> abuf, bbuf;
-  float* Ap = scratch(abuf, (size_t)B.mc * B.kc);
-  float* Bp = scratch(bbuf, (size_t)B.kc * (B.nc + B.nr));
+  thread_local PackBuffer abuf, bbuf;
+  float* Ap = abuf.get((size_t)B.mc * B.kc);
+  float* Bp = bbuf.get((size_t)B.kc * (B.nc + B.nr));
   // Blocks of A of even height (whole micro-panels): a thin last block would stream all of B's panel
   // past one or two micro-panels of A.
   const int64_t blocks = (i1 - i0 + B.mc - 1) / B.mc;
