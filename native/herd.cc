@@ -189,6 +189,41 @@ inline float opA(const MatmulP& P, const float* a, int64_t i, int64_t p) {
   return P.ta ? a[p * P.m + i] : a[i * P.k + p];
 }
 
+#if HERD_X86
+// 16×16 transpose in registers: lane c of r[i] becomes lane i of out[c] (r is overwritten).
+__attribute__((target("avx512f"), always_inline)) inline void transpose16r(__m512 r[16], __m512 out[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int h = 0; h < 2; h++)
+    for (int q = 0; q < 4; q++) {
+      t[8 * h + q] = _mm512_shuffle_f32x4(r[8 * h + q], r[8 * h + q + 4], 0x88);
+      t[8 * h + q + 4] = _mm512_shuffle_f32x4(r[8 * h + q], r[8 * h + q + 4], 0xDD);
+    }
+  for (int i = 0; i < 8; i++) {
+    out[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    out[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+  }
+}
+
+// The same over memory: row i of the 16 rows at src (leading dimension ld) becomes lane i of out[c]
+// (out[c][i] = src[i*ld + c]).
+__attribute__((target("avx512f"), always_inline)) inline void transpose16(const float* src, int64_t ld,
+                                                                           __m512 out[16]) {
+  __m512 r[16];
+  for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ld);
+  transpose16r(r, out);
+}
+#endif
+
 // Pack rows [i0, i0+mc) × cols [p0, p0+kc) of op(A) into MR-row panels, zero-padded.
 void packA(const MatmulP& P, const float* a, int64_t i0, int mc, int64_t p0, int kc, int mr, float* dst) {
   for (int ib = 0; ib < mc; ib += mr) {
@@ -210,11 +245,61 @@ void packA(const MatmulP& P, const float* a, int64_t i0, int mc, int64_t p0, int
   }
 }
 
+#if HERD_X86
+// One 32-column micro-panel of op(B) = Bᵀ (B's rows j0.. are its columns; `cols` of them, the rest
+// zeros), AVX-512: per 16 rows of B and 16 values of k, 16 loads, a transpose in registers and 16 whole
+// 64-byte stores into the panel (one element at a time, every store was a 4-byte store 128 bytes from
+// the last). bf16 rows are widened exactly on the way (a bf16 is the top half of an f32).
+__attribute__((target("avx512f"))) void packBTransAvx512(const MatmulP& P, const float* b, int64_t p0, int kc,
+                                                         int64_t j0, int cols, float* d) {
+  constexpr int NR = 32;
+  const int kc16 = kc / 16 * 16;
+  for (int h = 0; h < NR; h += 16) {
+    const int live = std::clamp(cols - h, 0, 16);
+    for (int p = 0; p < kc16; p += 16) {
+      __m512 r[16], t[16];
+      for (int i = 0; i < 16; i++) {
+        if (i >= live) {
+          r[i] = _mm512_setzero_ps();
+        } else if (P.bh) {
+          const __m256i v = _mm256_loadu_si256((const __m256i*)(P.bh + (j0 + h + i) * P.k + p0 + p));
+          r[i] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
+        } else {
+          r[i] = _mm512_loadu_ps(b + (j0 + h + i) * P.k + p0 + p);
+        }
+      }
+      transpose16r(r, t);
+      for (int q = 0; q < 16; q++) _mm512_storeu_ps(d + (p + q) * NR + h, t[q]);
+    }
+    for (int p = kc16; p < kc; p++)  // the last few p of the slice
+      for (int i = 0; i < 16; i++) {
+        float v = 0.f;
+        if (i < live) {
+          const int64_t at = (j0 + h + i) * P.k + p0 + p;
+          if (P.bh) {
+            const uint32_t u = (uint32_t)P.bh[at] << 16;
+            std::memcpy(&v, &u, 4);
+          } else {
+            v = b[at];
+          }
+        }
+        d[p * NR + h + i] = v;
+      }
+  }
+}
+#endif
+
 // Pack rows [p0, p0+kc) × cols [j0, j0+nc) of op(B) into NR-column panels, zero-padded.
 void packB(const MatmulP& P, const float* b, int64_t p0, int kc, int64_t j0, int nc, int nr, float* dst) {
   for (int jb = 0; jb < nc; jb += nr) {
     int cols = std::min(nr, nc - jb);
     float* d = dst + (int64_t)jb * kc;
+#if HERD_X86
+    if (P.tb && isa == Isa::Avx512 && nr == 32) {
+      packBTransAvx512(P, b, p0, kc, j0 + jb, cols, d);
+      continue;
+    }
+#endif
     if (!P.tb) {
       for (int p = 0; p < kc; p++) {
         const float* src = b + (p0 + p) * P.n + j0 + jb;
@@ -366,33 +451,6 @@ void gemmTiled(const MatmulP& P) {
 // (no round trip through an L1 buffer).
 #if HERD_X86
 constexpr int SMALL_M = 4;
-// 16×16 transpose in registers: row i of the 16 rows at src (leading dimension ld) becomes lane i of
-// out[c] (out[c][i] = src[i*ld + c]).
-__attribute__((target("avx512f"), always_inline)) inline void transpose16(const float* src, int64_t ld,
-                                                                           __m512 out[16]) {
-  __m512 r[16], t[16];
-  for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ld);
-  for (int i = 0; i < 8; i++) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; i++) {
-    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int h = 0; h < 2; h++)
-    for (int q = 0; q < 4; q++) {
-      t[8 * h + q] = _mm512_shuffle_f32x4(r[8 * h + q], r[8 * h + q + 4], 0x88);
-      t[8 * h + q + 4] = _mm512_shuffle_f32x4(r[8 * h + q], r[8 * h + q + 4], 0xDD);
-    }
-  for (int i = 0; i < 8; i++) {
-    out[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-    out[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
-  }
-}
-
 // Column groups [g0, g1) of C (16 columns each) for M rows of op(A), one group at a time. Interleaving
 // several groups (more FMA chains in flight) was measured slower for the decode shape: 2 or 4 groups
 // read 32 or 64 rows of B at once, and those many streams ran at 35 and 31 GB/s against 51 for 16
