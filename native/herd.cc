@@ -131,13 +131,15 @@ Kernel gemmKernel() {
 // The cache blocks, from this core's caches (cpu.cc), by the BLIS/Goto rules (Low et al., "Analytical
 // modeling is enough for high-performance BLIS", 2016): per kc-slice of k, a kc×nc panel of B is packed
 // once and reused by every mc×kc block of A, which is reused by every kc×nr micro-panel of B.
-//   kc: the kc×nr micro-panel of B stays in L1 while the mr×kc micro-panels of A stream past it from
-//       L2: kc = L1d / (nr·4), a multiple of 64 in [128, 1024] (32 KiB, nr 32: 256; 48 KiB: 384).
-//       Measured on Zen 4 (bench/RESULTS.md 2026-12-07): half of L1 (kc 128) was 10-20% slower on
-//       the square shapes (each kc-slice is one more pass over C); twice (kc 512) was as fast there
-//       and 5-15% slower for 64 rows against a transposed 8192×2048 B (few micro-panels of A per B
-//       micro-panel: it is read back from where it was packed).
-//   mc: A's mc×kc block in half of L2: mc = L2/2 / (kc·4), a multiple of mr (1 MiB, kc 256: 504).
+//   kc: the deeper of two slices of k, a multiple of 64 in [128, 1024]: the textbook one, whose kc×nr
+//       micro-panel of B fits L1 (L1d / (nr·4)), and √(L2/4), whose kc×kc block of f32 fills L2 (so
+//       A's block below is about half as tall as it is deep). Each kc-slice is one more pass over C,
+//       whose rows are fetched into L1 during the kernel's last steps of k; B's micro-panel, when it
+//       outgrows L1, is read from L2 ahead of the FMAs. Measured on Zen 4 (bench/RESULTS.md,
+//       2026-12-07): the L1 slice and half of it were slower on the squares, the √(L2/4) one the fastest
+//       on the squares and the 64-row prefill shape together; four times the L1 slice won on the
+//       largest square only.
+//   mc: A's mc×kc block in half of L2: mc = L2/2 / (kc·4), a multiple of mr.
 //   nc: B's kc×nc panel in half of this core's share of L3: nc = L3/2 / (kc·4), a multiple of nr in
 //       [nr, 4096] (no L3: 4096).
 // Without cache sizes: the constants tuned on a Zen 5 (kc 256; mc 192/144/128, nc 512/512/256 for
@@ -153,7 +155,8 @@ GemmBlocking gemmBlocking() {
 #endif
     const CacheSizes c = cacheSizes();
     if (c.l1d > 0 && c.l2 > 0) {
-      const int64_t kc = std::clamp<int64_t>(c.l1d / (b.nr * 4) / 64 * 64, 128, 1024);
+      const int64_t deep = std::max<int64_t>(c.l1d / (b.nr * 4), (int64_t)std::sqrt((double)c.l2 / 4));
+      const int64_t kc = std::clamp<int64_t>(deep / 64 * 64, 128, 1024);
       const int64_t mc = std::clamp<int64_t>(c.l2 / 2 / (kc * 4) / b.mr * b.mr, b.mr, 4096 / b.mr * b.mr);
       const int64_t nc = c.l3 > 0 ? std::clamp<int64_t>(c.l3 / 2 / (kc * 4) / b.nr * b.nr, b.nr, 4096) : 4096;
       b = {b.mr, b.nr, (int)mc, (int)kc, (int)nc, "caches"};
