@@ -228,11 +228,36 @@ __attribute__((target("avx512f"), always_inline)) inline void transpose16(const 
 #endif
 
 // Pack rows [i0, i0+mc) × cols [p0, p0+kc) of op(A) into MR-row panels, zero-padded.
+#if HERD_X86
+// One 12-row micro-panel of op(A) = A (`rows` rows of A from `src`, the rest zeros), AVX-512: per 16
+// values of k, 12 loads, a transpose in registers and 16 stores of 12 lanes each into the panel (one
+// element at a time, every store was a 4-byte store 48 bytes from the last).
+__attribute__((target("avx512f"))) void packAAvx512(const float* src, int64_t ld, int rows, int kc, float* d) {
+  constexpr int MR = 12;
+  const int kc16 = kc / 16 * 16;
+  for (int p = 0; p < kc16; p += 16) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_loadu_ps(src + i * ld + p) : _mm512_setzero_ps();
+    transpose16r(r, t);
+    for (int q = 0; q < 16; q++) _mm512_mask_storeu_ps(d + (p + q) * MR, 0x0fff, t[q]);
+  }
+  for (int p = kc16; p < kc; p++)  // the last few p of the slice
+    for (int i = 0; i < MR; i++) d[p * MR + i] = i < rows ? src[i * ld + p] : 0.f;
+}
+#endif
+
+// Pack rows [i0, i0+mc) × cols [p0, p0+kc) of op(A) into MR-row panels, zero-padded.
 void packA(const MatmulP& P, const float* a, int64_t i0, int mc, int64_t p0, int kc, int mr, float* dst) {
   for (int ib = 0; ib < mc; ib += mr) {
     int rows = std::min(mr, mc - ib);
     float* d = dst + (int64_t)ib * kc;
-    if (!P.ta) {  // p outermost: the panel is written in order, its mr rows of A read side by side
+#if HERD_X86
+    if (!P.ta && isa == Isa::Avx512 && mr == 12) {
+      packAAvx512(a + (i0 + ib) * P.k + p0, P.k, rows, kc, d);
+      continue;
+    }
+#endif
+    if (!P.ta) {  // row by row of A: each read in order, written mr floats apart
       for (int ii = 0; ii < rows; ii++) {
         const float* src = a + (i0 + ib + ii) * P.k + p0;
         for (int p = 0; p < kc; p++) d[p * mr + ii] = src[p];
