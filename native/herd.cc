@@ -69,42 +69,46 @@ __attribute__((target("avx2,fma"))) void kernelAvx2(int kc, const float* Ap, con
 }
 
 constexpr int MR_5 = 12, NR_5 = 32;
-// One step p of the k loop: C's 12×32 accumulators += A's 12 values (broadcast) × B's 32.
+// One step p of the k loop: C's R×32 accumulators += A's first R of 12 values (broadcast) × B's 32.
+template <int R>
 __attribute__((target("avx512f,fma"), always_inline)) inline void stepAvx512(const float* Ap, const float* Bp,
-                                                                            __m512 c[MR_5][2]) {
+                                                                            __m512 c[R][2]) {
   const __m512 b0 = _mm512_loadu_ps(Bp);
   const __m512 b1 = _mm512_loadu_ps(Bp + 16);
   _mm_prefetch((const char*)(Bp + 8 * NR_5), _MM_HINT_T0);
 #pragma GCC unroll 12
-  for (int i = 0; i < MR_5; i++) {
+  for (int i = 0; i < R; i++) {
     const __m512 a = _mm512_set1_ps(Ap[i]);
     c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
     c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
   }
 }
 
+// The first R rows of the 12×32 micro-tile (R < 12: the last micro-panel of A, whose zero rows are not
+// computed); every element gets the same FMAs in the same order whatever R.
+template <int R>
 __attribute__((target("avx512f,fma"))) void kernelAvx512(int kc, const float* Ap, const float* Bp, float* C,
                                                          int64_t ldc, bool load) {
-  // C's rows are fetched into L2 at the start and into L1 during the last MR_5 steps of k, one row per
+  // C's rows are fetched into L2 at the start and into L1 during the last R steps of k, one row per
   // step: fetched into L1 at the start, they were evicted by the stream of A and B before the k loop
   // ended (a C row of a large matrix is also a page of its own, so a miss there is a TLB miss too).
-  __m512 c[MR_5][2];
+  __m512 c[R][2];
 #pragma GCC unroll 12
-  for (int i = 0; i < MR_5; i++) {
+  for (int i = 0; i < R; i++) {
     c[i][0] = c[i][1] = _mm512_setzero_ps();
     _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T1);
     _mm_prefetch((const char*)(C + i * ldc + 16), _MM_HINT_T1);
   }
-  const int tail = std::min(kc, MR_5);
+  const int tail = std::min(kc, R);
   int p = 0;
-  for (; p < kc - tail; p++) stepAvx512(Ap + p * MR_5, Bp + p * NR_5, c);
+  for (; p < kc - tail; p++) stepAvx512<R>(Ap + p * MR_5, Bp + p * NR_5, c);
   for (int i = 0; p < kc; p++, i++) {
     _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T0);
     _mm_prefetch((const char*)(C + i * ldc + 16), _MM_HINT_T0);
-    stepAvx512(Ap + p * MR_5, Bp + p * NR_5, c);
+    stepAvx512<R>(Ap + p * MR_5, Bp + p * NR_5, c);
   }
 #pragma GCC unroll 12
-  for (int i = 0; i < MR_5; i++) {
+  for (int i = 0; i < R; i++) {
     float* r = C + i * ldc;
     if (load) {
       c[i][0] = _mm512_add_ps(c[i][0], _mm512_loadu_ps(r));
@@ -118,9 +122,21 @@ __attribute__((target("avx512f,fma"))) void kernelAvx512(int kc, const float* Ap
 
 using Kernel = void (*)(int, const float*, const float*, float*, int64_t, bool);
 
+// The kernel for the first `rows` rows of a micro-tile (0 < rows < mr), or null where there is none
+// (the full kernel then runs into a scratch tile).
+Kernel gemmRowsKernel(int rows) {
+#if HERD_X86
+  static const Kernel avx512[MR_5] = {nullptr,          kernelAvx512<1>, kernelAvx512<2>,  kernelAvx512<3>,
+                                      kernelAvx512<4>,  kernelAvx512<5>, kernelAvx512<6>,  kernelAvx512<7>,
+                                      kernelAvx512<8>,  kernelAvx512<9>, kernelAvx512<10>, kernelAvx512<11>};
+  if (isa == Isa::Avx512 && rows > 0 && rows < MR_5) return avx512[rows];
+#endif
+  return nullptr;
+}
+
 Kernel gemmKernel() {
 #if HERD_X86
-  if (isa == Isa::Avx512) return kernelAvx512;
+  if (isa == Isa::Avx512) return kernelAvx512<MR_5>;
   if (isa == Isa::Avx2) return kernelAvx2;
 #endif
   return kernelGeneric;
@@ -389,8 +405,11 @@ void macroKernel(const MatmulP& P, const GemmBlocking& B, Kernel kernel, const f
       const int rows = std::min(B.mr, mc - ib);
       float* ct = c + (ic + ib) * P.n + jc + jb;
       const float* ap = Ap + (int64_t)ib * kc;
+      const Kernel part = rows < B.mr ? gemmRowsKernel(rows) : nullptr;
       if (rows == B.mr && cols == B.nr) {
         kernel(kc, ap, bp, ct, P.n, load);
+      } else if (part && cols == B.nr) {
+        part(kc, ap, bp, ct, P.n, load);
       } else {
         kernel(kc, ap, bp, edge, B.nr, false);
         for (int i = 0; i < rows; i++)
