@@ -69,28 +69,46 @@ __attribute__((target("avx2,fma"))) void kernelAvx2(int kc, const float* Ap, con
 }
 
 constexpr int MR_5 = 12, NR_5 = 32;
+// One step p of the k loop: C's R×32 accumulators += A's first R of 12 values (broadcast) × B's 32.
+template <int R>
+__attribute__((target("avx512f,fma"), always_inline)) inline void stepAvx512(const float* Ap, const float* Bp,
+                                                                            __m512 c[R][2]) {
+  const __m512 b0 = _mm512_loadu_ps(Bp);
+  const __m512 b1 = _mm512_loadu_ps(Bp + 16);
+  _mm_prefetch((const char*)(Bp + 8 * NR_5), _MM_HINT_T0);
+#pragma GCC unroll 12
+  for (int i = 0; i < R; i++) {
+    const __m512 a = _mm512_set1_ps(Ap[i]);
+    c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+    c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+  }
+}
+
+// The first R rows of the 12×32 micro-tile (R < 12: the last micro-panel of A, whose zero rows are not
+// computed); every element gets the same FMAs in the same order whatever R.
+template <int R>
 __attribute__((target("avx512f,fma"))) void kernelAvx512(int kc, const float* Ap, const float* Bp, float* C,
                                                          int64_t ldc, bool load) {
-  __m512 c[MR_5][2];
+  // C's rows are fetched into L2 at the start and into L1 during the last R steps of k, one row per
+  // step: fetched into L1 at the start, they were evicted by the stream of A and B before the k loop
+  // ended (a C row of a large matrix is also a page of its own, so a miss there is a TLB miss too).
+  __m512 c[R][2];
 #pragma GCC unroll 12
-  for (int i = 0; i < MR_5; i++) {
+  for (int i = 0; i < R; i++) {
     c[i][0] = c[i][1] = _mm512_setzero_ps();
-    _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T0);  // C's rows, needed after the k loop
+    _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T1);
+    _mm_prefetch((const char*)(C + i * ldc + 16), _MM_HINT_T1);
+  }
+  const int tail = std::min(kc, R);
+  int p = 0;
+  for (; p < kc - tail; p++) stepAvx512<R>(Ap + p * MR_5, Bp + p * NR_5, c);
+  for (int i = 0; p < kc; p++, i++) {
+    _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T0);
     _mm_prefetch((const char*)(C + i * ldc + 16), _MM_HINT_T0);
-  }
-  for (int p = 0; p < kc; p++) {
-    __m512 b0 = _mm512_loadu_ps(Bp + p * NR_5);
-    __m512 b1 = _mm512_loadu_ps(Bp + p * NR_5 + 16);
-    _mm_prefetch((const char*)(Bp + p * NR_5 + 8 * NR_5), _MM_HINT_T0);
-#pragma GCC unroll 12
-    for (int i = 0; i < MR_5; i++) {
-      __m512 a = _mm512_set1_ps(Ap[p * MR_5 + i]);
-      c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
-      c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
-    }
+    stepAvx512<R>(Ap + p * MR_5, Bp + p * NR_5, c);
   }
 #pragma GCC unroll 12
-  for (int i = 0; i < MR_5; i++) {
+  for (int i = 0; i < R; i++) {
     float* r = C + i * ldc;
     if (load) {
       c[i][0] = _mm512_add_ps(c[i][0], _mm512_loadu_ps(r));
@@ -104,9 +122,21 @@ __attribute__((target("avx512f,fma"))) void kernelAvx512(int kc, const float* Ap
 
 using Kernel = void (*)(int, const float*, const float*, float*, int64_t, bool);
 
+// The kernel for the first `rows` rows of a micro-tile (0 < rows < mr), or null where there is none
+// (the full kernel then runs into a scratch tile).
+Kernel gemmRowsKernel(int rows) {
+#if HERD_X86
+  static const Kernel avx512[MR_5] = {nullptr,          kernelAvx512<1>, kernelAvx512<2>,  kernelAvx512<3>,
+                                      kernelAvx512<4>,  kernelAvx512<5>, kernelAvx512<6>,  kernelAvx512<7>,
+                                      kernelAvx512<8>,  kernelAvx512<9>, kernelAvx512<10>, kernelAvx512<11>};
+  if (isa == Isa::Avx512 && rows > 0 && rows < MR_5) return avx512[rows];
+#endif
+  return nullptr;
+}
+
 Kernel gemmKernel() {
 #if HERD_X86
-  if (isa == Isa::Avx512) return kernelAvx512;
+  if (isa == Isa::Avx512) return kernelAvx512<MR_5>;
   if (isa == Isa::Avx2) return kernelAvx2;
 #endif
   return kernelGeneric;
@@ -117,13 +147,15 @@ Kernel gemmKernel() {
 // The cache blocks, from this core's caches (cpu.cc), by the BLIS/Goto rules (Low et al., "Analytical
 // modeling is enough for high-performance BLIS", 2016): per kc-slice of k, a kc×nc panel of B is packed
 // once and reused by every mc×kc block of A, which is reused by every kc×nr micro-panel of B.
-//   kc: the kc×nr micro-panel of B stays in L1 while the mr×kc micro-panels of A stream past it from
-//       L2: kc = L1d / (nr·4), a multiple of 64 in [128, 1024] (32 KiB, nr 32: 256; 48 KiB: 384).
-//       Measured on Zen 4 (bench/RESULTS.md 2026-12-07): half of L1 (kc 128) was 10-20% slower on
-//       the square shapes (each kc-slice is one more pass over C); twice (kc 512) was as fast there
-//       and 5-15% slower for 64 rows against a transposed 8192×2048 B (few micro-panels of A per B
-//       micro-panel: it is read back from where it was packed).
-//   mc: A's mc×kc block in half of L2: mc = L2/2 / (kc·4), a multiple of mr (1 MiB, kc 256: 504).
+//   kc: the deeper of two slices of k, a multiple of 64 in [128, 1024]: the textbook one, whose kc×nr
+//       micro-panel of B fits L1 (L1d / (nr·4)), and √(L2/4), whose kc×kc block of f32 fills L2 (so
+//       A's block below is about half as tall as it is deep). Each kc-slice is one more pass over C,
+//       whose rows are fetched into L1 during the kernel's last steps of k; B's micro-panel, when it
+//       outgrows L1, is read from L2 ahead of the FMAs. Measured on Zen 4 (bench/RESULTS.md,
+//       2026-12-07): the L1 slice and half of it were slower on the squares, the √(L2/4) one the fastest
+//       on the squares and the 64-row prefill shape together; four times the L1 slice won on the
+//       largest square only.
+//   mc: A's mc×kc block in half of L2: mc = L2/2 / (kc·4), a multiple of mr.
 //   nc: B's kc×nc panel in half of this core's share of L3: nc = L3/2 / (kc·4), a multiple of nr in
 //       [nr, 4096] (no L3: 4096).
 // Without cache sizes: the constants tuned on a Zen 5 (kc 256; mc 192/144/128, nc 512/512/256 for
@@ -139,7 +171,8 @@ GemmBlocking gemmBlocking() {
 #endif
     const CacheSizes c = cacheSizes();
     if (c.l1d > 0 && c.l2 > 0) {
-      const int64_t kc = std::clamp<int64_t>(c.l1d / (b.nr * 4) / 64 * 64, 128, 1024);
+      const int64_t deep = std::max<int64_t>(c.l1d / (b.nr * 4), (int64_t)std::sqrt((double)c.l2 / 4));
+      const int64_t kc = std::clamp<int64_t>(deep / 64 * 64, 128, 1024);
       const int64_t mc = std::clamp<int64_t>(c.l2 / 2 / (kc * 4) / b.mr * b.mr, b.mr, 4096 / b.mr * b.mr);
       const int64_t nc = c.l3 > 0 ? std::clamp<int64_t>(c.l3 / 2 / (kc * 4) / b.nr * b.nr, b.nr, 4096) : 4096;
       b = {b.mr, b.nr, (int)mc, (int)kc, (int)nc, "caches"};
@@ -175,12 +208,72 @@ inline float opA(const MatmulP& P, const float* a, int64_t i, int64_t p) {
   return P.ta ? a[p * P.m + i] : a[i * P.k + p];
 }
 
+#if HERD_X86
+// 16×16 transpose in registers: lane c of r[i] becomes lane i of out[c] (r is overwritten).
+__attribute__((target("avx512f"), always_inline)) inline void transpose16r(__m512 r[16], __m512 out[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int h = 0; h < 2; h++)
+    for (int q = 0; q < 4; q++) {
+      t[8 * h + q] = _mm512_shuffle_f32x4(r[8 * h + q], r[8 * h + q + 4], 0x88);
+      t[8 * h + q + 4] = _mm512_shuffle_f32x4(r[8 * h + q], r[8 * h + q + 4], 0xDD);
+    }
+  for (int i = 0; i < 8; i++) {
+    out[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    out[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+  }
+}
+
+// The same over memory: row i of the 16 rows at src (leading dimension ld) becomes lane i of out[c]
+// (out[c][i] = src[i*ld + c]).
+__attribute__((target("avx512f"), always_inline)) inline void transpose16(const float* src, int64_t ld,
+                                                                           __m512 out[16]) {
+  __m512 r[16];
+  for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ld);
+  transpose16r(r, out);
+}
+#endif
+
+// Pack rows [i0, i0+mc) × cols [p0, p0+kc) of op(A) into MR-row panels, zero-padded.
+#if HERD_X86
+// One 12-row micro-panel of op(A) = A (`rows` rows of A from `src`, the rest zeros), AVX-512: per 16
+// values of k, 12 loads, a transpose in registers and 16 stores of 12 lanes each into the panel (one
+// element at a time, every store was a 4-byte store 48 bytes from the last).
+__attribute__((target("avx512f"))) void packAAvx512(const float* src, int64_t ld, int rows, int kc, float* d) {
+  constexpr int MR = 12;
+  const int kc16 = kc / 16 * 16;
+  for (int p = 0; p < kc16; p += 16) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_loadu_ps(src + i * ld + p) : _mm512_setzero_ps();
+    transpose16r(r, t);
+    for (int q = 0; q < 16; q++) _mm512_mask_storeu_ps(d + (p + q) * MR, 0x0fff, t[q]);
+  }
+  for (int p = kc16; p < kc; p++)  // the last few p of the slice
+    for (int i = 0; i < MR; i++) d[p * MR + i] = i < rows ? src[i * ld + p] : 0.f;
+}
+#endif
+
 // Pack rows [i0, i0+mc) × cols [p0, p0+kc) of op(A) into MR-row panels, zero-padded.
 void packA(const MatmulP& P, const float* a, int64_t i0, int mc, int64_t p0, int kc, int mr, float* dst) {
   for (int ib = 0; ib < mc; ib += mr) {
     int rows = std::min(mr, mc - ib);
     float* d = dst + (int64_t)ib * kc;
-    if (!P.ta) {  // p outermost: the panel is written in order, its mr rows of A read side by side
+#if HERD_X86
+    if (!P.ta && isa == Isa::Avx512 && mr == 12) {
+      packAAvx512(a + (i0 + ib) * P.k + p0, P.k, rows, kc, d);
+      continue;
+    }
+#endif
+    if (!P.ta) {  // row by row of A: each read in order, written mr floats apart
       for (int ii = 0; ii < rows; ii++) {
         const float* src = a + (i0 + ib + ii) * P.k + p0;
         for (int p = 0; p < kc; p++) d[p * mr + ii] = src[p];
@@ -196,11 +289,61 @@ void packA(const MatmulP& P, const float* a, int64_t i0, int mc, int64_t p0, int
   }
 }
 
+#if HERD_X86
+// One 32-column micro-panel of op(B) = Bᵀ (B's rows j0.. are its columns; `cols` of them, the rest
+// zeros), AVX-512: per 16 rows of B and 16 values of k, 16 loads, a transpose in registers and 16 whole
+// 64-byte stores into the panel (one element at a time, every store was a 4-byte store 128 bytes from
+// the last). bf16 rows are widened exactly on the way (a bf16 is the top half of an f32).
+__attribute__((target("avx512f"))) void packBTransAvx512(const MatmulP& P, const float* b, int64_t p0, int kc,
+                                                         int64_t j0, int cols, float* d) {
+  constexpr int NR = 32;
+  const int kc16 = kc / 16 * 16;
+  for (int h = 0; h < NR; h += 16) {
+    const int live = std::clamp(cols - h, 0, 16);
+    for (int p = 0; p < kc16; p += 16) {
+      __m512 r[16], t[16];
+      for (int i = 0; i < 16; i++) {
+        if (i >= live) {
+          r[i] = _mm512_setzero_ps();
+        } else if (P.bh) {
+          const __m256i v = _mm256_loadu_si256((const __m256i*)(P.bh + (j0 + h + i) * P.k + p0 + p));
+          r[i] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
+        } else {
+          r[i] = _mm512_loadu_ps(b + (j0 + h + i) * P.k + p0 + p);
+        }
+      }
+      transpose16r(r, t);
+      for (int q = 0; q < 16; q++) _mm512_storeu_ps(d + (p + q) * NR + h, t[q]);
+    }
+    for (int p = kc16; p < kc; p++)  // the last few p of the slice
+      for (int i = 0; i < 16; i++) {
+        float v = 0.f;
+        if (i < live) {
+          const int64_t at = (j0 + h + i) * P.k + p0 + p;
+          if (P.bh) {
+            const uint32_t u = (uint32_t)P.bh[at] << 16;
+            std::memcpy(&v, &u, 4);
+          } else {
+            v = b[at];
+          }
+        }
+        d[p * NR + h + i] = v;
+      }
+  }
+}
+#endif
+
 // Pack rows [p0, p0+kc) × cols [j0, j0+nc) of op(B) into NR-column panels, zero-padded.
 void packB(const MatmulP& P, const float* b, int64_t p0, int kc, int64_t j0, int nc, int nr, float* dst) {
   for (int jb = 0; jb < nc; jb += nr) {
     int cols = std::min(nr, nc - jb);
     float* d = dst + (int64_t)jb * kc;
+#if HERD_X86
+    if (P.tb && isa == Isa::Avx512 && nr == 32) {
+      packBTransAvx512(P, b, p0, kc, j0 + jb, cols, d);
+      continue;
+    }
+#endif
     if (!P.tb) {
       for (int p = 0; p < kc; p++) {
         const float* src = b + (p0 + p) * P.n + j0 + jb;
@@ -262,8 +405,11 @@ void macroKernel(const MatmulP& P, const GemmBlocking& B, Kernel kernel, const f
       const int rows = std::min(B.mr, mc - ib);
       float* ct = c + (ic + ib) * P.n + jc + jb;
       const float* ap = Ap + (int64_t)ib * kc;
+      const Kernel part = rows < B.mr ? gemmRowsKernel(rows) : nullptr;
       if (rows == B.mr && cols == B.nr) {
         kernel(kc, ap, bp, ct, P.n, load);
+      } else if (part && cols == B.nr) {
+        part(kc, ap, bp, ct, P.n, load);
       } else {
         kernel(kc, ap, bp, edge, B.nr, false);
         for (int i = 0; i < rows; i++)
@@ -273,13 +419,34 @@ void macroKernel(const MatmulP& P, const GemmBlocking& B, Kernel kernel, const f
   }
 }
 
+// A thread's buffer for packed panels, on transparent hugepages where the kernel gives them (memory.cc):
+// B's packed panel is megabytes, read back micro-panel by micro-panel, and on 4 KiB pages its reads
+// (and C's rows, thousands of pages apart) miss the TLB. Grown as needed, freed with the thread.
+struct PackBuffer {
+  float* p = nullptr;
+  size_t bytes = 0;
+  std::vector<float> fallback;  // where allocLarge fails
+  float* get(size_t n) {
+    const size_t want = (n + 16) * sizeof(float);
+    if (want <= bytes) return p;
+    if (p) freeLarge(p, bytes);
+    bool huge = false;
+    p = static_cast<float*>(allocLarge(want, &huge));
+    bytes = p ? want : 0;
+    return p ? p : scratch(fallback, n);
+  }
+  ~PackBuffer() {
+    if (p) freeLarge(p, bytes);
+  }
+};
+
 // One tile of C, rows [i0, i1) × columns [j0, j1), in the Goto loop order: per nc columns and kc-slice
 // of k, B's kc×nc panel is packed once and every mc-row block of A runs against it.
 void gemmTile(const MatmulP& P, const GemmBlocking& B, Kernel kernel, const float* a, const float* b, float* c,
               int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-  thread_local std::vector<float> abuf, bbuf;
-  float* Ap = scratch(abuf, (size_t)B.mc * B.kc);
-  float* Bp = scratch(bbuf, (size_t)B.kc * (B.nc + B.nr));
+  thread_local PackBuffer abuf, bbuf;
+  float* Ap = abuf.get((size_t)B.mc * B.kc);
+  float* Bp = bbuf.get((size_t)B.kc * (B.nc + B.nr));
   // Blocks of A of even height (whole micro-panels): a thin last block would stream all of B's panel
   // past one or two micro-panels of A.
   const int64_t blocks = (i1 - i0 + B.mc - 1) / B.mc;
@@ -331,33 +498,6 @@ void gemmTiled(const MatmulP& P) {
 // (no round trip through an L1 buffer).
 #if HERD_X86
 constexpr int SMALL_M = 4;
-// 16×16 transpose in registers: row i of the 16 rows at src (leading dimension ld) becomes lane i of
-// out[c] (out[c][i] = src[i*ld + c]).
-__attribute__((target("avx512f"), always_inline)) inline void transpose16(const float* src, int64_t ld,
-                                                                           __m512 out[16]) {
-  __m512 r[16], t[16];
-  for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ld);
-  for (int i = 0; i < 8; i++) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; i++) {
-    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int h = 0; h < 2; h++)
-    for (int q = 0; q < 4; q++) {
-      t[8 * h + q] = _mm512_shuffle_f32x4(r[8 * h + q], r[8 * h + q + 4], 0x88);
-      t[8 * h + q + 4] = _mm512_shuffle_f32x4(r[8 * h + q], r[8 * h + q + 4], 0xDD);
-    }
-  for (int i = 0; i < 8; i++) {
-    out[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-    out[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
-  }
-}
-
 // Column groups [g0, g1) of C (16 columns each) for M rows of op(A), one group at a time. Interleaving
 // several groups (more FMA chains in flight) was measured slower for the decode shape: 2 or 4 groups
 // read 32 or 64 rows of B at once, and those many streams ran at 35 and 31 GB/s against 51 for 16

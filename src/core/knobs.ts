@@ -125,7 +125,7 @@ export const KNOBS = {
     default: null,
     defaultDoc: "from the CPU's caches",
     group: "testing",
-    doc: "forces the native SGEMM's cache blocking, otherwise chosen at load from the cache sizes (sysfs, else CPUID: kc = L1d/(nr·4), mc = L2/2/(kc·4), nc = L3 share/2/(kc·4)); `herd info` prints the one chosen (read by the addon, native/herd.cc)",
+    doc: "forces the native SGEMM's cache blocking, otherwise chosen at load from the cache sizes (sysfs, else CPUID: kc = the larger of L1d/(nr·4) and √(L2/4), mc = L2/2/(kc·4), nc = L3 share/2/(kc·4)); `herd info` prints the one chosen (read by the addon, native/herd.cc)",
   },
   HERD_DATA_CRASH: {
     kind: "ints",
