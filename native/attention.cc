@@ -397,26 +397,23 @@ void attentionBackward(const AttnP& P) {
 // N-API glue
 // ------------------------------------------------------------------------------------------------
 
-// Shape arguments from index i: a Float64Array [batch, seqQ, seqK, heads, kvHeads, headDim, scale,
-// causal], then qDoc and kDoc (Int32Array or null).
+// The argument record at i (AttentionArgs: batch, seqQ, seqK, heads, kvHeads, headDim, scale, causal,
+// qDocIds and kDocIds, Int32Arrays or null).
 bool attnShape(Args& A, size_t i, AttnP& P) {
-  const double* sh = static_cast<const double*>(A.arr(i, napi_float64_array, 8));
+  P.batch = A.sizeField(i, "batch"), P.seqQ = A.sizeField(i, "seqQ"), P.seqK = A.sizeField(i, "seqK");
+  P.heads = A.sizeField(i, "heads"), P.kvHeads = A.sizeField(i, "kvHeads"), P.hd = A.sizeField(i, "headDim");
+  P.scale = (float)A.numField(i, "scale");
+  P.causal = A.flagField(i, "causal");
   if (A.failed) return false;
-  for (int j = 0; j < 6; j++)
-    if (!(sh[j] >= 0 && sh[j] == std::floor(sh[j]))) return A.fail("attention: sizes must be non-negative integers"), false;
-  P.batch = (int64_t)sh[0], P.seqQ = (int64_t)sh[1], P.seqK = (int64_t)sh[2], P.heads = (int64_t)sh[3];
-  P.kvHeads = (int64_t)sh[4], P.hd = (int64_t)sh[5];
-  P.scale = (float)sh[6];
-  P.causal = sh[7] != 0;
-  P.qDoc = static_cast<const int32_t*>(A.arr(i + 1, napi_int32_array, P.batch * P.seqQ, true));
-  P.kDoc = static_cast<const int32_t*>(A.arr(i + 2, napi_int32_array, P.batch * P.seqK, true));
+  P.qDoc = static_cast<const int32_t*>(A.arrOf(A.field(i, "qDocIds"), napi_int32_array, P.batch * P.seqQ, true));
+  P.kDoc = static_cast<const int32_t*>(A.arrOf(A.field(i, "kDocIds"), napi_int32_array, P.batch * P.seqK, true));
   if (A.failed) return false;
   if ((P.qDoc == nullptr) != (P.kDoc == nullptr)) return A.fail("attention: qDocIds and kDocIds must be given together"), false;
   if (P.kvHeads == 0 || P.heads % P.kvHeads != 0) return A.fail("attention: heads must be a multiple of kvHeads"), false;
   return true;
 }
 
-// attention(q, k, v, out, lse, shape, qDoc, kDoc)
+// attention(q, k, v, out, lse, args)
 napi_value Attention(napi_env env, napi_callback_info info) {
   Args A(env, info);
   AttnP P{};
@@ -428,7 +425,7 @@ napi_value Attention(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
-// attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, shape, qDoc, kDoc)
+// attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, args)
 napi_value AttentionBackward(napi_env env, napi_callback_info info) {
   Args A(env, info);
   AttnP P{};

@@ -698,14 +698,14 @@ void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const
 // N-API glue
 // ------------------------------------------------------------------------------------------------
 
-// matmul(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, strideC, accumulate)
+// matmul(a, b, c, {batch, m, n, k, transA, transB, strideA, strideB, strideC, accumulate})
 napi_value Matmul(napi_env env, napi_callback_info info) {
   Args A(env, info);
   MatmulP P;
-  P.batch = A.i64(3), P.m = A.i64(4), P.n = A.i64(5), P.k = A.i64(6);
-  P.ta = A.flag(7), P.tb = A.flag(8);
-  P.sa = A.i64(9), P.sb = A.i64(10), P.sc = A.i64(11);
-  P.acc = A.flag(12);
+  P.batch = A.sizeField(3, "batch"), P.m = A.sizeField(3, "m"), P.n = A.sizeField(3, "n"), P.k = A.sizeField(3, "k");
+  P.ta = A.flagField(3, "transA"), P.tb = A.flagField(3, "transB");
+  P.sa = A.sizeField(3, "strideA"), P.sb = A.sizeField(3, "strideB"), P.sc = A.sizeField(3, "strideC");
+  P.acc = A.flagField(3, "accumulate");
   P.a = A.f32(0, span(P.batch, P.sa, P.m * P.k));
   P.b = A.f32(1, span(P.batch, P.sb, P.k * P.n));
   P.c = A.f32(2, span(P.batch, P.sc, P.m * P.n));
@@ -769,11 +769,12 @@ napi_value Softmax(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
-// adamw(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, step)
+// adamw(param, grad, m, v, n, {lr, beta1, beta2, eps, weightDecay, step})
 napi_value AdamWFn(napi_env env, napi_callback_info info) {
   Args A(env, info);
   int64_t n = A.i64(4);
-  AdamW p{A.num(5), A.num(6), A.num(7), A.num(8), A.num(9), A.num(10)};
+  AdamW p{A.numField(5, "lr"),  A.numField(5, "beta1"),       A.numField(5, "beta2"),
+          A.numField(5, "eps"), A.numField(5, "weightDecay"), A.numField(5, "step")};
   float* param = A.f32(0, n);
   const float* grad = A.f32(1, n);
   float* m = A.f32(2, n);

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <string>
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -229,20 +230,56 @@ struct Args {
   }
   // A typed array of the given type with at least `need` elements (null allowed when `nullable`).
   void* arr(size_t i, napi_typedarray_type want, int64_t need, bool nullable = false) {
+    return failed ? nullptr : arrOf(v[i], want, need, nullable);
+  }
+  void* arrOf(napi_value x, napi_typedarray_type want, int64_t need, bool nullable = false) {
     if (failed) return nullptr;
     napi_valuetype t;
-    napi_typeof(env, v[i], &t);
+    napi_typeof(env, x, &t);
     if (nullable && (t == napi_null || t == napi_undefined)) return nullptr;
     bool is = false;
-    napi_is_typedarray(env, v[i], &is);
+    napi_is_typedarray(env, x, &is);
     if (!is) return fail("herd native: expected a typed array"), nullptr;
     napi_typedarray_type type;
     size_t len;
     void* data;
-    napi_get_typedarray_info(env, v[i], &type, &len, &data, nullptr, nullptr);
+    napi_get_typedarray_info(env, x, &type, &len, &data, nullptr, nullptr);
     if (type != want) return fail("herd native: wrong typed array type"), nullptr;
     if (need < 0 || (int64_t)len < need) return fail("herd native: buffer too small for the shape"), nullptr;
     return data;
+  }
+  // Field `name` of the argument record at i (the backend interface's MatmulArgs, AttentionArgs, …).
+  napi_value field(size_t i, const char* name) {
+    napi_value out = nullptr;
+    if (failed) return nullptr;
+    napi_valuetype t;
+    napi_typeof(env, v[i], &t);
+    bool has = false;
+    if (t != napi_object || napi_has_named_property(env, v[i], name, &has) != napi_ok || !has ||
+        napi_get_named_property(env, v[i], name, &out) != napi_ok) {
+      const std::string m = std::string("herd native: the argument record lacks '") + name + "'";
+      napi_throw_type_error(env, nullptr, m.c_str());
+      failed = true;
+      return nullptr;
+    }
+    return out;
+  }
+  double numField(size_t i, const char* name) {
+    napi_value f = field(i, name);
+    double d = 0;
+    if (!failed && napi_get_value_double(env, f, &d) != napi_ok) fail("herd native: expected a number in the record");
+    return d;
+  }
+  int64_t sizeField(size_t i, const char* name) {
+    const double d = numField(i, name);
+    if (!failed && !(d >= 0 && d == (double)(int64_t)d)) fail("herd native: record sizes must be non-negative integers");
+    return failed ? 0 : (int64_t)d;
+  }
+  bool flagField(size_t i, const char* name) {
+    napi_value f = field(i, name);
+    bool b = false;
+    if (!failed && napi_get_value_bool(env, f, &b) != napi_ok) fail("herd native: expected a boolean in the record");
+    return b;
   }
   float* f32(size_t i, int64_t need, bool nullable = false) {
     return static_cast<float*>(arr(i, napi_float32_array, need, nullable));

@@ -10,6 +10,8 @@
 // AVX-512 kernel takes four rows of A at a time, so each block is dequantised once per four rows.
 // A k that is not a multiple of 32 (the last block zero-padded in the file) gets a zero-padded copy of A,
 // so every kernel works on whole blocks.
+#include <cstring>
+
 #include "herd.h"
 
 namespace herd {
@@ -224,11 +226,15 @@ void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t 
 
 namespace {
 
-// matmulQuant(a, blocks, c, m, n, k, format): format 0 = q8_0, 1 = q4_0.
+// matmulQuant(a, blocks, c, m, n, k, format): format "q8_0" or "q4_0".
 napi_value MatmulQuant(napi_env env, napi_callback_info info) {
   Args A(env, info);
-  int64_t m = A.i64(3), n = A.i64(4), k = A.i64(5), f = A.i64(6);
-  if (!A.failed && f != Q8_0 && f != Q4_0) A.fail("herd native: matmulQuant format must be 0 (q8_0) or 1 (q4_0)");
+  int64_t m = A.i64(3), n = A.i64(4), k = A.i64(5), f = -1;
+  char name[8] = {0};
+  size_t len = 0;
+  if (!A.failed && napi_get_value_string_utf8(env, A.v[6], name, sizeof name, &len) == napi_ok)
+    f = std::strcmp(name, "q8_0") == 0 ? Q8_0 : std::strcmp(name, "q4_0") == 0 ? Q4_0 : -1;
+  if (!A.failed && f != Q8_0 && f != Q4_0) A.fail("herd native: matmulQuant format must be 'q8_0' or 'q4_0'");
   const float* a = A.f32(0, m * k);
   const int64_t rowBytes = (k + QK - 1) / QK * blockBytes((int)f);
   const uint8_t* w = static_cast<const uint8_t*>(A.arr(1, napi_uint8_array, n * rowBytes));

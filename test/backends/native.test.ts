@@ -88,6 +88,15 @@ describe("native backend", { skip }, () => {
     );
     assert.throws(() => b.softmax(new Float32Array(5), new Float32Array(6), 2, 3), /too small/);
     assert.throws(() => b.matmulBf16?.(a, new Uint16Array(5), c, 2, 2, 3), /too small/);
+    // The addon reads the interface's argument records itself: a record without a field, or with a
+    // size that is not one, is refused naming what is wrong.
+    const { k: _k, ...noK } = matmulArgs(2, 2, 3);
+    assert.throws(() => b.matmul(a, a, c, noK as never), /the argument record lacks 'k'/);
+    assert.throws(() => b.matmul(a, a, c, { ...matmulArgs(2, 2, 3), m: -1 }), /non-negative integers/);
+    assert.throws(
+      () => b.matmulQuant?.(a, new Uint8Array(64), c, 1, 1, 32, "q5_k" as never),
+      /'q8_0' or 'q4_0'/,
+    );
   });
 
   test("matmul across block and tile edges, all transposes, on 1 and 3 threads", () => {

@@ -15,50 +15,62 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { knob } from "../../core/knobs.js";
 import { packageRoot } from "../../core/paths.js";
-import type { AttentionArgs, Backend } from "../backend.js";
+import type { Backend } from "../backend.js";
 import { jsKernels } from "../js/index.js";
 import { compileNativeGraph, type GraphAddon } from "./graph.js";
 
-type F32 = Float32Array;
-type I32 = Int32Array;
-/** Attention shape arguments: [batch, seqQ, seqK, heads, kvHeads, headDim, scale, causal], qDoc, kDoc. */
-type AttnShape = [Float64Array, I32 | null, I32 | null];
-interface Addon extends GraphAddon {
+/**
+ * The kernels the addon exports with the interface's own arguments (records included), so the backend
+ * hands them over as they are: a kernel is declared in the interface (backend.ts) with its js reference,
+ * and in C++ with its N-API binding, nowhere else.
+ */
+const SAME_AS_INTERFACE = [
+  "matmul",
+  "matmulQuant",
+  "rmsNorm",
+  "rmsNormBackward",
+  "swiglu",
+  "swigluBackward",
+  "softmax",
+  "adamw",
+  "attention",
+  "attentionBackward",
+  "rope",
+  "embedding",
+  "embeddingBackward",
+  "crossEntropy",
+  "crossEntropyBackward",
+  "add",
+  "mul",
+  "scale",
+  "axpy",
+  "sum",
+  "sumSquares",
+] as const satisfies readonly (keyof Backend)[];
+type Kernels = Required<Pick<Backend, (typeof SAME_AS_INTERFACE)[number]>>;
+
+/** The addon: those kernels, and what only the native backend has. */
+interface Addon extends GraphAddon, Kernels {
   init(threads: number): string;
   threads(): number;
   /** native/cpu.cc: this core's caches and the SGEMM blocking derived from them. */
   cpuInfo(): NativeCpuInfo;
   /** native/cpu.cc: measured f32 flops per cycle with "avx512" or "avx2" FMAs (0: cannot measure). */
   fmaFlopsPerCycle(isa: string): number;
-  matmul(
-    a: F32,
-    b: F32,
-    c: F32,
-    batch: number,
-    m: number,
-    n: number,
-    k: number,
-    transA: boolean,
-    transB: boolean,
-    strideA: number,
-    strideB: number,
-    strideC: number,
-    accumulate: boolean,
-  ): void;
-  /** `packed`: b's interleaved copy (packBf16), read instead of b by the AVX-512 GEMV. */
+  /** native/gemv.cc; `packed`: b's interleaved copy (packBf16), read instead of b by the AVX-512 GEMV. */
   matmulBf16(
-    a: F32,
+    a: Float32Array,
     b: Uint16Array,
-    c: F32,
+    c: Float32Array,
     m: number,
     n: number,
     k: number,
     packed?: Uint16Array | null,
   ): void;
   matmulBf16Many(
-    a: F32,
+    a: Float32Array,
     b: Uint16Array[],
-    c: F32[],
+    c: Float32Array[],
     m: number,
     n: number[],
     k: number,
@@ -69,94 +81,6 @@ interface Addon extends GraphAddon {
   memoryBandwidth(bytes: number, reps: number, huge: boolean): { read: number; copy: number };
   /** native/memory.cc: `bytes` zeroed bytes, 2 MiB aligned and hugepage-advised; null if unmapped. */
   allocBuffer(bytes: number): ArrayBuffer | null;
-  /** native/quant.cc; format 0 = q8_0, 1 = q4_0. */
-  matmulQuant(a: F32, blocks: Uint8Array, c: F32, m: number, n: number, k: number, format: number): void;
-  rmsNorm(x: F32, w: F32, out: F32, rstd: F32, rows: number, dim: number, eps: number): void;
-  rmsNormBackward(
-    dy: F32,
-    x: F32,
-    w: F32,
-    rstd: F32,
-    dx: F32,
-    dw: F32 | null,
-    rows: number,
-    dim: number,
-  ): void;
-  swiglu(g: F32, u: F32, out: F32, n: number): void;
-  swigluBackward(g: F32, u: F32, dout: F32, dg: F32, du: F32, n: number): void;
-  softmax(x: F32, out: F32, rows: number, cols: number): void;
-  adamw(
-    p: F32,
-    g: F32,
-    m: F32,
-    v: F32,
-    n: number,
-    lr: number,
-    b1: number,
-    b2: number,
-    eps: number,
-    wd: number,
-    step: number,
-  ): void;
-  attention(q: F32, k: F32, v: F32, out: F32, lse: F32, ...shape: AttnShape): void;
-  attentionBackward(
-    q: F32,
-    k: F32,
-    v: F32,
-    out: F32,
-    dout: F32,
-    lse: F32,
-    dq: F32,
-    dk: F32,
-    dv: F32,
-    ...shape: AttnShape
-  ): void;
-  rope(
-    x: F32,
-    out: F32,
-    positions: I32,
-    invFreq: F32,
-    tokens: number,
-    heads: number,
-    hd: number,
-    inv: boolean,
-  ): void;
-  embedding(table: F32, ids: I32, out: F32, rows: number, dim: number): void;
-  embeddingBackward(dout: F32, ids: I32, dtable: F32, rows: number, dim: number): void;
-  crossEntropy(
-    logits: F32,
-    targets: I32,
-    mask: F32 | null,
-    losses: F32,
-    lse: F32,
-    rows: number,
-    vocab: number,
-    ignoreIndex: number,
-  ): void;
-  crossEntropyBackward(
-    logits: F32,
-    targets: I32,
-    mask: F32 | null,
-    lse: F32,
-    scale: number,
-    dlogits: F32,
-    rows: number,
-    vocab: number,
-    ignoreIndex: number,
-  ): void;
-  add(a: F32, b: F32, out: F32, n: number): void;
-  mul(a: F32, b: F32, out: F32, n: number): void;
-  scale(a: F32, s: number, out: F32, n: number): void;
-  axpy(acc: F32, a: F32, s: number, n: number): void;
-  sum(a: F32, n: number): number;
-  sumSquares(a: F32, n: number): number;
-}
-
-function attentionShape(a: AttentionArgs): AttnShape {
-  if ((a.qDocIds === null) !== (a.kDocIds === null))
-    throw new Error("attention: qDocIds and kDocIds must be given together");
-  const shape = [a.batch, a.seqQ, a.seqK, a.heads, a.kvHeads, a.headDim, a.scale, +a.causal];
-  return [Float64Array.from(shape), a.qDocIds, a.kDocIds];
 }
 
 /** Path of the built addon (native/build/Release/herd_native.node; it may not exist). */
@@ -368,6 +292,7 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
     m <= 4 ? packed(b, rows, k) : null;
   return {
     ...jsKernels,
+    ...Object.fromEntries(SAME_AS_INTERFACE.map((k) => [k, n[k]])),
     name: "native",
     supports: ["matmulBf16", "matmulBf16Many", "matmulQuant", "compileGraph"],
     alloc: mem.alloc,
@@ -377,88 +302,15 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
     get threads() {
       return n.threads();
     },
-    matmul(a, b, c, p) {
-      n.matmul(
-        a,
-        b,
-        c,
-        p.batch,
-        p.m,
-        p.n,
-        p.k,
-        p.transA,
-        p.transB,
-        p.strideA,
-        p.strideB,
-        p.strideC,
-        p.accumulate,
-      );
-    },
     matmulBf16(a, bBits, c, m, nn, k) {
       n.matmulBf16(a, bBits, c, m, nn, k, gemvCopy(m, bBits, nn, k));
     },
     matmulBf16Many(a, bBits, c, m, ns, k) {
       const p = bBits.map((b, q) => gemvCopy(m, b, ns[q]!, k));
-      n.matmulBf16Many(a, bBits as Uint16Array[], c as F32[], m, ns as number[], k, p);
-    },
-    matmulQuant(a, blocks, c, m, nn, k, format) {
-      n.matmulQuant(a, blocks, c, m, nn, k, format === "q8_0" ? 0 : 1);
+      n.matmulBf16Many(a, bBits as Uint16Array[], c as Float32Array[], m, ns as number[], k, p);
     },
     compileGraph(calls) {
       return compileNativeGraph(n, calls, gemvCopy);
     },
-    rmsNorm(x, w, out, rstd, rows, dim, eps) {
-      n.rmsNorm(x, w, out, rstd, rows, dim, eps);
-    },
-    rmsNormBackward(dy, x, w, rstd, dx, dw, rows, dim) {
-      n.rmsNormBackward(dy, x, w, rstd, dx, dw, rows, dim);
-    },
-    swiglu(g, u, out, len) {
-      n.swiglu(g, u, out, len);
-    },
-    swigluBackward(g, u, dout, dg, du, len) {
-      n.swigluBackward(g, u, dout, dg, du, len);
-    },
-    softmax(x, out, rows, cols) {
-      n.softmax(x, out, rows, cols);
-    },
-    adamw(param, grad, m, v, len, a) {
-      n.adamw(param, grad, m, v, len, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.step);
-    },
-    attention(q, k, v, out, lse, a) {
-      n.attention(q, k, v, out, lse, ...attentionShape(a));
-    },
-    attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, a) {
-      n.attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, ...attentionShape(a));
-    },
-    rope(x, out, positions, invFreq, tokens, heads, hd, inverse) {
-      n.rope(x, out, positions, invFreq, tokens, heads, hd, inverse);
-    },
-    embedding(table, ids, out, rows, dim) {
-      n.embedding(table, ids, out, rows, dim);
-    },
-    embeddingBackward(dout, ids, dtable, rows, dim) {
-      n.embeddingBackward(dout, ids, dtable, rows, dim);
-    },
-    crossEntropy(logits, targets, mask, losses, lse, rows, vocab, ignoreIndex) {
-      n.crossEntropy(logits, targets, mask, losses, lse, rows, vocab, ignoreIndex);
-    },
-    crossEntropyBackward(logits, targets, mask, lse, scale, dlogits, rows, vocab, ignoreIndex) {
-      n.crossEntropyBackward(logits, targets, mask, lse, scale, dlogits, rows, vocab, ignoreIndex);
-    },
-    add(a, b, out, len) {
-      n.add(a, b, out, len);
-    },
-    mul(a, b, out, len) {
-      n.mul(a, b, out, len);
-    },
-    scale(a, s, out, len) {
-      n.scale(a, s, out, len);
-    },
-    axpy(acc, a, s, len) {
-      n.axpy(acc, a, s, len);
-    },
-    sum: (a, len) => n.sum(a, len),
-    sumSquares: (a, len) => n.sumSquares(a, len),
   };
 }
