@@ -13,7 +13,6 @@ import { kernelOf } from "../backends/fallbacks.js";
 import { type Backend, getBackend } from "../backends/index.js";
 import {
   dequantizeRow,
-  matmulQuant as jsMatmulQuant,
   QUANT_BLOCK,
   QUANT_BLOCK_BYTES,
   type QuantFormat,
