@@ -17,6 +17,9 @@
 //   so no two threads write the same element. dQ sums over chunks: with one chunk per (b, g) it is
 //   written in place, else each chunk writes its own copy and the copies are added in chunk order
 //   afterwards (results never depend on scheduling; the number of chunks follows the thread count).
+//
+// Plain C++ (declared in herd.h), no N-API: the binding that checks the JS arguments and calls these
+// kernels is in napi.cc.
 #include "herd.h"
 #include "simd.h"
 

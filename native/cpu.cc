@@ -10,6 +10,9 @@
 //   Sandy Bridge), both a few ms on the calling thread, the best of several runs (preemption only makes
 //   a run slower). flops/cycle = (flops / s) / (multiplies · 3 / s), so no clock needs to be known; a
 //   core that lowers its clock for wide vectors reports fewer flops per cycle of its ordinary clock.
+//
+// Plain C++ (declared in herd.h), no N-API: the binding that checks the JS arguments and calls these
+// kernels is in napi.cc.
 #include <chrono>
 #include <cstdio>
 #include <string>

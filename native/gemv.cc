@@ -13,6 +13,9 @@
 //
 // matmulBf16Many does several products with the same A in one pool round trip (a layer's Q, K, V or its
 // gate and up projections), so the threads never wait at a barrier between them.
+//
+// Plain C++ (declared in herd.h), no N-API: the binding that checks the JS arguments and calls these
+// kernels is in napi.cc.
 #include <chrono>
 
 #include "herd.h"

@@ -10,6 +10,9 @@
 // AVX-512 kernel takes four rows of A at a time, so each block is dequantised once per four rows.
 // A k that is not a multiple of 32 (the last block zero-padded in the file) gets a zero-padded copy of A,
 // so every kernel works on whole blocks.
+//
+// Plain C++ (declared in herd.h), no N-API: the binding that checks the JS arguments and calls these
+// kernels is in napi.cc.
 #include <cstring>
 
 #include "herd.h"

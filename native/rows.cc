@@ -2,7 +2,9 @@
 // its backward, fused cross-entropy forward and backward, and the elementwise kernels with the f64 sums.
 // Reference: src/backends/js/index.ts and crossEntropy.ts (the conformance suite checks these against
 // them). Exp-heavy loops use SimdOps (simd.h); the rest are plain loops the compiler vectorises.
-#include <string>
+//
+// Plain C++ (declared in herd.h), no N-API: the binding that checks the JS arguments and calls these
+// kernels is in napi.cc.
 
 #include "herd.h"
 #include "simd.h"
