@@ -1,5 +1,6 @@
 // A recorded sequence of kernel calls (src/tensor/graph.ts), compiled once and replayed in one call
-// from JS each run (the bindings, graphCreate/graphRun/graphFree, are napi_graph.cc): the kernels run back to back on the pool with no JS between them (the host gap is where
+// from JS each run (graphCreate/graphRun/graphFree: the graph's binding file, beside napi.cc): the
+// kernels run back to back on the pool with no JS between them (the host gap is where
 // a decode step's weight stream stands still). It knows no model: a node is one kernel of the backend
 // interface with its buffers and numbers, and a run first patches the numbers that depend on the run's
 // parameters (value = params[p]·mul + add, e.g. a KV cache's length). Each node calls the very function

@@ -1,7 +1,8 @@
 // The native backend's kernels: a Node addon over the caller's Float32Arrays, zero-copy (a kernel gets
 // the typed array's own pointer, so buffers of any size work: no 4 GB ceiling). This file holds the
 // SGEMM, the row kernels (RMSNorm, SwiGLU, softmax) and AdamW as plain C++ (herd.h); their N-API
-// bindings, and every other kernel file's, are napi.cc (napi_graph.cc for the graph).
+// bindings, and every other kernel file's, are in the binding files (napi.cc, and its sibling for the
+// graph).
 // The TypeScript side is src/backends/native/index.ts; the readable reference for every kernel here is
 // the js backend (src/backends/js/), and test/backends/conformance.test.ts checks each one against it.
 //

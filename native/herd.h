@@ -1,8 +1,8 @@
 // Shared by the native backend's source files (native/*.cc): the persistent thread pool and
 // parallelFor, the ISA chosen at load by CPUID, and the kernels' plain C++ interface, one section per
 // kernel file. Nothing here knows N-API: the kernel files (herd.cc, gemv.cc, attention.cc, rows.cc,
-// quant.cc, memory.cc, cpu.cc, graph.cc) never include node_api.h; the binding files (napi.cc,
-// napi_graph.cc, with napi.h) check the JS arguments and call the functions declared here. Each kernel
+// quant.cc, memory.cc, cpu.cc, graph.cc) never include Node's API header; the binding files (napi.cc and
+// the graph's, with napi.h) check the JS arguments and call the functions declared here. Each kernel
 // file keeps its helpers in an anonymous namespace inside `herd` and exposes only what is declared here.
 #pragma once
 #include <algorithm>
@@ -215,8 +215,8 @@ inline float* scratch(std::vector<float>& v, size_t n) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// The kernels, by file: plain C++ over raw pointers and sizes. Each kernel's N-API function (napi.cc,
-// napi_graph.cc) has checked its arguments (types, lengths, ids, formats) before it calls one, and a
+// The kernels, by file: plain C++ over raw pointers and sizes. Each kernel's N-API function (the binding
+// files) has checked its arguments (types, lengths, ids, formats) before it calls one, and a
 // replayed graph (graph.cc) calls the same functions, so a replay and the op-by-op path agree bit for
 // bit.
 // ------------------------------------------------------------------------------------------------
