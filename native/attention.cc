@@ -17,6 +17,9 @@
 //   so no two threads write the same element. dQ sums over chunks: with one chunk per (b, g) it is
 //   written in place, else each chunk writes its own copy and the copies are added in chunk order
 //   afterwards (results never depend on scheduling; the number of chunks follows the thread count).
+//
+// Plain C++ (declared in herd.h), no N-API: the binding that checks the JS arguments and calls these
+// kernels is in napi.cc.
 #include "herd.h"
 #include "simd.h"
 
@@ -27,21 +30,6 @@ constexpr int BQ = 64;  // queries per tile
 constexpr int BK = 64;  // keys per block
 
 inline int64_t up16(int64_t x) { return (x + 15) & ~int64_t(15); }
-
-struct AttnP {
-  const float *q, *k, *v, *out, *dout, *lse;
-  float *o, *lseOut, *dq, *dk, *dv;
-  int64_t batch, seqQ, seqK, heads, kvHeads, hd;
-  float scale;
-  bool causal;
-  const int32_t *qDoc, *kDoc;  // both or neither
-  int64_t group() const { return heads / kvHeads; }
-  int64_t offset() const { return seqK - seqQ; }
-  int64_t qStride() const { return heads * hd; }
-  int64_t kStride() const { return kvHeads * hd; }
-  // Keys [0, sMax) are the only ones queries before t1 may see.
-  int64_t keyLimit(int64_t t1) const { return causal ? std::max<int64_t>(0, std::min(seqK, t1 + offset())) : seqK; }
-};
 
 // Smallest and largest of ids[0, n).
 void idRange(const int32_t* ids, int64_t n, int32_t& lo, int32_t& hi) {
@@ -275,7 +263,7 @@ void decodeRows(const AttnP& P, const SimdOps& K) {
                   sum + first[r] * H);
 }
 
-void attentionForward(const AttnP& P) {
+void flashForward(const AttnP& P) {
   const SimdOps& K = simdOps();
   if (P.seqQ < 8) return decodeRows(P, K);
   const int64_t tiles = (P.seqQ + BQ - 1) / BQ, units = P.batch * P.heads * tiles;
@@ -362,7 +350,7 @@ void backwardUnit(const AttnP& P, const SimdOps& K, int64_t b, int64_t g, int64_
   }
 }
 
-void attentionBackward(const AttnP& P) {
+void flashBackward(const AttnP& P) {
   const SimdOps& K = simdOps();
   const int64_t pairs = P.batch * P.kvHeads, blocks = (P.seqK + BK - 1) / BK;
   const int64_t qn = P.batch * P.seqQ * P.heads * P.hd;
@@ -393,58 +381,22 @@ void attentionBackward(const AttnP& P) {
     });
 }
 
-// ------------------------------------------------------------------------------------------------
-// N-API glue
-// ------------------------------------------------------------------------------------------------
+}  // namespace
 
-// The argument record at i (AttentionArgs: batch, seqQ, seqK, heads, kvHeads, headDim, scale, causal,
-// qDocIds and kDocIds, Int32Arrays or null).
-bool attnShape(Args& A, size_t i, AttnP& P) {
-  P.batch = A.sizeField(i, "batch"), P.seqQ = A.sizeField(i, "seqQ"), P.seqK = A.sizeField(i, "seqK");
-  P.heads = A.sizeField(i, "heads"), P.kvHeads = A.sizeField(i, "kvHeads"), P.hd = A.sizeField(i, "headDim");
-  P.scale = (float)A.numField(i, "scale");
-  P.causal = A.flagField(i, "causal");
-  if (A.failed) return false;
-  P.qDoc = static_cast<const int32_t*>(A.arrOf(A.field(i, "qDocIds"), napi_int32_array, P.batch * P.seqQ, true));
-  P.kDoc = static_cast<const int32_t*>(A.arrOf(A.field(i, "kDocIds"), napi_int32_array, P.batch * P.seqK, true));
-  if (A.failed) return false;
-  if ((P.qDoc == nullptr) != (P.kDoc == nullptr)) return A.fail("attention: qDocIds and kDocIds must be given together"), false;
-  if (P.kvHeads == 0 || P.heads % P.kvHeads != 0) return A.fail("attention: heads must be a multiple of kvHeads"), false;
-  return true;
+void attention(const AttnP& P) {
+  if (P.batch * P.seqQ * P.heads * P.hd > 0) flashForward(P);
 }
 
-// attention(q, k, v, out, lse, args)
-napi_value Attention(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  AttnP P{};
-  if (!attnShape(A, 5, P)) return undef(env);
+// No queries: no gradient reaches k or v (dq is empty).
+void attentionBackward(const AttnP& P) {
   const int64_t qn = P.batch * P.seqQ * P.heads * P.hd, kn = P.batch * P.seqK * P.kvHeads * P.hd;
-  P.q = A.f32(0, qn), P.k = A.f32(1, kn), P.v = A.f32(2, kn);
-  P.o = A.f32(3, qn), P.lseOut = A.f32(4, P.batch * P.heads * P.seqQ);
-  if (!A.failed && qn > 0) attentionForward(P);
-  return undef(env);
-}
-
-// attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, args)
-napi_value AttentionBackward(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  AttnP P{};
-  if (!attnShape(A, 9, P)) return undef(env);
-  const int64_t qn = P.batch * P.seqQ * P.heads * P.hd, kn = P.batch * P.seqK * P.kvHeads * P.hd;
-  P.q = A.f32(0, qn), P.k = A.f32(1, kn), P.v = A.f32(2, kn), P.out = A.f32(3, qn), P.dout = A.f32(4, qn);
-  P.lse = A.f32(5, P.batch * P.heads * P.seqQ);
-  P.dq = A.f32(6, qn), P.dk = A.f32(7, kn), P.dv = A.f32(8, kn);
-  if (A.failed) return undef(env);
   if (qn == 0) {
     std::fill(P.dk, P.dk + kn, 0.f);
     std::fill(P.dv, P.dv + kn, 0.f);
   } else {
-    attentionBackward(P);
+    flashBackward(P);
   }
-  return undef(env);
 }
-
-}  // namespace
 
 void attentionNoDocs(const float* q, const float* k, const float* v, float* out, float* lse, int64_t batch,
                      int64_t seqQ, int64_t seqK, int64_t heads, int64_t kvHeads, int64_t hd, float scale,
@@ -454,17 +406,7 @@ void attentionNoDocs(const float* q, const float* k, const float* v, float* out,
   P.batch = batch, P.seqQ = seqQ, P.seqK = seqK, P.heads = heads, P.kvHeads = kvHeads, P.hd = hd;
   P.scale = scale;
   P.causal = causal;
-  if (batch * seqQ * heads * hd > 0) attentionForward(P);
-}
-
-// rows.cc's kernels (RoPE, embedding, cross-entropy, elementwise) register with these: herd.cc's
-// ModuleInit calls one function per area, and they are the same area, a training step's kernels.
-void registerRows(napi_env env, napi_value exports);
-
-void registerAttention(napi_env env, napi_value exports) {
-  registerRows(env, exports);
-  static const NamedFn fns[] = {{"attention", Attention}, {"attentionBackward", AttentionBackward}};
-  registerFns(env, exports, fns, sizeof(fns) / sizeof(fns[0]));
+  if (batch * seqQ * heads * hd > 0) flashForward(P);
 }
 
 }  // namespace herd

@@ -10,6 +10,9 @@
 //   Sandy Bridge), both a few ms on the calling thread, the best of several runs (preemption only makes
 //   a run slower). flops/cycle = (flops / s) / (multiplies · 3 / s), so no clock needs to be known; a
 //   core that lowers its clock for wide vectors reports fewer flops per cycle of its ordinary clock.
+//
+// Plain C++ (declared in herd.h), no N-API: the binding that checks the JS arguments and calls these
+// kernels is in napi.cc.
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -160,6 +163,8 @@ __attribute__((target("avx2,fma"))) double fmaChains256(int64_t iters) {
 }
 #endif
 
+}  // namespace
+
 // f32 flops per cycle of one core with the `want` ISA's FMAs, measured; 0 where it cannot be.
 double measureFmaFlopsPerCycle(Isa want) {
 #if HERD_X86
@@ -180,55 +185,6 @@ double measureFmaFlopsPerCycle(Isa want) {
 #endif
 }
 
-napi_value setNum(napi_env env, napi_value obj, const char* name, double v) {
-  napi_value x;
-  napi_create_double(env, v, &x);
-  napi_set_named_property(env, obj, name, x);
-  return obj;
-}
-
-// cpuInfo(): { l1d, l2, l3, cacheSource, mr, nr, mc, kc, nc, blockingSource } (bytes; l2 and l3 this
-// core's share).
-napi_value CpuInfo(napi_env env, napi_callback_info) {
-  const CacheSizes c = cacheSizes();
-  const GemmBlocking g = gemmBlocking();
-  napi_value o;
-  napi_create_object(env, &o);
-  setNum(env, o, "l1d", (double)c.l1d);
-  setNum(env, o, "l2", (double)c.l2);
-  setNum(env, o, "l3", (double)c.l3);
-  napi_value s;
-  napi_create_string_utf8(env, c.source, NAPI_AUTO_LENGTH, &s);
-  napi_set_named_property(env, o, "cacheSource", s);
-  setNum(env, o, "mr", g.mr);
-  setNum(env, o, "nr", g.nr);
-  setNum(env, o, "mc", g.mc);
-  setNum(env, o, "kc", g.kc);
-  setNum(env, o, "nc", g.nc);
-  napi_create_string_utf8(env, g.source, NAPI_AUTO_LENGTH, &s);
-  napi_set_named_property(env, o, "blockingSource", s);
-  return o;
-}
-
-// fmaFlopsPerCycle(isa): measured f32 flops per cycle with "avx512" or "avx2" FMAs (0: not measurable
-// here, or the CPU lacks that ISA).
-napi_value FmaFlopsPerCycle(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value arg;
-  napi_get_cb_info(env, info, &argc, &arg, nullptr, nullptr);
-  char name[16] = {};
-  size_t len = 0;
-  if (argc < 1 || napi_get_value_string_utf8(env, arg, name, sizeof name, &len) != napi_ok) name[0] = 0;
-  Isa want = Isa::Generic;
-  if (!std::strcmp(name, "avx512") && isa == Isa::Avx512) want = Isa::Avx512;
-  if (!std::strcmp(name, "avx2") && isa != Isa::Generic) want = Isa::Avx2;
-  napi_value r;
-  napi_create_double(env, measureFmaFlopsPerCycle(want), &r);
-  return r;
-}
-
-}  // namespace
-
 CacheSizes cacheSizes() {
   static const CacheSizes c = [] {
     CacheSizes s = fromSysfs();
@@ -238,11 +194,6 @@ CacheSizes cacheSizes() {
     return s;
   }();
   return c;
-}
-
-void registerCpu(napi_env env, napi_value exports) {
-  static const NamedFn fns[] = {{"cpuInfo", CpuInfo}, {"fmaFlopsPerCycle", FmaFlopsPerCycle}};
-  registerFns(env, exports, fns, sizeof(fns) / sizeof(fns[0]));
 }
 
 }  // namespace herd

@@ -13,6 +13,9 @@
 //
 // matmulBf16Many does several products with the same A in one pool round trip (a layer's Q, K, V or its
 // gate and up projections), so the threads never wait at a barrier between them.
+//
+// Plain C++ (declared in herd.h), no N-API: the binding that checks the JS arguments and calls these
+// kernels is in napi.cc.
 #include <chrono>
 
 #include "herd.h"
@@ -164,12 +167,16 @@ inline int64_t packedAt(int64_t n, int64_t k, int64_t r, int64_t l) {
   return b0 * k + (l * rows + (r - b0)) * 32;
 }
 
+}  // namespace
+
 void packBf16(const uint16_t* b, uint16_t* out, int64_t n, int64_t k) {
   parallelFor(n, PACK_ROWS, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++)
       for (int64_t l = 0; l < k / 32; l++) std::memcpy(out + packedAt(n, k, r, l), b + r * k + 32 * l, 64);
   });
 }
+
+namespace {
 
 #if HERD_X86
 // One block of R rows (R·lines lines, front to back): out[r] = row r · x, x split into even (xe) and
@@ -349,22 +356,6 @@ void linearBf16(const float* a, int64_t m, int64_t k, const Bf16Product* ps, int
   }
 }
 
-// The packed copy (packBf16's layout) of an n×k matrix given as argument v, or null when v is null or
-// undefined (absent); anything else must be a 64-byte aligned Uint16Array of n·k with k a multiple of
-// 32 (whole lines).
-const uint16_t* packedArg(Args& A, napi_value v, int64_t n, int64_t k) {
-  napi_valuetype t = napi_undefined;
-  if (v) napi_typeof(A.env, v, &t);
-  if (A.failed || t == napi_null || t == napi_undefined) return nullptr;
-  Args one = A;
-  one.v[0] = v;
-  const auto* p = static_cast<const uint16_t*>(one.arr(0, napi_uint16_array, n * k));
-  A.failed = one.failed;
-  if (p && (k % 32 != 0 || reinterpret_cast<uintptr_t>(p) % 64 != 0))
-    return A.fail("herd native: a packed bf16 matrix needs k a multiple of 32 and 64-byte alignment"), nullptr;
-  return p;
-}
-
 namespace {
 
 // ------------------------------------------------------------------------------------------------
@@ -401,9 +392,7 @@ float readSlice(const float* p, int64_t n) {
   return t;
 }
 
-struct Bandwidth {
-  double read, copy;  // bytes per second (copy: bytes read + bytes written)
-};
+}  // namespace
 
 Bandwidth memoryBandwidth(int64_t bytes, int reps, bool huge) {
   const int64_t n = std::max<int64_t>(1024, bytes / 4 / 1024 * 1024);
@@ -451,103 +440,6 @@ Bandwidth memoryBandwidth(int64_t bytes, int reps, bool huge) {
   const double tc = best([&](int64_t a, int64_t b) { std::memcpy(dst + a, src + a, (b - a) * 4); });
   release();
   return {n * 4.0 / tr, 2 * n * 4.0 / tc};
-}
-
-// ------------------------------------------------------------------------------------------------
-// N-API glue
-// ------------------------------------------------------------------------------------------------
-
-// matmulBf16(a, bBits, c, m, n, k, packed?)
-napi_value MatmulBf16(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  const int64_t m = A.i64(3), n = A.i64(4), k = A.i64(5);
-  const float* a = A.f32(0, m * k);
-  const uint16_t* b = static_cast<const uint16_t*>(A.arr(1, napi_uint16_array, n * k));
-  float* c = A.f32(2, m * n);
-  const uint16_t* packed = packedArg(A, A.n > 6 ? A.v[6] : nullptr, n, k);
-  if (A.failed || m == 0 || n == 0) return undef(env);
-  const Bf16Product p{b, c, n, packed};
-  linearBf16(a, m, k, &p, 1);
-  return undef(env);
-}
-
-// packBf16(bBits, out, n, k): out = b in the interleaved layout (k a multiple of 32).
-napi_value PackBf16(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  const int64_t n = A.i64(2), k = A.i64(3);
-  const auto* b = static_cast<const uint16_t*>(A.arr(0, napi_uint16_array, n * k));
-  if (!A.failed && k % 32 != 0) A.fail("herd native: packBf16 needs k a multiple of 32");
-  auto* out = static_cast<uint16_t*>(A.arr(1, napi_uint16_array, n * k));
-  if (!A.failed) packBf16(b, out, n, k);
-  return undef(env);
-}
-
-// matmulBf16Many(a, [bBits...], [c...], m, [n...], k, [packed or null...]?): c_q = a·b_qᵀ for each q
-// (at most 16).
-napi_value MatmulBf16Many(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  const int64_t m = A.i64(3), k = A.i64(5);
-  uint32_t count = 0, nc = 0, nn = 0;
-  if (!A.failed && (napi_get_array_length(env, A.v[1], &count) != napi_ok ||
-                    napi_get_array_length(env, A.v[2], &nc) != napi_ok ||
-                    napi_get_array_length(env, A.v[4], &nn) != napi_ok || nc != count || nn != count ||
-                    count > 16))
-    A.fail("herd native: matmulBf16Many takes equal arrays (at most 16) of weights, outputs and sizes");
-  const float* a = A.f32(0, m * k);
-  Bf16Product ps[16];
-  for (uint32_t q = 0; q < count && !A.failed; q++) {
-    napi_value bq, cq, nq;
-    napi_get_element(env, A.v[1], q, &bq);
-    napi_get_element(env, A.v[2], q, &cq);
-    napi_get_element(env, A.v[4], q, &nq);
-    double nd = -1;
-    napi_get_value_double(env, nq, &nd);
-    if (!(nd >= 0)) {
-      A.fail("herd native: expected a non-negative size");
-      break;
-    }
-    const int64_t n = (int64_t)nd;
-    Args one = A;  // check each element with the same helpers
-    one.v[0] = bq;
-    one.v[1] = cq;
-    ps[q].b = static_cast<const uint16_t*>(one.arr(0, napi_uint16_array, n * k));
-    ps[q].c = one.f32(1, m * n);
-    ps[q].n = n;
-    A.failed = one.failed;
-    napi_value pq = nullptr;
-    if (A.n > 6 && !A.failed) napi_get_element(env, A.v[6], q, &pq);
-    ps[q].packed = packedArg(A, pq, n, k);
-  }
-  if (A.failed || m == 0 || count == 0) return undef(env);
-  linearBf16(a, m, k, ps, (int)count);
-  return undef(env);
-}
-
-// memoryBandwidth(bytes, reps, huge?) → { read, copy } in bytes/s on the pool's threads.
-napi_value MemoryBandwidth(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  const int64_t bytes = A.i64(0), reps = A.i64(1);
-  const bool huge = A.n > 2 && A.flag(2);
-  if (A.failed) return undef(env);
-  const Bandwidth bw = memoryBandwidth(bytes, (int)std::max<int64_t>(1, reps), huge);
-  napi_value out, r, c;
-  napi_create_object(env, &out);
-  napi_create_double(env, bw.read, &r);
-  napi_create_double(env, bw.copy, &c);
-  napi_set_named_property(env, out, "read", r);
-  napi_set_named_property(env, out, "copy", c);
-  return out;
-}
-
-}  // namespace
-
-void registerGemv(napi_env env, napi_value exports) {
-  static const NamedFn fns[] = {
-      {"matmulBf16", MatmulBf16},
-      {"matmulBf16Many", MatmulBf16Many},
-      {"packBf16", PackBf16},
-      {"memoryBandwidth", MemoryBandwidth}};
-  registerFns(env, exports, fns, sizeof(fns) / sizeof(fns[0]));
 }
 
 }  // namespace herd

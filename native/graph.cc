@@ -1,9 +1,10 @@
-// A recorded sequence of kernel calls (src/tensor/graph.ts), compiled once and replayed in one N-API
-// call each run: the kernels run back to back on the pool with no JS between them (the host gap is where
+// A recorded sequence of kernel calls (src/tensor/graph.ts), compiled once and replayed in one call
+// from JS each run (graphCreate/graphRun/graphFree: the graph's binding file, beside napi.cc): the
+// kernels run back to back on the pool with no JS between them (the host gap is where
 // a decode step's weight stream stands still). It knows no model: a node is one kernel of the backend
 // interface with its buffers and numbers, and a run first patches the numbers that depend on the run's
 // parameters (value = params[p]·mul + add, e.g. a KV cache's length). Each node calls the very function
-// that kernel's own N-API wrapper calls, so a replay gives the op-by-op results bit for bit.
+// that kernel's own binding (napi.cc) calls, so a replay gives the op-by-op results bit for bit.
 //
 // Safety: the buffers are the caller's typed arrays, which src/backends/native/graph.ts keeps alive for
 // the graph's life; every run re-checks every node's sizes against its buffers' lengths (a parameter may
@@ -31,29 +32,6 @@ enum Kind {
   kAttention = 10,   // nums: batch, seqQ, seqK, heads, kvHeads, headDim, scale, causal; bufs: q, k, v, out, lse
 };
 
-struct Buf {
-  void* p = nullptr;
-  int64_t len = 0;  // elements
-  napi_typedarray_type type = napi_float32_array;
-};
-
-struct Node {
-  int kind;
-  int32_t b0, nb, n0, nn;
-};
-
-struct Dyn {
-  int32_t num, param;
-  double mul, add;
-};
-
-struct Graph {
-  std::vector<Node> nodes;
-  std::vector<Buf> bufs;
-  std::vector<double> nums;
-  std::vector<Dyn> dyn;
-};
-
 // Why a node does not fit, or "" when it does.
 struct Check {
   std::string err;
@@ -62,7 +40,7 @@ struct Check {
   const Node& n;
   // Buffer j of the node as T*, with at least `need` elements of type t (nullable: may be absent).
   template <typename T>
-  T* buf(int j, napi_typedarray_type t, int64_t need, bool nullable = false) {
+  T* buf(int j, BufType t, int64_t need, bool nullable = false) {
     const Buf& B = b[j];
     if (!err.empty()) return nullptr;
     if (B.p == nullptr && nullable) return nullptr;
@@ -80,7 +58,7 @@ struct Check {
 // Run node n (checking it first); "" or why it was refused.
 std::string runNode(const Graph& G, const Node& n) {
   Check C{"", G.bufs.data() + n.b0, G.nums.data() + n.n0, n};
-  const auto f32 = napi_float32_array;
+  const auto f32 = BufType::F32;
   switch (n.kind) {
     case kMatmulBf16: {
       const int64_t m = C.size(0), k = C.size(1), count = C.size(2);
@@ -89,10 +67,10 @@ std::string runNode(const Graph& G, const Node& n) {
       Bf16Product ps[16];
       for (int64_t q = 0; q < count; q++) {
         const int64_t rows = C.size(3 + (int)q);
-        ps[q].b = C.buf<const uint16_t>(1 + 3 * (int)q, napi_uint16_array, rows * k);
+        ps[q].b = C.buf<const uint16_t>(1 + 3 * (int)q, BufType::U16, rows * k);
         ps[q].c = C.buf<float>(2 + 3 * (int)q, f32, m * rows);
         ps[q].n = rows;
-        ps[q].packed = C.buf<const uint16_t>(3 + 3 * (int)q, napi_uint16_array, rows * k, true);
+        ps[q].packed = C.buf<const uint16_t>(3 + 3 * (int)q, BufType::U16, rows * k, true);
       }
       if (C.err.empty()) linearBf16(a, m, k, ps, (int)count);
       break;
@@ -102,7 +80,7 @@ std::string runNode(const Graph& G, const Node& n) {
       if (f != 0 && f != 1) return "matmulQuant format must be 0 or 1";
       const int64_t rowBytes = (k + 31) / 32 * (f == 0 ? 34 : 18);
       const float* a = C.buf<float>(0, f32, m * k);
-      const uint8_t* w = C.buf<const uint8_t>(1, napi_uint8_array, rows * rowBytes);
+      const uint8_t* w = C.buf<const uint8_t>(1, BufType::U8, rows * rowBytes);
       float* c = C.buf<float>(2, f32, m * rows);
       if (C.err.empty()) matmulQuant(a, w, c, m, rows, k, (int)f);
       break;
@@ -121,7 +99,7 @@ std::string runNode(const Graph& G, const Node& n) {
       if (hd % 2 != 0) return "rope: headDim must be even";
       const float* x = C.buf<float>(0, f32, tokens * heads * hd);
       float* out = C.buf<float>(1, f32, tokens * heads * hd);
-      const int32_t* pos = C.buf<const int32_t>(2, napi_int32_array, tokens);
+      const int32_t* pos = C.buf<const int32_t>(2, BufType::I32, tokens);
       const float* inv = C.buf<float>(3, f32, hd / 2);
       if (C.err.empty()) rope(x, out, pos, inv, tokens, heads, hd, C.x[3] != 0);
       break;
@@ -185,133 +163,14 @@ std::string runNode(const Graph& G, const Node& n) {
   return C.err;
 }
 
-// ------------------------------------------------------------------------------------------------
-// N-API glue
-// ------------------------------------------------------------------------------------------------
-
-struct Handle {
-  Graph* g;
-};
-
-void finalize(napi_env, void* data, void*) {
-  Handle* h = static_cast<Handle*>(data);
-  delete h->g;
-  delete h;
-}
-
-template <typename T>
-const T* typed(Args& A, size_t i, napi_typedarray_type t, size_t* len) {
-  bool is = false;
-  napi_is_typedarray(A.env, A.v[i], &is);
-  napi_typedarray_type type;
-  void* data = nullptr;
-  if (!is || napi_get_typedarray_info(A.env, A.v[i], &type, len, &data, nullptr, nullptr) != napi_ok || type != t)
-    return A.fail("herd native: graphCreate takes typed arrays of the documented types"), nullptr;
-  return static_cast<const T*>(data);
-}
-
-// graphCreate(kinds: Int32Array, bufStart: Int32Array, bufs: (typed array | null)[], numStart: Int32Array,
-//             nums: Float64Array, dyn: Float64Array) → handle
-//   node i has buffers bufs[bufStart[i] .. bufStart[i+1]) and numbers nums[numStart[i] .. numStart[i+1]);
-//   dyn holds quadruples (number index, parameter, mul, add).
-napi_value GraphCreate(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  size_t nk = 0, nbs = 0, nns = 0, nnum = 0, ndyn = 0;
-  const int32_t* kinds = typed<int32_t>(A, 0, napi_int32_array, &nk);
-  const int32_t* bufStart = A.failed ? nullptr : typed<int32_t>(A, 1, napi_int32_array, &nbs);
-  const int32_t* numStart = A.failed ? nullptr : typed<int32_t>(A, 3, napi_int32_array, &nns);
-  const double* nums = A.failed ? nullptr : typed<double>(A, 4, napi_float64_array, &nnum);
-  const double* dyn = A.failed ? nullptr : typed<double>(A, 5, napi_float64_array, &ndyn);
-  uint32_t nb = 0;
-  if (!A.failed && napi_get_array_length(env, A.v[2], &nb) != napi_ok) A.fail("herd native: graphCreate bufs must be an array");
-  if (A.failed) return undef(env);
-  if (nbs != nk + 1 || nns != nk + 1 || ndyn % 4 != 0 || bufStart[nk] != (int32_t)nb || numStart[nk] != (int32_t)nnum)
-    return A.fail("herd native: graphCreate offsets do not match the arrays"), undef(env);
-  auto* G = new Graph();
-  for (size_t i = 0; i < nk; i++) {
-    const int32_t b0 = bufStart[i], b1 = bufStart[i + 1], n0 = numStart[i], n1 = numStart[i + 1];
-    if (b0 < 0 || b1 < b0 || n0 < 0 || n1 < n0) {
-      delete G;
-      return A.fail("herd native: graphCreate offsets must not decrease"), undef(env);
-    }
-    G->nodes.push_back(Node{kinds[i], b0, b1 - b0, n0, n1 - n0});
-  }
-  G->nums.assign(nums, nums + nnum);
-  for (uint32_t j = 0; j < nb; j++) {
-    napi_value e;
-    napi_get_element(env, A.v[2], j, &e);
-    Buf B;
-    bool is = false;
-    napi_is_typedarray(env, e, &is);
-    if (is) {
-      size_t len = 0;
-      napi_get_typedarray_info(env, e, &B.type, &len, &B.p, nullptr, nullptr);
-      B.len = (int64_t)len;
-    }
-    G->bufs.push_back(B);
-  }
-  for (size_t j = 0; j < ndyn; j += 4) {
-    const Dyn d{(int32_t)dyn[j], (int32_t)dyn[j + 1], dyn[j + 2], dyn[j + 3]};
-    if (d.num < 0 || d.num >= (int32_t)nnum || d.param < 0) {
-      delete G;
-      return A.fail("herd native: graphCreate dyn names a number or parameter that does not exist"), undef(env);
-    }
-    G->dyn.push_back(d);
-  }
-  napi_value out;
-  auto* h = new Handle{G};
-  napi_create_external(env, h, finalize, nullptr, &out);
-  return out;
-}
-
-Graph* graphOf(Args& A) {
-  Handle* h = nullptr;
-  napi_valuetype t;
-  napi_typeof(A.env, A.v[0], &t);
-  if (t != napi_external || napi_get_value_external(A.env, A.v[0], reinterpret_cast<void**>(&h)) != napi_ok || !h)
-    return A.fail("herd native: expected a graph handle"), nullptr;
-  if (!h->g) return A.fail("herd native: graph used after graphFree"), nullptr;
-  return h->g;
-}
-
-// graphRun(handle, params: Float64Array)
-napi_value GraphRun(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  Graph* G = graphOf(A);
-  size_t np = 0;
-  const double* params = A.failed ? nullptr : typed<double>(A, 1, napi_float64_array, &np);
-  if (A.failed) return undef(env);
-  for (const Dyn& d : G->dyn) {
-    if (d.param >= (int32_t)np) return A.fail("herd native: graphRun is missing a parameter"), undef(env);
-    G->nums[d.num] = params[d.param] * d.mul + d.add;
-  }
-  for (size_t i = 0; i < G->nodes.size(); i++) {
-    const std::string err = runNode(*G, G->nodes[i]);
-    if (!err.empty()) {
-      const std::string m = "herd native: graph node " + std::to_string(i) + ": " + err;
-      napi_throw_range_error(env, nullptr, m.c_str());
-      return undef(env);
-    }
-  }
-  return undef(env);
-}
-
-// graphFree(handle): release it now (the handle's finalizer would later).
-napi_value GraphFree(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  Handle* h = nullptr;
-  if (napi_get_value_external(env, A.v[0], reinterpret_cast<void**>(&h)) == napi_ok && h) {
-    delete h->g;
-    h->g = nullptr;
-  }
-  return undef(env);
-}
-
 }  // namespace
 
-void registerGraph(napi_env env, napi_value exports) {
-  static const NamedFn fns[] = {{"graphCreate", GraphCreate}, {"graphRun", GraphRun}, {"graphFree", GraphFree}};
-  registerFns(env, exports, fns, sizeof(fns) / sizeof(fns[0]));
+std::string runGraph(const Graph& G) {
+  for (size_t i = 0; i < G.nodes.size(); i++) {
+    const std::string err = runNode(G, G.nodes[i]);
+    if (!err.empty()) return "herd native: graph node " + std::to_string(i) + ": " + err;
+  }
+  return "";
 }
 
 }  // namespace herd

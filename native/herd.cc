@@ -1,5 +1,8 @@
-// The native backend's kernels: a Node addon (plain N-API, node_api.h) over the caller's Float32Arrays,
-// zero-copy (a kernel gets the typed array's own pointer, so buffers of any size work: no 4 GB ceiling).
+// The native backend's kernels: a Node addon over the caller's Float32Arrays, zero-copy (a kernel gets
+// the typed array's own pointer, so buffers of any size work: no 4 GB ceiling). This file holds the
+// SGEMM, the row kernels (RMSNorm, SwiGLU, softmax) and AdamW as plain C++ (herd.h); their N-API
+// bindings, and every other kernel file's, are in the binding files (napi.cc, and its sibling for the
+// graph).
 // The TypeScript side is src/backends/native/index.ts; the readable reference for every kernel here is
 // the js backend (src/backends/js/), and test/backends/conformance.test.ts checks each one against it.
 //
@@ -193,15 +196,6 @@ GemmBlocking gemmBlocking() {
 }
 
 namespace {
-
-struct MatmulP {
-  const float* a;
-  const float* b;
-  float* c;
-  int64_t batch, m, n, k, sa, sb, sc;
-  bool ta, tb, acc;
-  const uint16_t* bh = nullptr;  // B as bf16 bits instead of `b` (transB, batch 1: gemmBf16)
-};
 
 // op(A)[i][p] and op(B)[p][j] of batch item `bi`.
 inline float opA(const MatmulP& P, const float* a, int64_t i, int64_t p) {
@@ -578,9 +572,7 @@ void gemmBf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n,
   gemmTiled(P);
 }
 
-namespace {
-
-
+// C (+)= op(A)·op(B): the few-row AVX-512 path or the tiled SGEMM.
 void matmul(const MatmulP& P) {
   if (P.m == 0 || P.n == 0) return;
 #if HERD_X86
@@ -594,8 +586,6 @@ void matmul(const MatmulP& P) {
 // Row and elementwise kernels (reference: src/backends/js/index.ts; plain loops that the compiler
 // vectorises for the baseline ISA, run over rows or chunks on the pool).
 // ------------------------------------------------------------------------------------------------
-
-}  // namespace
 
 // RMSNorm rows: the sums over a row are SimdOps dot products (f32 vector lanes; the reference sums in
 // f64), the rest plain loops the compiler vectorises.
@@ -613,8 +603,6 @@ void rmsNorm(const float* x, const float* w, float* out, float* rstd, int64_t ro
     }
   });
 }
-
-namespace {
 
 void rmsNormBackward(const float* dy, const float* x, const float* w, const float* rstd, float* dx, float* dw,
                      int64_t rows, int64_t dim) {
@@ -642,8 +630,6 @@ void rmsNormBackward(const float* dy, const float* x, const float* w, const floa
     });
 }
 
-}  // namespace
-
 // SwiGLU and AdamW: the vectorised loops of simd.h (exp and sqrt in SIMD registers), over chunks.
 void swiglu(const float* g, const float* u, float* out, int64_t n) {
   const SimdOps& K = simdOps();
@@ -651,8 +637,6 @@ void swiglu(const float* g, const float* u, float* out, int64_t n) {
     K.swiglu(g + i0, u + i0, out + i0, i1 - i0);
   });
 }
-
-namespace {
 
 void swigluBackward(const float* g, const float* u, const float* dout, float* dg, float* du, int64_t n) {
   const SimdOps& K = simdOps();
@@ -680,10 +664,6 @@ void softmax(const float* x, float* out, int64_t rows, int64_t cols) {
   });
 }
 
-struct AdamW {
-  double lr, b1, b2, eps, wd, step;
-};
-
 // PyTorch AdamW (reference: adamw in src/backends/js/index.ts), in f32.
 void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const AdamW& A) {
   const float a[7] = {(float)A.lr, (float)A.b1, (float)A.b2, (float)A.eps, (float)(1 - A.lr * A.wd),
@@ -694,143 +674,10 @@ void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const
   });
 }
 
-// ------------------------------------------------------------------------------------------------
-// N-API glue
-// ------------------------------------------------------------------------------------------------
-
-// matmul(a, b, c, {batch, m, n, k, transA, transB, strideA, strideB, strideC, accumulate})
-napi_value Matmul(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  MatmulP P;
-  P.batch = A.sizeField(3, "batch"), P.m = A.sizeField(3, "m"), P.n = A.sizeField(3, "n"), P.k = A.sizeField(3, "k");
-  P.ta = A.flagField(3, "transA"), P.tb = A.flagField(3, "transB");
-  P.sa = A.sizeField(3, "strideA"), P.sb = A.sizeField(3, "strideB"), P.sc = A.sizeField(3, "strideC");
-  P.acc = A.flagField(3, "accumulate");
-  P.a = A.f32(0, span(P.batch, P.sa, P.m * P.k));
-  P.b = A.f32(1, span(P.batch, P.sb, P.k * P.n));
-  P.c = A.f32(2, span(P.batch, P.sc, P.m * P.n));
-  if (!A.failed && P.batch > 0) matmul(P);
-  return undef(env);
-}
-
-napi_value RmsNorm(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  int64_t rows = A.i64(4), dim = A.i64(5);
-  double eps = A.num(6);
-  const float* x = A.f32(0, rows * dim);
-  const float* w = A.f32(1, dim);
-  float* out = A.f32(2, rows * dim);
-  float* rstd = A.f32(3, rows);
-  if (!A.failed) rmsNorm(x, w, out, rstd, rows, dim, (float)eps);
-  return undef(env);
-}
-
-napi_value RmsNormBackward(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  int64_t rows = A.i64(6), dim = A.i64(7);
-  const float* dy = A.f32(0, rows * dim);
-  const float* x = A.f32(1, rows * dim);
-  const float* w = A.f32(2, dim);
-  const float* rstd = A.f32(3, rows);
-  float* dx = A.f32(4, rows * dim);
-  float* dw = A.f32(5, dim, true);
-  if (!A.failed) rmsNormBackward(dy, x, w, rstd, dx, dw, rows, dim);
-  return undef(env);
-}
-
-napi_value Swiglu(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  int64_t n = A.i64(3);
-  const float* g = A.f32(0, n);
-  const float* u = A.f32(1, n);
-  float* out = A.f32(2, n);
-  if (!A.failed) swiglu(g, u, out, n);
-  return undef(env);
-}
-
-napi_value SwigluBackward(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  int64_t n = A.i64(5);
-  const float* g = A.f32(0, n);
-  const float* u = A.f32(1, n);
-  const float* d = A.f32(2, n);
-  float* dg = A.f32(3, n);
-  float* du = A.f32(4, n);
-  if (!A.failed) swigluBackward(g, u, d, dg, du, n);
-  return undef(env);
-}
-
-napi_value Softmax(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  int64_t rows = A.i64(2), cols = A.i64(3);
-  const float* x = A.f32(0, rows * cols);
-  float* out = A.f32(1, rows * cols);
-  if (!A.failed) softmax(x, out, rows, cols);
-  return undef(env);
-}
-
-// adamw(param, grad, m, v, n, {lr, beta1, beta2, eps, weightDecay, step})
-napi_value AdamWFn(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  int64_t n = A.i64(4);
-  AdamW p{A.numField(5, "lr"),  A.numField(5, "beta1"),       A.numField(5, "beta2"),
-          A.numField(5, "eps"), A.numField(5, "weightDecay"), A.numField(5, "step")};
-  float* param = A.f32(0, n);
-  const float* grad = A.f32(1, n);
-  float* m = A.f32(2, n);
-  float* v = A.f32(3, n);
-  if (!A.failed) adamw(param, grad, m, v, n, p);
-  return undef(env);
-}
-
-// init(threads): (re)start the pool; returns the ISA name the kernels use.
-napi_value Init(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  int64_t t = A.i64(0);
-  if (A.failed) return undef(env);
-  if (t == 0) t = std::max(1u, std::thread::hardware_concurrency());
-  pool.start((int)std::min<int64_t>(t, 256));
-  napi_value s;
-  napi_create_string_utf8(env, isaName(isa), NAPI_AUTO_LENGTH, &s);
-  return s;
-}
-
-napi_value Threads(napi_env env, napi_callback_info) {
-  napi_value r;
-  napi_create_int32(env, pool.threads(), &r);
-  return r;
-}
-
-}  // namespace
-
-void registerCore(napi_env env, napi_value exports) {
-  static const NamedFn fns[] = {
-      {"init", Init},
-      {"threads", Threads},
-      {"matmul", Matmul},
-      {"rmsNorm", RmsNorm},
-      {"rmsNormBackward", RmsNormBackward},
-      {"swiglu", Swiglu},
-      {"swigluBackward", SwigluBackward},
-      {"softmax", Softmax},
-      {"adamw", AdamWFn}};
-  registerFns(env, exports, fns, sizeof(fns) / sizeof(fns[0]));
+// (Re)start the pool with `threads` threads (0: one per hardware thread).
+void startPool(int64_t threads) {
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  pool.start((int)std::min<int64_t>(threads, 256));
 }
 
 }  // namespace herd
-
-namespace {
-napi_value ModuleInit(napi_env env, napi_value exports) {
-  herd::isa = herd::detectIsa();
-  herd::registerCore(env, exports);
-  herd::registerGemv(env, exports);
-  herd::registerAttention(env, exports);
-  herd::registerQuant(env, exports);
-  herd::registerMemory(env, exports);
-  herd::registerGraph(env, exports);
-  herd::registerCpu(env, exports);
-  return exports;
-}
-}  // namespace
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, ModuleInit)

@@ -1,10 +1,10 @@
 // Shared by the native backend's source files (native/*.cc): the persistent thread pool and
-// parallelFor, the ISA chosen at load by CPUID, N-API argument checking, and each file's registration
-// function, which ModuleInit in herd.cc calls. Every kernel file keeps its kernels in an anonymous
-// namespace inside `herd` and exposes only its register* function.
+// parallelFor, the ISA chosen at load by CPUID, and the kernels' plain C++ interface, one section per
+// kernel file. Nothing here knows N-API: the kernel files (herd.cc, gemv.cc, attention.cc, rows.cc,
+// quant.cc, memory.cc, cpu.cc, graph.cc) never include Node's API header; the binding files (napi.cc and
+// the graph's, with napi.h) check the JS arguments and call the functions declared here. Each kernel
+// file keeps its helpers in an anonymous namespace inside `herd` and exposes only what is declared here.
 #pragma once
-#include <node_api.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -215,131 +215,91 @@ inline float* scratch(std::vector<float>& v, size_t n) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// N-API helpers
+// The kernels, by file: plain C++ over raw pointers and sizes. Each kernel's N-API function (the binding
+// files) has checked its arguments (types, lengths, ids, formats) before it calls one, and a
+// replayed graph (graph.cc) calls the same functions, so a replay and the op-by-op path agree bit for
+// bit.
 // ------------------------------------------------------------------------------------------------
 
-struct Args {
-  napi_env env;
-  napi_value v[16];
-  size_t n = 16;
-  bool failed = false;
-  Args(napi_env e, napi_callback_info info) : env(e) { napi_get_cb_info(e, info, &n, v, nullptr, nullptr); }
-  void fail(const char* msg) {
-    if (!failed) napi_throw_type_error(env, nullptr, msg);
-    failed = true;
-  }
-  // A typed array of the given type with at least `need` elements (null allowed when `nullable`).
-  void* arr(size_t i, napi_typedarray_type want, int64_t need, bool nullable = false) {
-    return failed ? nullptr : arrOf(v[i], want, need, nullable);
-  }
-  void* arrOf(napi_value x, napi_typedarray_type want, int64_t need, bool nullable = false) {
-    if (failed) return nullptr;
-    napi_valuetype t;
-    napi_typeof(env, x, &t);
-    if (nullable && (t == napi_null || t == napi_undefined)) return nullptr;
-    bool is = false;
-    napi_is_typedarray(env, x, &is);
-    if (!is) return fail("herd native: expected a typed array"), nullptr;
-    napi_typedarray_type type;
-    size_t len;
-    void* data;
-    napi_get_typedarray_info(env, x, &type, &len, &data, nullptr, nullptr);
-    if (type != want) return fail("herd native: wrong typed array type"), nullptr;
-    if (need < 0 || (int64_t)len < need) return fail("herd native: buffer too small for the shape"), nullptr;
-    return data;
-  }
-  // Field `name` of the argument record at i (the backend interface's MatmulArgs, AttentionArgs, …).
-  napi_value field(size_t i, const char* name) {
-    napi_value out = nullptr;
-    if (failed) return nullptr;
-    napi_valuetype t;
-    napi_typeof(env, v[i], &t);
-    bool has = false;
-    if (t != napi_object || napi_has_named_property(env, v[i], name, &has) != napi_ok || !has ||
-        napi_get_named_property(env, v[i], name, &out) != napi_ok) {
-      const std::string m = std::string("herd native: the argument record lacks '") + name + "'";
-      napi_throw_type_error(env, nullptr, m.c_str());
-      failed = true;
-      return nullptr;
-    }
-    return out;
-  }
-  double numField(size_t i, const char* name) {
-    napi_value f = field(i, name);
-    double d = 0;
-    if (!failed && napi_get_value_double(env, f, &d) != napi_ok) fail("herd native: expected a number in the record");
-    return d;
-  }
-  int64_t sizeField(size_t i, const char* name) {
-    const double d = numField(i, name);
-    if (!failed && !(d >= 0 && d == (double)(int64_t)d)) fail("herd native: record sizes must be non-negative integers");
-    return failed ? 0 : (int64_t)d;
-  }
-  bool flagField(size_t i, const char* name) {
-    napi_value f = field(i, name);
-    bool b = false;
-    if (!failed && napi_get_value_bool(env, f, &b) != napi_ok) fail("herd native: expected a boolean in the record");
-    return b;
-  }
-  float* f32(size_t i, int64_t need, bool nullable = false) {
-    return static_cast<float*>(arr(i, napi_float32_array, need, nullable));
-  }
-  double num(size_t i) {
-    double d = 0;
-    if (!failed && napi_get_value_double(env, v[i], &d) != napi_ok) fail("herd native: expected a number");
-    return d;
-  }
-  int64_t i64(size_t i) {
-    double d = num(i);
-    if (!(d >= 0)) fail("herd native: expected a non-negative size");
-    return (int64_t)d;
-  }
-  bool flag(size_t i) {
-    bool b = false;
-    if (!failed && napi_get_value_bool(env, v[i], &b) != napi_ok) fail("herd native: expected a boolean");
-    return b;
-  }
+// herd.cc: the thread pool (re)started with `threads` threads (0: one per hardware thread; at most 256).
+void startPool(int64_t threads);
+
+// herd.cc: C (+)= op(A)·op(B) for `batch` matrices (A m×k, B k×n as op() sees them; transA/transB
+// read them transposed; strides in elements between batch items; acc adds onto C).
+struct MatmulP {
+  const float* a;
+  const float* b;
+  float* c;
+  int64_t batch, m, n, k, sa, sb, sc;
+  bool ta, tb, acc;
+  const uint16_t* bh = nullptr;  // B as bf16 bits instead of `b` (transB, batch 1: gemmBf16)
 };
-
-inline napi_value undef(napi_env env) {
-  napi_value u;
-  napi_get_undefined(env, &u);
-  return u;
-}
-
-// Elements a batch of matrices needs: (batch-1)·stride + size, or size when the stride is 0.
-inline int64_t span(int64_t batch, int64_t stride, int64_t size) {
-  return batch == 0 ? 0 : (batch - 1) * stride + size;
-}
-
-struct NamedFn {
-  const char* name;
-  napi_callback fn;
-};
-
-// Set exports[name] = fn for each entry.
-inline void registerFns(napi_env env, napi_value exports, const NamedFn* fns, size_t count) {
-  for (size_t i = 0; i < count; i++) {
-    napi_value v;
-    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, nullptr, &v);
-    napi_set_named_property(env, exports, fns[i].name, v);
-  }
-}
-
+void matmul(const MatmulP& P);
 // C (m×n) = A (m×k) · Bᵀ, B n×k in bf16, by the tiled SGEMM (herd.cc; many rows of A: prefill).
 void gemmBf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k);
+// herd.cc: the SGEMM's micro-tile (mr×nr, by ISA) and cache blocks (mc, kc, nc), fixed at first use;
+// source is "caches" (derived from cacheSizes()), "default" (no sizes known) or "HERD_GEMM_BLOCKING".
+struct GemmBlocking {
+  int mr, nr, mc, kc, nc;
+  const char* source;
+};
+GemmBlocking gemmBlocking();
 
-// Kernels a replayed graph (graph.cc) runs, each the one the kernel's own N-API function calls (so a
-// replay and the op-by-op path agree bit for bit). herd.cc:
+// herd.cc: the row and elementwise kernels of a layer, and AdamW.
 void rmsNorm(const float* x, const float* w, float* out, float* rstd, int64_t rows, int64_t dim, float eps);
+void rmsNormBackward(const float* dy, const float* x, const float* w, const float* rstd, float* dx, float* dw,
+                     int64_t rows, int64_t dim);  // dw may be null
 void swiglu(const float* g, const float* u, float* out, int64_t n);
-// rows.cc:
+void swigluBackward(const float* g, const float* u, const float* dout, float* dg, float* du, int64_t n);
+void softmax(const float* x, float* out, int64_t rows, int64_t cols);
+struct AdamW {
+  double lr, b1, b2, eps, wd, step;
+};
+void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const AdamW& A);
+
+// rows.cc: RoPE, embedding, cross-entropy (ids and targets already checked in range), elementwise
+// kernels and the f64 sums.
 void rope(const float* x, float* out, const int32_t* pos, const float* invFreq, int64_t tokens, int64_t heads,
           int64_t hd, bool inverse);
-// attention.cc: flash attention forward without document masks (out and lse written), as attention().
+void embedding(const float* table, const int32_t* ids, float* out, int64_t rows, int64_t dim);
+void embeddingBackward(const float* dout, const int32_t* ids, float* dtable, int64_t rows, int64_t dim);
+// mask may be null; a target equal to `ignore` weighs 0.
+void crossEntropy(const float* logits, const int32_t* targets, const float* mask, float* losses, float* lse,
+                  int64_t rows, int64_t vocab, int32_t ignore);
+void crossEntropyBackward(const float* logits, const int32_t* targets, const float* mask, const float* lse,
+                          float scale, float* dlogits, int64_t rows, int64_t vocab, int32_t ignore);
+void add(const float* a, const float* b, float* out, int64_t n);
+void mul(const float* a, const float* b, float* out, int64_t n);
+void scale(const float* a, float s, float* out, int64_t n);  // out = a·s
+void axpy(float* acc, const float* a, float s, int64_t n);   // acc += a·s
+double sum(const float* a, int64_t n);
+double sumSquares(const float* a, int64_t n);
+
+// attention.cc: flash attention, forward (q, k, v → o, lseOut) and backward (q, k, v, out, dout, lse →
+// dq, dk, dv). Layouts: q, out [batch, seqQ, heads, hd]; k, v [batch, seqK, kvHeads, hd]; lse [batch,
+// heads, seqQ]. heads is a multiple of kvHeads > 0; qDoc and kDoc, document ids per token, are both
+// given or both null.
+struct AttnP {
+  const float *q, *k, *v, *out, *dout, *lse;
+  float *o, *lseOut, *dq, *dk, *dv;
+  int64_t batch, seqQ, seqK, heads, kvHeads, hd;
+  float scale;
+  bool causal;
+  const int32_t *qDoc, *kDoc;  // both or neither
+  int64_t group() const { return heads / kvHeads; }
+  int64_t offset() const { return seqK - seqQ; }
+  int64_t qStride() const { return heads * hd; }
+  int64_t kStride() const { return kvHeads * hd; }
+  // Keys [0, sMax) are the only ones queries before t1 may see.
+  int64_t keyLimit(int64_t t1) const { return causal ? std::max<int64_t>(0, std::min(seqK, t1 + offset())) : seqK; }
+};
+void attention(const AttnP& P);
+void attentionBackward(const AttnP& P);
+// attention.cc: the forward without document masks (out and lse written), as attention().
 void attentionNoDocs(const float* q, const float* k, const float* v, float* out, float* lse, int64_t batch,
                      int64_t seqQ, int64_t seqK, int64_t heads, int64_t kvHeads, int64_t hd, float scale,
                      bool causal);
+
 // gemv.cc: c_q = a·b_qᵀ (m ≤ 4 rows of a; b_q n_q×k bf16) for `count` ≤ 16 products in one parallel pass.
 // `packed`, when not null, is b in the interleaved layout of packBf16 (gemv.cc), read instead of b by the
 // AVX-512 kernel.
@@ -352,9 +312,19 @@ struct Bf16Product {
 void gemvBf16(const float* a, int64_t m, int64_t k, const Bf16Product* ps, int count);
 // gemv.cc: the same products for any m, as matmulBf16Many: the GEMV for few rows, else the tiled SGEMM.
 void linearBf16(const float* a, int64_t m, int64_t k, const Bf16Product* ps, int count);
-// gemv.cc: argument v as a packed copy of an n×k bf16 matrix (null/undefined: none; else checked).
-const uint16_t* packedArg(Args& A, napi_value v, int64_t n, int64_t k);
-// quant.cc: C (m×n) = A (m×k) · Wᵀ, W in Q8_0 (f = 0) or Q4_0 (f = 1) blocks.
+// gemv.cc: out = b (n×k bf16, k a multiple of 32) in the interleaved layout the AVX-512 GEMV reads.
+void packBf16(const uint16_t* b, uint16_t* out, int64_t n, int64_t k);
+// gemv.cc: best-of-`reps` read and copy bandwidth in bytes/s on the pool's threads over `bytes`
+// (hugepage-backed with `huge`); {0, 0} when the buffers could not be allocated.
+struct Bandwidth {
+  double read, copy;  // bytes per second (copy: bytes read + bytes written)
+};
+Bandwidth memoryBandwidth(int64_t bytes, int reps, bool huge);
+
+// quant.cc: C (m×n) = A (m×k) · Wᵀ, W in Q8_0 (f = 0) or Q4_0 (f = 1) blocks of QK weights.
+constexpr int QK = 32;
+enum Format { Q8_0 = 0, Q4_0 = 1 };
+constexpr int64_t blockBytes(int f) { return f == Q8_0 ? 34 : 18; }
 void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f);
 
 // cpu.cc: this core's data caches in bytes (l2, l3: its share of each), from sysfs, else CPUID, else all 0
@@ -364,26 +334,38 @@ struct CacheSizes {
   const char* source = "none";
 };
 CacheSizes cacheSizes();
-// herd.cc: the SGEMM's micro-tile (mr×nr, by ISA) and cache blocks (mc, kc, nc), fixed at first use;
-// source is "caches" (derived from cacheSizes()), "default" (no sizes known) or "HERD_GEMM_BLOCKING".
-struct GemmBlocking {
-  int mr, nr, mc, kc, nc;
-  const char* source;
-};
-GemmBlocking gemmBlocking();
-
-// One per source file; herd.cc's ModuleInit calls them all.
-void registerCore(napi_env env, napi_value exports);       // herd.cc: GEMM, few-row f32 GEMV, rows, AdamW
-void registerGemv(napi_env env, napi_value exports);       // gemv.cc: bf16 GEMV, bandwidth probe
-void registerAttention(napi_env env, napi_value exports);  // attention.cc
-void registerQuant(napi_env env, napi_value exports);      // quant.cc
-void registerMemory(napi_env env, napi_value exports);     // memory.cc: hugepage-backed buffers
-void registerGraph(napi_env env, napi_value exports);      // graph.cc: recorded kernel calls, replayed
-void registerCpu(napi_env env, napi_value exports);        // cpu.cc: cache sizes, blocking, FMA probe
+// cpu.cc: f32 flops per cycle of one core with the `want` ISA's FMAs, measured; 0 where it cannot be.
+double measureFmaFlopsPerCycle(Isa want);
 
 // memory.cc: `bytes` of zeroed memory, 2 MiB aligned; *huge says whether madvise(MADV_HUGEPAGE) took.
 // Null when it could not be mapped. Give it back with freeLarge(p, bytes).
 void* allocLarge(size_t bytes, bool* huge);
 void freeLarge(void* p, size_t bytes);
+
+// graph.cc: a recorded sequence of kernel calls. Node i has buffers bufs[b0, b0+nb) and numbers
+// nums[n0, n0+nn); each Dyn sets nums[num] = params[param]·mul + add before a run.
+enum class BufType { Other, F32, U16, I32, U8 };
+struct Buf {
+  void* p = nullptr;  // null: absent
+  int64_t len = 0;    // elements
+  BufType type = BufType::F32;
+};
+struct Node {
+  int kind;
+  int32_t b0, nb, n0, nn;
+};
+struct Dyn {
+  int32_t num, param;
+  double mul, add;
+};
+struct Graph {
+  std::vector<Node> nodes;
+  std::vector<Buf> bufs;
+  std::vector<double> nums;
+  std::vector<Dyn> dyn;
+};
+// Run every node in order, each checked against its buffers first; "" or why a node was refused
+// ("herd native: graph node i: …"; the nodes before it have run).
+std::string runGraph(const Graph& G);
 
 }  // namespace herd

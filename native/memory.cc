@@ -6,8 +6,8 @@
 // bench/RESULTS.md "Model". Where mmap or madvise is unavailable the memory is still valid (4 KiB
 // pages, or aligned_alloc off Linux).
 //
-// allocBuffer(bytes) hands such memory to JS as an external ArrayBuffer that frees it when collected,
-// and tells V8 how much it holds (napi_adjust_external_memory, undone in the finalizer), so the garbage
+// allocBuffer(bytes) (its binding is napi.cc) hands such memory to JS as an external ArrayBuffer that
+// frees it when collected, and tells V8 how much it holds (undone in the finalizer), so the garbage
 // collector weighs it as it would a plain ArrayBuffer of the same size. The native backend's alloc()
 // uses it for buffers of 2 MiB and more (src/backends/native/index.ts).
 #include "herd.h"
@@ -55,46 +55,6 @@ void freeLarge(void* p, size_t bytes) {
 #else
   std::free(p);
 #endif
-}
-
-namespace {
-
-void finalizeLarge(napi_env env, void* data, void* hint) {
-  const size_t bytes = reinterpret_cast<size_t>(hint);
-  freeLarge(data, bytes);
-  int64_t now;
-  napi_adjust_external_memory(env, -(int64_t)bytes, &now);
-}
-
-// allocBuffer(bytes) → an ArrayBuffer of `bytes` zeroed bytes (2 MiB aligned, hugepage-advised), or null
-// when the memory could not be mapped (the caller then allocates as usual).
-napi_value AllocBuffer(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  const int64_t bytes = A.i64(0);
-  if (A.failed) return undef(env);
-  napi_value out;
-  bool huge;
-  void* p = bytes > 0 ? allocLarge((size_t)bytes, &huge) : nullptr;
-  if (!p) {
-    napi_get_null(env, &out);
-    return out;
-  }
-  if (napi_create_external_arraybuffer(env, p, (size_t)bytes, finalizeLarge, reinterpret_cast<void*>(bytes),
-                                       &out) != napi_ok) {
-    freeLarge(p, (size_t)bytes);
-    napi_get_null(env, &out);
-    return out;
-  }
-  int64_t now;
-  napi_adjust_external_memory(env, bytes, &now);
-  return out;
-}
-
-}  // namespace
-
-void registerMemory(napi_env env, napi_value exports) {
-  static const NamedFn fns[] = {{"allocBuffer", AllocBuffer}};
-  registerFns(env, exports, fns, sizeof(fns) / sizeof(fns[0]));
 }
 
 }  // namespace herd

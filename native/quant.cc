@@ -10,6 +10,9 @@
 // AVX-512 kernel takes four rows of A at a time, so each block is dequantised once per four rows.
 // A k that is not a multiple of 32 (the last block zero-padded in the file) gets a zero-padded copy of A,
 // so every kernel works on whole blocks.
+//
+// Plain C++ (declared in herd.h), no N-API: the binding that checks the JS arguments and calls these
+// kernels is in napi.cc.
 #include <cstring>
 
 #include "herd.h"
@@ -17,9 +20,6 @@
 namespace herd {
 namespace {
 
-constexpr int QK = 32;
-enum Format { Q8_0 = 0, Q4_0 = 1 };
-constexpr int64_t blockBytes(int f) { return f == Q8_0 ? 34 : 18; }
 
 inline float halfToFloat(uint16_t h) {
   const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
@@ -222,32 +222,6 @@ void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t 
       }
     }
   });
-}
-
-namespace {
-
-// matmulQuant(a, blocks, c, m, n, k, format): format "q8_0" or "q4_0".
-napi_value MatmulQuant(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  int64_t m = A.i64(3), n = A.i64(4), k = A.i64(5), f = -1;
-  char name[8] = {0};
-  size_t len = 0;
-  if (!A.failed && napi_get_value_string_utf8(env, A.v[6], name, sizeof name, &len) == napi_ok)
-    f = std::strcmp(name, "q8_0") == 0 ? Q8_0 : std::strcmp(name, "q4_0") == 0 ? Q4_0 : -1;
-  if (!A.failed && f != Q8_0 && f != Q4_0) A.fail("herd native: matmulQuant format must be 'q8_0' or 'q4_0'");
-  const float* a = A.f32(0, m * k);
-  const int64_t rowBytes = (k + QK - 1) / QK * blockBytes((int)f);
-  const uint8_t* w = static_cast<const uint8_t*>(A.arr(1, napi_uint8_array, n * rowBytes));
-  float* c = A.f32(2, m * n);
-  if (!A.failed) matmulQuant(a, w, c, m, n, k, (int)f);
-  return undef(env);
-}
-
-}  // namespace
-
-void registerQuant(napi_env env, napi_value exports) {
-  static const NamedFn fns[] = {{"matmulQuant", MatmulQuant}};
-  registerFns(env, exports, fns, sizeof(fns) / sizeof(fns[0]));
 }
 
 }  // namespace herd

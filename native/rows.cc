@@ -2,7 +2,9 @@
 // its backward, fused cross-entropy forward and backward, and the elementwise kernels with the f64 sums.
 // Reference: src/backends/js/index.ts and crossEntropy.ts (the conformance suite checks these against
 // them). Exp-heavy loops use SimdOps (simd.h); the rest are plain loops the compiler vectorises.
-#include <string>
+//
+// Plain C++ (declared in herd.h), no N-API: the binding that checks the JS arguments and calls these
+// kernels is in napi.cc.
 
 #include "herd.h"
 #include "simd.h"
@@ -108,8 +110,6 @@ void rope(const float* x, float* out, const int32_t* pos, const float* invFreq, 
   });
 }
 
-namespace {
-
 // ------------------------------------------------------------------------------------------------
 // Embedding: rows copied; the backward splits the columns across threads and adds rows in order, so
 // repeated ids accumulate deterministically without atomics.
@@ -134,14 +134,16 @@ void embeddingBackward(const float* dout, const int32_t* ids, float* dtable, int
 }
 
 // ------------------------------------------------------------------------------------------------
-// Cross-entropy (targets are checked by the N-API function first, on the calling thread).
+// Cross-entropy (targets are checked by the binding first, on the calling thread: napi.cc).
 // ------------------------------------------------------------------------------------------------
+
+namespace {
 
 inline float rowWeight(int32_t t, int64_t r, const float* mask, int32_t ignore) {
   return t == ignore ? 0.f : mask ? mask[r] : 1.f;
 }
 
-void crossEntropy(const float* logits, const int32_t* targets, const float* mask, float* losses, float* lse,
+void crossEntropyRows(const float* logits, const int32_t* targets, const float* mask, float* losses, float* lse,
                   int64_t rows, int64_t vocab, int32_t ignore) {
   const SimdOps& K = simdOps();
   parallelFor(rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, vocab)), [&](int64_t r0, int64_t r1) {
@@ -158,8 +160,8 @@ void crossEntropy(const float* logits, const int32_t* targets, const float* mask
   });
 }
 
-void crossEntropyBackward(const float* logits, const int32_t* targets, const float* mask, const float* lse,
-                          float scale, float* dlogits, int64_t rows, int64_t vocab, int32_t ignore) {
+void crossEntropyBackwardRows(const float* logits, const int32_t* targets, const float* mask, const float* lse,
+                              float scale, float* dlogits, int64_t rows, int64_t vocab, int32_t ignore) {
   const SimdOps& K = simdOps();
   parallelFor(rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, vocab)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
@@ -211,192 +213,48 @@ double reduce(const float* a, int64_t n) {
   return total;
 }
 
-// ------------------------------------------------------------------------------------------------
-// N-API glue
-// ------------------------------------------------------------------------------------------------
+}  // namespace
 
-const int32_t* i32(Args& A, size_t i, int64_t need) {
-  return static_cast<const int32_t*>(A.arr(i, napi_int32_array, need));
-}
-
-// rope(x, out, positions, invFreq, tokens, heads, headDim, inverse)
-napi_value Rope(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  const int64_t tokens = A.i64(4), heads = A.i64(5), hd = A.i64(6);
-  const bool inverse = A.flag(7);
-  const float* x = A.f32(0, tokens * heads * hd);
-  float* out = A.f32(1, tokens * heads * hd);
-  const int32_t* pos = i32(A, 2, tokens);
-  const float* invFreq = A.f32(3, hd / 2);
-  if (!A.failed && hd % 2 != 0) A.fail("rope: headDim must be even");
-  if (!A.failed) rope(x, out, pos, invFreq, tokens, heads, hd, inverse);
-  return undef(env);
-}
-
-// Throws unless every id of rows [0, rows) indexes a row of a table of `len` floats.
-bool checkIds(Args& A, const int32_t* ids, int64_t rows, int64_t dim, size_t len) {
-  const int64_t vocab = dim == 0 ? INT64_MAX : (int64_t)len / dim;
-  for (int64_t r = 0; r < rows; r++)
-    if (ids[r] < 0 || ids[r] >= vocab) {
-      const std::string m = "embedding: id " + std::to_string(ids[r]) + " of row " + std::to_string(r) +
-                            " is outside the table [0, " + std::to_string(vocab) + ")";
-      napi_throw_range_error(A.env, nullptr, m.c_str());
-      return false;
-    }
-  return true;
-}
-
-size_t lengthOf(napi_env env, napi_value v) {
-  size_t len = 0;
-  napi_get_typedarray_info(env, v, nullptr, &len, nullptr, nullptr, nullptr);
-  return len;
-}
-
-// embedding(table, ids, out, rows, dim)
-napi_value Embedding(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  const int64_t rows = A.i64(3), dim = A.i64(4);
-  const float* table = A.f32(0, 0);
-  const int32_t* ids = i32(A, 1, rows);
-  float* out = A.f32(2, rows * dim);
-  if (!A.failed && checkIds(A, ids, rows, dim, lengthOf(env, A.v[0]))) embedding(table, ids, out, rows, dim);
-  return undef(env);
-}
-
-// embeddingBackward(dout, ids, dtable, rows, dim)
-napi_value EmbeddingBackward(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  const int64_t rows = A.i64(3), dim = A.i64(4);
-  const float* dout = A.f32(0, rows * dim);
-  const int32_t* ids = i32(A, 1, rows);
-  float* dtable = A.f32(2, 0);
-  if (!A.failed && checkIds(A, ids, rows, dim, lengthOf(env, A.v[2]))) embeddingBackward(dout, ids, dtable, rows, dim);
-  return undef(env);
-}
-
-// The reference's error for a target outside [0, vocab) that is not the ignore index.
-bool checkTargets(Args& A, const int32_t* t, int64_t rows, int64_t vocab, int32_t ignore) {
-  for (int64_t r = 0; r < rows; r++)
-    if (t[r] != ignore && !(t[r] >= 0 && t[r] < vocab)) {
-      const std::string m = "crossEntropy: target " + std::to_string(t[r]) + " of row " + std::to_string(r) +
-                            " is out of range [0, " + std::to_string(vocab) + ") and is not the ignore index " +
-                            std::to_string(ignore);
-      napi_throw_error(A.env, nullptr, m.c_str());
-      return false;
-    }
-  return true;
-}
-
-int32_t ignoreIndex(Args& A, size_t i) {
-  const double d = A.num(i);
-  return d >= INT32_MIN && d <= INT32_MAX ? (int32_t)d : INT32_MIN;
-}
-
-// crossEntropy(logits, targets, mask, losses, lse, rows, vocab, ignoreIndex)
-napi_value CrossEntropy(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  const int64_t rows = A.i64(5), vocab = A.i64(6);
-  const int32_t ignore = ignoreIndex(A, 7);
-  const float* logits = A.f32(0, rows * vocab);
-  const int32_t* targets = i32(A, 1, rows);
-  const float* mask = A.f32(2, rows, true);
-  float* losses = A.f32(3, rows);
-  float* lse = A.f32(4, rows);
-  if (A.failed || !checkTargets(A, targets, rows, vocab, ignore)) return undef(env);
+void crossEntropy(const float* logits, const int32_t* targets, const float* mask, float* losses, float* lse,
+                  int64_t rows, int64_t vocab, int32_t ignore) {
   if (vocab > 0) {
-    crossEntropy(logits, targets, mask, losses, lse, rows, vocab, ignore);
+    crossEntropyRows(logits, targets, mask, losses, lse, rows, vocab, ignore);
   } else {  // no classes (every target ignored): no mass, as the reference
     std::fill(lse, lse + rows, -INFINITY);
     std::fill(losses, losses + rows, 0.f);
   }
-  return undef(env);
 }
 
-// crossEntropyBackward(logits, targets, mask, lse, scale, dlogits, rows, vocab, ignoreIndex)
-napi_value CrossEntropyBackward(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  const int64_t rows = A.i64(6), vocab = A.i64(7);
-  const int32_t ignore = ignoreIndex(A, 8);
-  const float scale = (float)A.num(4);
-  const float* logits = A.f32(0, rows * vocab);
-  const int32_t* targets = i32(A, 1, rows);
-  const float* mask = A.f32(2, rows, true);
-  const float* lse = A.f32(3, rows);
-  float* d = A.f32(5, rows * vocab);
-  if (!A.failed && checkTargets(A, targets, rows, vocab, ignore) && vocab > 0)
-    crossEntropyBackward(logits, targets, mask, lse, scale, d, rows, vocab, ignore);
-  return undef(env);
+void crossEntropyBackward(const float* logits, const int32_t* targets, const float* mask, const float* lse,
+                          float scale, float* dlogits, int64_t rows, int64_t vocab, int32_t ignore) {
+  if (vocab > 0) crossEntropyBackwardRows(logits, targets, mask, lse, scale, dlogits, rows, vocab, ignore);
 }
 
-// add(a, b, out, n) and mul(a, b, out, n)
-template <bool Mul>
-napi_value Binary(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  const int64_t n = A.i64(3);
-  const float* a = A.f32(0, n);
-  const float* b = A.f32(1, n);
-  float* out = A.f32(2, n);
-  if (!A.failed)
-    elementwise(n, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; i++) out[i] = Mul ? a[i] * b[i] : a[i] + b[i];
-    });
-  return undef(env);
+void add(const float* a, const float* b, float* out, int64_t n) {
+  elementwise(n, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) out[i] = a[i] + b[i];
+  });
 }
 
-// scale(a, s, out, n): out = a·s
-napi_value Scale(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  const int64_t n = A.i64(3);
-  const float s = (float)A.num(1);
-  const float* a = A.f32(0, n);
-  float* out = A.f32(2, n);
-  if (!A.failed)
-    elementwise(n, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; i++) out[i] = a[i] * s;
-    });
-  return undef(env);
+void mul(const float* a, const float* b, float* out, int64_t n) {
+  elementwise(n, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) out[i] = a[i] * b[i];
+  });
 }
 
-// axpy(acc, a, s, n): acc += a·s
-napi_value Axpy(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  const int64_t n = A.i64(3);
-  const float s = (float)A.num(2);
-  float* acc = A.f32(0, n);
-  const float* a = A.f32(1, n);
-  if (!A.failed)
-    elementwise(n, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; i++) acc[i] += a[i] * s;
-    });
-  return undef(env);
+void scale(const float* a, float s, float* out, int64_t n) {
+  elementwise(n, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) out[i] = a[i] * s;
+  });
 }
 
-// sum(a, n) and sumSquares(a, n)
-template <bool Squares>
-napi_value Sum(napi_env env, napi_callback_info info) {
-  Args A(env, info);
-  const int64_t n = A.i64(1);
-  const float* a = A.f32(0, n);
-  napi_value r;
-  napi_create_double(env, A.failed ? 0 : reduce<Squares>(a, n), &r);
-  return r;
+void axpy(float* acc, const float* a, float s, int64_t n) {
+  elementwise(n, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) acc[i] += a[i] * s;
+  });
 }
 
-}  // namespace
-
-void registerRows(napi_env env, napi_value exports) {
-  static const NamedFn fns[] = {{"rope", Rope},
-                                {"embedding", Embedding},
-                                {"embeddingBackward", EmbeddingBackward},
-                                {"crossEntropy", CrossEntropy},
-                                {"crossEntropyBackward", CrossEntropyBackward},
-                                {"add", Binary<false>},
-                                {"mul", Binary<true>},
-                                {"scale", Scale},
-                                {"axpy", Axpy},
-                                {"sum", Sum<false>},
-                                {"sumSquares", Sum<true>}};
-  registerFns(env, exports, fns, sizeof(fns) / sizeof(fns[0]));
-}
+double sum(const float* a, int64_t n) { return reduce<false>(a, n); }
+double sumSquares(const float* a, int64_t n) { return reduce<true>(a, n); }
 
 }  // namespace herd

@@ -136,3 +136,21 @@ test("kernels know no model: no Llama in src/backends/ or native/", () => {
     .map((f) => relative(repoPath(), f));
   assert.deepEqual(named, [], "a backend file names Llama: model-shaped code belongs in src/model/");
 });
+
+// The addon's N-API code lives in its binding files only (napi.cc, napi_graph.cc, napi.h), apart from
+// the kernels: no other native/*.cc or .h so much as names napi_* or node_api.h (comments included, so
+// that a kernel file's comments do not lean on the binding's internals either).
+const BINDINGS = ["napi.cc", "napi_graph.cc", "napi.h"];
+
+test("the kernels know no N-API: only native/napi*.{cc,h} use napi_ or include node_api.h", () => {
+  const native = readdirSync(repoPath("native")).filter((f) => /\.(cc|h)$/.test(f));
+  for (const b of BINDINGS) assert.ok(native.includes(b), `native/${b} is gone: update BINDINGS`);
+  const code = (f: string) => readFileSync(repoPath("native", f), "utf8");
+  const kernels = native.filter((f) => !BINDINGS.includes(f));
+  assert.ok(kernels.length > 8);
+  const napi = kernels.filter((f) => /napi_|node_api\.h|NAPI_/.test(code(f)));
+  assert.deepEqual(napi, [], "N-API code in a kernel file: it belongs in the binding files (native/napi.cc)");
+  // The check sees a binding file's own N-API code.
+  assert.match(code("napi.cc"), /napi_value/);
+  assert.match(code("napi.h"), /#include <node_api\.h>/);
+});
