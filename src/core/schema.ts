@@ -392,7 +392,8 @@ function argName(f: Field): string {
 export function docWithDefault(f: Field): string {
   const d =
     f.type === "boolean" && f.default === false && f.defaultDoc === undefined ? undefined : defaultText(f);
-  return d === undefined ? f.doc : `${f.doc} (default ${d})`;
+  if (d === undefined) return f.doc;
+  return f.defaultDoc !== undefined ? `${f.doc} (default: ${d})` : `${f.doc} (default ${d})`;
 }
 
 /**
