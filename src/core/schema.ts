@@ -151,7 +151,7 @@ export function allowed(f: Field): string {
     case "strings":
       return (f.nonEmpty ? "a non-empty list of strings" : "a list of strings") + orNull;
     case "numbers":
-      return `${f.nonEmpty ? "a non-empty list" : "a list"} of ${rangeText(f.integer ? "integer" : "number", f).replace(/^an? /, "")}s${orNull}`;
+      return `${f.nonEmpty ? "a non-empty list" : "a list"} of ${rangeText(f.integer ? "integer" : "number", f).replace(/^an? (positive )?(integer|number)/, "$1$2s")}${orNull}`;
     case "object":
       return "an object";
     case "list":
@@ -509,4 +509,38 @@ export function parseCli<S extends Schema>(
     else values[k] = fromText(k, f, v);
   }
   return { values: values as CliValues<S>, positionals: parsed.positionals };
+}
+
+// --- README tables --------------------------------------------------------------------------------
+
+/** A markdown table of a config schema's fields (nested ones dotted, list items as `stages[].steps`). */
+export function configTable(schema: Schema): string {
+  const rows: string[] = [];
+  const walk = (s: Schema, prefix: string) => {
+    for (const [k, f] of Object.entries(s)) {
+      const path = prefix ? `${prefix}.${k}` : k;
+      if (f.type === "object" && f.fields) walk(f.fields, path);
+      else if (f.type === "list") {
+        rows.push(`| \`${path}\` | ${allowed(f)} | ${cell(f)} | ${f.doc} |`);
+        walk(f.of, `${path}[]`);
+      } else rows.push(`| \`${path}\` | ${allowed(f)} | ${cell(f)} | ${f.doc.replace(/\n/g, " ")} |`);
+    }
+  };
+  const cell = (f: Field) => {
+    const d = defaultText(f);
+    if (d === undefined) return f.optional ? "unset" : "required";
+    return f.defaultDoc !== undefined ? d : `\`${d}\``;
+  };
+  walk(schema, "");
+  return ["| field | allowed | default | meaning |", "|---|---|---|---|", ...rows].join("\n");
+}
+
+/** `text` with what lies between `<!-- name:begin -->` and `<!-- name:end -->` replaced by `body`. */
+export function withGenerated(text: string, name: string, body: string): string {
+  const begin = `<!-- ${name}:begin -->`;
+  const end = `<!-- ${name}:end -->`;
+  const a = text.indexOf(begin);
+  const b = text.indexOf(end);
+  if (a < 0 || b < a) throw new Error(`README: no ${begin} … ${end} markers`);
+  return `${text.slice(0, a + begin.length)}\n${body}\n${text.slice(b)}`;
 }

@@ -104,7 +104,7 @@ const STAGE_SCHEMA = {
     type: "string",
     nonEmpty: true,
     optional: true,
-    defaultDoc: "<kind>-<index>",
+    defaultDoc: "`<kind>-<index>`",
     doc: "the stage's name",
   },
   kind: {
@@ -152,7 +152,7 @@ export const PRETRAIN_SCHEMA = {
     type: "string",
     nonEmpty: true,
     default: "runs",
-    doc: "folder holding runs/<name>/ (relative: beside the config file)",
+    doc: "folder holding `runs/<name>/` (relative: beside the config file)",
   },
   model: {
     type: "object",
