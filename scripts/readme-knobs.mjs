@@ -1,6 +1,8 @@
-// Rewrites the knobs table in README.md (between <!-- knobs:begin --> and <!-- knobs:end -->) from the
-// declarations in src/core/knobs.ts, as compiled to dist/ (run `npm run build` first).
-// test/core/knobs.test.ts fails while the README's table differs from what this writes.
+// Rewrites the generated tables in README.md from their declarations, as compiled to dist/ (run
+// `npm run build` first): the knobs table (between <!-- knobs:begin --> and <!-- knobs:end -->, from
+// src/core/knobs.ts) and the pre-training config's fields (<!-- pretrain-config:begin/end -->, from
+// PRETRAIN_SCHEMA in src/train/config.ts, rendered by src/core/schema.ts's configTable).
+// test/core/knobs.test.ts and test/train/configSchema.test.ts fail while the README differs.
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -9,9 +11,13 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const { withKnobTable } = await import(pathToFileURL(join(root, "dist", "src", "core", "knobs.js")).href);
 const path = join(root, "README.md");
 const before = readFileSync(path, "utf8");
-const after = withKnobTable(before);
-if (after === before) console.log("README.md: the knobs table is up to date");
+const { withGenerated, configTable } = await import(
+  pathToFileURL(join(root, "dist", "src", "core", "schema.js")).href
+);
+const { PRETRAIN_SCHEMA } = await import(pathToFileURL(join(root, "dist", "src", "train", "config.js")).href);
+const after = withGenerated(withKnobTable(before), "pretrain-config", configTable(PRETRAIN_SCHEMA));
+if (after === before) console.log("README.md: the generated tables are up to date");
 else {
   writeFileSync(path, after);
-  console.log("README.md: knobs table rewritten");
+  console.log("README.md: generated tables rewritten");
 }

@@ -4,39 +4,42 @@
 // When the dialog outgrows --context the oldest turns are dropped with a notice on stderr (the system
 // message stays); a message too long even alone is refused with a notice, and the chat goes on.
 import { createInterface } from "node:readline";
-import { parseArgs } from "node:util";
+import { type CliValues, commandHelp, parseCli, type Schema } from "../core/schema.js";
 import { ChatSession, ContextFullError, DEFAULT_CONTEXT } from "../generate/chat.js";
 import { codecFor } from "../generate/codec.js";
 import { loadModel } from "../model/load.js";
 import { ChatFormat } from "../tokenizer/index.js";
-import { MODEL_HELP, MODEL_OPTIONS, num, rate, samplingFrom, UsageError } from "./modelArgs.js";
+import { MODEL_OPTIONS, rate, samplingFrom, UsageError } from "./modelArgs.js";
 
-const HELP = `usage: herd chat --model DIR [options]
+const OPTIONS = {
+  system: { type: "string", arg: "TEXT", doc: "system message at the start of the dialog" },
+  context: {
+    type: "integer",
+    min: 1,
+    defaultDoc: `the model's context, at most ${DEFAULT_CONTEXT}`,
+    doc: "tokens of dialog kept; the oldest turns are dropped to leave a reply its room (--max-tokens, at most half)",
+  },
+  ...MODEL_OPTIONS,
+} as const satisfies Schema;
 
-Type a message and press enter; /reset starts a new dialog, /exit leaves.
-
-  --system TEXT       system message at the start of the dialog
-  --context N         tokens of dialog kept (default: the model's context, at most ${DEFAULT_CONTEXT}); the
-                      oldest turns are dropped to leave a reply its room (--max-tokens, at most half)
-${MODEL_HELP}`;
+export const HELP = commandHelp(
+  "usage: herd chat --model DIR [options]",
+  OPTIONS,
+  "Type a message and press enter; /reset starts a new dialog, /exit leaves.",
+);
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { ...MODEL_OPTIONS, system: { type: "string" }, context: { type: "string" } },
-  });
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
   let session: ChatSession;
+  let values: CliValues<typeof OPTIONS>;
   try {
+    values = parseCli(OPTIONS, argv).values;
+    if (values.help) {
+      process.stdout.write(`${HELP}\n`);
+      return 0;
+    }
     if (!values.model) throw new UsageError("--model DIR is required");
     const sampling = samplingFrom(values);
-    const context =
-      values.context === undefined
-        ? undefined
-        : num(values.context, "context", 0, (x) => Number.isInteger(x) && x >= 1);
+    const context = values.context;
     const model = await loadModel(values.model, { dtype: values.f32 ? "f32" : "keep" });
     const max = model.config.maxPositionEmbeddings;
     if (context !== undefined && context > max)

@@ -1,22 +1,40 @@
 // `herd generate --model DIR --prompt TEXT` (or `--prompt-ids 1,2,3`): continue a prompt with a Llama
 // model, text streaming to stdout as it is generated; `--print-ids` prints the generated ids (for models
 // without a tokenizer, such as the reference models). Timings go to stderr.
-import { parseArgs } from "node:util";
+import { commandHelp, parseCli, type Schema } from "../core/schema.js";
 import { codecFor } from "../generate/codec.js";
 import { generate } from "../generate/generate.js";
 import { LLAMA3_STOP_IDS } from "../model/config.js";
 import { loadModel } from "../model/load.js";
-import { MODEL_HELP, MODEL_OPTIONS, rate, samplingFrom, UsageError } from "./modelArgs.js";
+import { MODEL_OPTIONS, rate, samplingFrom, UsageError } from "./modelArgs.js";
 
-const HELP = `usage: herd generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [options]
+const OPTIONS = {
+  prompt: {
+    type: "string",
+    short: "p",
+    arg: "TEXT",
+    doc: "text to continue (BOS is prepended unless --no-bos)",
+  },
+  "prompt-ids": {
+    type: "string",
+    arg: "IDS",
+    doc: "token ids to continue, comma- or space-separated, used exactly as given",
+  },
+  "print-ids": {
+    type: "boolean",
+    default: false,
+    doc: "print the generated ids (comma-separated) after the text",
+  },
+  stop: { type: "strings", arg: "STRING", doc: "also stop at this text (repeatable); it is not printed" },
+  "ignore-eos": { type: "boolean", default: false, doc: "do not stop on end-of-text ids" },
+  "no-bos": { type: "boolean", default: false, doc: "do not prepend BOS to --prompt" },
+  ...MODEL_OPTIONS,
+} as const satisfies Schema;
 
-  --prompt TEXT       text to continue (BOS is prepended unless --no-bos)
-  --prompt-ids IDS    token ids to continue, comma- or space-separated, used exactly as given
-  --print-ids         print the generated ids (comma-separated) after the text
-  --stop STRING       also stop at this text (repeatable); it is not printed
-  --ignore-eos        do not stop on end-of-text ids
-  --no-bos            do not prepend BOS to --prompt
-${MODEL_HELP}`;
+export const HELP = commandHelp(
+  "usage: herd generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [options]",
+  OPTIONS,
+);
 
 export function parseIds(s: string): number[] {
   const parts = s.split(/[\s,]+/).filter((p) => p !== "");
@@ -28,23 +46,12 @@ export function parseIds(s: string): number[] {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      ...MODEL_OPTIONS,
-      prompt: { type: "string", short: "p" },
-      "prompt-ids": { type: "string" },
-      "print-ids": { type: "boolean", default: false },
-      stop: { type: "string", multiple: true },
-      "ignore-eos": { type: "boolean", default: false },
-      "no-bos": { type: "boolean", default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
   try {
+    const { values } = parseCli(OPTIONS, argv);
+    if (values.help) {
+      process.stdout.write(`${HELP}\n`);
+      return 0;
+    }
     if (!values.model) throw new UsageError("--model DIR is required");
     if ((values.prompt === undefined) === (values["prompt-ids"] === undefined))
       throw new UsageError("give exactly one of --prompt TEXT and --prompt-ids IDS");

@@ -2,8 +2,10 @@
 // herd's command-line entry point: finds the subcommand and hands it the remaining arguments.
 // Each command lives in its own file under src/cli/ and exports `run(argv: string[]): Promise<number>`
 // (the exit code). This file holds no logic of its own beyond dispatch and error reporting; it checks the
-// HERD_* knobs (src/core/knobs.ts) before a command loads, so a bad value fails before any work.
+// HERD_* knobs (src/core/knobs.ts) before a command loads, so a bad value fails before any work. A
+// UsageError escaping a command (a bad option value) exits 2.
 import { checkKnobs, knob } from "../core/knobs.js";
+import { UsageError } from "../core/schema.js";
 
 interface Command {
   summary: string;
@@ -103,6 +105,7 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     const msg = err instanceof Error ? (debug() ? (err.stack ?? err.message) : err.message) : String(err);
     process.stderr.write(`herd${running ? ` ${running}` : ""}: ${msg}\n`);
-    process.exitCode = 1;
+    // A bad option (src/core/schema.ts's parseCli) is a usage error: exit 2, as the commands' own checks.
+    process.exitCode = err instanceof UsageError ? 2 : 1;
   },
 );

@@ -1,54 +1,70 @@
 // Options shared by `herd generate` and `herd chat`: where the model is, how to hold its weights, which
-// tokenizer, and how to sample. Parsed values are checked here so both commands report the same errors.
-import type { ParseArgsConfig } from "node:util";
-import type { SamplingOptions } from "../generate/sampling.js";
+// tokenizer, and how to sample, declared once as a src/core/schema.ts CLI schema (its --help lines and
+// parsing follow from it). Values are checked by the schema so both commands report the same errors;
+// the sampling defaults are the library's (SAMPLING_DEFAULTS, the Llama 3 reference).
+import { type CliValues, HELP_OPTION, type Schema, UsageError } from "../core/schema.js";
+import { SAMPLING_DEFAULTS, type SamplingOptions } from "../generate/sampling.js";
+
+export { UsageError };
 
 export const MODEL_OPTIONS = {
-  model: { type: "string", short: "m" },
-  tokenizer: { type: "string" },
-  f32: { type: "boolean", default: false },
-  "max-tokens": { type: "string" },
-  temperature: { type: "string" },
-  "top-p": { type: "string" },
-  "top-k": { type: "string" },
-  seed: { type: "string" },
-  help: { type: "boolean", short: "h", default: false },
-} as const satisfies ParseArgsConfig["options"];
+  model: {
+    type: "string",
+    short: "m",
+    arg: "DIR",
+    doc: "checkpoint directory: HF (config.json + safetensors) or Meta (params.json + .pth)",
+  },
+  tokenizer: {
+    type: "string",
+    arg: "PATH",
+    doc: "a vocab.json piece list or a tiktoken ranks file",
+    defaultDoc: "vocab.json or tokenizer.model in DIR, else the shipped Llama 3 tokenizer for its vocabulary",
+  },
+  f32: {
+    type: "boolean",
+    default: false,
+    defaultDoc: "use them as stored, half the memory",
+    doc: "widen bf16 weights to f32",
+  },
+  "max-tokens": { type: "integer", min: 0, default: 256, doc: "new tokens at most" },
+  temperature: {
+    type: "number",
+    min: 0,
+    default: SAMPLING_DEFAULTS.temperature,
+    defaultDoc: `${SAMPLING_DEFAULTS.temperature}, the Llama 3 reference`,
+    arg: "T",
+    doc: "0 is greedy",
+  },
+  "top-p": {
+    type: "number",
+    min: 0,
+    minExclusive: true,
+    max: 1,
+    default: SAMPLING_DEFAULTS.topP,
+    arg: "P",
+    doc: "nucleus mass",
+  },
+  "top-k": {
+    type: "integer",
+    min: 0,
+    default: SAMPLING_DEFAULTS.topK,
+    defaultDoc: `${SAMPLING_DEFAULTS.topK}: all`,
+    arg: "K",
+    doc: "keep the K most likely tokens",
+  },
+  seed: { type: "integer", default: SAMPLING_DEFAULTS.seed, arg: "S", doc: "seed of the sampler" },
+  ...HELP_OPTION,
+} as const satisfies Schema;
 
-export const MODEL_HELP = `  --model, -m DIR     checkpoint directory: HF (config.json + safetensors) or Meta (params.json + .pth)
-  --tokenizer PATH    a vocab.json piece list or a tiktoken ranks file (default: vocab.json or
-                      tokenizer.model in DIR, else the shipped Llama 3 tokenizer for its vocabulary)
-  --f32               widen bf16 weights to f32 (default: use them as stored, half the memory)
-  --max-tokens N      new tokens at most (default 256)
-  --temperature T     0 is greedy (default 0.6, the Llama 3 reference)
-  --top-p P           nucleus mass (default 0.9)
-  --top-k K           keep the K most likely tokens (default 0: all)
-  --seed S            seed of the sampler (default 0)
-  -h, --help          this help`;
-
-export class UsageError extends Error {}
-
-export function num(
-  v: string | undefined,
-  name: string,
-  fallback: number,
-  check: (x: number) => boolean,
-): number {
-  if (v === undefined) return fallback;
-  const x = Number(v);
-  if (v.trim() === "" || !Number.isFinite(x) || !check(x))
-    throw new UsageError(`--${name}: bad value '${v}'`);
-  return x;
-}
-
-export function samplingFrom(values: Record<string, unknown>): SamplingOptions & { maxNewTokens: number } {
-  const s = (k: string) => values[k] as string | undefined;
+export function samplingFrom(
+  values: CliValues<typeof MODEL_OPTIONS>,
+): SamplingOptions & { maxNewTokens: number } {
   return {
-    maxNewTokens: num(s("max-tokens"), "max-tokens", 256, (x) => Number.isInteger(x) && x >= 0),
-    temperature: num(s("temperature"), "temperature", 0.6, (x) => x >= 0),
-    topP: num(s("top-p"), "top-p", 0.9, (x) => x > 0 && x <= 1),
-    topK: num(s("top-k"), "top-k", 0, (x) => Number.isInteger(x) && x >= 0),
-    seed: num(s("seed"), "seed", 0, (x) => Number.isInteger(x)),
+    maxNewTokens: values["max-tokens"],
+    temperature: values.temperature,
+    topP: values["top-p"],
+    topK: values["top-k"],
+    seed: values.seed,
   };
 }
 

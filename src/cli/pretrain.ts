@@ -3,8 +3,9 @@
 // updating line (step, loss, tokens/s, MFU, ETA) on a terminal, a plain line per step otherwise. The
 // evaluation (held-out loss, long-context checks) is eval's pretrainEvaluator, handed to the trainer here;
 // `--demo` is the recipe's (src/recipe/demo.ts). Argument parsing and printing only.
-import { parseArgs } from "node:util";
+
 import { setBackend } from "../backends/index.js";
+import { commandHelp, HELP_OPTION, parseCli, type Schema } from "../core/schema.js";
 import { pretrainEvaluator } from "../eval/pretrainEvaluator.js";
 import { demoSamples, prepareDemo } from "../recipe/demo.js";
 import { loadConfig } from "../train/config.js";
@@ -14,11 +15,11 @@ import { parseStepsScale, scaleSteps } from "../train/stepsScale.js";
 import { pretrain } from "../train/trainer.js";
 import { formatDuration } from "./duration.js";
 
-const HELP = `usage: herd pretrain CONFIG [--steps-scale F] [--backend NAME] [--quiet] [--allow-config-change]
+const USAGE = `usage: herd pretrain CONFIG [--steps-scale F] [--backend NAME] [--quiet] [--allow-config-change]
        herd pretrain --demo [--runs DIR] [--steps-scale F]
-       herd pretrain check RUN_DIR [--step N]   (long-context checks on a run's weights)
+       herd pretrain check RUN_DIR [--step N]   (long-context checks on a run's weights)`;
 
-Pre-trains a Llama 3 model as CONFIG (JSON or YAML) describes: stages (initial, long-context,
+const PROSE = `Pre-trains a Llama 3 model as CONFIG (JSON or YAML) describes: stages (initial, long-context,
 annealing), token shards (HERDTOKS v1), AdamW (β 0.9/0.95, eps 1e-8, weight decay 0.1 on matrices) with
 clipping at 1.0, warm-up + cosine schedule. Writes runs/<name>/: config.json (every default filled in),
 metrics.jsonl (loss, lr, grad norm, tokens, tokens/s, MFU per step), checkpoints/step-N/, final/ (the
@@ -28,20 +29,43 @@ cores used (clock × flops/cycle of AVX-512 / AVX2 / 128-bit SIMD × threads), c
 After the first steps it prints an estimate of the whole run's time on this machine.
 
 Relative paths inside CONFIG resolve against CONFIG's folder; relative paths given on the command line
-(CONFIG itself, --runs) against the current directory.
+(CONFIG itself, --runs) against the current directory.`;
 
-options:
-  --demo           the default run (npm start): BPE vocabulary and shards from assets/pretrain-corpus,
-                   the small preset through three stages (~10 min on 2 cores), then samples
-  --runs DIR       where --demo puts its run (default: runs, in the current directory)
-  --steps-scale F  multiply every stage's steps, the warm-up and the ramp thresholds by F (e.g. 0.02
-                   for a one-minute try of the whole recipe); a resume must pass the same F
-  --backend NAME   tensor backend (js, wasm, native; default: the fastest available)
-  --quiet          no progress output
-  --allow-config-change
-                   resume although CONFIG differs from the run's config.json (refused otherwise,
-                   listing each change; the model's dimensions can never change)
-  -h, --help       this help`;
+const OPTIONS = {
+  demo: {
+    type: "boolean",
+    default: false,
+    doc: "the default run (npm start): BPE vocabulary and shards from assets/pretrain-corpus, the small preset through three stages (~10 min on 2 cores), then samples",
+  },
+  runs: {
+    type: "string",
+    default: "runs",
+    defaultDoc: "runs, in the current directory",
+    arg: "DIR",
+    doc: "where --demo puts its run",
+  },
+  "steps-scale": {
+    type: "string",
+    default: "1",
+    arg: "F",
+    doc: "multiply every stage's steps, the warm-up and the ramp thresholds by F (e.g. 0.02 for a one-minute try of the whole recipe); a resume must pass the same F",
+  },
+  backend: {
+    type: "string",
+    arg: "NAME",
+    defaultDoc: "the fastest available",
+    doc: "tensor backend (js, wasm, native)",
+  },
+  quiet: { type: "boolean", default: false, doc: "no progress output" },
+  "allow-config-change": {
+    type: "boolean",
+    default: false,
+    doc: "resume although CONFIG differs from the run's config.json (refused otherwise, listing each change; the model's dimensions can never change)",
+  },
+  ...HELP_OPTION,
+} as const satisfies Schema;
+
+export const HELP = commandHelp(USAGE, OPTIONS, PROSE);
 
 export function progressText(m: StepMetrics): string {
   const flag = m.skipped ? " (non-finite: skipped, no update)" : m.diverged ? " (non-finite: stopped)" : "";
@@ -85,19 +109,7 @@ export class RunEstimate {
 
 export async function run(argv: string[]): Promise<number> {
   if (argv[0] === "check") return (await import("./pretrainCheck.js")).runCheck(argv.slice(1));
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      backend: { type: "string" },
-      quiet: { type: "boolean", default: false },
-      "allow-config-change": { type: "boolean", default: false },
-      demo: { type: "boolean", default: false },
-      runs: { type: "string", default: "runs" },
-      "steps-scale": { type: "string", default: "1" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
+  const { values, positionals } = parseCli(OPTIONS, argv, { positionals: true });
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return 0;

@@ -3,33 +3,37 @@
 // stage (src/eval/longContext.ts). Exit code 0 when they pass, 1 when they fail, 2 for bad arguments.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { setBackend } from "../backends/index.js";
+import { commandHelp, HELP_OPTION, parseCli, type Schema } from "../core/schema.js";
 import { checkRun, longContextLine } from "../eval/longContext.js";
 
-const HELP = `usage: herd pretrain check RUN_DIR [--step N] [--stage NAME] [--backend NAME]
+const USAGE = "usage: herd pretrain check RUN_DIR [--step N] [--stage NAME] [--backend NAME]";
 
-Runs the long-context checks of spec §6.2 on a pre-training run's weights: held-out loss at the initial
+const PROSE = `Runs the long-context checks of spec §6.2 on a pre-training run's weights: held-out loss at the initial
 stage's length against its value at the end of that stage, and needle-in-a-haystack over lengths × depths
-(the run's longContext config). Writes RUN_DIR/long-context/check-<stage>-step-N.json and a heat map.
+(the run's longContext config). Writes RUN_DIR/long-context/check-<stage>-step-N.json and a heat map.`;
 
-options:
-  --step N        the checkpoint of step N (default: final/, else the newest checkpoint)
-  --stage NAME    the long-context stage to judge (default: the one the weights belong to)
-  --backend NAME  tensor backend (js, wasm, native)
-  -h, --help      this help`;
+const OPTIONS = {
+  step: {
+    type: "string",
+    arg: "N",
+    defaultDoc: "final/, else the newest checkpoint",
+    doc: "the checkpoint of step N",
+  },
+  stage: {
+    type: "string",
+    arg: "NAME",
+    defaultDoc: "the one the weights belong to",
+    doc: "the long-context stage to judge",
+  },
+  backend: { type: "string", arg: "NAME", doc: "tensor backend (js, wasm, native)" },
+  ...HELP_OPTION,
+} as const satisfies Schema;
+
+export const HELP = commandHelp(USAGE, OPTIONS, PROSE);
 
 export async function runCheck(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      step: { type: "string" },
-      stage: { type: "string" },
-      backend: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
+  const { values, positionals } = parseCli(OPTIONS, argv, { positionals: true });
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return 0;

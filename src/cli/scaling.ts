@@ -43,6 +43,10 @@ function positive(flag: string, v: string | undefined, def: number): number {
 }
 
 export async function run(argv: string[]): Promise<number> {
+  if (argv[0] === "--help" || argv[0] === "-h") {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
   const [sub, ...rest] = argv;
   const { values, positionals } = parseArgs({
     args: rest,

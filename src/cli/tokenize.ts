@@ -1,41 +1,41 @@
 // `herd tokenize encode|decode|count [FILE]`: the Llama 3 tokenizer (or any ranks file) on the command
 // line. Input comes from FILE, --text or stdin; encode prints ids, decode reads ids and prints text.
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { commandHelp, HELP_OPTION, parseCli, type Schema } from "../core/schema.js";
 import { Tokenizer } from "../tokenizer/tiktoken.js";
 
-const HELP = `usage: herd tokenize <encode|decode|count> [FILE] [options]
+const USAGE = "usage: herd tokenize <encode|decode|count> [FILE] [options]";
 
-  encode   text → ids (space-separated; --json for a JSON array)
+const PROSE = `  encode   text → ids (space-separated; --json for a JSON array)
   decode   ids (separated by spaces, commas or newlines, or a JSON array) → text
   count    text → number of tokens
 
-Input is FILE, or --text, or stdin.
+Input is FILE, or --text, or stdin.`;
 
-options:
-  --tokenizer PATH   a tiktoken-format ranks file (default: Meta's Llama 3 tokenizer, shipped)
-  --sha256 HEX       refuse the ranks file unless its sha256 is HEX
-  --text STRING      input given on the command line
-  --bos, --eos       add <|begin_of_text|> / <|end_of_text|> (encode)
-  --allow-special    recognise special-token text such as <|eot_id|> in the input (encode, count)
-  --json             print ids as a JSON array (encode)
-  -h, --help         this help`;
+const OPTIONS = {
+  tokenizer: {
+    type: "string",
+    arg: "PATH",
+    defaultDoc: "Meta's Llama 3 tokenizer, shipped",
+    doc: "a tiktoken-format ranks file",
+  },
+  sha256: { type: "string", arg: "HEX", doc: "refuse the ranks file unless its sha256 is HEX" },
+  text: { type: "string", arg: "STRING", doc: "input given on the command line" },
+  bos: { type: "boolean", default: false, doc: "add <|begin_of_text|> (encode)" },
+  eos: { type: "boolean", default: false, doc: "add <|end_of_text|> (encode)" },
+  "allow-special": {
+    type: "boolean",
+    default: false,
+    doc: "recognise special-token text such as <|eot_id|> in the input (encode, count)",
+  },
+  json: { type: "boolean", default: false, doc: "print ids as a JSON array (encode)" },
+  ...HELP_OPTION,
+} as const satisfies Schema;
+
+const HELP = commandHelp(USAGE, OPTIONS, PROSE);
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      tokenizer: { type: "string" },
-      sha256: { type: "string" },
-      text: { type: "string" },
-      bos: { type: "boolean", default: false },
-      eos: { type: "boolean", default: false },
-      "allow-special": { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
+  const { values, positionals } = parseCli(OPTIONS, argv, { positionals: true });
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return 0;

@@ -4,10 +4,17 @@
 // exceeds p, renormalise, draw. A seeded generator (src/core/rng.ts) makes a run reproducible.
 import { uniform } from "../core/rng.js";
 
+/**
+ * The sampling defaults, written once: the Llama 3 reference's (temperature 0.6, top-p 0.9), for the
+ * library (Sampler, generate, ChatSession) and the CLI (src/cli/modelArgs.ts) alike. Pass temperature 0
+ * for greedy decoding.
+ */
+export const SAMPLING_DEFAULTS = { temperature: 0.6, topP: 0.9, topK: 0, seed: 0 } as const;
+
 export interface SamplingOptions {
-  /** 0 (default) is greedy. The Llama 3 reference default for chat is 0.6. */
+  /** 0 is greedy; default SAMPLING_DEFAULTS.temperature (0.6, the Llama 3 reference). */
   temperature?: number;
-  /** Nucleus mass in (0, 1]; 1 keeps everything (default). Reference default 0.9. */
+  /** Nucleus mass in (0, 1]; 1 keeps everything. Default SAMPLING_DEFAULTS.topP (0.9). */
   topP?: number;
   /** Keep only the k most likely tokens; 0 (default) keeps all. */
   topK?: number;
@@ -107,11 +114,11 @@ export class Sampler {
   private readonly random: () => number;
 
   constructor(opts: SamplingOptions = {}) {
-    this.temperature = opts.temperature ?? 0;
-    this.topP = opts.topP ?? 1;
-    this.topK = opts.topK ?? 0;
+    this.temperature = opts.temperature ?? SAMPLING_DEFAULTS.temperature;
+    this.topP = opts.topP ?? SAMPLING_DEFAULTS.topP;
+    this.topK = opts.topK ?? SAMPLING_DEFAULTS.topK;
     if (!(this.temperature >= 0)) throw new Error(`sampling: temperature ${this.temperature} must be ≥ 0`);
-    this.random = seededRandom(opts.seed ?? 0);
+    this.random = seededRandom(opts.seed ?? SAMPLING_DEFAULTS.seed);
   }
 
   get greedy(): boolean {

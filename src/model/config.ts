@@ -1,6 +1,8 @@
 // The Llama 3 model configuration: plain data, one field per field of Hugging Face's `config.json`
 // (LlamaConfig), read from HF configs and Meta's `params.json` and written back with exactly HF's keys.
 // Spec: ../shared/spec/llama3.md §2.1 (hyperparameters), §2.2 (FFN size), §2.6 (llama3 RoPE scaling).
+// Fields are checked with src/core/schema.ts (one wording for every config's errors).
+import { validateField } from "../core/schema.js";
 
 /** The "llama3" RoPE frequency scaling of Llama 3.1 and 3.2 (spec §2.6). */
 export interface RopeScaling {
@@ -78,21 +80,15 @@ function field(file: string, name: string, msg: string): Error {
   return new Error(`${file}: field '${name}' ${msg}`);
 }
 
+/** A positive integer field of at most `max` (src/core/schema.ts's wording: "must be at most 512, got …"). */
 function posInt(obj: Json, name: string, file: string, max: number, fallback?: number): number {
-  const v = obj[name] ?? fallback;
-  if (v === undefined) throw field(file, name, "is missing");
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0)
-    throw field(file, name, `must be a positive integer, got ${JSON.stringify(v)}`);
-  if (v > max) throw field(file, name, `must be at most ${max}, got ${v}`);
-  return v;
+  const f = { type: "integer", min: 0, minExclusive: true, max, default: fallback, doc: name } as const;
+  return validateField(f, obj[name] ?? undefined, file, name) as number;
 }
 
 function posNum(obj: Json, name: string, file: string, fallback?: number): number {
-  const v = obj[name] ?? fallback;
-  if (v === undefined) throw field(file, name, "is missing");
-  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0)
-    throw field(file, name, `must be a positive number, got ${JSON.stringify(v)}`);
-  return v;
+  const f = { type: "number", min: 0, minExclusive: true, default: fallback, doc: name } as const;
+  return validateField(f, obj[name] ?? undefined, file, name) as number;
 }
 
 function tokenId(v: unknown, name: string, file: string): number {

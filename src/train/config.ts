@@ -1,13 +1,18 @@
 // The `herd pretrain` configuration (JSON or YAML): model shape, token shards, stages, optimiser,
-// schedule, checkpointing. `resolveConfig` fills every default and checks every field; errors name the
-// file and the field. The resolved config is written back into the run folder so a run says exactly
+// schedule, checkpointing, declared once as PRETRAIN_SCHEMA (src/core/schema.ts: type, default, range,
+// doc). `resolveConfig` fills every default and checks every field; errors name the file and the field. The resolved config is written back into the run folder so a run says exactly
 // what it did.
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { type Infer, type Schema, SchemaError, validate } from "../core/schema.js";
 import { preset } from "../model/presets.js";
 import { DEFAULT_EVAL, type EvalConfig } from "./heldoutSplit.js";
-import { type LongContextConfig, resolveLongContextConfig } from "./longContextConfig.js";
+import {
+  LONG_CONTEXT_SCHEMA,
+  type LongContextConfig,
+  resolveLongContextConfig,
+} from "./longContextConfig.js";
 import { DEFAULT_OPTIMIZER, type OptimizerConfig } from "./optimizer.js";
 
 export type StageKind = "initial" | "long-context" | "annealing";
@@ -71,171 +76,280 @@ export interface PretrainConfig {
 }
 
 export type NonFiniteAction = "stop" | "skip";
-const NON_FINITE_ACTIONS: NonFiniteAction[] = ["stop", "skip"];
 
 type Obj = Record<string, unknown>;
 
-class Fields {
-  constructor(
-    readonly file: string,
-    readonly obj: Obj,
-    readonly prefix: string,
-  ) {}
-  private fail(key: string, why: string): Error {
-    return new Error(`${this.file}: field '${this.prefix}${key}' ${why}`);
-  }
-  num(key: string, def: number | undefined, check: (v: number) => boolean, what: string): number {
-    const v = this.obj[key] ?? def;
-    if (v === undefined) throw this.fail(key, "is required");
-    if (typeof v !== "number" || !check(v))
-      throw this.fail(key, `must be ${what} (got ${JSON.stringify(v)})`);
-    return v;
-  }
-  int(key: string, def?: number, min = 1): number {
-    return this.num(key, def, (v) => Number.isInteger(v) && v >= min, `an integer ≥ ${min}`);
-  }
-  str(key: string, def?: string): string {
-    const v = this.obj[key] ?? def;
-    if (typeof v !== "string" || v === "") throw this.fail(key, "must be a non-empty string");
-    return v;
-  }
-  strings(key: string, def?: string[]): string[] {
-    const v = this.obj[key] ?? def;
-    if (!Array.isArray(v) || v.length === 0 || v.some((s) => typeof s !== "string"))
-      throw this.fail(key, "must be a non-empty list of file paths");
-    return v as string[];
-  }
-  bool(key: string, def: boolean): boolean {
-    const v = this.obj[key] ?? def;
-    if (typeof v !== "boolean") throw this.fail(key, "must be true or false");
-    return v;
-  }
-  sub(key: string): Fields {
-    const v = this.obj[key] ?? {};
-    if (typeof v !== "object" || v === null || Array.isArray(v)) throw this.fail(key, "must be an object");
-    return new Fields(this.file, v as Obj, `${this.prefix}${key}.`);
-  }
-  known(keys: string[]): void {
-    for (const k of Object.keys(this.obj))
-      if (!keys.includes(k)) throw this.fail(k, `is not a known field (known: ${keys.join(", ")})`);
-  }
-}
+const pos = { min: 0, minExclusive: true } as const;
+const unit = { min: 0, max: 1, maxExclusive: true } as const;
 
-const KINDS: StageKind[] = ["initial", "long-context", "annealing"];
+const RAMP_SCHEMA = {
+  afterTokens: {
+    type: "integer",
+    min: 1,
+    doc: "tokens of this stage after which the entry applies (rising)",
+  },
+  batch: { type: "integer", min: 1, doc: "sequences per optimiser step from then on" },
+  seqLen: { type: "integer", min: 1, doc: "sequence length from then on" },
+  microBatch: {
+    type: "integer",
+    min: 1,
+    optional: true,
+    defaultDoc: "the largest divisor of batch whose micro-batch holds no more tokens than the stage's",
+    doc: "sequences per forward pass",
+  },
+} as const satisfies Schema;
+
+const STAGE_SCHEMA = {
+  name: {
+    type: "string",
+    nonEmpty: true,
+    optional: true,
+    defaultDoc: "`<kind>-<index>`",
+    doc: "the stage's name",
+  },
+  kind: {
+    type: "enum",
+    choices: ["initial", "long-context", "annealing"],
+    default: "initial",
+    doc: "the stage's part of the recipe",
+  },
+  steps: { type: "integer", min: 1, doc: "optimiser steps" },
+  seqLen: { type: "integer", min: 1, doc: "tokens per sequence" },
+  batch: { type: "integer", min: 1, doc: "sequences per optimiser step (the global batch)" },
+  microBatch: {
+    type: "integer",
+    min: 1,
+    optional: true,
+    defaultDoc: "batch",
+    doc: "sequences per forward pass; batch / microBatch micro-batches are accumulated",
+  },
+  shards: {
+    type: "strings",
+    nonEmpty: true,
+    optional: true,
+    defaultDoc: "data.shards",
+    doc: "token shards of this stage (annealing reads the high-quality mix here)",
+  },
+  ramp: { type: "list", of: RAMP_SCHEMA, default: [], doc: "batch / sequence-length ramp (spec §6.1)" },
+} as const satisfies Schema;
+
+/**
+ * The pre-training config, declared once: every field's type, default, range and doc. resolveConfig
+ * checks a file against it; the README's table of fields is configTable(PRETRAIN_SCHEMA)
+ * (scripts/readme-knobs.mjs writes it, test/train/configSchema.test.ts checks it).
+ */
+export const PRETRAIN_SCHEMA = {
+  name: {
+    type: "string",
+    nonEmpty: true,
+    doc: "the run's folder under runsDir",
+    check: (v: string) =>
+      /[/\\]/.test(v) || v.startsWith(".") || v.trim() !== v
+        ? `must be one folder name under runsDir (no '/', '\\', leading '.' or surrounding spaces; got ${JSON.stringify(v)})`
+        : null,
+  },
+  runsDir: {
+    type: "string",
+    nonEmpty: true,
+    default: "runs",
+    doc: "folder holding `runs/<name>/` (relative: beside the config file)",
+  },
+  model: {
+    type: "object",
+    doc: "the model",
+    fields: {
+      preset: {
+        type: "string",
+        nonEmpty: true,
+        default: "tiny",
+        doc: "a preset name (src/model/presets.ts)",
+      },
+      overrides: {
+        type: "object",
+        default: {},
+        doc: "fields of the preset to change, e.g. { vocabSize: 4096 }",
+      },
+      recompute: {
+        type: "boolean",
+        default: false,
+        doc: "recompute activations in the backward pass (less memory)",
+      },
+    },
+  },
+  data: {
+    type: "object",
+    doc: "the token shards",
+    fields: {
+      shards: {
+        type: "strings",
+        nonEmpty: true,
+        doc: "token shards (HERDTOKS v1) every stage trains on by default",
+      },
+      validation: {
+        type: "strings",
+        nonEmpty: true,
+        optional: true,
+        defaultDoc: "the end of each shard (eval.heldout)",
+        doc: "held-out shards no stage trains on",
+      },
+    },
+  },
+  seed: { type: "integer", min: 0, default: 1, doc: "seed of the initialisation and the data order" },
+  optimizer: {
+    type: "object",
+    doc: "AdamW",
+    fields: {
+      beta1: { type: "number", ...unit, default: DEFAULT_OPTIMIZER.beta1, doc: "first-moment decay" },
+      beta2: { type: "number", ...unit, default: DEFAULT_OPTIMIZER.beta2, doc: "second-moment decay" },
+      eps: {
+        type: "number",
+        ...pos,
+        default: DEFAULT_OPTIMIZER.eps,
+        doc: "added to the second moment's root",
+      },
+      weightDecay: {
+        type: "number",
+        min: 0,
+        default: DEFAULT_OPTIMIZER.weightDecay,
+        doc: "decoupled weight decay of matrices",
+      },
+      clipNorm: {
+        type: "number",
+        ...pos,
+        default: DEFAULT_OPTIMIZER.clipNorm,
+        doc: "global gradient-norm clipping",
+      },
+    },
+  },
+  schedule: {
+    type: "object",
+    doc: "warm-up + cosine (annealing: linear to 0)",
+    fields: {
+      peakLR: { type: "number", ...pos, default: 1e-3, doc: "learning rate after the warm-up" },
+      warmupSteps: { type: "integer", min: 0, default: 10, doc: "linear warm-up steps" },
+      floorLR: {
+        type: "number",
+        min: 0,
+        optional: true,
+        defaultDoc: "peakLR / 100",
+        doc: "end of the cosine, in [0, peakLR]",
+      },
+    },
+  },
+  stages: { type: "list", of: STAGE_SCHEMA, nonEmpty: true, doc: "the stages, in order" },
+  checkpoint: {
+    type: "object",
+    doc: "checkpoints",
+    fields: {
+      every: {
+        type: "integer",
+        min: 1,
+        default: 50,
+        doc: "checkpoint every this many steps (and at each stage's end)",
+      },
+      keep: { type: "integer", min: 1, default: 3, doc: "checkpoints kept (the newest)" },
+      annealEvery: {
+        type: "integer",
+        min: 1,
+        default: 5,
+        doc: "annealing weights folded into the average every this many steps",
+      },
+    },
+  },
+  averageAnnealing: {
+    type: "boolean",
+    default: true,
+    doc: "final/ is the running average of the annealing weights",
+  },
+  eval: {
+    type: "object",
+    doc: "the held-out split and loss",
+    fields: {
+      every: {
+        type: "integer",
+        min: 0,
+        default: DEFAULT_EVAL.every,
+        doc: "valLoss every this many steps (0: stage ends only)",
+      },
+      heldout: {
+        type: "number",
+        min: 0,
+        max: 0.5,
+        maxExclusive: true,
+        default: DEFAULT_EVAL.heldout,
+        doc: "fraction of each shard's tokens held out (0 disables)",
+      },
+      tokens: {
+        type: "integer",
+        min: 1,
+        default: DEFAULT_EVAL.tokens,
+        doc: "held-out tokens scored per valLoss",
+      },
+    },
+  },
+  longContext: {
+    type: "object",
+    fields: LONG_CONTEXT_SCHEMA,
+    doc: "the checks ending each long-context stage",
+  },
+  nonFinite: {
+    type: "object",
+    doc: "a step whose loss or gradient norm is NaN or infinite",
+    fields: {
+      action: {
+        type: "enum",
+        choices: ["stop", "skip"],
+        default: "stop",
+        doc: "stop the run, or skip the step's update",
+      },
+      maxSkips: { type: "integer", min: 0, default: 10, doc: "skipped steps allowed before stopping" },
+    },
+  },
+} as const satisfies Schema;
+
+const fail = (file: string, path: string, why: string) => new SchemaError(file, [{ path, why }]);
 
 /** Fill defaults and validate; relative shard paths resolve against `baseDir`. */
 export function resolveConfig(raw: unknown, file: string, baseDir: string): PretrainConfig {
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
-    throw new Error(`${file}: the config must be an object`);
-  const f = new Fields(file, raw as Obj, "");
-  f.known([
-    "name",
-    "runsDir",
-    "model",
-    "data",
-    "seed",
-    "optimizer",
-    "schedule",
-    "stages",
-    "checkpoint",
-    "averageAnnealing",
-    "eval",
-    "longContext",
-    "nonFinite",
-  ]);
+  const c = validate(PRETRAIN_SCHEMA, raw, file);
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
-  const m = f.sub("model");
-  m.known(["preset", "overrides", "recompute"]);
-  const ov = m.sub("overrides");
-  ov.known(Object.keys(preset("tiny")));
-  const overrides = ov.obj;
-  const recompute = m.bool("recompute", false);
-  const d = f.sub("data");
-  d.known(["shards", "validation"]);
-  const shards = d.strings("shards").map(abs);
-  const validation = d.obj.validation === undefined ? undefined : d.strings("validation").map(abs);
-  const o = f.sub("optimizer");
-  o.known(Object.keys(DEFAULT_OPTIMIZER));
-  const pos = (v: number) => v > 0;
-  const optimizer: OptimizerConfig = {
-    beta1: o.num("beta1", DEFAULT_OPTIMIZER.beta1, (v) => v >= 0 && v < 1, "in [0, 1)"),
-    beta2: o.num("beta2", DEFAULT_OPTIMIZER.beta2, (v) => v >= 0 && v < 1, "in [0, 1)"),
-    eps: o.num("eps", DEFAULT_OPTIMIZER.eps, pos, "positive"),
-    weightDecay: o.num("weightDecay", DEFAULT_OPTIMIZER.weightDecay, (v) => v >= 0, "≥ 0"),
-    clipNorm: o.num("clipNorm", DEFAULT_OPTIMIZER.clipNorm, pos, "positive"),
-  };
-  const s = f.sub("schedule");
-  s.known(["peakLR", "warmupSteps", "floorLR"]);
-  const peakLR = s.num("peakLR", 1e-3, pos, "positive");
-  const schedule = {
-    peakLR,
-    warmupSteps: s.int("warmupSteps", 10, 0),
-    floorLR: s.num("floorLR", peakLR / 100, (v) => v >= 0 && v <= peakLR, "in [0, peakLR]"),
-  };
-  const rawStages = (raw as Obj).stages;
-  if (!Array.isArray(rawStages) || rawStages.length === 0)
-    throw new Error(`${file}: field 'stages' must be a non-empty list`);
-  const stages = rawStages.map((r, i): StageConfig => {
-    if (typeof r !== "object" || r === null)
-      throw new Error(`${file}: field 'stages[${i}]' must be an object`);
-    const g = new Fields(file, r as Obj, `stages[${i}].`);
-    g.known(["name", "kind", "steps", "seqLen", "batch", "microBatch", "shards", "ramp"]);
-    const kind = g.str("kind", "initial") as StageKind;
-    if (!KINDS.includes(kind))
-      throw new Error(`${file}: field 'stages[${i}].kind' must be one of ${KINDS.join(", ")}`);
-    const batch = g.int("batch");
-    const microBatch = g.int("microBatch", batch);
-    if (batch % microBatch !== 0)
-      throw new Error(
-        `${file}: field 'stages[${i}].microBatch' (${microBatch}) must divide batch (${batch})`,
-      );
-    const seqLen = g.int("seqLen");
+  const presetKeys = Object.keys(preset("tiny"));
+  for (const k of Object.keys(c.model.overrides))
+    if (!presetKeys.includes(k))
+      throw fail(file, `model.overrides.${k}`, `is not a known field (known: ${presetKeys.join(", ")})`);
+  const shards = c.data.shards.map(abs);
+  const { peakLR } = c.schedule;
+  const floorLR = c.schedule.floorLR ?? peakLR / 100;
+  if (floorLR > peakLR) throw fail(file, "schedule.floorLR", `must be in [0, peakLR], got ${floorLR}`);
+  const stages = c.stages.map((g, i): StageConfig => {
+    const microBatch = g.microBatch ?? g.batch;
+    if (g.batch % microBatch !== 0)
+      throw fail(file, `stages[${i}].microBatch`, `(${microBatch}) must divide batch (${g.batch})`);
     return {
-      name: g.str("name", `${kind}-${i}`),
-      kind,
-      steps: g.int("steps"),
-      seqLen,
-      batch,
+      name: g.name ?? `${g.kind}-${i}`,
+      kind: g.kind,
+      steps: g.steps,
+      seqLen: g.seqLen,
+      batch: g.batch,
       microBatch,
-      shards: (g.obj.shards === undefined ? shards : g.strings("shards")).map(abs),
-      ramp: resolveRamp(file, `stages[${i}].ramp`, g.obj.ramp, microBatch * seqLen),
+      shards: g.shards ? g.shards.map(abs) : shards,
+      ramp: resolveRamp(file, `stages[${i}].ramp`, g.ramp, microBatch * g.seqLen),
     };
   });
-  const c = f.sub("checkpoint");
-  c.known(["every", "keep", "annealEvery"]);
-  const averageAnnealing = f.bool("averageAnnealing", true);
-  const e = f.sub("eval");
-  e.known(Object.keys(DEFAULT_EVAL));
-  const nf = f.sub("nonFinite");
-  nf.known(["action", "maxSkips"]);
-  const action = nf.str("action", "stop") as NonFiniteAction;
-  if (!NON_FINITE_ACTIONS.includes(action))
-    throw new Error(
-      `${file}: field 'nonFinite.action' must be one of ${NON_FINITE_ACTIONS.join(", ")} (got ${JSON.stringify(action)})`,
-    );
-  const name = f.str("name");
-  if (/[/\\]/.test(name) || name.startsWith(".") || name.trim() !== name)
-    throw new Error(
-      `${file}: field 'name' must be one folder name under runsDir (no '/', '\\', leading '.' or surrounding spaces; got ${JSON.stringify(name)})`,
-    );
   return {
-    name,
-    runsDir: abs(f.str("runsDir", "runs")),
-    model: { preset: m.str("preset", "tiny"), overrides, recompute },
-    data: validation ? { shards, validation } : { shards },
-    seed: f.int("seed", 1, 0),
-    optimizer,
-    schedule,
+    name: c.name,
+    runsDir: abs(c.runsDir),
+    model: c.model,
+    data: c.data.validation ? { shards, validation: c.data.validation.map(abs) } : { shards },
+    seed: c.seed,
+    optimizer: c.optimizer,
+    schedule: { peakLR, warmupSteps: c.schedule.warmupSteps, floorLR },
     stages,
-    checkpoint: { every: c.int("every", 50), keep: c.int("keep", 3), annealEvery: c.int("annealEvery", 5) },
-    averageAnnealing,
-    eval: {
-      every: e.int("every", DEFAULT_EVAL.every, 0),
-      heldout: e.num("heldout", DEFAULT_EVAL.heldout, (v) => v >= 0 && v < 0.5, "a fraction in [0, 0.5)"),
-      tokens: e.int("tokens", DEFAULT_EVAL.tokens),
-    },
-    longContext: resolveLongContextConfig((raw as Obj).longContext, file, abs),
-    nonFinite: { action, maxSkips: nf.int("maxSkips", 10, 0) },
+    checkpoint: c.checkpoint,
+    averageAnnealing: c.averageAnnealing,
+    eval: c.eval,
+    longContext: resolveLongContextConfig(c.longContext, abs),
+    nonFinite: c.nonFinite,
   };
 }
 
@@ -245,29 +359,25 @@ export function fittingMicroBatch(batch: number, seqLen: number, tokens: number)
   return 1;
 }
 
-function resolveRamp(file: string, field: string, raw: unknown, microTokens: number): RampEntry[] {
-  if (raw === undefined) return [];
-  if (!Array.isArray(raw)) throw new Error(`${file}: field '${field}' must be a list`);
+function resolveRamp(
+  file: string,
+  field: string,
+  raw: Infer<typeof RAMP_SCHEMA>[],
+  microTokens: number,
+): RampEntry[] {
   let prev = 0;
-  return raw.map((r, j): RampEntry => {
-    if (typeof r !== "object" || r === null || Array.isArray(r))
-      throw new Error(`${file}: field '${field}[${j}]' must be an object`);
-    const e = new Fields(file, r as Obj, `${field}[${j}].`);
-    e.known(["afterTokens", "batch", "seqLen", "microBatch"]);
-    const afterTokens = e.int("afterTokens");
-    if (afterTokens <= prev)
-      throw new Error(
-        `${file}: field '${field}[${j}].afterTokens' (${afterTokens}) must be above the previous threshold (${prev})`,
+  return raw.map((e, j): RampEntry => {
+    if (e.afterTokens <= prev)
+      throw fail(
+        file,
+        `${field}[${j}].afterTokens`,
+        `(${e.afterTokens}) must be above the previous threshold (${prev})`,
       );
-    prev = afterTokens;
-    const batch = e.int("batch");
-    const seqLen = e.int("seqLen");
-    const microBatch = e.int("microBatch", fittingMicroBatch(batch, seqLen, microTokens));
-    if (batch % microBatch !== 0)
-      throw new Error(
-        `${file}: field '${field}[${j}].microBatch' (${microBatch}) must divide batch (${batch})`,
-      );
-    return { afterTokens, batch, seqLen, microBatch };
+    prev = e.afterTokens;
+    const microBatch = e.microBatch ?? fittingMicroBatch(e.batch, e.seqLen, microTokens);
+    if (e.batch % microBatch !== 0)
+      throw fail(file, `${field}[${j}].microBatch`, `(${microBatch}) must divide batch (${e.batch})`);
+    return { afterTokens: e.afterTokens, batch: e.batch, seqLen: e.seqLen, microBatch };
   });
 }
 

@@ -56,7 +56,7 @@ test("chat session: the model sees exactly the dialog format; replies on the kep
   assert.equal(chat.messages.length, 5);
   // The second reply, made on the cache kept across turns, equals a fresh greedy run over the same ids.
   const prompt2 = want.slice(0, want.length - body(r2).length);
-  const fresh = generate(m, prompt2, { maxNewTokens: 5, stopIds: format.stopIds() });
+  const fresh = generate(m, prompt2, { maxNewTokens: 5, temperature: 0, stopIds: format.stopIds() });
   assert.deepEqual(fresh.tokens, r2.tokens);
   chat.reset();
   assert.equal(chat.cachedTokens, 0);
@@ -110,7 +110,12 @@ test("a dialog past its context drops the oldest turns, keeps the system message
     assert.deepEqual(kept.slice(1, -1), before.slice(1 + 2 * r.droppedTurns));
     const prompt = format.encodeDialogPrompt(kept);
     assert.deepEqual(chat.history.slice(0, prompt.length), prompt);
-    const fresh = generate(m, prompt, { maxNewTokens: 6, stopIds: format.stopIds(), contextTokens: 96 });
+    const fresh = generate(m, prompt, {
+      maxNewTokens: 6,
+      temperature: 0,
+      stopIds: format.stopIds(),
+      contextTokens: 96,
+    });
     assert.deepEqual(fresh.tokens, r.tokens, `turn ${i}: the reply after dropping equals a fresh run`);
   }
   assert.ok(rebuilt >= 2, `12 turns of ~30 tokens in 96 should drop turns more than once (did ${rebuilt})`);

@@ -32,6 +32,7 @@ test("stories260K generates the expected greedy tokens and text from BOS", async
   const codec = PieceVocab.fromFile(join(stories, "vocab.json"));
   let streamed = "";
   const r = generate(m, exp.prompt_ids, {
+    temperature: 0,
     maxNewTokens: exp.greedy_new_tokens.length,
     codec,
     onText: (t) => {
@@ -43,7 +44,12 @@ test("stories260K generates the expected greedy tokens and text from BOS", async
   assert.equal(streamed, exp.greedy_text);
   assert.equal(codec.decode([1, ...r.tokens]), exp.greedy_text);
   // A stop string cuts the text and ends generation early.
-  const cut = generate(m, exp.prompt_ids, { maxNewTokens: 100, codec, stopStrings: ["Lily."] });
+  const cut = generate(m, exp.prompt_ids, {
+    maxNewTokens: 100,
+    temperature: 0,
+    codec,
+    stopStrings: ["Lily."],
+  });
   assert.equal(cut.finishReason, "stop_string");
   assert.equal(cut.text, exp.greedy_text.slice(0, exp.greedy_text.indexOf("Lily.")));
   m.dispose();

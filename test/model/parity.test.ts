@@ -153,7 +153,11 @@ for (const name of ["tiny-scaled", "tiny-tied"]) {
 
     test("greedy tokens with the KV cache equal greedy_new_tokens", async () => {
       const m = await loadModel(dir);
-      const r = generate(m, exp.greedy_prompt, { maxNewTokens: exp.greedy_new_tokens.length, stopIds: [] });
+      const r = generate(m, exp.greedy_prompt, {
+        maxNewTokens: exp.greedy_new_tokens.length,
+        stopIds: [],
+        temperature: 0,
+      });
       assert.deepEqual(r.tokens, exp.greedy_new_tokens);
       assert.equal(r.finishReason, "length");
       m.dispose();

@@ -200,7 +200,7 @@ test("config: defaults filled in, errors name the field", () => {
   );
   assert.throws(
     () => ramp([{ afterTokens: 10, batch: 6 }]),
-    /field 'stages\[0\]\.ramp\[0\]\.seqLen' is required/,
+    /field 'stages\[0\]\.ramp\[0\]\.seqLen' is missing/,
   );
   assert.throws(() => ramp([{ after: 10 }]), /field 'stages\[0\]\.ramp\[0\]\.after' is not a known field/);
   assert.throws(() => ramp({ afterTokens: 1 }), /field 'stages\[0\]\.ramp' must be a list/);
