@@ -208,7 +208,7 @@ export async function run(): Promise<void> {
     const flops = 2 * s.m * s.n * s.k;
     // Each operand touched once: the memory-bound floor.
     const bytes = 4 * (s.m * s.k + s.m * s.n) + (s.bf16 ? 2 : 4) * s.k * s.n;
-    // The js reference is slow (≈2 GFLOP/s); one call is enough for the large shapes.
+    // The js reference is slow (a scalar loop); one call is enough for the large shapes.
     const js = bench(jsBackend, s, 2);
     const wasmBest = new Map<number, number>();
     const line = (name: string, t: { best: number; reps: number }, threads: number) =>

@@ -1,7 +1,6 @@
 // Backend selection. `HERD_BACKEND=js|wasm|native` picks one; the default is the fastest for a whole
 // training step and for generation here: native when its addon was built and loads (every kernel of the
-// interface is native; a small-preset training step is about 3× wasm's, prefill and decode of a 1B model
-// faster too, see bench/RESULTS.md), else wasm (with one line on stderr saying why native is not used),
+// interface is native, and it beats wasm on training steps, prefill and decode: bench/RESULTS.md), else wasm (with one line on stderr saying why native is not used),
 // else js. Callers of the tensor ops never see which one runs.
 import { existsSync } from "node:fs";
 import { knob } from "../core/knobs.js";

@@ -1,4 +1,4 @@
-// The default pre-training `npm start` runs (about ten minutes on 2 cores): the compact corpus shipped
+// The default pre-training `npm start` runs (minutes on 2 cores): the compact corpus shipped
 // in assets/pretrain-corpus/ is split into documents, a BPE vocabulary is trained on it with the
 // project's trainer (3,840 ranks + 256 specials = the small preset's 4,096), the documents are written
 // as token shards (all sources for the main stages, the "high" sources for annealing), and a three-stage
@@ -99,8 +99,7 @@ export function prepareDemo(
       stages: [
         // The spec §6.1 ramp scaled down: 64 steps of 8 × 64 tokens (the paper's first 252M tokens are
         // ~63 steps of 4M × 4,096), then 8 × 128 (its 8M × 8,192). 1.2M tokens: about 1.5 passes over
-        // the main shard, ~7 minutes at the native backend's ~3,300 tokens/s on 2 cores (the wasm
-        // fallback is ~3.9× slower).
+        // the main shard: minutes on 2 cores (bench/RESULTS.md has the measured durations).
         {
           name: "initial-128",
           kind: "initial",

@@ -4,6 +4,12 @@
 // to NAME in the sandbox first (the README's pipeline and pre-training configs are the ones run). A
 // command's trailing `# → TEXT` comment is its expected standard output.
 //
+// Every ```ts block is a program, run too: transpiled by TypeScript, written as an .mjs file in the
+// sandbox, where `node_modules/herd` links to this repository, so its `herd/...` imports resolve through
+// package.json's `exports` as in a user's project; a block's `// → TEXT` comments are, in order, the
+// lines it prints (compared without whitespace). The blocks are also type-checked against the entry
+// points' sources. A block that cannot run says so on the line before it: `<!-- not run: REASON -->`.
+//
 // Inputs the README names are made here, small (SANDBOX below): `Llama-3.2-1B` and
 // `Llama-3.2-1B-Instruct` stand for real checkpoints (the README says so) and are tiny models of the same
 // format — HF files, the 128,256-token Llama 3 vocabulary, 3.2's RoPE scaling — with random weights.
@@ -26,6 +32,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { gzipSync } from "node:zlib";
+import ts from "typescript";
 import { TokenShardWriter } from "../../src/data/shards.js";
 import { LLAMA3_STOP_IDS, llama3RopeScaling } from "../../src/model/config.js";
 import { Llama } from "../../src/model/llama.js";
@@ -37,13 +44,17 @@ import { repoPath } from "../helpers.js";
 export interface ReadmeItem {
   /** 1-based line in README.md. */
   line: number;
-  kind: "command" | "file";
-  /** The command (continuation lines joined), or the file's text. */
+  kind: "command" | "file" | "script";
+  /** The command (continuation lines joined), the file's text, or the script's TypeScript source. */
   text: string;
   /** For a file: its path in the sandbox. */
   path?: string;
   /** For a command: its `# → ...` expected output. */
   expect?: string;
+  /** For a script: the lines its `// → ...` comments expect it to print, in order. */
+  prints?: string[];
+  /** For a script marked `<!-- not run: REASON -->`: the reason. */
+  notRun?: string;
 }
 
 /** The commands and files of a README, in order. */
@@ -60,8 +71,21 @@ export function readmeItems(md: string): ReadmeItem[] {
     if (end === lines.length) throw new Error(`README.md:${i + 1}: code block never closed`);
     const body = lines.slice(start, end);
     const marker = /^<!-- file: (\S+) -->$/.exec(lines[i - 1] ?? "");
+    const notRun = /^<!-- not run: (.+) -->$/.exec(lines[i - 1] ?? "");
     if (marker) items.push({ line: start + 1, kind: "file", path: marker[1]!, text: `${body.join("\n")}\n` });
-    else if (lang === "sh") {
+    else if (lang === "ts") {
+      const prints = body.flatMap((l) => {
+        const m = /\/\/\s*→\s*(.*)$/.exec(l);
+        return m ? [m[1]!.trim()] : [];
+      });
+      items.push({
+        line: start + 1,
+        kind: "script",
+        text: `${body.join("\n")}\n`,
+        prints,
+        ...(notRun ? { notRun: notRun[1]! } : {}),
+      });
+    } else if (lang === "sh") {
       for (let j = 0; j < body.length; j++) {
         const first = j;
         let text = body[j]!;
@@ -137,6 +161,9 @@ async function llama32StandIn(dir: string, seed: number): Promise<void> {
 /** The inputs the README's commands name, made small in `dir`. */
 async function makeSandbox(dir: string): Promise<void> {
   symlinkSync(repoPath("test"), join(dir, "test"));
+  // A user's project with herd installed: `herd/...` resolves through package.json's exports.
+  mkdirSync(join(dir, "node_modules"));
+  symlinkSync(repoPath(), join(dir, "node_modules", "herd"));
   const carroll = readFileSync(repoPath("test", "fixtures", "data", "books", "carroll-excerpt.txt"), "utf8");
   const paragraphs = carroll
     .split(/\n\s*\n/)
@@ -187,6 +214,44 @@ async function makeSandbox(dir: string): Promise<void> {
   chmodSync(join(bin, "npx"), 0o755);
 }
 
+/** A README example as the JavaScript module node runs. */
+function transpile(source: string): string {
+  return ts.transpileModule(source, {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+  }).outputText;
+}
+
+/** Type errors of the README's examples, checked against the sources of the entry points they import. */
+export function exampleTypeErrors(items: ReadmeItem[], dir: string): string[] {
+  const files = items
+    .filter((i) => i.kind === "script" && !i.notRun)
+    .map((i) => {
+      const f = join(dir, `example-${i.line}.ts`);
+      writeFileSync(f, `${i.text}export {};\n`);
+      return f;
+    });
+  const program = ts.createProgram(files, {
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.ESNext,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
+    lib: ["lib.es2023.d.ts"],
+    types: ["node"],
+    typeRoots: [repoPath("node_modules", "@types")],
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    resolveJsonModule: true,
+    paths: { "herd/*": [repoPath("src", "*", "index.ts")] },
+  });
+  return ts
+    .getPreEmitDiagnostics(program)
+    .filter((d) => d.file && files.includes(d.file.fileName))
+    .map((d) => {
+      const { line } = d.file!.getLineAndCharacterOfPosition(d.start ?? 0);
+      return `${d.file!.fileName.replace(/.*example-/, "README.md:").replace(/\.ts$/, "")}+${line}: ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`;
+    });
+}
+
 /** Standard input for interactive commands: a chat says one thing, then ends. */
 function stdinFor(cmd: string): string {
   return /^herd chat /.test(cmd) ? "Hello! Who are you?\n/exit\n" : "";
@@ -203,6 +268,35 @@ test("README.md: every command in its shell blocks runs as written", async (t) =
     const where = `README.md:${item.line}`;
     if (item.kind === "file") {
       writeFileSync(join(dir, item.path!), item.text);
+      continue;
+    }
+    if (item.kind === "script") {
+      await t.test(`${where}: TypeScript example`, (st) => {
+        if (item.notRun) return st.skip(item.notRun);
+        const file = join(dir, ".readme", `example-${item.line}.mjs`);
+        mkdirSync(dirname(file), { recursive: true });
+        writeFileSync(file, transpile(item.text));
+        const r = spawnSync(process.execPath, [file], {
+          cwd: dir,
+          env,
+          encoding: "utf8",
+          timeout: 180_000,
+          maxBuffer: 64 << 20,
+        });
+        assert.equal(
+          r.status,
+          0,
+          `${where}: the example exited ${r.status ?? r.signal}\n${r.stderr}\n${r.stdout}`,
+        );
+        const bare = (l: string) => l.replace(/\s+/g, "");
+        const printed = r.stdout.split("\n").filter((l) => l.trim() !== "");
+        if (item.prints!.length > 0)
+          assert.deepEqual(
+            printed.map(bare),
+            item.prints!.map(bare),
+            `${where}: what it printed\n${r.stdout}`,
+          );
+      });
       continue;
     }
     const cmd = item.text.trim();
@@ -228,6 +322,14 @@ test("README.md: every command in its shell blocks runs as written", async (t) =
   }
 });
 
+test("README.md: its TypeScript examples type-check against the public entry points", (t) => {
+  const items = readmeItems(readFileSync(repoPath("README.md"), "utf8"));
+  assert.ok(items.filter((i) => i.kind === "script").length >= 4, "the README's examples were found");
+  const dir = mkdtempSync(join(tmpdir(), "herd-readme-ts-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  assert.deepEqual(exampleTypeErrors(items, dir), []);
+});
+
 test("readmeItems: commands, continuations, expected output and file blocks", () => {
   const md = [
     "```sh",
@@ -241,12 +343,18 @@ test("readmeItems: commands, continuations, expected output and file blocks", ()
     "name: x",
     "```",
     "```ts",
-    "herd c",
+    "console.log(1); // → 1",
+    "```",
+    "<!-- not run: needs a GPU -->",
+    "```ts",
+    "x",
     "```",
   ].join("\n");
   assert.deepEqual(readmeItems(md), [
     { line: 2, kind: "command", text: "herd a   # → 1 2", expect: "1 2" },
     { line: 4, kind: "command", text: "herd b  --flag x", expect: undefined },
     { line: 9, kind: "file", path: "p.yaml", text: "name: x\n" },
+    { line: 12, kind: "script", text: "console.log(1); // → 1\n", prints: ["1"] },
+    { line: 16, kind: "script", text: "x\n", prints: [], notRun: "needs a GPU" },
   ]);
 });

@@ -239,8 +239,8 @@ function recycler(addon: Addon) {
  * Interleaved copies of bf16 matrices for the decode GEMV (native/gemv.cc "The interleaved layout":
  * blocks of 16 rows stored line by line, so each line of x the kernel loads serves 16 lines of weights).
  * A matrix with rows of k ≥ PACK_MIN_K, the first time a decode step (≤ 4 rows of A) multiplies by it on
- * AVX-512, gets one: those rows gain the most (their x outgrows L1 beside the weight stream: the 1B
- * model's down projections streamed at 54-61 GB/s as stored, 72-75 in the first packed layout). The copy
+ * AVX-512, gets one: those rows gain the most, because their x outgrows L1 beside the weight stream
+ * (measured: bench/RESULTS.md, Model). The copy
  * lives as long as the weight's array (a WeakMap) and costs its size again: at most HERD_NATIVE_PACK_MB
  * (default 2048) MiB in all (a 1B model's down projections: 536 MB), then the rest stay as they are;
  * HERD_NATIVE_PACK=0 makes none. bf16 weights are read-only to herd (they cannot be trained), so a copy

@@ -7,7 +7,7 @@
 // same views.
 // bf16 weights for matmulBf16 are read in place when they live in this memory too: take
 // `alloc(Math.ceil(count / 2))` and view its bytes as a Uint16Array; weights elsewhere are copied in
-// block by block on every call (about 3× slower for a decode step).
+// block by block on every call (slower for a decode step, since every token copies them again).
 import type { AdamWArgs, Backend } from "../backend.js";
 import { jsKernels } from "../js/index.js";
 import { attentionOps } from "./attention.js";

@@ -1,0 +1,64 @@
+// A line budget per folder (as tinygrad's sz.py): the non-blank lines of code in each folder under src/,
+// and in native/, assembly/, bench/, scripts/ and test/ as wholes, must stay within the table below, set
+// about 10% above their sizes when it was written. Growth is then a decision, not a drift: a change that
+// needs more raises the budget in the same commit and says why in its message. Counted: .ts, .mjs, .js,
+// .cc, .h, .sh and .py files; not fixtures, build outputs or shipped word lists (data, not code).
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { repoPath } from "./helpers.js";
+
+/** Non-blank lines allowed, by folder (sizes on 2026-12-07 in the comment). */
+const BUDGET: Record<string, number> = {
+  "src/core": 1050, // 959: core/schema.ts, the one declarative config schema (#15 item 4), landed with the budget
+  "src/io": 250, // 222
+  "src/backends": 3100, // 2808
+  "src/tensor": 1850, // 1678
+  "src/tokenizer": 2100, // 1906
+  "src/data": 5000, // 4533
+  "src/model": 3350, // 3052
+  "src/train": 2200, // 1996
+  "src/generate": 750, // 665
+  "src/eval": 800, // 737
+  "src/recipe": 200, // 144
+  "src/cli": 1800, // 1638
+  native: 4000, // 3631
+  assembly: 1450, // 1307
+  bench: 1500, // 1375
+  scripts: 250, // 185
+  test: 12300, // 11163
+};
+
+const CODE = /\.(ts|mjs|js|cc|h|sh|py)$/;
+const SKIP = new Set(["fixtures", "build", "wordlists", "node_modules"]);
+
+function lines(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (SKIP.has(e.name)) continue;
+    const p = join(dir, e.name);
+    if (e.isDirectory()) n += lines(p);
+    else if (e.isFile() && CODE.test(e.name) && !e.name.endsWith(".d.ts"))
+      n += readFileSync(p, "utf8")
+        .split("\n")
+        .filter((l) => l.trim() !== "").length;
+  }
+  return n;
+}
+
+test("every folder stays within its line budget", () => {
+  const folders = readdirSync(repoPath("src"), { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => `src/${e.name}`);
+  for (const f of folders)
+    assert.ok(f in BUDGET, `${f} has no line budget: add it to BUDGET in test/budget.test.ts`);
+  const over = Object.entries(BUDGET)
+    .map(([folder, budget]) => ({ folder, budget, n: lines(repoPath(...folder.split("/"))) }))
+    .filter((r) => r.n > r.budget);
+  assert.deepEqual(
+    over.map((r) => `${r.folder}: ${r.n} non-blank lines, budget ${r.budget}`),
+    [],
+    "growth is a decision: raise the folder's budget in test/budget.test.ts in the same commit, and say why there",
+  );
+});
