@@ -81,6 +81,8 @@ export class Llama {
   private readonly head: Matrix;
   /** The decode step captured as a graph, for the cache it was captured on (decodeGraph). */
   private decode: DecodeGraph | null = null;
+  /** Set once a captured step did not compile (its weights' kernels are not all replayable): no more captures. */
+  private decodeUncompilable = false;
 
   /**
    * A model over `tensors` (HF names). Every tensor the config needs must be there with its shape;
@@ -259,7 +261,13 @@ export class Llama {
    * benchmark and the tests compare the two).
    */
   private decodeGraph(ids: Int32Array, position: number, cache: KVCache): Tensor | null {
-    if (!graphsReplayNatively() || !knob("HERD_FUSED_DECODE") || cache.hasDocs || cache.batch !== 1)
+    if (
+      this.decodeUncompilable ||
+      !graphsReplayNatively() ||
+      !knob("HERD_FUSED_DECODE") ||
+      cache.hasDocs ||
+      cache.batch !== 1
+    )
       return null;
     cache.reserve(1);
     const x = this.embedTokens(ids, [1, 1]);
@@ -281,15 +289,18 @@ export class Llama {
         return { input: input.data, logits: logits.data };
       });
       d = { graph, cache, version: cache.version, positions, ...result };
-      if (!graph.native) {
-        // The backend cannot replay it in one call after all: the op path is as fast and simpler.
-        graph.dispose();
-        d = null;
-      }
       this.decode = d;
-      if (!d) {
+      if (!graph.native) {
+        // The capture ran this step for real: keep its logits, and take the op path from the next step
+        // on (it is as fast as a call-by-call replay, and capturing again would only fail again).
+        const logits = zeros([1, 1, this.config.vocabSize]);
+        logits.data.set(d.logits);
+        graph.dispose();
+        this.decode = null;
+        this.decodeUncompilable = true;
         x.dispose();
-        return null;
+        cache.advance(1);
+        return logits;
       }
     }
     x.dispose();
