@@ -1,0 +1,188 @@
+// The loop SFT, DPO and the reward model share, on pre-training's machinery (src/train/): AdamW with
+// global-norm clipping (PretrainOptimizer, over an explicit list of trainable tensors: all weights by
+// default, LoRA's adapters when it passes them), warm-up + cosine to lr/10 (schedule.ts), resumable
+// checkpoints (checkpoint.ts: runDir/checkpoints/step-N/, the newest resumed, the trajectory unchanged),
+// metrics.jsonl (one JSON line per step) and a progress callback. Items (packed rows, pairs) are visited
+// in a seeded order per epoch; step s takes items [k·batch, (k+1)·batch) of epoch s / stepsPerEpoch's
+// order, so a resumed run sees exactly what an uninterrupted one would. A non-finite loss or gradient
+// norm stops the run before the update, naming the step.
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { Rng } from "../core/rng.js";
+import { writeFileAtomic } from "../io/atomic.js";
+import type { Llama } from "../model/llama.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { listCheckpoints, loadCheckpoint, removeStaleTemps, saveCheckpoint } from "../train/checkpoint.js";
+import { MetricsLog, type StepMetrics } from "../train/metrics.js";
+import { PretrainOptimizer } from "../train/optimizer.js";
+import { cosineLR } from "../train/schedule.js";
+import type { CommonConfig } from "./config.js";
+
+export interface PostStep {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  /** Tokens through the model this step (all rows, padding included). */
+  tokens: number;
+  tokensPerSec: number;
+  /** Seconds left at this run's rate. */
+  eta: number;
+  /** The method's metrics (DPO: TRL's rewards/… and logps/…; RM: accuracy). */
+  [metric: string]: number;
+}
+
+export interface StepResult {
+  loss: number;
+  tokens: number;
+  metrics?: Record<string, number>;
+}
+
+export interface LoopOptions {
+  /** Trainable tensors (default: every weight of the model, made trainable). */
+  params?: Tensor[];
+  onStart?: (resumedFrom: number, totalSteps: number) => void;
+  onStep?: (m: PostStep) => void;
+  onCheckpoint?: (path: string, step: number) => void;
+}
+
+export interface LoopSpec<T> {
+  runDir: string;
+  model: Llama;
+  cfg: CommonConfig & { lr: number };
+  items: readonly T[];
+  /** Gradients of one step's items into the params' .grad (accumulated over micro-batches inside). */
+  step: (items: T[]) => StepResult;
+  /** Extra trainable tensors that are not model weights (the reward head): saved per checkpoint by `saveExtra`. */
+  extra?: {
+    params: Tensor[];
+    save: (path: string) => Promise<void>;
+    load: (path: string) => void;
+  };
+}
+
+export function stepsOf(cfg: CommonConfig, items: number): { perEpoch: number; total: number } {
+  const perEpoch = Math.ceil(items / cfg.batch);
+  return { perEpoch, total: cfg.steps ?? cfg.epochs * perEpoch };
+}
+
+/** The items of global step `s` (0-based). */
+export function itemsOfStep<T>(
+  items: readonly T[],
+  cfg: CommonConfig,
+  s: number,
+): { epoch: number; batch: T[] } {
+  const { perEpoch } = stepsOf(cfg, items.length);
+  const epoch = Math.floor(s / perEpoch);
+  const order = new Rng(cfg.seed * 2654435761 + epoch).permutation(items.length);
+  const k = s % perEpoch;
+  const batch = [...order.subarray(k * cfg.batch, (k + 1) * cfg.batch)].map((i) => items[i]!);
+  return { epoch, batch };
+}
+
+const extraFile = (ck: string, step: number) =>
+  join(ck, `extra-step-${String(step).padStart(8, "0")}.safetensors`);
+
+/** Train (or resume in runDir) for the config's steps; returns the per-step history of this process. */
+export async function trainLoop<T>(
+  spec: LoopSpec<T>,
+  opts: LoopOptions = {},
+): Promise<{ history: PostStep[]; resumedFrom: number }> {
+  const { runDir, model, cfg } = spec;
+  const ckDir = join(runDir, "checkpoints");
+  mkdirSync(runDir, { recursive: true });
+  removeStaleTemps(ckDir);
+  const params = [...(opts.params ?? model.trainable().parameters()), ...(spec.extra?.params ?? [])];
+  const opt = new PretrainOptimizer(params, {
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
+    weightDecay: cfg["weight-decay"],
+    clipNorm: cfg["clip-norm"],
+  });
+  const { total } = stepsOf(cfg, spec.items.length);
+  const sched = {
+    peak: cfg.lr,
+    warmupSteps: cfg["warmup-steps"],
+    decaySteps: Math.max(total - 1, 1),
+    floor: cfg.lr / 10,
+  };
+  const metrics = new MetricsLog(join(runDir, "metrics.jsonl"));
+  let step = 0;
+  let tokens = 0;
+  const newest = listCheckpoints(ckDir).at(-1);
+  try {
+    if (newest) {
+      const state = await loadCheckpoint(newest.path, model, opt);
+      if (spec.extra) spec.extra.load(extraFile(ckDir, state.step));
+      step = state.step;
+      tokens = state.tokens;
+    }
+    metrics.truncate(step);
+    const resumedFrom = step;
+    opts.onStart?.(resumedFrom, total);
+    const history: PostStep[] = [];
+    let secs = 0;
+    let tokensThisRun = 0;
+    while (step < total) {
+      const t0 = performance.now();
+      const { epoch, batch } = itemsOfStep(spec.items, cfg, step);
+      const lr = cosineLR(sched, step);
+      const r = spec.step(batch);
+      const gradNorm = opt.clip();
+      if (!Number.isFinite(r.loss) || !Number.isFinite(gradNorm)) {
+        opt.zeroGrad();
+        throw new Error(
+          `${runDir}: diverged at step ${step + 1} (loss ${r.loss}, gradient norm ${gradNorm}, lr ${lr.toExponential(2)}); ` +
+            `stopped before the update; the newest checkpoint is ${listCheckpoints(ckDir).at(-1)?.path ?? "none"}. Lower --lr`,
+        );
+      }
+      opt.apply(lr);
+      opt.zeroGrad();
+      secs += (performance.now() - t0) / 1000;
+      step++;
+      tokens += r.tokens;
+      tokensThisRun += r.tokens;
+      const m: PostStep = {
+        step,
+        totalSteps: total,
+        epoch,
+        loss: r.loss,
+        lr,
+        gradNorm,
+        tokens,
+        tokensPerSec: tokensThisRun / secs,
+        eta: (secs / (step - resumedFrom)) * (total - step),
+        ...r.metrics,
+      };
+      metrics.append(m as unknown as StepMetrics);
+      history.push(m);
+      opts.onStep?.(m);
+      if (step % cfg["checkpoint-every"] === 0 || step === total) {
+        if (spec.extra) {
+          mkdirSync(ckDir, { recursive: true });
+          await spec.extra.save(extraFile(ckDir, step));
+        }
+        const path = await saveCheckpoint(
+          ckDir,
+          model,
+          opt,
+          { step, tokens, loader: { epoch, cursor: step }, rng: cfg.seed },
+          cfg["keep-checkpoints"],
+        );
+        opts.onCheckpoint?.(path, step);
+      }
+    }
+    writeFileAtomic(join(runDir, "done.json"), `${JSON.stringify({ steps: total, tokens })}\n`);
+    return { history, resumedFrom };
+  } finally {
+    opt.dispose();
+  }
+}
+
+/** Whether runDir holds a finished run (done.json). */
+export function finished(runDir: string): boolean {
+  return existsSync(join(runDir, "done.json"));
+}
