@@ -52,6 +52,14 @@ const commands: Record<string, Command> = {
     summary: "pre-train a Llama 3 model from a JSON/YAML config (resumes after interruptions)",
     load: () => import("./pretrain.js"),
   },
+  sft: {
+    summary: "supervised fine-tuning on chat or pre-tokenised JSONL (assistant tokens only)",
+    load: () => import("./sft.js"),
+  },
+  dpo: {
+    summary: "direct preference optimisation (β 0.1, formatting tokens masked, + 0.2·NLL)",
+    load: () => import("./dpo.js"),
+  },
   scaling: {
     summary: "fit or predict compute-optimal tokens and parameters (herd scaling fit|predict)",
     load: () => import("./scaling.js"),

@@ -74,8 +74,8 @@ export const DPO_SCHEMA = {
     min: 0,
     minExclusive: true,
     default: null,
-    defaultDoc: "1e-5 for hidden ≥ 2048, else 1e-5 too",
-    doc: "peak learning rate (the paper's DPO uses 1e-5)",
+    defaultDoc: "1e-5, or 1e-4 for small models",
+    doc: "peak learning rate (the paper's DPO: 1e-5; small models as for SFT)",
   },
   beta: { type: "number", min: 0, minExclusive: true, default: 0.1, doc: "DPO's β (the paper: 0.1)" },
   "nll-weight": {

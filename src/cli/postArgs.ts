@@ -1,0 +1,71 @@
+// What `herd sft`, `herd dpo` and `herd rm` share on the command line: the input options (model, data,
+// run folder, tokenizer, backend, --evaluate), the progress line (step, loss, rate, ETA) and the report
+// of skipped lines. Parsing and printing only; the trainers are src/posttrain/'s.
+import type { Schema } from "../core/schema.js";
+import type { Skip } from "../posttrain/data.js";
+import type { PostStep } from "../posttrain/loop.js";
+import { formatDuration } from "./duration.js";
+
+export const POST_OPTIONS = {
+  model: {
+    type: "string",
+    short: "m",
+    arg: "DIR",
+    doc: "the starting checkpoint (HF or Meta directory; trained in f32)",
+  },
+  data: { type: "string", arg: "FILE", doc: "training (or with --evaluate, evaluation) JSONL" },
+  output: {
+    type: "string",
+    short: "o",
+    arg: "RUN_DIR",
+    doc: "run folder: metrics.jsonl, checkpoints/, final/ (run again to resume)",
+  },
+  tokenizer: {
+    type: "string",
+    arg: "PATH",
+    defaultDoc: "tokenizer.model in DIR, else the shipped Llama 3 tokenizer for a 128,256 vocabulary",
+    doc: "tiktoken ranks file for conversational lines (pre-tokenised lines need none)",
+  },
+  evaluate: {
+    type: "boolean",
+    default: false,
+    doc: "print the loss and metrics of --model over --data as JSON; no training",
+  },
+  backend: {
+    type: "string",
+    arg: "NAME",
+    defaultDoc: "the fastest available",
+    doc: "tensor backend (js, wasm, native)",
+  },
+  quiet: { type: "boolean", default: false, doc: "no progress output" },
+} as const satisfies Schema;
+
+/** "step 3/40 loss 1.2345 lr 1.00e-4 |g| 0.812 1234 tok/s ETA 2m" plus the named metrics. */
+export function postProgressText(m: PostStep, extra: readonly string[] = []): string {
+  const more = extra.map((k) => ` ${k} ${Number(m[k]).toFixed(4)}`).join("");
+  return (
+    `step ${m.step}/${m.totalSteps} loss ${m.loss.toFixed(4)}${more} lr ${m.lr.toExponential(2)} ` +
+    `|g| ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSec)} tok/s ETA ${formatDuration(m.eta)}`
+  );
+}
+
+/** A printer of progress: one updating line on a terminal, a line per step otherwise. */
+export function progressPrinter(quiet: boolean, extra: readonly string[] = []) {
+  const tty = process.stderr.isTTY === true;
+  return {
+    onStep: (m: PostStep) => {
+      if (quiet) return;
+      process.stderr.write(tty ? `\r\x1b[K${postProgressText(m, extra)}` : `${postProgressText(m, extra)}\n`);
+    },
+    end: () => {
+      if (tty && !quiet) process.stderr.write("\n");
+    },
+  };
+}
+
+/** Report skipped lines on stderr: every one, with its file, line and reason. */
+export function reportSkips(skipped: readonly Skip[], total: number): void {
+  if (skipped.length === 0) return;
+  process.stderr.write(`skipped ${skipped.length} of ${total} lines:\n`);
+  for (const s of skipped) process.stderr.write(`  ${s.file}:${s.line}: ${s.reason}\n`);
+}

@@ -1,0 +1,61 @@
+// `herd sft --model DIR --data FILE.jsonl --output RUN_DIR`: supervised fine-tuning (spec §7.1–7.2) on
+// conversational or pre-tokenised JSONL; `--evaluate` prints the loss of --model over --data as JSON.
+// Argument parsing and printing only (src/posttrain/sft.ts trains).
+import { setBackend } from "../backends/index.js";
+import { commandHelp, HELP_OPTION, parseCli, type Schema, UsageError } from "../core/schema.js";
+import { loadModel } from "../model/load.js";
+import { resolveLR, resolveSeqLen, SFT_SCHEMA } from "../posttrain/config.js";
+import { readSft } from "../posttrain/data.js";
+import { chatFormatFor, writeFinal } from "../posttrain/io.js";
+import { sft, sftEvaluate } from "../posttrain/sft.js";
+import { POST_OPTIONS, progressPrinter, reportSkips } from "./postArgs.js";
+
+const USAGE = `usage: herd sft --model DIR --data FILE.jsonl --output RUN_DIR [options]
+       herd sft --evaluate --model DIR --data FILE.jsonl`;
+
+const PROSE = `Supervised fine-tuning: cross-entropy on the assistant tokens only, each assistant turn's
+<|eot_id|>/<|eom_id|> included (system, user, tool output and headers are masked). Lines: {"messages":
+[...]} (roles system/user/assistant/tool|ipython, OpenAI tool_calls) or {"input_ids", "labels"|"mask"}.
+Dialogs are packed several to a row with document masks and position restarts; the loss is the sum
+over supervised tokens over their count in the whole step (exact under accumulation). Empty assistant
+turns and dialogs longer than --seq-len are skipped and listed; a dialog with no assistant turn is an error.`;
+
+const OPTIONS = { ...POST_OPTIONS, ...SFT_SCHEMA, ...HELP_OPTION } as const satisfies Schema;
+
+export const HELP = commandHelp(USAGE, OPTIONS, PROSE);
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseCli(OPTIONS, argv);
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  if (!values.model || !values.data) throw new UsageError("--model DIR and --data FILE are required");
+  if (!values.evaluate && !values.output)
+    throw new UsageError("--output RUN_DIR is required (or --evaluate)");
+  if (values.backend) setBackend(values.backend);
+  const model = await loadModel(values.model);
+  const c = model.config;
+  const seqLen = resolveSeqLen(values["seq-len"], c.maxPositionEmbeddings);
+  const chat = chatFormatFor(values.model, c.vocabSize, values.tokenizer);
+  const data = readSft(values.data, { chat, vocabSize: c.vocabSize, maxLen: seqLen });
+  reportSkips(data.skipped, data.examples.length + data.skipped.length);
+  if (values.evaluate) {
+    const r = sftEvaluate(model, data.examples, seqLen, values["micro-batch"]);
+    process.stdout.write(`${JSON.stringify({ ...r, skipped: data.skipped.length })}\n`);
+    model.dispose();
+    return 0;
+  }
+  const cfg = { ...values, lr: resolveLR(values.lr, c.hiddenSize), "seq-len": seqLen };
+  const progress = progressPrinter(values.quiet, ["supervisedTokens"]);
+  const res = await sft(
+    { runDir: values.output!, model, data: data.examples, cfg },
+    { onStep: progress.onStep },
+  );
+  progress.end();
+  if (res.resumedFrom > 0) process.stdout.write(`resumed from step ${res.resumedFrom}\n`);
+  const final = await writeFinal(values.output!, model, values.model);
+  process.stdout.write(`done: ${final}\n`);
+  model.dispose();
+  return 0;
+}
