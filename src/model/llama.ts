@@ -42,6 +42,12 @@ export interface ForwardOptions {
   /** "last": logits of each row's last token only ([batch, 1, V]); default all. */
   logits?: "all" | "last";
   /**
+   * "hidden": return the final hidden states after the last RMSNorm ([batch, seq, hiddenSize], or
+   * [batch, 1, hiddenSize] with logits "last") instead of logits: what a head other than the LM head
+   * reads (the reward model's scalar head, as HF's LlamaForSequenceClassification). Default "logits".
+   */
+  output?: "logits" | "hidden";
+  /**
    * Activation recomputation while training (default: the model's `recompute`): keep only each
    * block's input and recompute the block's activations during backward.
    */
@@ -228,7 +234,8 @@ export class Llama {
         const last = Int32Array.from({ length: B }, (_, b) => b * T + T - 1);
         x = embedding(reshape(h, [B * T, c.hiddenSize]), last, [B, 1]);
       }
-      return linear(rmsNorm(x, this.norm, c.rmsNormEps), this.head);
+      const normed = rmsNorm(x, this.norm, c.rmsNormEps);
+      return opts.output === "hidden" ? normed : linear(normed, this.head);
     });
   }
 
