@@ -56,9 +56,17 @@ const commands: Record<string, Command> = {
     summary: "supervised fine-tuning on chat or pre-tokenised JSONL (assistant tokens only)",
     load: () => import("./sft.js"),
   },
+  rm: {
+    summary: "train a reward model on preference pairs (scalar head, pairwise loss, held-out accuracy)",
+    load: () => import("./rm.js"),
+  },
   dpo: {
     summary: "direct preference optimisation (β 0.1, formatting tokens masked, + 0.2·NLL)",
     load: () => import("./dpo.js"),
+  },
+  average: {
+    summary: "average checkpoints of one architecture (uniform or --weights)",
+    load: () => import("./average.js"),
   },
   scaling: {
     summary: "fit or predict compute-optimal tokens and parameters (herd scaling fit|predict)",

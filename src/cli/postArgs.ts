@@ -42,7 +42,8 @@ export const POST_OPTIONS = {
 
 /** "step 3/40 loss 1.2345 lr 1.00e-4 |g| 0.812 1234 tok/s ETA 2m" plus the named metrics. */
 export function postProgressText(m: PostStep, extra: readonly string[] = []): string {
-  const more = extra.map((k) => ` ${k} ${Number(m[k]).toFixed(4)}`).join("");
+  const num = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(4));
+  const more = extra.map((k) => ` ${k} ${num(Number(m[k]))}`).join("");
   return (
     `step ${m.step}/${m.totalSteps} loss ${m.loss.toFixed(4)}${more} lr ${m.lr.toExponential(2)} ` +
     `|g| ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSec)} tok/s ETA ${formatDuration(m.eta)}`
