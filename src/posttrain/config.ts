@@ -109,6 +109,9 @@ export const RM_SCHEMA = {
   "micro-batch": { ...COMMON["micro-batch"], default: 4 },
 } as const satisfies Schema;
 
+/** The settings every trainer's resume is checked against (run.json). */
+export const TRAIN_KEYS = ["lr", ...Object.keys(COMMON)] as const;
+
 export type SftConfig = Infer<typeof SFT_SCHEMA>;
 export type DpoConfig = Infer<typeof DPO_SCHEMA>;
 export type RmConfig = Infer<typeof RM_SCHEMA>;

@@ -256,12 +256,19 @@ export function checkpointHash(dir: string): string {
   return h.digest("hex");
 }
 
-/** sha256 of the pairs' token ids and masks (what the reference log-probabilities depend on). */
+/** sha256 of the pairs' token ids and masks (what the reference log-probabilities depend on; edited ones too). */
 export function dataHash(data: readonly PreferenceExample[], seqLen: number): string {
   const h = createHash("sha256");
   h.update(`seq ${seqLen}\n`);
   for (const p of data)
-    for (const a of [p.prompt, p.chosen.ids, p.chosen.counted, p.rejected.ids, p.rejected.counted]) {
+    for (const a of [
+      p.prompt,
+      p.chosen.ids,
+      p.chosen.counted,
+      p.rejected.ids,
+      p.rejected.counted,
+      ...(p.edited ? [p.edited.ids] : []),
+    ]) {
       h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
       h.update("|");
     }
@@ -326,6 +333,7 @@ export async function dpo(run: DpoRun, opts: LoopOptions = {}) {
       model: run.model,
       cfg: run.cfg,
       items: run.data.map((_, i) => i),
+      fingerprint: `${dataHash(run.data, s.seqLen)} β ${s.beta} nll ${s.nllWeight} ${s.reduction}`,
       step: (idx) => dpoStep(run.model, run.data, run.reference, idx, s),
     },
     opts,

@@ -6,7 +6,7 @@
 // in a seeded order per epoch; step s takes items [k·batch, (k+1)·batch) of epoch s / stepsPerEpoch's
 // order, so a resumed run sees exactly what an uninterrupted one would. A non-finite loss or gradient
 // norm stops the run before the update, naming the step.
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Rng } from "../core/rng.js";
 import { writeFileAtomic } from "../io/atomic.js";
@@ -16,7 +16,7 @@ import { listCheckpoints, loadCheckpoint, removeStaleTemps, saveCheckpoint } fro
 import { MetricsLog, type StepMetrics } from "../train/metrics.js";
 import { PretrainOptimizer } from "../train/optimizer.js";
 import { cosineLR } from "../train/schedule.js";
-import type { CommonConfig } from "./config.js";
+import { type CommonConfig, TRAIN_KEYS } from "./config.js";
 
 export interface PostStep {
   step: number;
@@ -40,9 +40,18 @@ export interface StepResult {
   metrics?: Record<string, number>;
 }
 
+/** Trainable tensors that are not model weights (the reward head, LoRA's adapters), saved beside each checkpoint. */
+export interface ExtraState {
+  params: Tensor[];
+  save: (path: string) => Promise<void>;
+  load: (path: string) => void;
+}
+
 export interface LoopOptions {
-  /** Trainable tensors (default: every weight of the model, made trainable). */
+  /** Trainable model weights (default: every weight of the model, made trainable); [] with `extra`: only those. */
   params?: Tensor[];
+  /** More trainable tensors, saved to checkpoints/extra-step-N.safetensors before each checkpoint. */
+  extra?: ExtraState;
   onStart?: (resumedFrom: number, totalSteps: number) => void;
   onStep?: (m: PostStep) => void;
   onCheckpoint?: (path: string, step: number) => void;
@@ -55,12 +64,10 @@ export interface LoopSpec<T> {
   items: readonly T[];
   /** Gradients of one step's items into the params' .grad (accumulated over micro-batches inside). */
   step: (items: T[]) => StepResult;
-  /** Extra trainable tensors that are not model weights (the reward head): saved per checkpoint by `saveExtra`. */
-  extra?: {
-    params: Tensor[];
-    save: (path: string) => Promise<void>;
-    load: (path: string) => void;
-  };
+  /** The method's own extra state (the reward head); LoopOptions.extra is the caller's (LoRA). */
+  extra?: ExtraState;
+  /** What the run's items are made of (e.g. a data hash): a resume with another is refused. */
+  fingerprint?: string;
 }
 
 export function stepsOf(cfg: CommonConfig, items: number): { perEpoch: number; total: number } {
@@ -94,7 +101,20 @@ export async function trainLoop<T>(
   const ckDir = join(runDir, "checkpoints");
   mkdirSync(runDir, { recursive: true });
   removeStaleTemps(ckDir);
-  const params = [...(opts.params ?? model.trainable().parameters()), ...(spec.extra?.params ?? [])];
+  const extras = [spec.extra, opts.extra].filter((e): e is ExtraState => e !== undefined);
+  const extra: ExtraState | undefined =
+    extras.length === 0
+      ? undefined
+      : {
+          params: extras.flatMap((e) => e.params),
+          save: async (path) => {
+            for (const [i, e] of extras.entries()) await e.save(i === 0 ? path : `${path}.${i}`);
+          },
+          load: (path) => {
+            for (const [i, e] of extras.entries()) e.load(i === 0 ? path : `${path}.${i}`);
+          },
+        };
+  const params = [...(opts.params ?? model.trainable().parameters()), ...(extra?.params ?? [])];
   const opt = new PretrainOptimizer(params, {
     beta1: 0.9,
     beta2: 0.999,
@@ -113,10 +133,16 @@ export async function trainLoop<T>(
   let step = 0;
   let tokens = 0;
   const newest = listCheckpoints(ckDir).at(-1);
+  const settings: Record<string, unknown> = {
+    items: spec.items.length,
+    fingerprint: spec.fingerprint ?? null,
+  };
+  for (const k of TRAIN_KEYS) settings[k] = (cfg as Record<string, unknown>)[k];
+  checkResume(runDir, settings, newest !== undefined);
   try {
     if (newest) {
       const state = await loadCheckpoint(newest.path, model, opt);
-      if (spec.extra) spec.extra.load(extraFile(ckDir, state.step));
+      if (extra) extra.load(extraFile(ckDir, state.step));
       step = state.step;
       tokens = state.tokens;
     }
@@ -161,9 +187,9 @@ export async function trainLoop<T>(
       history.push(m);
       opts.onStep?.(m);
       if (step % cfg["checkpoint-every"] === 0 || step === total) {
-        if (spec.extra) {
+        if (extra) {
           mkdirSync(ckDir, { recursive: true });
-          await spec.extra.save(extraFile(ckDir, step));
+          await extra.save(extraFile(ckDir, step));
         }
         const path = await saveCheckpoint(
           ckDir,
@@ -180,6 +206,25 @@ export async function trainLoop<T>(
   } finally {
     opt.dispose();
   }
+}
+
+/**
+ * runDir/run.json records the settings and data of the run; a resume (there are checkpoints) with other
+ * ones is refused, naming each changed field, since it would not follow the interrupted run's trajectory.
+ */
+function checkResume(runDir: string, settings: Record<string, unknown>, resuming: boolean): void {
+  const path = join(runDir, "run.json");
+  if (resuming && existsSync(path)) {
+    const old = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+    const changed = [...new Set([...Object.keys(old), ...Object.keys(settings)])].filter(
+      (k) => JSON.stringify(old[k]) !== JSON.stringify(settings[k]),
+    );
+    if (changed.length > 0)
+      throw new Error(
+        `${path}: the run was started with other settings or data (${changed.map((k) => `${k}: ${JSON.stringify(old[k])} → ${JSON.stringify(settings[k])}`).join("; ")}); resume with the same ones, or use a new run folder`,
+      );
+  }
+  writeFileAtomic(path, `${JSON.stringify(settings, null, 2)}\n`);
 }
 
 /** Whether runDir holds a finished run (done.json). */

@@ -18,7 +18,7 @@ import { backward, noGrad } from "../tensor/tape.js";
 import { parameter, scope, type Tensor } from "../tensor/tensor.js";
 import type { RmConfig } from "./config.js";
 import type { PreferenceExample } from "./data.js";
-import { responseSequence } from "./dpo.js";
+import { dataHash, responseSequence } from "./dpo.js";
 import { type LoopOptions, trainLoop } from "./loop.js";
 import { pack } from "./pack.js";
 
@@ -138,6 +138,7 @@ export async function trainRewardModel(run: RmRun, opts: LoopOptions = {}) {
       model: rm.base,
       cfg,
       items: run.data.map((_, i) => i),
+      fingerprint: dataHash(run.data, cfg["seq-len"]),
       step: (idx) => rmStep(rm, run.data, idx, cfg["seq-len"], cfg["micro-batch"]),
       extra: {
         params: [rm.head],

@@ -5,6 +5,7 @@
 // is the sum over its supervised tokens divided by their count in the whole step, so it is the same
 // however the step is split into micro-batches or packed. A step (or a dialog) with no supervised token
 // is a hard error, not a run that trains on nothing.
+import { createHash } from "node:crypto";
 import { Rng } from "../core/rng.js";
 import type { Llama } from "../model/llama.js";
 import { backward, noGrad } from "../tensor/tape.js";
@@ -26,6 +27,15 @@ export function packDialogs(examples: readonly SftExample[], seqLen: number, see
     (rows[rowOf[i]!] ??= []).push(e);
   });
   return rows;
+}
+
+/** sha256 of the dialogs' ids and masks and the row length (a resume must see the same). */
+export function sftHash(data: readonly SftExample[], seqLen: number): string {
+  const h = createHash("sha256").update(`seq ${seqLen}\n`);
+  for (const e of data)
+    for (const a of [e.ids, e.supervised])
+      h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).update("|");
+  return h.digest("hex");
 }
 
 /** The packed forward inputs of some rows' dialogs. */
@@ -92,6 +102,7 @@ export async function sft(run: SftRun, opts: LoopOptions = {}) {
       model,
       cfg,
       items: rows,
+      fingerprint: sftHash(run.data, seqLen),
       step: (batch) => {
         const r = sftStep(model, microBatches(batch, cfg["micro-batch"], seqLen));
         return { loss: r.loss, tokens: r.tokens, metrics: { supervisedTokens: r.supervised } };

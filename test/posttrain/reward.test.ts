@@ -77,6 +77,22 @@ test("training separates the toy set it trained on; the saved directory loads to
   assert.deepEqual(back.head.shape, [1, 32]);
   const again = rmStep(back, data, idx, 128, 8, false);
   assert.ok(Math.abs(again.loss - after.loss) < 1e-6);
-  rm.base.dispose();
-  back.base.dispose();
+  // Killed during step 21 (checkpoint at 20), resumed: the head comes back with the weights.
+  const killed = withRewardHead(tinyModel(), 3);
+  const kill = (m: { step: number }) => {
+    if (m.step === 21) throw new Error("killed");
+  };
+  const runCfg = { ...cfg, "checkpoint-every": 10 };
+  await assert.rejects(
+    trainRewardModel({ runDir: join(dir, "k"), rm: killed, data, cfg: runCfg }, { onStep: kill }),
+    /killed/,
+  );
+  const resumed = withRewardHead(tinyModel(), 3);
+  const res = await trainRewardModel({ runDir: join(dir, "k"), rm: resumed, data, cfg: runCfg });
+  assert.equal(res.resumedFrom, 20);
+  const h = resumed.head.data;
+  rm.head.data.forEach((v, i) => {
+    assert.ok(Math.abs(v - h[i]!) < 1e-4, `head[${i}] ${v} vs ${h[i]}`);
+  });
+  for (const m of [rm.base, back.base, killed.base, resumed.base]) m.dispose();
 });
