@@ -1,7 +1,7 @@
 // The post-training settings (spec §7), declared once with core/schema.ts: the trainers take the typed
 // values, the CLI spreads the same fields into its options (so --help and validation follow from here),
 // and a rounds file can validate them the same way. Keys are the command-line spellings.
-import type { Infer, Schema } from "../core/schema.js";
+import { type Infer, type Schema, validate } from "../core/schema.js";
 
 /** What SFT, DPO and the reward model share: the optimiser, schedule, batching and checkpoints. */
 const COMMON = {
@@ -126,3 +126,11 @@ export function resolveLR(lr: number | null, hidden: number): number {
 export function resolveSeqLen(seqLen: number | null, context: number): number {
   return seqLen ?? Math.min(context, 2048);
 }
+
+/** Validated settings from a plain object (defaults filled; errors name `source` and the field). */
+export const sftConfig = (raw: Record<string, unknown> = {}, source = "(sft settings)"): SftConfig =>
+  validate(SFT_SCHEMA, raw, source);
+export const dpoConfig = (raw: Record<string, unknown> = {}, source = "(dpo settings)"): DpoConfig =>
+  validate(DPO_SCHEMA, raw, source);
+export const rmConfig = (raw: Record<string, unknown> = {}, source = "(rm settings)"): RmConfig =>
+  validate(RM_SCHEMA, raw, source);
