@@ -97,6 +97,26 @@ test("sft, dpo, rm and average on a tiny model", async () => {
   ])
     assert.ok(k in log[1], k);
 
+  const dpoEval = herd(
+    "dpo",
+    "--evaluate",
+    "-m",
+    join(dir, "dpo", "final"),
+    "--reference",
+    join(dir, "sft", "final"),
+    "--data",
+    prefs,
+  );
+  assert.equal(dpoEval.status, 0, dpoEval.stderr);
+  assert.equal(JSON.parse(dpoEval.stdout).pairs, 6);
+  const noAssistant = jsonl(dir, "bad.jsonl", [{ messages: [{ role: "user", content: "x" }] }]);
+  const bad1 = herd("sft", "-m", base, "--data", noAssistant, "-o", join(dir, "bad"));
+  assert.equal(bad1.status, 1);
+  assert.match(bad1.stderr, /bad\.jsonl:1: field 'messages' has no assistant turn: zero supervised tokens/);
+  const usage = herd("dpo", "-m", base, "--data", prefs, "--beta", "0");
+  assert.equal(usage.status, 2);
+  assert.match(usage.stderr, /--beta: bad value '0' \(expected a positive number\)/);
+
   const rm = herd(
     "rm",
     "-m",
