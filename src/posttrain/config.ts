@@ -1,7 +1,7 @@
 // The post-training settings (spec §7), declared once with core/schema.ts: the trainers take the typed
 // values, the CLI spreads the same fields into its options (so --help and validation follow from here),
 // and a rounds file can validate them the same way. Keys are the command-line spellings.
-import { type Infer, type Schema, validate } from "../core/schema.js";
+import { type Infer, type Schema, UsageError, validate } from "../core/schema.js";
 
 /** What SFT, DPO and the reward model share: the optimiser, schedule, batching and checkpoints. */
 const COMMON = {
@@ -124,6 +124,8 @@ export function resolveLR(lr: number | null, hidden: number): number {
 
 /** The sequence length a config resolves to for a model with context `context`. */
 export function resolveSeqLen(seqLen: number | null, context: number): number {
+  if (seqLen !== null && seqLen > context)
+    throw new UsageError(`--seq-len: ${seqLen} is longer than the model's context of ${context}`);
   return seqLen ?? Math.min(context, 2048);
 }
 

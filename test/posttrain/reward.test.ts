@@ -16,6 +16,9 @@ import {
   trainRewardModel,
   withRewardHead,
 } from "../../src/posttrain/reward.js";
+import { linear } from "../../src/tensor/ops.js";
+import { scope } from "../../src/tensor/tensor.js";
+import { maxRelError } from "../helpers.js";
 import { byteChat, jsonl, tempDir, tinyModel } from "./fixture.js";
 
 const dir = tempDir();
@@ -42,6 +45,19 @@ const lines = topics.map((t, i) => ({
   ...(i % 3 === 0 ? { edited: a(`Yes! ${t} are great, truly.`) } : {}),
 }));
 const data = readPreferences(jsonl(dir, "rm.jsonl", lines), { chat, vocabSize: 512, maxLen: 128 }).examples;
+
+test("forward output 'hidden' is what the LM head reads: hidden × embeddingᵀ gives the logits", () => {
+  const m = tinyModel();
+  const ids = Int32Array.of(1, 5, 9, 300, 42);
+  scope(() => {
+    const logits = m.forward(ids).data;
+    const h = m.forward(ids, { output: "hidden" });
+    assert.deepEqual(h.shape, [1, 5, 32]);
+    const again = linear(h, m.weights.get("model.embed_tokens.weight")!).data;
+    assert.ok(maxRelError(again, logits, 1e-4) < 1e-5);
+  });
+  m.dispose();
+});
 
 test("edited > chosen > rejected gives three orderings, else one", () => {
   assert.deepEqual(orderings(data[0]!).pairs, [
