@@ -60,7 +60,7 @@ export async function run(argv: string[]): Promise<number> {
     lr: resolveLR(values.lr, c.hiddenSize),
     "seq-len": resolveSeqLen(values["seq-len"], c.maxPositionEmbeddings),
   };
-  const chat = chatFormatFor(values.model, c.vocabSize, values.tokenizer);
+  const chat = chatFormatFor(values.model, c.vocabSize, values.tokenizer, values["tool-format"]);
   const data = readPreferences(values.data, { chat, vocabSize: c.vocabSize, maxLen: cfg["seq-len"] });
   reportSkips(data.skipped, data.examples.length + data.skipped.length);
   const refDir = values.reference ?? values.model;

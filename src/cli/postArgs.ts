@@ -26,6 +26,12 @@ export const POST_OPTIONS = {
     defaultDoc: "tokenizer.model in DIR, else the shipped Llama 3 tokenizer for a 128,256 vocabulary",
     doc: "tiktoken ranks file for conversational lines (pre-tokenised lines need none)",
   },
+  "tool-format": {
+    type: "enum",
+    choices: ["json", "function_tag", "python_list"],
+    default: "json",
+    doc: "how assistant tool_calls are written: Llama 3.1 JSON, 3.1 <function> tag, or 3.2 Python list",
+  },
   evaluate: {
     type: "boolean",
     default: false,

@@ -57,7 +57,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.backend) setBackend(values.backend);
   const c = readConfig(values.model);
   const seqLen = resolveSeqLen(values["seq-len"], c.maxPositionEmbeddings);
-  const chat = chatFormatFor(values.model, c.vocabSize, values.tokenizer);
+  const chat = chatFormatFor(values.model, c.vocabSize, values.tokenizer, values["tool-format"]);
   const read = (f: string) => {
     const d = readPreferences(f, { chat, vocabSize: c.vocabSize, maxLen: seqLen });
     reportSkips(d.skipped, d.examples.length + d.skipped.length);

@@ -37,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
   const model = await loadModel(values.model);
   const c = model.config;
   const seqLen = resolveSeqLen(values["seq-len"], c.maxPositionEmbeddings);
-  const chat = chatFormatFor(values.model, c.vocabSize, values.tokenizer);
+  const chat = chatFormatFor(values.model, c.vocabSize, values.tokenizer, values["tool-format"]);
   const data = readSft(values.data, { chat, vocabSize: c.vocabSize, maxLen: seqLen });
   reportSkips(data.skipped, data.examples.length + data.skipped.length);
   if (values.evaluate) {

@@ -12,6 +12,7 @@ import type { Tensor } from "../tensor/tensor.js";
 import { ChatFormat } from "../tokenizer/chat.js";
 import { readRanks } from "../tokenizer/ranks.js";
 import { Tokenizer } from "../tokenizer/tiktoken.js";
+import type { ToolPromptFormat } from "../tokenizer/tools.js";
 
 const COPIED = [
   "tokenizer.model",
@@ -21,8 +22,13 @@ const COPIED = [
   "generation_config.json",
 ];
 
-/** The chat format for a model directory, or null when it has no tokenizer with the Llama 3 special tokens. */
-export function chatFormatFor(dir: string, vocabSize: number, path?: string): ChatFormat | null {
+/** The chat format (tool calls written in `toolPromptFormat`) for a model directory, or null when it has no tokenizer with the Llama 3 special tokens. */
+export function chatFormatFor(
+  dir: string,
+  vocabSize: number,
+  path?: string,
+  toolPromptFormat: ToolPromptFormat = "json",
+): ChatFormat | null {
   const file = path ?? (existsSync(join(dir, "tokenizer.model")) ? join(dir, "tokenizer.model") : null);
   let tok: Tokenizer | null = null;
   if (file) tok = new Tokenizer(readRanks(file), { name: file });
@@ -30,7 +36,7 @@ export function chatFormatFor(dir: string, vocabSize: number, path?: string): Ch
   if (!tok) return null;
   if (tok.vocabSize > vocabSize)
     throw new Error(`${file}: a tokenizer of ${tok.vocabSize} ids for a model of ${vocabSize}`);
-  return new ChatFormat(tok);
+  return new ChatFormat(tok, { toolPromptFormat });
 }
 
 /**

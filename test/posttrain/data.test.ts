@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { readPreferences, readSft } from "../../src/posttrain/data.js";
-import { byteChat, jsonl, tempDir } from "./fixture.js";
+import { ChatFormat } from "../../src/tokenizer/chat.js";
+import { byteChat, byteTokenizer, jsonl, tempDir } from "./fixture.js";
 
 const chat = byteChat();
 const opts = { chat, vocabSize: 512, maxLen: 200 };
@@ -51,6 +52,23 @@ test("conversational SFT with tool_calls; skips reported with their lines", () =
       [3, "325"],
     ],
   );
+});
+
+test("tool calls in Llama 3.2's Python-list format", () => {
+  const chat32 = new ChatFormat(byteTokenizer(), { toolPromptFormat: "python_list" });
+  const f = jsonl(dir, "tools32.jsonl", [
+    {
+      messages: [
+        { role: "user", content: "2+2?" },
+        { role: "assistant", tool_calls: [{ name: "calc", arguments: { x: "2+2" } }] },
+        { role: "ipython", content: "4" },
+        { role: "assistant", content: "4" },
+      ],
+    },
+  ]);
+  const e = readSft(f, { ...opts, chat: chat32 }).examples[0]!;
+  const text = chat32.tokenizer.decode([...e.ids].filter((_, i) => e.supervised[i]));
+  assert.equal(text, '<|python_tag|>[calc(x="2+2")]<|eot_id|>4<|eot_id|>');
 });
 
 test("bad input is an error naming file, line and field", () => {
