@@ -17,7 +17,7 @@ import {
   dpoStep,
   pairLogps,
 } from "../posttrain/dpo.js";
-import { chatFormatFor, writeFinal } from "../posttrain/io.js";
+import { chatFormatFor, writeFinal, writeSkips } from "../posttrain/io.js";
 import { POST_OPTIONS, progressPrinter, reportSkips } from "./postArgs.js";
 
 const USAGE = `usage: herd dpo --model DIR --data PAIRS.jsonl --output RUN_DIR [--reference DIR] [options]
@@ -63,6 +63,7 @@ export async function run(argv: string[]): Promise<number> {
   const chat = chatFormatFor(values.model, c.vocabSize, values.tokenizer, values["tool-format"]);
   const data = readPreferences(values.data, { chat, vocabSize: c.vocabSize, maxLen: cfg["seq-len"] });
   reportSkips(data.skipped, data.examples.length + data.skipped.length);
+  if (values.output && !values.evaluate) writeSkips(values.output, data.skipped);
   const refDir = values.reference ?? values.model;
   const compute = async () => {
     if (resolve(refDir) === resolve(values.model!))

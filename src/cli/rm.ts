@@ -6,8 +6,8 @@ import { Rng } from "../core/rng.js";
 import { commandHelp, HELP_OPTION, parseCli, type Schema, UsageError } from "../core/schema.js";
 import { loadModel, readConfig } from "../model/load.js";
 import { RM_SCHEMA, resolveLR, resolveSeqLen } from "../posttrain/config.js";
-import { readPreferences } from "../posttrain/data.js";
-import { chatFormatFor, writeFinal } from "../posttrain/io.js";
+import { readPreferences, type Skip } from "../posttrain/data.js";
+import { chatFormatFor, writeFinal, writeSkips } from "../posttrain/io.js";
 import {
   loadRewardModel,
   RM_CONFIG,
@@ -58,9 +58,11 @@ export async function run(argv: string[]): Promise<number> {
   const c = readConfig(values.model);
   const seqLen = resolveSeqLen(values["seq-len"], c.maxPositionEmbeddings);
   const chat = chatFormatFor(values.model, c.vocabSize, values.tokenizer, values["tool-format"]);
+  const skipped: Skip[] = [];
   const read = (f: string) => {
     const d = readPreferences(f, { chat, vocabSize: c.vocabSize, maxLen: seqLen });
     reportSkips(d.skipped, d.examples.length + d.skipped.length);
+    skipped.push(...d.skipped);
     return d.examples;
   };
   const all = read(values.data);
@@ -90,6 +92,7 @@ export async function run(argv: string[]): Promise<number> {
     heldout = [...order.subarray(0, n)].map((i) => all[i]!);
     train = [...order.subarray(n)].sort((a, b) => a - b).map((i) => all[i]!);
   }
+  writeSkips(values.output!, skipped);
   const rm = withRewardHead(await loadModel(values.model), values.seed);
   const cfg = { ...values, lr: resolveLR(values.lr, c.hiddenSize), "seq-len": seqLen };
   const progress = progressPrinter(values.quiet, ["accuracy"]);

@@ -6,7 +6,7 @@ import { commandHelp, HELP_OPTION, parseCli, type Schema, UsageError } from "../
 import { loadModel } from "../model/load.js";
 import { resolveLR, resolveSeqLen, SFT_SCHEMA } from "../posttrain/config.js";
 import { readSft } from "../posttrain/data.js";
-import { chatFormatFor, writeFinal } from "../posttrain/io.js";
+import { chatFormatFor, writeFinal, writeSkips } from "../posttrain/io.js";
 import { sft, sftEvaluate } from "../posttrain/sft.js";
 import { POST_OPTIONS, progressPrinter, reportSkips } from "./postArgs.js";
 
@@ -40,6 +40,7 @@ export async function run(argv: string[]): Promise<number> {
   const chat = chatFormatFor(values.model, c.vocabSize, values.tokenizer, values["tool-format"]);
   const data = readSft(values.data, { chat, vocabSize: c.vocabSize, maxLen: seqLen });
   reportSkips(data.skipped, data.examples.length + data.skipped.length);
+  if (values.output && !values.evaluate) writeSkips(values.output, data.skipped);
   if (values.evaluate) {
     const r = sftEvaluate(model, data.examples, seqLen, values["micro-batch"]);
     process.stdout.write(`${JSON.stringify({ ...r, skipped: data.skipped.length })}\n`);

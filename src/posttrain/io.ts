@@ -1,8 +1,9 @@
 // What the post-training commands share around their trainers: the chat format of a model directory
 // (its tokenizer.model, or --tokenizer, or the shipped Llama 3 tokenizer for a 128,256 vocabulary), and
 // the run's final/ folder: an HF checkpoint of the trained weights (f32) with the source model's tokenizer
-// and generation files copied beside it, so `herd chat --model RUN/final` works on it.
-import { existsSync, readFileSync } from "node:fs";
+// and generation files copied beside it, so `herd chat --model RUN/final` works on it; and the record of
+// the input lines a run skipped (skipped.jsonl).
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.js";
 import { writeHFCheckpoint } from "../model/checkpoint/hf.js";
@@ -13,6 +14,7 @@ import { ChatFormat } from "../tokenizer/chat.js";
 import { readRanks } from "../tokenizer/ranks.js";
 import { Tokenizer } from "../tokenizer/tiktoken.js";
 import type { ToolPromptFormat } from "../tokenizer/tools.js";
+import type { Skip } from "./data.js";
 
 const COPIED = [
   "tokenizer.model",
@@ -56,4 +58,10 @@ export async function writeFinal(
   for (const f of COPIED)
     if (existsSync(join(sourceDir, f))) writeFileAtomic(join(dir, f), readFileSync(join(sourceDir, f)));
   return dir;
+}
+
+/** Record the skipped lines in runDir/skipped.jsonl (one {file, line, reason} a line), atomically. */
+export function writeSkips(runDir: string, skipped: readonly Skip[]): void {
+  mkdirSync(runDir, { recursive: true });
+  writeFileAtomic(join(runDir, "skipped.jsonl"), skipped.map((s) => `${JSON.stringify(s)}\n`).join(""));
 }

@@ -65,6 +65,11 @@ test("sft, dpo, rm and average on a tiny model", async () => {
   assert.equal(sft.status, 0, sft.stderr);
   assert.match(sft.stderr, /skipped 1 of 5 lines:\n {2}.*sft\.jsonl:5: empty assistant turn/);
   assert.ok(existsSync(join(dir, "sft", "final", "tokenizer.model")));
+  assert.deepEqual(JSON.parse(readFileSync(join(dir, "sft", "skipped.jsonl"), "utf8")), {
+    file: sftData,
+    line: 5,
+    reason: "empty assistant turn (messages[1])",
+  });
   const ev = herd("sft", "--evaluate", "-m", join(dir, "sft", "final"), "--data", sftData);
   assert.equal(ev.status, 0, ev.stderr);
   const r = JSON.parse(ev.stdout);
