@@ -16,9 +16,9 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { SchemaError } from "../../src/core/schema.js";
+import { configTable, SchemaError, withGenerated } from "../../src/core/schema.js";
 import { documentToJson } from "../../src/data/document.js";
-import { loadPipeline, validatePipeline } from "../../src/data/pipeline/config.js";
+import { loadPipeline, PIPELINE_SCHEMA, validatePipeline } from "../../src/data/pipeline/config.js";
 import { runLocal } from "../../src/data/pipeline/run.js";
 import { repoPath, rng } from "../helpers.js";
 import { plantedCorpus } from "./corpus.js";
@@ -339,6 +339,11 @@ test("pipeline files: errors name the field; unknown fields and steps are refuse
     () => validatePipeline({ input: { paths: [] }, steps: [] }),
     /field 'input\.paths' must name at least one file or folder/,
   );
+});
+
+test("docs/data.md's pipeline-file table is the one PIPELINE_SCHEMA makes (node scripts/readme-knobs.mjs)", () => {
+  const readme = readFileSync(repoPath("docs", "data.md"), "utf8");
+  assert.equal(withGenerated(readme, "pipeline-config", configTable(PIPELINE_SCHEMA)), readme);
 });
 
 test("CLI: `herd data dedup` runs one step on JSONL and reports the funnel", () => {

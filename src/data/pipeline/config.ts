@@ -75,7 +75,12 @@ export const PIPELINE_SCHEMA = {
     default: 0,
     doc: "seed for every sampling decision (same input + seed → same output)",
   },
-  output: { type: "string", default: "", doc: "the run folder (required here or as --output)" },
+  output: {
+    type: "string",
+    default: "",
+    defaultDoc: "unset",
+    doc: "the run folder (required here or as --output)",
+  },
   tasks: {
     type: "integer",
     default: 0,
