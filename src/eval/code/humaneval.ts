@@ -69,7 +69,8 @@ export function readHumanEval(path: string): HumanEvalProblem[] {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(p.entryPoint))
         throw new Error(`${path}:${line}: field 'entry_point' must be a Python name, got '${p.entryPoint}'`);
       const before = seen.get(p.taskId);
-      if (before !== undefined) throw new Error(`${path}:${line}: task_id '${p.taskId}' repeats line ${before}`);
+      if (before !== undefined)
+        throw new Error(`${path}:${line}: task_id '${p.taskId}' repeats line ${before}`);
       seen.set(p.taskId, line);
       problems.push(p);
     });

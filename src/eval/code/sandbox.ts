@@ -31,7 +31,15 @@
 // Not enforced: the program can read what is bound read-only (system files under /usr, the Python
 // install), and use CPU and memory up to its limits; no seccomp filter is installed.
 import { execFileSync, spawn } from "node:child_process";
-import { accessSync, constants, lstatSync, readlinkSync, realpathSync } from "node:fs";
+import {
+  accessSync,
+  constants,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+} from "node:fs";
 import { delimiter, dirname, join } from "node:path";
 import { type Infer, type Schema, validate } from "../../core/schema.js";
 
@@ -40,7 +48,12 @@ export const SANDBOX_LIMITS = {
   timeoutS: { type: "number", default: 5, min: 0, minExclusive: true, doc: "wall-clock seconds per run" },
   cpuS: { type: "integer", default: 5, min: 1, doc: "CPU seconds per process (RLIMIT_CPU)" },
   memoryMb: { type: "integer", default: 1024, min: 64, doc: "address space per process, MiB (RLIMIT_AS)" },
-  processes: { type: "integer", default: 16, min: 1, doc: "processes and threads of the run's uid (RLIMIT_NPROC)" },
+  processes: {
+    type: "integer",
+    default: 16,
+    min: 1,
+    doc: "processes and threads of the run's uid (RLIMIT_NPROC)",
+  },
   fileSizeMb: { type: "integer", default: 16, min: 1, doc: "largest file it may write, MiB (RLIMIT_FSIZE)" },
   openFiles: { type: "integer", default: 64, min: 8, doc: "open file descriptors (RLIMIT_NOFILE)" },
   tmpMb: { type: "integer", default: 64, min: 1, doc: "size of its throw-away /tmp, MiB" },
@@ -67,7 +80,9 @@ export const INSTALL_HINT =
 /** Thrown when code cannot be run sandboxed here: herd then runs none at all. */
 export class SandboxUnavailableError extends Error {
   constructor(reason: string) {
-    super(`code execution refused: ${reason}; generated code is only ever run inside the sandbox, so ${INSTALL_HINT}`);
+    super(
+      `code execution refused: ${reason}; generated code is only ever run inside the sandbox, so ${INSTALL_HINT}`,
+    );
     this.name = "SandboxUnavailableError";
   }
 }
@@ -113,12 +128,18 @@ const under = (p: string, dir: string) => p === dir || p.startsWith(dir.endsWith
 function pythonInfo(python: string): PythonInfo {
   const out = execFileSync(
     python,
-    ["-I", "-c", "import sys,json;print(json.dumps([sys.executable,sys.prefix,sys.base_prefix,sys.exec_prefix]))"],
+    [
+      "-I",
+      "-c",
+      "import sys,json;print(json.dumps([sys.executable,sys.prefix,sys.base_prefix,sys.exec_prefix]))",
+    ],
     { encoding: "utf8", timeout: 20_000, stdio: ["ignore", "pipe", "pipe"] },
   );
   const [executable, ...prefixes] = JSON.parse(out) as string[];
   if (!executable) throw new Error(`${python} did not report sys.executable`);
-  const dirs = [...prefixes, dirname(executable), dirname(realpathSync(executable))].map((d) => realpathSync(d));
+  const dirs = [...prefixes, dirname(executable), dirname(realpathSync(executable))].map((d) =>
+    realpathSync(d),
+  );
   const binds: string[] = [];
   for (const d of [...new Set(dirs)].sort()) {
     if (d === "/") throw new Error(`${python}: its prefix is '/', which would bind the whole host`);
@@ -238,8 +259,29 @@ export async function runSandboxed(
   try {
     return await runIn(s, program, limits, slot);
   } finally {
-    slots[slot] = false;
+    // The kernel tears a killed pid namespace down asynchronously: the slot's uid is reused (its process
+    // count is what RLIMIT_NPROC limits) only once none of its processes is left.
+    if (!isRoot() || (await uidGone(limits.uidBase + slot, 10_000))) slots[slot] = false;
   }
+}
+
+/** Processes whose real uid is `uid` now (zombies included). */
+export function processesOf(uid: number): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const real = /\nUid:\s+(\d+)/.exec(readFileSync(`/proc/${d}/status`, "latin1"))?.[1];
+      if (Number(real) === uid) pids.push(Number(d));
+    } catch {} // exited meanwhile
+  }
+  return pids;
+}
+
+async function uidGone(uid: number, waitMs: number): Promise<boolean> {
+  for (const t0 = Date.now(); Date.now() - t0 < waitMs; await new Promise((r) => setTimeout(r, 10)))
+    if (processesOf(uid).length === 0) return true;
+  return false;
 }
 
 function runIn(s: Setup, program: string, limits: SandboxLimits, slot: number): Promise<SandboxResult> {
@@ -308,4 +350,10 @@ function runIn(s: Setup, program: string, limits: SandboxLimits, slot: number): 
   });
 }
 
-const signalNumber: Record<string, number> = { SIGKILL: 9, SIGTERM: 15, SIGXCPU: 24, SIGSEGV: 11, SIGABRT: 6 };
+const signalNumber: Record<string, number> = {
+  SIGKILL: 9,
+  SIGTERM: 15,
+  SIGXCPU: 24,
+  SIGSEGV: 11,
+  SIGABRT: 6,
+};
