@@ -80,9 +80,7 @@ export const INSTALL_HINT =
 /** Thrown when code cannot be run sandboxed here: herd then runs none at all. */
 export class SandboxUnavailableError extends Error {
   constructor(reason: string) {
-    super(
-      `code execution refused: ${reason}; generated code is only ever run inside the sandbox, so ${INSTALL_HINT}`,
-    );
+    super(`code execution refused: ${reason} (generated code is only ever run inside the sandbox)`);
     this.name = "SandboxUnavailableError";
   }
 }
@@ -158,7 +156,7 @@ function setup(python: string): Promise<Setup | string> {
 async function probe(python: string): Promise<Setup | string> {
   const bwrap = onPath("bwrap");
   if (process.platform !== "linux") return `the sandbox needs Linux (this is ${process.platform})`;
-  if (!bwrap) return "bwrap (bubblewrap) was not found on PATH";
+  if (!bwrap) return `bwrap (bubblewrap) was not found on PATH: ${INSTALL_HINT}`;
   try {
     const s = { bwrap, python: pythonInfo(python) };
     const r = await runIn(s, "print('ok')", sandboxLimits({ timeoutS: 30 }), 0);
@@ -172,7 +170,7 @@ async function probe(python: string): Promise<Setup | string> {
 /** Null when code can be run sandboxed here, else the reason it cannot (tests skip with it). */
 export async function sandboxCheck(python = "python3"): Promise<string | null> {
   const s = await setup(python);
-  return typeof s === "string" ? `${s}; ${INSTALL_HINT}` : null;
+  return typeof s === "string" ? s : null;
 }
 
 const isRoot = () => process.getuid?.() === 0;
@@ -225,7 +223,7 @@ if uid >= 0:
     assert os.getuid() == uid and os.geteuid() == uid and os.getgid() == uid
 try:
     os.setuid(0)
-except PermissionError:
+except OSError:
     pass
 else:
     sys.exit("sandbox: still privileged after dropping root")
