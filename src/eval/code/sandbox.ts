@@ -1,6 +1,6 @@
 // Runs untrusted Python (a model's completion with its tests) inside an OS sandbox, and says how it ended.
 // Code is never run without the sandbox: when bubblewrap (`bwrap`) is missing or cannot start here,
-// sandboxCheck() says why and runSandboxed() throws SandboxUnavailableError (with how to install it).
+// sandboxCheck() says why and runSandboxed() throws SandboxUnavailableError (saying how to install it).
 //
 // What is enforced, and by what:
 // - Files: bubblewrap builds a new mount namespace whose root is an empty tmpfs. Bound into it, read-only:
@@ -20,6 +20,8 @@
 //   the untrusted code holds no capability and the kernel enforces RLIMIT_NPROC on it (it does not for
 //   uid 0). Run by another user, bwrap also creates a user namespace (no capability outside it) and
 //   forbids nested ones; RLIMIT_NPROC then counts all of that user's processes.
+// - System calls: on x86-64, a seccomp filter (seccomp.ts, installed by bwrap before the wrapper runs)
+//   refuses new namespaces, mounts, ptrace, bpf, io_uring, keyrings and module loading; elsewhere none.
 // - Resources, as rlimits set by the wrapper and inherited across its exec of the program: RLIMIT_CPU
 //   (`cpuS`; SIGXCPU, then SIGKILL one second later), RLIMIT_AS (`memoryMb`), RLIMIT_NPROC (`processes`,
 //   a fork bomb stops there), RLIMIT_FSIZE (`fileSizeMb`), RLIMIT_NOFILE (`openFiles`), RLIMIT_CORE 0.
@@ -30,7 +32,7 @@
 // sandbox that failed to start is an error, never a failed sample), and the program may write more.
 // Not enforced: the program can read what is bound read-only (system files under /usr, the Python
 // install), and use CPU and memory up to its limits; no seccomp filter is installed.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, type StdioOptions, spawn } from "node:child_process";
 import {
   accessSync,
   constants,
@@ -42,6 +44,7 @@ import {
 } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
 import { type Infer, type Schema, validate } from "../../core/schema.js";
+import { seccompFilter } from "./seccomp.js";
 
 /** The sandbox's limits, declared once (validation, and --help for a command that exposes them). */
 export const SANDBOX_LIMITS = {
@@ -231,6 +234,7 @@ os.write(3, b"ready\\n")
 os.execv(sys.executable, [sys.executable, "-I", "-B", "/tmp/program.py"])
 `;
 
+const FILTER = seccompFilter();
 const slots: boolean[] = [];
 
 function takeSlot(): number {
@@ -288,6 +292,7 @@ function runIn(s: Setup, program: string, limits: SandboxLimits, slot: number): 
   const wrapperArgs = [limits.cpuS, limits.memoryMb * MiB, limits.processes, limits.fileSizeMb * MiB];
   const args = [
     ...bwrapArgs(s.python, limits),
+    ...(FILTER ? ["--seccomp", "4"] : []),
     s.python.executable,
     "-I",
     "-B",
@@ -296,7 +301,10 @@ function runIn(s: Setup, program: string, limits: SandboxLimits, slot: number): 
     ...[...wrapperArgs, limits.openFiles, uid].map(String),
   ];
   const started = performance.now();
-  const child = spawn(s.bwrap, args, { stdio: ["pipe", "pipe", "pipe", "pipe"], detached: true, env: {} });
+  // fds 0-2, fd 3 (the channel) and fd 4 (the seccomp filter, read by bwrap itself).
+  const stdio: StdioOptions = Array<"pipe">(FILTER ? 5 : 4).fill("pipe");
+  const child = spawn(s.bwrap, args, { stdio, detached: true, env: {} });
+  if (FILTER) (child.stdio[4] as NodeJS.WritableStream).end(FILTER);
   const cap = limits.outputKb * 1024;
   const keep = (stream: NodeJS.ReadableStream | null, max: number) => {
     const parts: Buffer[] = [];
