@@ -16,7 +16,7 @@
 //   nothing outlives the wall-clock limit, which Node enforces by SIGKILL on bwrap's process group.
 // - Identity and privileges: bwrap sets no_new_privs. Run by root, bwrap keeps only CAP_SETUID/CAP_SETGID;
 //   the wrapper (WRAPPER below, trusted, run before the untrusted code) sets the rlimits and then drops to
-//   an unprivileged uid/gid of its own per concurrent run (uidBase + slot, no supplementary groups), so
+//   an unprivileged uid/gid of its own per concurrent run (runUid(), no supplementary groups), so
 //   the untrusted code holds no capability and the kernel enforces RLIMIT_NPROC on it (it does not for
 //   uid 0). Run by another user, bwrap also creates a user namespace (no capability outside it) and
 //   forbids nested ones; RLIMIT_NPROC then counts all of that user's processes.
@@ -66,7 +66,7 @@ export const SANDBOX_LIMITS = {
     default: 1_500_000_000,
     min: 1,
     max: 4_000_000_000,
-    doc: "when run as root: the untrusted code runs as uid/gid uidBase + slot",
+    doc: "when run as root: the untrusted code runs as a uid/gid from uidBase to uidBase + 2^24",
   },
 } as const satisfies Schema;
 
@@ -237,9 +237,15 @@ os.execv(sys.executable, [sys.executable, "-I", "-B", "/tmp/program.py"])
 const FILTER = seccompFilter();
 const slots: boolean[] = [];
 
+/** A run's uid: its own per process (by pid) and per concurrent run in it, so none shares a process count. */
+export function runUid(limits: SandboxLimits, slot: number): number {
+  return limits.uidBase + (process.pid & 0xffff) * 256 + slot;
+}
+
 function takeSlot(): number {
   let i = slots.indexOf(false);
   if (i < 0) i = slots.push(false) - 1;
+  if (i >= 256) throw new Error("sandbox: at most 256 runs at once");
   slots[i] = true;
   return i;
 }
@@ -263,7 +269,7 @@ export async function runSandboxed(
   } finally {
     // The kernel tears a killed pid namespace down asynchronously: the slot's uid is reused (its process
     // count is what RLIMIT_NPROC limits) only once none of its processes is left.
-    if (!isRoot() || (await uidGone(limits.uidBase + slot, 10_000))) slots[slot] = false;
+    if (!isRoot() || (await uidGone(runUid(limits, slot), 10_000))) slots[slot] = false;
   }
 }
 
@@ -287,7 +293,7 @@ async function uidGone(uid: number, waitMs: number): Promise<boolean> {
 }
 
 function runIn(s: Setup, program: string, limits: SandboxLimits, slot: number): Promise<SandboxResult> {
-  const uid = isRoot() ? limits.uidBase + slot : -1;
+  const uid = isRoot() ? runUid(limits, slot) : -1;
   const MiB = 2 ** 20;
   const wrapperArgs = [limits.cpuS, limits.memoryMb * MiB, limits.processes, limits.fileSizeMb * MiB];
   const args = [

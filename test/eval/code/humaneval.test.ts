@@ -15,6 +15,7 @@ import {
   humanEvalPrompt,
   readHumanEval,
 } from "../../../src/eval/code/humaneval.js";
+import { sandboxLimits } from "../../../src/eval/code/sandbox.js";
 import { passAtK } from "../../../src/eval/code/score.js";
 import { repoPath, sharedPath } from "../../helpers.js";
 
@@ -149,4 +150,12 @@ test("pass@k equals 1 − C(n−c,k)/C(n,k) on a table", () => {
   assert.throws(() => passAtK(5, 6, 1), /0 ≤ c ≤ n/);
   assert.throws(() => passAtK(5, 2, 6), /1 ≤ k ≤ n/);
   assert.throws(() => passAtK(5, 2.5, 1), /integers/);
+});
+
+test("sandbox limits are validated, naming the field", () => {
+  assert.equal(sandboxLimits().timeoutS, 5);
+  assert.equal(sandboxLimits({ memoryMb: 256 }).memoryMb, 256);
+  assert.throws(() => sandboxLimits({ timeoutS: 0 }), /field 'timeoutS' must be a positive number/);
+  assert.throws(() => sandboxLimits({ processes: 1.5 }), /field 'processes' must be an integer/);
+  assert.throws(() => sandboxLimits({ timeout: 3 } as never), /'timeout' is not a known field/);
 });

@@ -65,7 +65,8 @@ function leftovers(): string[] {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
       const uid = Number(/\nUid:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
-      if (cmd.includes("/tmp/program.py") || (uid >= base && uid < base + 256)) found.push(`${pid} ${cmd}`);
+      if (cmd.includes("/tmp/program.py") || (uid >= base && uid < base + 2 ** 24))
+        found.push(`${pid} ${cmd}`);
     } catch {} // gone meanwhile
   }
   return found;
