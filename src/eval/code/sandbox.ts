@@ -35,13 +35,14 @@
 import { execFileSync, type StdioOptions, spawn } from "node:child_process";
 import {
   accessSync,
-  constants,
+  constants as fsConstants,
   lstatSync,
   readdirSync,
   readFileSync,
   readlinkSync,
   realpathSync,
 } from "node:fs";
+import { constants } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { type Infer, type Schema, validate } from "../../core/schema.js";
 import { seccompFilter } from "./seccomp.js";
@@ -117,7 +118,7 @@ function onPath(name: string): string | null {
   for (const dir of (process.env.PATH ?? "").split(delimiter)) {
     const p = join(dir || ".", name);
     try {
-      accessSync(p, constants.X_OK);
+      accessSync(p, fsConstants.X_OK);
       return p;
     } catch {}
   }
@@ -327,10 +328,12 @@ function runIn(s: Setup, program: string, limits: SandboxLimits, slot: number): 
   child.stdin?.on("error", () => {}); // the program may exit before reading all of stdin
   child.stdin?.end(program);
   let timedOut = false;
+  // bwrap leads its own process group (detached); the sandbox's processes die with it (--die-with-parent).
   const kill = () => {
-    try {
-      process.kill(-(child.pid ?? 0), "SIGKILL");
-    } catch {}
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null)
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {}
   };
   const timer = setTimeout(() => {
     timedOut = true;
@@ -343,7 +346,6 @@ function runIn(s: Setup, program: string, limits: SandboxLimits, slot: number): 
     });
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      kill(); // anything left in the process group (there should be none)
       const ch = channel();
       const err = stderr();
       if (!ch.startsWith("ready\n") && !timedOut) {
@@ -351,7 +353,7 @@ function runIn(s: Setup, program: string, limits: SandboxLimits, slot: number): 
         return;
       }
       resolve({
-        exitCode: code ?? (signal ? 128 + (signalNumber[signal] ?? 0) : null),
+        exitCode: code ?? (signal ? 128 + constants.signals[signal] : null),
         timedOut,
         stdout: stdout(),
         stderr: err,
@@ -361,11 +363,3 @@ function runIn(s: Setup, program: string, limits: SandboxLimits, slot: number): 
     });
   });
 }
-
-const signalNumber: Record<string, number> = {
-  SIGKILL: 9,
-  SIGTERM: 15,
-  SIGXCPU: 24,
-  SIGSEGV: 11,
-  SIGABRT: 6,
-};
