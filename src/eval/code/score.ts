@@ -84,13 +84,7 @@ export async function scoreHumanEval(
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, jobs.length) }, worker));
 
-  const scored = problems.map((p, i): ProblemScore => {
-    const samples = results[i]!;
-    const c = samples.filter((s) => s.passed).length;
-    const at: Record<string, number> = {};
-    for (const k of ks) if (k <= samples.length) at[`pass@${k}`] = passAtK(samples.length, c, k);
-    return { taskId: p.taskId, n: samples.length, c, passAtK: at, samples };
-  });
+  const scored = problems.map((p, i) => problemScore(p, results[i]!, ks));
   const mean: Record<string, number> = {};
   for (const k of ks) {
     const key = `pass@${k}`;
@@ -100,4 +94,23 @@ export async function scoreHumanEval(
   const statuses: Record<string, number> = {};
   for (const s of scored) for (const r of s.samples) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
   return { problems: scored, passAtK: mean, statuses };
+}
+
+function problemScore(p: HumanEvalProblem, samples: CompletionResult[], ks: readonly number[]): ProblemScore {
+  const c = samples.filter((s) => s.passed).length;
+  const at: Record<string, number> = {};
+  for (const k of ks) if (k <= samples.length) at[`pass@${k}`] = passAtK(samples.length, c, k);
+  return { taskId: p.taskId, n: samples.length, c, passAtK: at, samples };
+}
+
+/**
+ * One problem's completions run and scored (a harness that scores item by item): pass@k for each k ≤ n.
+ * Its samples run `concurrency` at a time; onProgress counts this problem's samples.
+ */
+export async function scoreProblem(
+  problem: HumanEvalProblem,
+  completions: readonly string[],
+  opts: ScoreOptions = {},
+): Promise<ProblemScore> {
+  return (await scoreHumanEval([problem], [completions], opts)).problems[0]!;
 }

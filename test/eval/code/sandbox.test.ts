@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { type HumanEvalProblem, readHumanEval, runCompletion } from "../../../src/eval/code/humaneval.js";
 import { runSandboxed, sandboxCheck, sandboxLimits } from "../../../src/eval/code/sandbox.js";
-import { scoreHumanEval } from "../../../src/eval/code/score.js";
+import { scoreHumanEval, scoreProblem } from "../../../src/eval/code/score.js";
 import { repoPath } from "../../helpers.js";
 
 const why = await sandboxCheck();
@@ -90,10 +90,12 @@ test("canonical solutions pass (pass@1 = 1); wrong ones score 0", { skip }, asyn
   // `return None` fails an assertion or raises (None - 0.5); sys.exit(0) before check() is an error.
   assert.equal((bad.statuses.failed ?? 0) + (bad.statuses.error ?? 0), 2 * problems.length);
   assert.ok((bad.statuses.error ?? 0) >= problems.length);
-  const half = await scoreHumanEval([truncate], [[truncate.canonicalSolution, body("return 0.0")]], {
-    k: [1, 2],
-  });
+  const half = await scoreProblem(truncate, [truncate.canonicalSolution, body("return 0.0")], { k: [1, 2] });
   assert.deepEqual(half.passAtK, { "pass@1": 0.5, "pass@2": 1 });
+  assert.deepEqual(
+    half.samples.map((r) => r.status),
+    ["passed", "failed"],
+  );
 });
 
 test("an endless loop and a fork bomb are stopped at the time limit", { skip }, async () => {
