@@ -20,6 +20,7 @@ const BUDGET: Record<string, number> = {
   "src/model": 3350, // 3052
   "src/train": 2200, // 1996
   "src/generate": 750, // 665
+  "src/posttrain": 3000, // #16: LoRA (lora.ts, peft.ts) ~550; the SFT/RM/RS/DPO trainers land beside it
   "src/eval": 800, // 737
   "src/recipe": 200, // 144
   "src/cli": 1800, // 1638

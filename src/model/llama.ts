@@ -3,7 +3,8 @@
 // embedding itself when tied). One forward serves training (autograd records through the ops) and
 // inference (under noGrad, optionally with a KV cache for incremental decoding, and with bf16 weights
 // used as stored). Weights are a map from Hugging Face names to tensors (weights.ts); a quantised
-// checkpoint's matrices are QuantTensors (Q8_0/Q4_0, inference only) kept in `quantized`.
+// checkpoint's matrices are QuantTensors (Q8_0/Q4_0, frozen) kept in `quantized`. `adapters` holds
+// updates added to a layer matrix's output (LoRA, src/posttrain/lora.ts), keyed by the matrix's HF name.
 
 import { knob } from "../core/knobs.js";
 import { capture, type Graph, graphsReplayNatively } from "../tensor/graph.js";
@@ -51,8 +52,17 @@ export interface ForwardOptions {
 /** Tensors old HF checkpoints carry that are not weights (recomputed from the config). */
 const IGNORED = /\.rotary_emb\.inv_freq$/;
 
-/** A matrix: f32, bf16, or weight-only quantised (Q8_0/Q4_0, inference only; src/tensor/quant.ts). */
-type Matrix = Tensor | QuantTensor;
+/** A matrix: f32, bf16, or weight-only quantised (Q8_0/Q4_0, frozen; src/tensor/quant.ts). */
+export type Matrix = Tensor | QuantTensor;
+
+/**
+ * An update added to one layer matrix's output: `linear(x, W)` becomes `apply(x, linear(x, W))`
+ * (LoRA's y + B·A·x·α/r). `parameters` are the tensors it trains (recomputed blocks need them listed).
+ */
+export interface LinearAdapter {
+  apply(x: Tensor, y: Tensor): Tensor;
+  readonly parameters: readonly Tensor[];
+}
 
 interface Layer {
   attnNorm: Tensor;
@@ -75,6 +85,8 @@ export class Llama {
   readonly invFreq: Float32Array;
   /** Activation recomputation in the training forward (ForwardOptions.recompute overrides it). */
   recompute = false;
+  /** Adapters by the HF name of the layer matrix they update (empty: the plain model). */
+  readonly adapters = new Map<string, LinearAdapter>();
   private readonly layers: Layer[];
   private readonly embed: Matrix;
   private readonly norm: Tensor;
@@ -143,6 +155,11 @@ export class Llama {
     }
   }
 
+  /** A matrix by HF name (f32, bf16 or quantised), or undefined. */
+  matrix(name: string): Matrix | undefined {
+    return this.quantized.get(name) ?? this.weights.get(name);
+  }
+
   /** Weights that can be trained (f32 with requiresGrad), in HF order. */
   parameters(): Tensor[] {
     return [...this.weights.values()].filter((t) => t.requiresGrad);
@@ -198,7 +215,7 @@ export class Llama {
     if (positions.length !== ids.length)
       throw new Error(`Llama.forward: ${positions.length} positions for ${ids.length} tokens`);
 
-    if (cache && B === 1 && T === 1 && !docIds) {
+    if (cache && B === 1 && T === 1 && !docIds && this.adapters.size === 0) {
       const logits = this.decodeGraph(ids, positions[0]!, cache);
       if (logits) return logits;
     }
@@ -215,7 +232,10 @@ export class Llama {
           ? checkpoint(
               (x) => this.block(l, x, B, T, positions, docIds, undefined),
               [prev],
-              Object.values(this.layers[l]!).filter((w) => w.requiresGrad),
+              [
+                ...Object.values(this.layers[l]!).filter((w) => w.requiresGrad),
+                ...this.layerAdapterParameters(l),
+              ],
             )
           : this.block(l, prev, B, T, positions, docIds, cache),
       );
@@ -353,7 +373,11 @@ export class Llama {
     const K = c.numKeyValueHeads;
     const hd = c.headDim;
     const x = rmsNorm(h, w.attnNorm, c.rmsNormEps);
-    const [xq, xk, xv] = linears(x, [w.wq, w.wk, w.wv]);
+    const [xq, xk, xv] = this.adapt(l, ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], x, [
+      w.wq,
+      w.wk,
+      w.wv,
+    ]);
     const q = rope(reshape(xq!, [B, T, H, hd]), positions, this.invFreq);
     const k = rope(reshape(xk!, [B, T, K, hd]), positions, this.invFreq);
     const v = reshape(xv!, [B, T, K, hd]);
@@ -364,10 +388,28 @@ export class Llama {
     } else {
       a = attention(q, k, v, { docIds });
     }
-    h = add(h, linear(reshape(a, [B, T, H * hd]), w.wo));
+    const [o] = this.adapt(l, ["self_attn.o_proj"], reshape(a, [B, T, H * hd]), [w.wo]);
+    h = add(h, o!);
     const y = rmsNorm(h, w.ffnNorm, c.rmsNormEps);
-    const [gate, up] = linears(y, [w.w1, w.w3]);
-    return add(h, linear(swiglu(gate!, up!), w.w2));
+    const [gate, up] = this.adapt(l, ["mlp.gate_proj", "mlp.up_proj"], y, [w.w1, w.w3]);
+    const [down] = this.adapt(l, ["mlp.down_proj"], swiglu(gate!, up!), [w.w2]);
+    return add(h, down!);
+  }
+
+  /** `linears(x, ws)` with each output passed through the adapter of layer l's matrix `parts[i]`, if any. */
+  private adapt(l: number, parts: readonly string[], x: Tensor, ws: readonly Matrix[]): Tensor[] {
+    const ys = linears(x, ws);
+    if (this.adapters.size === 0) return ys;
+    return ys.map((y, i) => this.adapters.get(layerName(l, parts[i]!))?.apply(x, y) ?? y);
+  }
+
+  /** The trainable tensors of layer l's adapters. */
+  private layerAdapterParameters(l: number): Tensor[] {
+    const prefix = `model.layers.${l}.`;
+    const out: Tensor[] = [];
+    for (const [name, a] of this.adapters)
+      if (name.startsWith(prefix)) out.push(...a.parameters.filter((t) => t.requiresGrad));
+    return out;
   }
 }
 
