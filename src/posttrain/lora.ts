@@ -11,14 +11,14 @@
 // against whole module names, or "all-linear". PEFT files: src/posttrain/peft.ts.
 
 import { getBackend } from "../backends/index.js";
-import { Rng } from "../core/rng.js";
+import { fmix32, Rng } from "../core/rng.js";
 import type { Schema } from "../core/schema.js";
 import { f32ToBf16Bits } from "../io/half.js";
-import type { LinearAdapter, Llama, Matrix } from "../model/llama.js";
+import type { ForwardPass, LinearAdapter, Llama, Matrix } from "../model/llama.js";
 import { layerName } from "../model/weights.js";
 import { add, linear, mul, scale } from "../tensor/ops.js";
 import { dequantizeRow, QuantTensor, quantizeRow, quantRowBytes } from "../tensor/quant.js";
-import { isGradEnabled, noGrad } from "../tensor/tape.js";
+import { noGrad } from "../tensor/tape.js";
 import { type Tensor, untracked, zeros } from "../tensor/tensor.js";
 
 /** The linear modules of a Llama layer, by their PEFT (HF module) names. */
@@ -178,11 +178,15 @@ export class Lora {
   /** The short target names in use (q_proj, …), in LORA_TARGETS order. */
   readonly targets: LoraTarget[];
   readonly modules: LoraModule[];
-  /** Dropout applies while this is true and gradients are recorded (PEFT: module.training). */
+  /**
+   * Dropout applies while this is true in a forward that records gradients (PEFT: module.training). Its
+   * masks are a function of the seed, the forward's number and the module, so a recomputed block
+   * (Llama.recompute) draws the same ones again.
+   */
   training = true;
+  readonly seed: number;
   private enabled = true;
   private detached = false;
-  private readonly rng: Rng;
 
   constructor(
     readonly model: Llama,
@@ -200,14 +204,14 @@ export class Lora {
     this.dropout = dropout;
     this.useRslora = opts.useRslora ?? false;
     this.scaling = this.useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
-    this.rng = new Rng(opts.seed ?? 0);
+    this.seed = (opts.seed ?? 0) >>> 0;
     const picked = resolveTargets(opts.targets ?? "all-linear", model.config.numHiddenLayers);
     for (const p of picked)
       if (model.adapters.has(`${p.module}.weight`))
         throw new Error(`LoRA: module '${p.module}' already has an adapter (merge or remove it first)`);
     this.targets = LORA_TARGETS.filter((t) => picked.some((p) => p.target === t));
     const init = opts.init ?? true;
-    const r = new Rng(this.rng.nextU32());
+    const r = new Rng(this.seed);
     this.modules = untracked(() =>
       picked.map((p) => {
         const base = model.matrix(`${p.module}.weight`)!;
@@ -228,7 +232,9 @@ export class Lora {
     );
     // The base is frozen (as PEFT's get_peft_model does): only A and B are trained.
     for (const w of model.weights.values()) w.requiresGrad = false;
-    for (const m of this.modules) model.adapters.set(`${m.module}.weight`, this.adapter(m));
+    this.modules.forEach((m, i) => {
+      model.adapters.set(`${m.module}.weight`, this.adapter(m, i));
+    });
   }
 
   /** The trainable tensors: A then B of each module, in module order. */
@@ -306,24 +312,25 @@ export class Lora {
     if (this.detached) throw new Error(`LoRA.${what}: the adapters were already merged or removed`);
   }
 
-  private adapter(m: LoraModule): LinearAdapter {
+  private adapter(m: LoraModule, index: number): LinearAdapter {
     return {
       parameters: [m.A, m.B],
-      apply: (x, y) => {
+      apply: (x, y, pass) => {
         if (!this.enabled) return y;
         let xi = x;
-        if (this.dropout > 0 && this.training && isGradEnabled()) xi = mul(x, this.dropoutMask(x));
+        if (this.dropout > 0 && this.training && pass.training) xi = mul(x, this.dropoutMask(x, pass, index));
         return add(y, linear(scale(linear(xi, m.A), this.scaling), m.B));
       },
     };
   }
 
   /** Inverted dropout: each element kept with probability 1 − p and then scaled by 1/(1 − p). */
-  private dropoutMask(x: Tensor): Tensor {
+  private dropoutMask(x: Tensor, pass: ForwardPass, module: number): Tensor {
+    const rng = new Rng(fmix32(fmix32(this.seed ^ 0x6c6f7261) + fmix32(pass.index) * 31 + module));
     const mask = zeros(x.shape);
     const keep = 1 / (1 - this.dropout);
     const d = mask.data;
-    for (let i = 0; i < d.length; i++) d[i] = this.rng.next() < this.dropout ? 0 : keep;
+    for (let i = 0; i < d.length; i++) d[i] = rng.next() < this.dropout ? 0 : keep;
     return mask;
   }
 }

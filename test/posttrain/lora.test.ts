@@ -128,7 +128,9 @@ for (const dtype of ["bf16", "q8_0", "q4_0"] as BaseDtype[])
         const x = fromArray(X, [5, 32]);
         x.requiresGrad = true;
         for (const p of lora.parameters()) p.grad?.data.fill(0);
-        const y = model.adapters.get("model.layers.1.mlp.up_proj.weight")!.apply(x, linear(x, w));
+        const y = model.adapters
+          .get("model.layers.1.mlp.up_proj.weight")!
+          .apply(x, linear(x, w), { training: true, index: 0 });
         const loss = sum(mul(y, fromArray(R, [5, 64])));
         backward(loss);
         return [x.grad!.toArray(), m.A.grad!.toArray(), m.B.grad!.toArray()].map((a) => Float32Array.from(a));
@@ -176,6 +178,21 @@ test("disabled() runs the base alone; dropout only while training and recording"
   );
   lora.training = false;
   assert.deepEqual(recorded(), adapted);
+});
+
+test("dropout under activation recomputation draws the same masks again: the same gradients as without", () => {
+  const grads = (recompute: boolean) => {
+    const model = tinyModel("bf16");
+    model.recompute = recompute;
+    const lora = applyLora(model, { rank: 2, alpha: 4, dropout: 0.3, seed: 8 });
+    randomise(lora, 12);
+    gradients(model, lora.parameters()); // a first step, so the masks are not the first forward's only
+    return gradients(model, lora.parameters());
+  };
+  const plain = grads(false);
+  const recomputed = grads(true);
+  for (const [i, g] of plain.entries())
+    assert.ok(closeness(recomputed[i]!, g, 1e-5, 1e-7) <= 1, `parameter ${i}`);
 });
 
 test("merge() folds B·A·scaling into the base: the same logits as base + adapter", () => {

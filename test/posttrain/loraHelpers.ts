@@ -23,29 +23,34 @@ export const tinyConfig: LlamaConfig = {
   eosTokenIds: [1],
 };
 
-/** The tiny model with its matrices in `dtype` (the same random f32 values, rounded or quantised). */
-export function tinyModel(dtype: BaseDtype, seed = 5): Llama {
-  const half = dtype === "bf16";
-  const ws = initWeights(tinyConfig, { seed, dtype: half ? "bf16" : "f32" });
-  if (dtype === "f32" || dtype === "bf16") return new Llama(tinyConfig, ws);
-  const q = new Map<string, Tensor | QuantTensor>();
+/**
+ * The tiny model with its matrices in `dtype` (the same random f32 values, rounded or quantised).
+ * `embedStd`: the tied embedding's spread (default the init's 0.02, which keeps logits within ±1: a
+ * frozen base then caps how far an adapter can lower the loss).
+ */
+export function tinyModel(dtype: BaseDtype, seed = 5, embedStd = 0.02): Llama {
+  const ws = initWeights(tinyConfig, { seed });
+  const embed = ws.get("model.embed_tokens.weight")!;
+  for (let i = 0; i < embed.size; i++) embed.data[i] = embed.data[i]! * (embedStd / 0.02);
+  if (dtype === "f32") return new Llama(tinyConfig, ws);
+  const out = new Map<string, Tensor | QuantTensor>();
   for (const [name, t] of ws) {
-    if (t.rank !== 2) q.set(name, t);
+    if (t.rank !== 2) out.set(name, t);
     else {
-      q.set(name, quantize(t, dtype));
+      out.set(name, dtype === "bf16" ? t.toDtype("bf16") : quantize(t, dtype));
       t.dispose();
     }
   }
-  return new Llama(tinyConfig, q);
+  return new Llama(tinyConfig, out);
 }
 
 /** A batch of 2 rows × 7 tokens and its next-token targets. */
 export const ids = Int32Array.from({ length: 14 }, (_, i) => (i * 7 + 3) % 48);
 export const targets = Int32Array.from({ length: 14 }, (_, i) => (i * 5 + 11) % 48);
 
-/** The mean cross-entropy of the batch, without recording. */
-export function lossValue(model: Llama): number {
-  return noGrad(() => scope(() => model.loss(ids, targets, { batch: 2 }).item()));
+/** The mean cross-entropy of the batch (weighted by `mask` if given), without recording. */
+export function lossValue(model: Llama, mask?: Float32Array): number {
+  return noGrad(() => scope(() => model.loss(ids, targets, { batch: 2, ...(mask ? { mask } : {}) }).item()));
 }
 
 /** Logits of the batch as a plain array. */
