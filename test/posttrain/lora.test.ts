@@ -3,7 +3,15 @@
 // unmerged model, target resolution and its errors.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { applyLora, kaimingUniformBound, type Lora, resolveTargets } from "../../src/posttrain/lora.js";
+import { parseCli } from "../../src/core/schema.js";
+import {
+  applyLora,
+  kaimingUniformBound,
+  LORA_OPTIONS,
+  type Lora,
+  loraOptionsFrom,
+  resolveTargets,
+} from "../../src/posttrain/lora.js";
 import {
   backward,
   dequantize,
@@ -280,4 +288,26 @@ test("targets: PEFT's suffix matching, patterns, all-linear; a target that names
   lora.remove();
   assert.equal(model.adapters.size, 0);
   applyLora(model, { rank: 2, alpha: 2 });
+});
+
+test("LORA_OPTIONS: --lora and its settings on a command line become LoraOptions", () => {
+  const parse = (...argv: string[]) => loraOptionsFrom(parseCli(LORA_OPTIONS, argv).values);
+  assert.equal(parse(), null);
+  assert.deepEqual(parse("--lora"), { rank: 8, alpha: 16, dropout: 0, targets: "all-linear" });
+  assert.deepEqual(
+    parse(
+      "--lora",
+      "--lora-rank",
+      "4",
+      "--lora-alpha",
+      "8",
+      "--lora-dropout",
+      "0.1",
+      "--lora-targets",
+      "q_proj,v_proj",
+    ),
+    { rank: 4, alpha: 8, dropout: 0.1, targets: ["q_proj", "v_proj"] },
+  );
+  assert.throws(() => parse("--lora", "--lora-rank", "0"), /--lora-rank/);
+  assert.throws(() => parse("--lora", "--lora-dropout", "1"), /--lora-dropout/);
 });
