@@ -15,7 +15,6 @@ import { fmix32, Rng } from "../core/rng.js";
 import type { Schema } from "../core/schema.js";
 import { f32ToBf16Bits } from "../io/half.js";
 import type { ForwardPass, LinearAdapter, Llama, Matrix } from "../model/llama.js";
-import { layerName } from "../model/weights.js";
 import { add, linear, mul, scale } from "../tensor/ops.js";
 import { dequantizeRow, QuantTensor, quantizeRow, quantRowBytes } from "../tensor/quant.js";
 import { noGrad } from "../tensor/tape.js";
@@ -364,9 +363,4 @@ function foldRow(w: Matrix, j: number, delta: Float32Array, s: number, row: Floa
     u[0] = bits[o + p]! << 16;
     bits[o + p] = f32ToBf16Bits(wide[0]! + s * delta[p]!);
   }
-}
-
-/** The HF name of a layer matrix (model.layers.{l}.{part}.weight) for a target. */
-export function targetWeightName(layer: number, target: LoraTarget): string {
-  return layerName(layer, LORA_PARTS[target]);
 }

@@ -33,8 +33,14 @@ export interface SaveAdapterOptions {
   baseModel?: string | null;
 }
 
-/** The adapter_config.json object for `lora` (PEFT's LoraConfig fields, keys sorted). */
+/**
+ * The adapter_config.json object for `lora` (PEFT's LoraConfig fields, keys sorted). target_modules
+ * are the short names (q_proj, …) when each named one is adapted in every layer, else the full module
+ * names (PEFT's suffix matching reads both), so a reload adapts exactly the same modules.
+ */
 export function adapterConfig(lora: Lora, opts: SaveAdapterOptions = {}): Record<string, unknown> {
+  const layers = lora.model.config.numHiddenLayers;
+  const everyLayer = lora.targets.every((t) => lora.modules.filter((m) => m.target === t).length === layers);
   const c: Record<string, unknown> = {
     alpha_pattern: {},
     auto_mapping: null,
@@ -53,7 +59,7 @@ export function adapterConfig(lora: Lora, opts: SaveAdapterOptions = {}): Record
     r: lora.rank,
     rank_pattern: {},
     revision: null,
-    target_modules: [...lora.targets].sort(),
+    target_modules: everyLayer ? [...lora.targets].sort() : lora.modules.map((m) => m.module).sort(),
     task_type: "CAUSAL_LM",
     use_dora: false,
     use_rslora: lora.useRslora,

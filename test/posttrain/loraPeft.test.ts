@@ -97,6 +97,25 @@ test("save → load round trip: the same logits bit for bit, on an f32 and a Q8_
   }
 });
 
+test("an adapter on some layers only is saved with full module names and reloads onto exactly those", async () => {
+  for (const targets of [["model.layers.1.mlp.up_proj", "q_proj"], ".*\\.0\\.self_attn\\.[kv]_proj"]) {
+    const a = tinyModel("bf16");
+    const lora = applyLora(a, { rank: 2, alpha: 2, targets });
+    for (const [i, p] of lora.parameters().entries()) p.data.set(randArray(p.size, 80 + i, 0.2));
+    const dir = tempDir("herd-lora-");
+    await saveAdapter(lora, dir);
+    const written = JSON.parse(readFileSync(join(dir, ADAPTER_CONFIG), "utf8")).target_modules;
+    assert.deepEqual(written, lora.modules.map((m) => m.module).sort());
+    const b = tinyModel("bf16");
+    const back = await loadAdapter(b, dir);
+    assert.deepEqual(
+      back.modules.map((m) => m.module),
+      lora.modules.map((m) => m.module),
+    );
+    assert.deepEqual(logitsOf(b), logitsOf(a));
+  }
+});
+
 test("bad adapters are refused, naming the file and the field or tensor", async () => {
   const model = tinyModel("f32");
   const good = tempDir("herd-lora-");
