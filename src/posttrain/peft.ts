@@ -121,6 +121,8 @@ export function readAdapterConfig(dir: string): { options: LoraOptions; baseMode
     "modules_to_save",
     "layers_to_transform",
     "layer_replication",
+    "exclude_modules",
+    "trainable_token_indices",
   ])
     absentOr(f, empty, "empty or null (not supported)");
   const base = c.base_model_name_or_path;

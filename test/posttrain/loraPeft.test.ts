@@ -139,6 +139,10 @@ test("bad adapters are refused, naming the file and the field or tensor", async 
     [{ bias: "all" }, /field 'bias' must be "none"/],
     [{ rank_pattern: { q_proj: 8 } }, /field 'rank_pattern' must be empty or null/],
     [
+      { exclude_modules: ["model.layers.0.self_attn.v_proj"] },
+      /field 'exclude_modules' must be empty or null/,
+    ],
+    [
       { target_modules: ["v_proj", "qkv"] },
       /field 'target_modules': LoRA target 'qkv' names no module of this model/,
     ],
