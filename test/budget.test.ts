@@ -20,6 +20,7 @@ const BUDGET: Record<string, number> = {
   "src/model": 3350, // 3052
   "src/train": 2200, // 1996
   "src/generate": 750, // 665
+  "src/posttrain": 3000, // #16: LoRA (lora.ts, peft.ts) ~550; the SFT/RM/RS/DPO trainers land beside it
   "src/eval": 1600, // 737, then 1460 with eval/code/ (HumanEval, the bubblewrap sandbox and its seccomp filter, pass@k: #17)
   "src/recipe": 200, // 144
   "src/cli": 1800, // 1638

@@ -44,6 +44,10 @@ export const commands: Record<string, Command> = {
     summary: "weight-only int8/4-bit quantisation of a checkpoint (q8_0, q4_0)",
     load: () => import("./quantize.js"),
   },
+  "lora merge": {
+    summary: "fold a LoRA adapter (PEFT layout) into its base checkpoint",
+    load: () => import("./lora.js"),
+  },
   perplexity: {
     summary: "perplexity of one or more models on held-out text",
     load: () => import("./perplexity.js"),

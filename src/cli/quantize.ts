@@ -48,10 +48,10 @@ f32. Check the cost with: herd perplexity --model OUT --text held-out.txt`,
 );
 
 /** Largest tokenizer or settings file copied (Llama 3's tokenizer.json is 9 MB). */
-const MAX_COPIED_BYTES = 256 << 20;
+export const MAX_COPIED_BYTES = 256 << 20;
 
 /** Files beside the weights that a quantised directory needs too (tokenizers, generation settings). */
-const COPIED = [
+export const COPIED = [
   "vocab.json",
   "tokenizer.model",
   "tokenizer.json",
@@ -59,7 +59,7 @@ const COPIED = [
   "generation_config.json",
 ];
 
-function randomTag(): string {
+export function randomTag(): string {
   return Math.random().toString(36).slice(2, 10);
 }
 
@@ -72,7 +72,7 @@ function within(inner: string, outer: string): boolean {
  * The real path `--out` names (symlinks resolved, also of its nearest existing parent), checked: not the
  * model folder, not inside it, not holding it; a directory or nothing; holding files only with --force.
  */
-function outputTarget(model: string, out: string, force: boolean): string {
+export function outputTarget(model: string, out: string, force: boolean): string {
   const src = realpathSync(model);
   let target: string;
   if (existsSync(out)) target = realpathSync(out);
@@ -102,7 +102,7 @@ function outputTarget(model: string, out: string, force: boolean): string {
  * Put the finished folder `tmp` at `target`: an existing target is moved aside first and removed once
  * the new one is in place (a crash in between leaves it as \`.NAME.old-*\` beside the target).
  */
-function replaceDir(tmp: string, target: string): void {
+export function replaceDir(tmp: string, target: string): void {
   if (!existsSync(target)) {
     mkdirSync(dirname(target), { recursive: true });
     renameSync(tmp, target);

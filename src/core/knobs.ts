@@ -228,6 +228,20 @@ export const KNOBS = {
     group: "bench",
     doc: "timed steps of the train benchmark",
   },
+  HERD_BENCH_LORA_PRESET: {
+    kind: "string",
+    default: "llama3.2-1b",
+    group: "bench",
+    doc: "the model shape of the LoRA benchmark (bf16 base, random weights)",
+  },
+  HERD_BENCH_LORA_SEQ: {
+    kind: "int",
+    min: 1,
+    max: 1048576,
+    default: 256,
+    group: "bench",
+    doc: "tokens per step of the LoRA benchmark",
+  },
   HERD_BENCH_RECOMPUTE_SEQ: {
     kind: "int",
     min: 1,

@@ -42,7 +42,14 @@ import { initWeights } from "../../src/model/weights.js";
 import { repoPath } from "../helpers.js";
 
 /** The pages whose commands and examples run, in order (a later page may use what an earlier one made). */
-export const PAGES = ["README.md", "docs/api.md", "docs/data.md", "docs/pretrain.md", "docs/knobs.md"];
+export const PAGES = [
+  "README.md",
+  "docs/api.md",
+  "docs/data.md",
+  "docs/pretrain.md",
+  "docs/posttrain.md",
+  "docs/knobs.md",
+];
 
 export interface ReadmeItem {
   /** 1-based line in its page. */
