@@ -13,6 +13,7 @@ import type { Llama } from "../model/llama.js";
 import { scoreContinuations } from "./loglikelihood.js";
 import { promptIds, promptText, renderText } from "./prompt.js";
 import type { Item, Response, Subtask, TaskContext, TaskSpec } from "./task.js";
+import type { CustomContext, CustomTaskSpec } from "./tasks/custom.js";
 import { mean, meanStderr, pooledStderr } from "./task.js";
 
 export interface EvalOptions extends TaskContext {
@@ -210,4 +211,28 @@ function record(
   out["n-samples"][t.name] = { original: t.original, effective: t.items.length };
   out.higher_is_better[t.name] = t.metrics;
   if (o.logSamples) out.samples[t.name] = samples;
+}
+
+/** Request tasks and custom ones (perplexity, niah) in one run; custom tasks' files come back beside. */
+export async function evaluate(
+  model: Llama,
+  tasks: readonly (TaskSpec | CustomTaskSpec)[],
+  o: EvalOptions & CustomContext,
+): Promise<{ results: TaskResults; files: Record<string, string> }> {
+  const custom = tasks.filter((t): t is CustomTaskSpec => "custom" in t);
+  const results = await evaluateTasks(
+    model,
+    tasks.filter((t): t is TaskSpec => !("custom" in t)),
+    o,
+  );
+  const files: Record<string, string> = {};
+  for (const t of custom) {
+    const r = t.run(model, o);
+    results.results[t.name] = r.row;
+    results.configs[t.name] = { task: t.name, text: o.textFile ?? null };
+    results["n-shot"][t.name] = 0;
+    results["n-samples"][t.name] = { original: r.nSamples, effective: r.nSamples };
+    Object.assign(files, r.files);
+  }
+  return { results, files };
 }
