@@ -20,9 +20,9 @@ const BUDGET: Record<string, number> = {
   "src/model": 3350, // 3052
   "src/train": 2200, // 1996
   "src/generate": 750, // 665
-  "src/eval": 800, // 737
+  "src/eval": 2500, // 737; 2275 with the evaluation harness (#17: tasks, readers, prompts, scoring, reports)
   "src/recipe": 200, // 144
-  "src/cli": 1800, // 1638
+  "src/cli": 2100, // 1638; 1907 with herd eval and herd eval compare (#17)
   native: 4000, // 3631
   assembly: 1450, // 1307
   bench: 1500, // 1375

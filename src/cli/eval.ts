@@ -24,7 +24,13 @@ const OPTIONS = {
     doc: `tasks, comma-separated: ${TASKS.map((t) => t.name).join(", ")}`,
   },
   limit: { type: "integer", min: 1, optional: true, arg: "N", doc: "documents per subtask at most" },
-  shots: { type: "integer", min: 0, optional: true, arg: "K", doc: "few-shot examples (default: each task's)" },
+  shots: {
+    type: "integer",
+    min: 0,
+    optional: true,
+    arg: "K",
+    doc: "few-shot examples (default: each task's)",
+  },
   batch: { type: "integer", min: 1, default: 1, arg: "B", doc: "sequences per forward on the naive path" },
   naive: {
     type: "boolean",
@@ -36,7 +42,14 @@ const OPTIONS = {
     default: false,
     doc: "instruct model: prompts in the Llama 3.1 chat format (few-shot examples as turns)",
   },
-  output: { type: "string", short: "o", arg: "DIR", optional: true, doc: "where results.json goes", defaultDoc: "runs/eval-<model folder name>" },
+  output: {
+    type: "string",
+    short: "o",
+    arg: "DIR",
+    optional: true,
+    doc: "where results.json goes",
+    defaultDoc: "runs/eval-<model folder name>",
+  },
   "data-dir": {
     type: "string",
     arg: "DIR",
@@ -44,9 +57,23 @@ const OPTIONS = {
     doc: "the evaluation data sets in their own formats",
     defaultDoc: "../shared/data/eval when present",
   },
-  text: { type: "string", arg: "FILE", optional: true, doc: "held-out text for the perplexity and niah tasks" },
-  "log-samples": { type: "boolean", default: false, doc: "write every sample (prompt, output, answer, score)" },
-  tokenizer: { type: "string", arg: "PATH", optional: true, doc: "a vocab.json piece list or a tiktoken ranks file" },
+  text: {
+    type: "string",
+    arg: "FILE",
+    optional: true,
+    doc: "held-out text for the perplexity and niah tasks",
+  },
+  "log-samples": {
+    type: "boolean",
+    default: false,
+    doc: "write every sample (prompt, output, answer, score)",
+  },
+  tokenizer: {
+    type: "string",
+    arg: "PATH",
+    optional: true,
+    doc: "a vocab.json piece list or a tiktoken ranks file",
+  },
   f32: { type: "boolean", default: false, doc: "widen bf16 weights to f32" },
   ...HELP_OPTION,
 } as const satisfies Schema;
@@ -57,13 +84,22 @@ export const HELP = commandHelp(
 );
 
 function defaultDataDir(): string | undefined {
-  for (const d of [resolve("..", "shared", "data", "eval"), join(packageRoot(), "..", "shared", "data", "eval")])
+  for (const d of [
+    resolve("..", "shared", "data", "eval"),
+    join(packageRoot(), "..", "shared", "data", "eval"),
+  ])
     if (existsSync(d)) return d;
   return undefined;
 }
 
 /** "[eval] task 3/10 · 45/120 items · 2.31 items/s · ETA 32s" (a terminal line, else one every 5 s). */
-function progress(): (p: { task: string; done: number; total: number; allDone: number; allTotal: number }) => void {
+function progress(): (p: {
+  task: string;
+  done: number;
+  total: number;
+  allDone: number;
+  allTotal: number;
+}) => void {
   const t0 = performance.now();
   let last = 0;
   const tty = process.stderr.isTTY;

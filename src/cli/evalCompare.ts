@@ -20,7 +20,8 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write(`${HELP}\n`);
       return 0;
     }
-    if (positionals.length === 0) throw new UsageError("give at least one RUN (a results.json or its folder)");
+    if (positionals.length === 0)
+      throw new UsageError("give at least one RUN (a results.json or its folder)");
     const runs = positionals.map((p) => readResults(p));
     const names = positionals.map((p) => {
       const full = resolve(p);

@@ -144,7 +144,12 @@ export function readArcJsonl(path: string): ArcDoc[] {
       throw new Error(`${path}:${line}: field 'choices' needs ≥ 2 texts, each with a label`);
     if (!label.includes(answerKey))
       throw new Error(`${path}:${line}: field 'answerKey' '${answerKey}' is not a choice label`);
-    return { id: typeof v.id === "string" ? v.id : String(line), question, choices: { text, label }, answerKey };
+    return {
+      id: typeof v.id === "string" ? v.id : String(line),
+      question,
+      choices: { text, label },
+      answerKey,
+    };
   });
 }
 
@@ -164,7 +169,8 @@ export function readMgsmTsv(path: string): MgsmDoc[] {
       const row = s.replace(/\r$/, "");
       if (row.trim() === "") return;
       const f = row.split("\t");
-      if (f.length !== 2) throw new Error(`${path}:${i + 1}: ${f.length} fields, expected 2 (question, answer)`);
+      if (f.length !== 2)
+        throw new Error(`${path}:${i + 1}: ${f.length} fields, expected 2 (question, answer)`);
       if (!/^-?[0-9][0-9.,]*$/.test(f[1]!.trim()))
         throw new Error(`${path}:${i + 1}: field 'answer' must be a number, got '${f[1]}'`);
       out.push({ question: f[0]!, answerNumber: f[1]!.trim() });

@@ -13,8 +13,8 @@ import type { Llama } from "../model/llama.js";
 import { scoreContinuations } from "./loglikelihood.js";
 import { promptIds, promptText, renderText } from "./prompt.js";
 import type { Item, Response, Subtask, TaskContext, TaskSpec } from "./task.js";
-import type { CustomContext, CustomTaskSpec } from "./tasks/custom.js";
 import { mean, meanStderr, pooledStderr } from "./task.js";
+import type { CustomContext, CustomTaskSpec } from "./tasks/custom.js";
 
 export interface EvalOptions extends TaskContext {
   codec: TextCodec;
@@ -88,7 +88,12 @@ export function encodePair(
   return { context, continuations };
 }
 
-async function runItem(model: Llama, item: Item, o: EvalOptions, stopIds: number[]): Promise<[Response, number[] | string[]]> {
+async function runItem(
+  model: Llama,
+  item: Item,
+  o: EvalOptions,
+  stopIds: number[],
+): Promise<[Response, number[] | string[]]> {
   const max = model.config.maxPositionEmbeddings;
   const bos = model.config.bosTokenId;
   const r = item.request;
@@ -96,7 +101,10 @@ async function runItem(model: Llama, item: Item, o: EvalOptions, stopIds: number
     const { context, continuations } = encodePair(item as Item & { request: typeof r }, o.codec, bos, o.chat);
     const longest = Math.max(...continuations.map((c) => c.length));
     const ctx = context.slice(Math.max(0, context.length + longest - 1 - max));
-    const scores = scoreContinuations(model, ctx, continuations, { path: o.path ?? "shared", batch: o.batch ?? 1 });
+    const scores = scoreContinuations(model, ctx, continuations, {
+      path: o.path ?? "shared",
+      batch: o.batch ?? 1,
+    });
     return [{ type: "loglikelihood", scores }, scores.map((s) => s.logprob)];
   }
   let ids = promptIds(r.turns, o.codec, bos, o.chat);
@@ -146,7 +154,11 @@ function groupRow(rows: Record<string, MetricValue | string>[], sizes: number[],
 }
 
 /** Run the tasks; results keyed as the harness keys them. */
-export async function evaluateTasks(model: Llama, specs: readonly TaskSpec[], o: EvalOptions): Promise<TaskResults> {
+export async function evaluateTasks(
+  model: Llama,
+  specs: readonly TaskSpec[],
+  o: EvalOptions,
+): Promise<TaskResults> {
   const out: TaskResults = {
     results: {},
     group_subtasks: {},
@@ -190,7 +202,14 @@ export async function evaluateTasks(model: Llama, specs: readonly TaskSpec[], o:
     }
     if (spec.group) {
       const keys = Object.keys(subtasks[0]!.metrics);
-      out.results[spec.name] = { alias: spec.name, ...groupRow(rows, subtasks.map((t) => t.items.length), keys) };
+      out.results[spec.name] = {
+        alias: spec.name,
+        ...groupRow(
+          rows,
+          subtasks.map((t) => t.items.length),
+          keys,
+        ),
+      };
       out.group_subtasks[spec.name] = subtasks.map((t) => t.name);
       out.higher_is_better[spec.name] = subtasks[0]!.metrics;
     }

@@ -117,7 +117,9 @@ function naive(
   const out: ContinuationScore[] = new Array(continuations.length);
   // Group by length so a batch is rectangular without padding.
   const byLen = new Map<number, number[]>();
-  continuations.forEach((c, i) => byLen.set(c.length, [...(byLen.get(c.length) ?? []), i]));
+  continuations.forEach((c, i) => {
+    byLen.set(c.length, [...(byLen.get(c.length) ?? []), i]);
+  });
   for (const [len, all] of byLen)
     for (let s = 0; s < all.length; s += batch) {
       const group = all.slice(s, s + batch);
@@ -127,9 +129,7 @@ function naive(
         ids.set(context, b * T);
         ids.set(continuations[i]!.slice(0, -1), b * T + C);
       });
-      const logits = noGrad(() =>
-        scope(() => model.forward(ids, { batch: group.length }).toArray()),
-      );
+      const logits = noGrad(() => scope(() => model.forward(ids, { batch: group.length }).toArray()));
       group.forEach((i, b) => {
         out[i] = sum(continuations[i]!, (r) => [logits, (b * T + C - 1 + r) * V], V);
       });

@@ -49,7 +49,13 @@ function delimit(prefix: string | undefined, suffix: string, delimiter = " "): s
   return needsDelimiter(prefix, suffix) ? prefix + delimiter + suffix : prefix + suffix;
 }
 
-function qaTurn(q: string, a: string | null, genPrefix: string | undefined, tgt: string, few: string): Turn[] {
+function qaTurn(
+  q: string,
+  a: string | null,
+  genPrefix: string | undefined,
+  tgt: string,
+  few: string,
+): Turn[] {
   const userDelim = a !== null && !genPrefix ? tgt : genPrefix && needsDelimiter(q, genPrefix) ? tgt : "";
   const turns: Turn[] = [{ role: "user", content: q, delimiter: userDelim }];
   if (a !== null) turns.push({ role: "assistant", content: delimit(genPrefix, a), delimiter: few });
@@ -76,7 +82,12 @@ export function renderText(turns: readonly Turn[]): string {
  * Prompt ids: plain text after one BOS (base), or the Llama 3.1 dialog (chat: few-shot turns as turns,
  * the open assistant header, and a generation prefix continued inside the assistant turn).
  */
-export function promptIds(turns: readonly Turn[], codec: TextCodec, bos: number | null, chat: boolean): number[] {
+export function promptIds(
+  turns: readonly Turn[],
+  codec: TextCodec,
+  bos: number | null,
+  chat: boolean,
+): number[] {
   if (!codec.encode) throw new Error(`tokenizer ${codec.name} cannot encode text`);
   if (!chat) return [...(bos === null ? [] : [bos]), ...codec.encode(renderText(turns))];
   if (!codec.tokenizer) throw new Error("the chat format needs the Llama 3 tokenizer (its special tokens)");

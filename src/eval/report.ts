@@ -30,7 +30,8 @@ export type ResultsJson = Omit<TaskResults, "samples"> & {
 };
 
 function herdVersion(): string {
-  return (JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string }).version;
+  return (JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string })
+    .version;
 }
 
 /** The commit of herd's checkout, when it is one and git is installed (else null). */
@@ -87,7 +88,9 @@ export function summaryTable(r: Pick<TaskResults, "results" | "n-shot" | "group_
       const [metric, filter] = key.split(",");
       const err = row[`${metric}_stderr,${filter}`];
       const shots = r["n-shot"][task] ?? "";
-      lines.push(`|${task}|${filter}|${shots}|${metric}|${fmt(v)}|${err === undefined ? "" : "±"}|${fmt(err)}|`);
+      lines.push(
+        `|${task}|${filter}|${shots}|${metric}|${fmt(v)}|${err === undefined ? "" : "±"}|${fmt(err)}|`,
+      );
     }
   return lines.join("\n");
 }
@@ -133,7 +136,9 @@ export function compareRows(runs: readonly ResultsJson[]): CompareRow[] {
 export function compareMarkdown(names: readonly string[], rows: readonly CompareRow[]): string {
   const head = `|task|metric|${names.join("|")}|`;
   const sep = `|---|---|${names.map(() => "--:").join("|")}|`;
-  const body = rows.map((r) => `|${r.task}|${r.metric}|${r.values.map((v) => (v === null ? "–" : v.toFixed(4))).join("|")}|`);
+  const body = rows.map(
+    (r) => `|${r.task}|${r.metric}|${r.values.map((v) => (v === null ? "–" : v.toFixed(4))).join("|")}|`,
+  );
   return [head, sep, ...body].join("\n");
 }
 
@@ -176,7 +181,9 @@ export function compareSvg(names: readonly string[], rows: readonly CompareRow[]
   });
   names.forEach((n, i) => {
     const ly = H - 18 * (names.length - i);
-    out.push(`<rect x="${left}" y="${ly - 9}" width="10" height="10" fill="${COLOURS[i % COLOURS.length]}"/>`);
+    out.push(
+      `<rect x="${left}" y="${ly - 9}" width="10" height="10" fill="${COLOURS[i % COLOURS.length]}"/>`,
+    );
     out.push(`<text x="${left + 16}" y="${ly}">${esc(n)}</text>`);
   });
   out.push("</svg>");

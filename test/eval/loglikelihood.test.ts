@@ -9,8 +9,8 @@ import { after, test } from "node:test";
 import { getBackend, setBackend } from "../../src/backends/index.js";
 import { encodePair } from "../../src/eval/harness.js";
 import { scoreContinuations } from "../../src/eval/loglikelihood.js";
-import { choiceItem } from "../../src/eval/tasks/common.js";
 import { buildTurns } from "../../src/eval/prompt.js";
+import { choiceItem } from "../../src/eval/tasks/common.js";
 import { PieceVocab } from "../../src/generate/index.js";
 import { loadModel } from "../../src/model/index.js";
 import { noGrad, scope } from "../../src/tensor/index.js";
@@ -23,7 +23,10 @@ after(() => setBackend(initial));
 
 const item = choiceItem(
   0,
-  buildTurns({ shots: [{ text: "Tom had a red ball. What colour was the ball?", target: "red" }], text: "Lily saw a big dog. What did Lily see?" }),
+  buildTurns({
+    shots: [{ text: "Tom had a red ball. What colour was the ball?", target: "red" }],
+    text: "Lily saw a big dog. What did Lily see?",
+  }),
   ["a dog", "a cat", "the sun in the sky", "dog"],
   0,
   { dataDir: "", chat: false },

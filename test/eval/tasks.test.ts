@@ -46,7 +46,11 @@ test("prompts equal the harness's rendering of the same documents, byte for byte
   assert.equal(subtask("mmlu", "mmlu_anatomy").nShot, 5);
   assert.equal(subtask("arc_challenge", "arc_challenge").nShot, 25);
   assert.equal(subtask("mgsm_native_cot", "mgsm_native_cot_zh").items.length, 1);
-  assert.equal(resolveTasks(["mgsm_native_cot"])[0] && (resolveTasks(["mgsm_native_cot"])[0] as TaskSpec).build(ctx).length, 11);
+  assert.equal(
+    resolveTasks(["mgsm_native_cot"])[0] &&
+      (resolveTasks(["mgsm_native_cot"])[0] as TaskSpec).build(ctx).length,
+    11,
+  );
   // Multiple choice: the continuation carries the target delimiter, as the harness builds it.
   const r = subtask("mmlu", "mmlu_anatomy").items[0]!.request;
   assert.deepEqual(r.type === "loglikelihood" && r.choices, [" A", " B", " C", " D"]);
@@ -60,10 +64,14 @@ test("instruct models get the Llama 3.1 dialog with exactly one <|begin_of_text|
   assert.equal(ids.filter((i) => i === 128000).length, 1);
   assert.equal(ids[0], 128000);
   const text = codec.decode(ids);
-  assert.ok(text.startsWith("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nGiven the following"));
+  assert.ok(
+    text.startsWith("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nGiven the following"),
+  );
   // Five shots as user/assistant turns, then the open assistant turn continuing the generation prefix.
   assert.equal(text.split("<|start_header_id|>assistant<|end_header_id|>").length - 1, 6);
-  assert.ok(text.includes("<|start_header_id|>assistant<|end_header_id|>\n\nThe best answer is B.<|eot_id|>"));
+  assert.ok(
+    text.includes("<|start_header_id|>assistant<|end_header_id|>\n\nThe best answer is B.<|eot_id|>"),
+  );
   assert.ok(text.endsWith("<|start_header_id|>assistant<|end_header_id|>\n\nThe best answer is"));
   const base = promptIds(t.items[0]!.request.turns, codec, 128000, false);
   assert.equal(base.filter((i) => i === 128000).length, 1);
@@ -99,9 +107,15 @@ test("answer extraction and exact match on tricky outputs", () => {
   }
   // MGSM ignores case and punctuation (Python's string.punctuation, "-" included).
   const p = { ignoreCase: true, ignorePunctuation: true };
-  assert.equal(exactMatch(regexExtract("Die Antwort lautet 1.000", "Die Antwort lautet (\\-?[0-9\\.\\,]+)"), "1000", p), 1);
+  assert.equal(
+    exactMatch(regexExtract("Die Antwort lautet 1.000", "Die Antwort lautet (\\-?[0-9\\.\\,]+)"), "1000", p),
+    1,
+  );
   // mmlu_cot_llama takes the last "best answer is X"; mmlu_llama strips whitespace, ignores "." and "$".
-  assert.equal(regexExtract("best answer is B... no, the best answer is D.", "best answer is ([A-Z])", -1), "D");
+  assert.equal(
+    regexExtract("best answer is B... no, the best answer is D.", "best answer is ([A-Z])", -1),
+    "D",
+  );
   const mc = { ignoreCase: true, ignorePunctuation: true, regexesToIgnore: ["\\$", "\\.$"] };
   assert.equal(exactMatch(" B".trim(), "B.", mc), 1);
   assert.equal(exactMatch("C", "B.", mc), 0);
@@ -110,7 +124,10 @@ test("answer extraction and exact match on tricky outputs", () => {
 test("a generated item scores every filter under its own key", async () => {
   const item = subtask("gsm8k_cot", "gsm8k_cot").items[0]!;
   assert.equal(item.target, "18");
-  const s = await item.score({ type: "generate_until", outputs: ["16 - 3 - 4 = 9 eggs, 9 * 2 = 18. The answer is 18.\n\n"] });
+  const s = await item.score({
+    type: "generate_until",
+    outputs: ["16 - 3 - 4 = 9 eggs, 9 * 2 = 18. The answer is 18.\n\n"],
+  });
   assert.deepEqual(s.metrics, { "exact_match,strict-match": 1, "exact_match,flexible-extract": 1 });
   const w = await item.score({ type: "generate_until", outputs: ["The answer is 17. Or 18"] });
   assert.deepEqual(w.metrics, { "exact_match,strict-match": 0, "exact_match,flexible-extract": 1 });
@@ -140,13 +157,28 @@ test("readers parse the data sets' own formats and name file and line on bad row
     writeFileSync(p, body);
     return p;
   };
-  assert.throws(() => readMmluCsv(bad("m.csv", "q,a,b,c,d,0\nq,a,b,c,d,E\n")), /m\.csv:2: field 'answer' must be 0–3 or A–D, got 'E'/);
-  assert.throws(() => readMmluCsv(bad("m2.csv", "q,a,b\n")), /m2\.csv:1: 3 fields, expected 6/);
-  assert.throws(() => readGsm8kJsonl(bad("g.jsonl", '{"question":"q","answer":"#### 1"}\n{"question":1}\n')), /g\.jsonl:2: field 'answer' must be a string/);
-  assert.throws(() => readGsm8kJsonl(bad("g2.jsonl", "{nope\n")), /g2\.jsonl:1: not JSON/);
-  assert.throws(() => readMgsmTsv(bad("t.tsv", "q\t18\nq\tmany\n")), /t\.tsv:2: field 'answer' must be a number/);
   assert.throws(
-    () => readArcJsonl(bad("a.jsonl", '{"question":{"stem":"s","choices":[{"text":"x","label":"A"},{"text":"y","label":"B"}]},"answerKey":"C"}\n')),
+    () => readMmluCsv(bad("m.csv", "q,a,b,c,d,0\nq,a,b,c,d,E\n")),
+    /m\.csv:2: field 'answer' must be 0–3 or A–D, got 'E'/,
+  );
+  assert.throws(() => readMmluCsv(bad("m2.csv", "q,a,b\n")), /m2\.csv:1: 3 fields, expected 6/);
+  assert.throws(
+    () => readGsm8kJsonl(bad("g.jsonl", '{"question":"q","answer":"#### 1"}\n{"question":1}\n')),
+    /g\.jsonl:2: field 'answer' must be a string/,
+  );
+  assert.throws(() => readGsm8kJsonl(bad("g2.jsonl", "{nope\n")), /g2\.jsonl:1: not JSON/);
+  assert.throws(
+    () => readMgsmTsv(bad("t.tsv", "q\t18\nq\tmany\n")),
+    /t\.tsv:2: field 'answer' must be a number/,
+  );
+  assert.throws(
+    () =>
+      readArcJsonl(
+        bad(
+          "a.jsonl",
+          '{"question":{"stem":"s","choices":[{"text":"x","label":"A"},{"text":"y","label":"B"}]},"answerKey":"C"}\n',
+        ),
+      ),
     /a\.jsonl:1: field 'answerKey' 'C' is not a choice label/,
   );
 });

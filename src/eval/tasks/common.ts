@@ -3,9 +3,9 @@
 // exact match after each of the task's filters (regex extraction, take_first). Task files only say
 // what their documents, prompts and filters are.
 import { join } from "node:path";
+import type { Turn } from "../prompt.js";
 import type { Item, Response, Sample, TaskContext } from "../task.js";
 import { type ExactMatchOptions, exactMatch, regexExtract } from "../task.js";
-import type { Turn } from "../prompt.js";
 
 /** The index of the first maximum (numpy's argmax). */
 export function argmaxOf(xs: readonly number[]): number {
@@ -32,7 +32,8 @@ export function choiceItem(
       if (r.type !== "loglikelihood") throw new Error("a multiple-choice item needs log-likelihoods");
       const ll = r.scores.map((s) => s.logprob);
       const metrics: Record<string, number> = { "acc,none": argmaxOf(ll) === gold ? 1 : 0 };
-      if (norm) metrics["acc_norm,none"] = argmaxOf(ll.map((l, i) => l / choices[i]!.length)) === gold ? 1 : 0;
+      if (norm)
+        metrics["acc_norm,none"] = argmaxOf(ll.map((l, i) => l / choices[i]!.length)) === gold ? 1 : 0;
       return { metrics, extracted: { loglikelihoods: ll, chosen: argmaxOf(ll) }, target: String(gold) };
     },
   };

@@ -3,9 +3,9 @@
 // a grid of context lengths and depths, niah.ts's scorer, with its heat map). Both read the text given
 // as --text (niah: the haystack; without one, a neutral filler sentence repeated).
 import { existsSync, readFileSync } from "node:fs";
+import type { Rng } from "../../core/rng.js";
 import type { TextCodec } from "../../generate/codec.js";
 import type { Llama } from "../../model/llama.js";
-import { Rng } from "../../core/rng.js";
 import { llamaDecoder, niahGrid, niahHeatmapSvg, textNeedle } from "../niah.js";
 import { perplexity } from "../perplexity.js";
 

@@ -10,7 +10,7 @@
 import { type Gsm8kDoc, readGsm8kJsonl } from "../datasets.js";
 import { buildTurns, type Shot } from "../prompt.js";
 import type { Subtask, TaskContext, TaskSpec } from "../task.js";
-import { dataPath, FLEXIBLE, type Filter, generateItem, limited, regexFilter } from "./common.js";
+import { dataPath, type Filter, FLEXIBLE, generateItem, limited, regexFilter } from "./common.js";
 
 /** Wei et al.'s eight exemplars: question, reasoning, answer (gsm8k-cot.yaml / gsm8k-cot-llama.yaml). */
 export const COT_EXEMPLARS: readonly [string, string, number][] = [
@@ -86,7 +86,11 @@ function build(form: Form, ctx: TaskContext): Subtask[] {
       items: limited(all, ctx).map((d, i) =>
         generateItem(
           i,
-          buildTurns({ shots, text: form.text(d.question), ...(td === undefined ? {} : { targetDelimiter: td }) }),
+          buildTurns({
+            shots,
+            text: form.text(d.question),
+            ...(td === undefined ? {} : { targetDelimiter: td }),
+          }),
           form.target(d),
           gen,
           form.filters,
@@ -127,14 +131,17 @@ export const gsm8k: TaskSpec = {
 
 export const gsm8kCot: TaskSpec = {
   name: "gsm8k_cot",
-  summary: "GSM8K, 8-shot chain of thought (Wei et al.'s exemplars, \"The answer is N.\")",
+  summary: 'GSM8K, 8-shot chain of thought (Wei et al.\'s exemplars, "The answer is N.")',
   build: (ctx) =>
     build(
       {
         name: "gsm8k_cot",
         text: cotText,
         shots: (c) =>
-          cotShots(c.shots ?? 8, (n) => `The answer is ${n}.`).map((s) => ({ text: cotText(s.q), target: s.target })),
+          cotShots(c.shots ?? 8, (n) => `The answer is ${n}.`).map((s) => ({
+            text: cotText(s.q),
+            target: s.target,
+          })),
         target: gsm8kAnswer,
         until: ["Q:", "</s>", "<|im_end|>"],
         filters: [regexFilter("strict-match", "The answer is (\\-?[0-9\\.\\,]+)."), FLEXIBLE],
@@ -145,7 +152,7 @@ export const gsm8kCot: TaskSpec = {
 
 export const gsm8kCotLlama: TaskSpec = {
   name: "gsm8k_cot_llama",
-  summary: "GSM8K, Meta's 8-shot chain of thought (\"The final answer is N\"), for instruct models",
+  summary: 'GSM8K, Meta\'s 8-shot chain of thought ("The final answer is N"), for instruct models',
   build: (ctx) =>
     build(
       {

@@ -73,7 +73,7 @@ export function mmluLlamaText(d: MmluDoc): string {
 
 export const mmluLlama: TaskSpec = {
   name: "mmlu_llama",
-  summary: "MMLU, Meta's 5-shot generative instruct prompt (\"The best answer is\", 10 tokens)",
+  summary: 'MMLU, Meta\'s 5-shot generative instruct prompt ("The best answer is", 10 tokens)',
   group: true,
   build: (ctx) =>
     subjects(ctx, "mmlu_llama", (subject) => {
@@ -113,7 +113,7 @@ export function mmluCotText(d: MmluDoc): string {
 
 export const mmluCotLlama: TaskSpec = {
   name: "mmlu_cot_llama",
-  summary: "MMLU, 0-shot chain of thought for instruct models (letter from \"best answer is X\")",
+  summary: 'MMLU, 0-shot chain of thought for instruct models (letter from "best answer is X")',
   group: true,
   build: (ctx) =>
     subjects(ctx, "mmlu_cot_llama", (subject) => {
