@@ -114,6 +114,8 @@ test("the perplexity task equals herd perplexity; niah writes a heat map", () =>
   assert.ok(Math.abs(r.results.perplexity["perplexity,none"] - ppl) < 1e-4);
   const bpb = r.results.perplexity["bits_per_byte,none"];
   assert.ok(bpb > 0 && bpb < 8);
-  assert.ok(r.results.niah["acc,none"] >= 0 && r.results.niah["acc,none"] <= 1);
+  assert.ok(r.results.niah["acc,single"] >= 0 && r.results.niah["acc,single"] <= 1);
+  const recall = r.results.niah["recall,multi"];
+  assert.ok(recall >= 0 && recall <= 1);
   assert.ok(readFileSync(join(out, "niah.svg"), "utf8").includes('class="cell"'));
 });

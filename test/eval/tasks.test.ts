@@ -8,10 +8,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { parseCsv, readArcJsonl, readGsm8kJsonl, readMgsmTsv, readMmluCsv } from "../../src/eval/datasets.js";
+import { stopIdsFor } from "../../src/eval/harness.js";
+import type { Decoder } from "../../src/eval/niah.js";
 import { promptIds, renderText } from "../../src/eval/prompt.js";
 import { resolveTasks } from "../../src/eval/registry.js";
 import { exactMatch, meanStderr, pooledStderr, regexExtract, type TaskSpec } from "../../src/eval/task.js";
-import { tiktokenCodec } from "../../src/generate/index.js";
+import { multiNeedleRecall } from "../../src/eval/tasks/custom.js";
+import { PieceVocab, tiktokenCodec } from "../../src/generate/index.js";
+import type { Llama } from "../../src/model/index.js";
 import { Tokenizer } from "../../src/tokenizer/index.js";
 import { repoPath } from "../helpers.js";
 
@@ -181,4 +185,53 @@ test("readers parse the data sets' own formats and name file and line on bad row
       ),
     /a\.jsonl:1: field 'answerKey' 'C' is not a choice label/,
   );
+});
+
+test("generation stops on every Llama 3 end id, not only the config's eos", () => {
+  const llama3 = { config: { eosTokenIds: [128001], vocabSize: 128256 } } as unknown as Llama;
+  assert.deepEqual(stopIdsFor(llama3).sort(), [128001, 128008, 128009]);
+  const other = { config: { eosTokenIds: [2], vocabSize: 512 } } as unknown as Llama;
+  assert.deepEqual(stopIdsFor(other), [2]);
+});
+
+test("multi-needle recall: a decoder that copies what followed the key retrieves both asked needles", () => {
+  const codec = PieceVocab.fromFile(repoPath("test", "fixtures", "stories260K", "vocab.json"));
+  const V = 512;
+  // An induction head: predict the token that followed the longest earlier match of the sequence's end.
+  const copier = (): Decoder => {
+    let seq: number[] = [];
+    const predict = () => {
+      const out = new Float32Array(V);
+      let best = -1;
+      let bestLen = 0;
+      for (let p = 0; p < seq.length - 1; p++) {
+        let k = 0;
+        while (k <= p && seq[p - k] === seq[seq.length - 1 - k] && k < seq.length - 1) k++;
+        if (k > bestLen) [best, bestLen] = [p + 1, k];
+      }
+      out[best >= 0 ? seq[best]! : 0] = 1;
+      return out;
+    };
+    return {
+      start: (prompt) => {
+        seq = [...prompt];
+        return predict();
+      },
+      next: (t) => {
+        seq.push(t);
+        return predict();
+      },
+      close: () => {},
+    };
+  };
+  const filler = Int32Array.from(codec.encode!("The grass is green. The sky is blue. ".repeat(60)));
+  const hay = (_: unknown, n: number) => Int32Array.from([1, ...filler.subarray(0, n - 1)]);
+  assert.equal(multiNeedleRecall(copier, codec.encode!, hay, 400, 3), 1);
+  const blind = (): Decoder => ({
+    start: () => new Float32Array(V),
+    next: () => new Float32Array(V),
+    close: () => {},
+  });
+  assert.equal(multiNeedleRecall(blind, codec.encode!, hay, 400, 3), 0);
+  assert.equal(multiNeedleRecall(copier, codec.encode!, hay, 60, 1), null);
 });
