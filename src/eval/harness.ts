@@ -2,14 +2,18 @@
 // lm-evaluation-harness does. Each item's request is tokenised (the context's trailing spaces move to the
 // continuation, as the harness's _encode_pair; one BOS), run — choices by log-likelihood with one prefill
 // of the shared context (loglikelihood.ts), generations greedy with every Llama 3 end id and the task's
-// strings as stops — and scored; a subtask's metrics are means with the sample stderr of the mean, a
-// group's are weighted by subtask size with the pooled stderr (the harness's) plus the plain mean over
-// subtasks (`_macro`, the paper's MMLU average). Contexts longer than the model's window are cut from
-// the left, as the harness does. Progress goes to `onProgress`; nothing here prints.
+// strings as stops, n completions of one prompt forking one prefilled cache — and scored; a subtask's
+// metrics are means with the sample stderr of the mean, a group's are weighted by subtask size with the
+// pooled stderr (the harness's) plus the plain mean over subtasks (`_macro`, the paper's MMLU average).
+// Contexts longer than the model's window are cut from the left, as the harness does. Progress goes to
+// `onProgress`; nothing here prints.
 import type { TextCodec } from "../generate/codec.js";
 import { generate } from "../generate/generate.js";
 import { LLAMA3_STOP_IDS } from "../model/config.js";
+import { KVCache } from "../model/kvcache.js";
 import type { Llama } from "../model/llama.js";
+import { noGrad } from "../tensor/tape.js";
+import { scope } from "../tensor/tensor.js";
 import { scoreContinuations } from "./loglikelihood.js";
 import { promptIds, promptText, renderText } from "./prompt.js";
 import type { Item, Response, Subtask, TaskContext, TaskSpec } from "./task.js";
@@ -111,17 +115,29 @@ async function runItem(
   const room = Math.max(1, max - r.maxNewTokens);
   if (ids.length > room) ids = ids.slice(ids.length - room);
   const outputs: string[] = [];
-  for (let s = 0; s < (r.n ?? 1); s++) {
-    const g = generate(model, ids, {
-      maxNewTokens: Math.min(r.maxNewTokens, max - ids.length),
-      temperature: r.temperature ?? 0,
-      topP: r.topP ?? 1,
-      seed: s,
-      stopIds,
-      stopStrings: r.until,
-      codec: o.codec,
-    });
-    outputs.push(g.text);
+  const n = r.n ?? 1;
+  const maxNewTokens = Math.min(r.maxNewTokens, max - ids.length);
+  // n completions share the prompt: prefill all of it but its last token once, then fork the cache.
+  const cache = n > 1 && ids.length > 1 ? new KVCache(model.config, 1, ids.length + maxNewTokens) : null;
+  try {
+    if (cache)
+      noGrad(() => scope(() => model.forward(Int32Array.from(ids.slice(0, -1)), { cache, logits: "last" })));
+    for (let s = 0; s < n; s++) {
+      const g = generate(model, cache ? ids.slice(-1) : ids, {
+        maxNewTokens,
+        temperature: r.temperature ?? 0,
+        topP: r.topP ?? 1,
+        seed: s,
+        stopIds,
+        stopStrings: r.until,
+        codec: o.codec,
+        ...(cache ? { cache } : {}),
+      });
+      cache?.truncate(ids.length - 1);
+      outputs.push(g.text);
+    }
+  } finally {
+    cache?.dispose();
   }
   return [{ type: "generate_until", outputs }, outputs];
 }

@@ -7,11 +7,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { getBackend, setBackend } from "../../src/backends/index.js";
-import { encodePair } from "../../src/eval/harness.js";
+import { encodePair, evaluateTasks } from "../../src/eval/harness.js";
 import { scoreContinuations } from "../../src/eval/loglikelihood.js";
 import { buildTurns } from "../../src/eval/prompt.js";
+import type { TaskSpec } from "../../src/eval/task.js";
 import { choiceItem } from "../../src/eval/tasks/common.js";
-import { PieceVocab } from "../../src/generate/index.js";
+import { generate, PieceVocab } from "../../src/generate/index.js";
 import { loadModel } from "../../src/model/index.js";
 import { noGrad, scope } from "../../src/tensor/index.js";
 import { repoPath } from "../helpers.js";
@@ -99,4 +100,53 @@ test("on the default backend the two paths agree to rounding and choose alike", 
   assert.throws(() => scoreContinuations(model, context, [[]]), /empty continuation/);
   assert.throws(() => scoreContinuations(model, [], [[5]]), /empty context/);
   model.dispose();
+});
+
+test("n sampled completions of one prompt (a code task's request) fork one prefill, as n fresh generations", async () => {
+  setBackend("js");
+  const model = await loadModel(stories);
+  const turns = buildTurns({ shots: [], text: "Once upon a time, Lily" });
+  const got: string[][] = [];
+  const spec: TaskSpec = {
+    name: "sampled",
+    summary: "",
+    build: () => [
+      {
+        name: "sampled",
+        original: 1,
+        nShot: 0,
+        metrics: { "pass@1,none": true },
+        config: {},
+        items: [
+          {
+            doc: 0,
+            target: "",
+            request: { type: "generate_until", turns, until: ["."], maxNewTokens: 12, n: 3, temperature: 1 },
+            score: async (r) => {
+              if (r.type === "generate_until") got.push(r.outputs);
+              return { metrics: { "pass@1,none": 0 }, extracted: null, target: "" };
+            },
+          },
+        ],
+      },
+    ],
+  };
+  await evaluateTasks(model, [spec], { dataDir: "", chat: false, codec });
+  const ids = [1, ...codec.encode!("Once upon a time, Lily")];
+  const fresh = [0, 1, 2].map(
+    (seed) =>
+      generate(model, ids, {
+        maxNewTokens: 12,
+        temperature: 1,
+        topP: 1,
+        seed,
+        stopIds: [2],
+        stopStrings: ["."],
+        codec,
+      }).text,
+  );
+  assert.deepEqual(got, [fresh]);
+  assert.ok(new Set(fresh).size > 1, "different seeds sample different stories");
+  model.dispose();
+  setBackend(initial);
 });
