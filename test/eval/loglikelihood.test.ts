@@ -2,7 +2,8 @@
 // prefill, KV-cache forks) equals the naive path (a full sequence per choice, the harness's way) bit for
 // bit on the js backend, whose kernels sum each row alike whatever the number of rows, and to rounding on
 // the default backend; both equal a hand computation (log-softmax of a full forward's logits); the
-// context/continuation split is the harness's _encode_pair.
+// context/continuation split is the harness's _encode_pair. n sampled completions of one prompt (what a
+// code task asks for) fork one prefill and equal n fresh generations.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, test } from "node:test";
