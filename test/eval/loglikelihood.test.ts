@@ -14,7 +14,7 @@ import { buildTurns } from "../../src/eval/prompt.js";
 import type { TaskSpec } from "../../src/eval/task.js";
 import { choiceItem } from "../../src/eval/tasks/common.js";
 import { generate, PieceVocab } from "../../src/generate/index.js";
-import { loadModel } from "../../src/model/index.js";
+import { KVCache, loadModel } from "../../src/model/index.js";
 import { noGrad, scope } from "../../src/tensor/index.js";
 import { repoPath } from "../helpers.js";
 
@@ -150,4 +150,17 @@ test("n sampled completions of one prompt (a code task's request) fork one prefi
   assert.ok(new Set(fresh).size > 1, "different seeds sample different stories");
   model.dispose();
   setBackend(initial);
+});
+
+test("KVCache.truncate rewinds within what is cached and refuses anything else", async () => {
+  const model = await loadModel(stories);
+  const cache = new KVCache(model.config, 1, 8);
+  noGrad(() => scope(() => model.forward(Int32Array.from([1, 403, 407]), { cache, logits: "last" })));
+  assert.equal(cache.length, 3);
+  cache.truncate(1);
+  assert.equal(cache.length, 1);
+  assert.throws(() => cache.truncate(2), /KVCache.truncate: 2 is not in 0\.\.1/);
+  assert.throws(() => cache.truncate(-1), /not in 0\.\.1/);
+  cache.dispose();
+  model.dispose();
 });
