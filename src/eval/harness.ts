@@ -56,6 +56,7 @@ export interface TaskResults {
   results: Record<string, Record<string, MetricValue | string>>;
   group_subtasks: Record<string, string[]>;
   configs: Record<string, Record<string, unknown>>;
+  versions: Record<string, number>;
   "n-shot": Record<string, number>;
   "n-samples": Record<string, { original: number; effective: number }>;
   higher_is_better: Record<string, Record<string, boolean>>;
@@ -179,6 +180,7 @@ export async function evaluateTasks(
     results: {},
     group_subtasks: {},
     configs: {},
+    versions: {},
     "n-shot": {},
     "n-samples": {},
     higher_is_better: {},
@@ -242,6 +244,7 @@ function record(
 ): void {
   out.results[t.name] = row;
   out.configs[t.name] = { task: t.name, num_fewshot: t.nShot, chat_format: o.chat, ...t.config };
+  out.versions[t.name] = t.version;
   out["n-shot"][t.name] = t.nShot;
   out["n-samples"][t.name] = { original: t.original, effective: t.items.length };
   out.higher_is_better[t.name] = t.metrics;

@@ -71,6 +71,8 @@ export interface Subtask {
   /** Metric keys and whether higher is better ("acc,none" → true). */
   metrics: Record<string, boolean>;
   nShot: number;
+  /** The harness task config's metadata.version this one follows (results' `versions`). */
+  version: number;
 }
 
 /** A task by its harness name: one subtask, or a group of them aggregated (mmlu over 57 subjects). */

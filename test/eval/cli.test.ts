@@ -54,6 +54,7 @@ test("herd eval --tasks mmlu,arc_challenge,gsm8k --limit 3 writes the harness's 
   assert.deepEqual(r["n-samples"].mmlu_anatomy, { original: 4, effective: 3 });
   assert.deepEqual(r["n-samples"].arc_challenge, { original: 10, effective: 3 });
   assert.equal(r["n-shot"].arc_challenge, 25);
+  assert.deepEqual([r.versions.gsm8k, r.versions.mmlu_anatomy], [3, 1]);
   assert.equal(r.configs.gsm8k.num_fewshot, 5);
   assert.equal(r.config.dtype, "f32");
   assert.equal(r.config.model_path, model);

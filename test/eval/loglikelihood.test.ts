@@ -116,6 +116,7 @@ test("n sampled completions of one prompt (a code task's request) fork one prefi
         name: "sampled",
         original: 1,
         nShot: 0,
+        version: 1,
         metrics: { "pass@1,none": true },
         config: {},
         items: [

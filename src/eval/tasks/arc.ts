@@ -24,6 +24,7 @@ export const arcChallenge: TaskSpec = {
         name: "arc_challenge",
         original: all.length,
         nShot: shots.length,
+        version: 1,
         metrics: { "acc,none": true, "acc_norm,none": true },
         config: { output_type: "multiple_choice", fewshot_split: "dev", sampler: "first_n" },
         items: limited(all, ctx).map((d, i) =>

@@ -69,6 +69,7 @@ interface Form {
   until: string[];
   filters: Filter[];
   targetDelimiter?: string;
+  version: number;
 }
 
 function build(form: Form, ctx: TaskContext): Subtask[] {
@@ -81,6 +82,7 @@ function build(form: Form, ctx: TaskContext): Subtask[] {
       name: form.name,
       original: all.length,
       nShot: shots.length,
+      version: form.version,
       metrics: Object.fromEntries(form.filters.map((f) => [`exact_match,${f.name}`, true])),
       config: { output_type: "generate_until", generation_kwargs: gen, target_delimiter: td ?? " " },
       items: limited(all, ctx).map((d, i) =>
@@ -124,6 +126,7 @@ export const gsm8k: TaskSpec = {
         target: (d) => d.answer,
         until: ["Question:", "</s>", "<|im_end|>"],
         filters: [regexFilter("strict-match", "#### (\\-?[0-9\\.\\,]+)"), FLEXIBLE],
+        version: 3,
       },
       ctx,
     ),
@@ -145,6 +148,7 @@ export const gsm8kCot: TaskSpec = {
         target: gsm8kAnswer,
         until: ["Q:", "</s>", "<|im_end|>"],
         filters: [regexFilter("strict-match", "The answer is (\\-?[0-9\\.\\,]+)."), FLEXIBLE],
+        version: 3,
       },
       ctx,
     ),
@@ -170,6 +174,7 @@ export const gsm8kCotLlama: TaskSpec = {
           FLEXIBLE,
         ],
         targetDelimiter: "",
+        version: 4,
       },
       ctx,
     ),

@@ -35,6 +35,7 @@ export const mgsmNativeCot: TaskSpec = {
         name: `mgsm_native_cot_${lang}`,
         original: all.length,
         nShot: 0,
+        version: 4,
         metrics: { "exact_match,strict-match": true, "exact_match,flexible-extract": true },
         config: { output_type: "generate_until", generation_kwargs: gen },
         items: limited(all, ctx).map((d, i) =>

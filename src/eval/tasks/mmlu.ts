@@ -55,6 +55,7 @@ export const mmlu: TaskSpec = {
       return {
         original: all.length,
         nShot: shots.length,
+        version: 1,
         metrics: { "acc,none": true },
         config: { output_type: "multiple_choice", fewshot_split: "dev", sampler: "first_n", description },
         items: limited(all, ctx).map((d, i) =>
@@ -91,6 +92,7 @@ export const mmluLlama: TaskSpec = {
       return {
         original: all.length,
         nShot: shots.length,
+        version: 1,
         metrics: { "exact_match,strict_match": true },
         config: { output_type: "generate_until", gen_prefix: genPrefix, generation_kwargs: gen },
         items: limited(all, ctx).map((d, i) =>
@@ -122,6 +124,7 @@ export const mmluCotLlama: TaskSpec = {
       return {
         original: all.length,
         nShot: 0,
+        version: 1,
         metrics: { "exact_match,strict_match": true },
         config: { output_type: "generate_until", generation_kwargs: gen },
         items: limited(all, ctx).map((d, i) =>
