@@ -2,9 +2,9 @@
 // one read the other: results.json (`results` per task with "<metric>,<filter>" and
 // "<metric>_stderr,<filter>" keys, `group_subtasks`, `configs`, `n-shot`, `n-samples`,
 // `higher_is_better`, `versions` (the harness config each task follows), `config` with the model and
-// dtype, herd's version and git commit), one
-// samples_<task>.jsonl per task with --log-samples, and the harness's summary table. `compare` puts
-// several runs side by side as a Markdown table and an SVG bar chart. Files are written atomically.
+// dtype, herd's version and git commit), one samples_<task>.jsonl per task with --log-samples, and the
+// harness's summary table. `compare` puts several runs side by side as a Markdown table and an SVG bar
+// chart. Files are written atomically.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
