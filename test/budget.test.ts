@@ -20,7 +20,7 @@ const BUDGET: Record<string, number> = {
   "src/model": 3350, // 3052
   "src/train": 2200, // 1996
   "src/generate": 750, // 665
-  "src/eval": 2500, // 737; 2275 with the evaluation harness (#17: tasks, readers, prompts, scoring, reports)
+  "src/eval": 3300, // 737, then 1460 with eval/code/ (HumanEval, the bubblewrap sandbox and its seccomp filter, pass@k: #17), then about 3000 with the harness (#17: tasks, readers, prompts, scoring, reports)
   "src/recipe": 200, // 144
   "src/cli": 2100, // 1638; 1907 with herd eval and herd eval compare (#17)
   native: 4000, // 3631

@@ -11,7 +11,7 @@ import { loadModel } from "../model/load.js";
 import { ChatFormat } from "../tokenizer/index.js";
 import { MODEL_OPTIONS, rate, samplingFrom, UsageError } from "./modelArgs.js";
 
-const OPTIONS = {
+export const OPTIONS = {
   system: { type: "string", arg: "TEXT", doc: "system message at the start of the dialog" },
   context: {
     type: "integer",

@@ -15,7 +15,7 @@ import { writeFileAtomic } from "../io/atomic.js";
 import { loadModel } from "../model/load.js";
 import { formatDuration } from "./duration.js";
 
-const OPTIONS = {
+export const OPTIONS = {
   model: { type: "string", short: "m", arg: "DIR", doc: "checkpoint directory (HF, Meta, or quantised)" },
   tasks: {
     type: "strings",
@@ -30,6 +30,13 @@ const OPTIONS = {
     optional: true,
     arg: "K",
     doc: "few-shot examples (default: each task's)",
+  },
+  samples: {
+    type: "integer",
+    min: 1,
+    optional: true,
+    arg: "N",
+    doc: "completions per HumanEval problem (1: greedy pass@1; more: sampled, pass@10/@100)",
   },
   batch: { type: "integer", min: 1, default: 1, arg: "B", doc: "sequences per forward on the naive path" },
   naive: {
@@ -79,8 +86,9 @@ const OPTIONS = {
 } as const satisfies Schema;
 
 export const HELP = commandHelp(
-  "usage: herd eval --model DIR --tasks A,B [options]\n       herd eval compare RUN... [--svg FILE]",
+  "usage: herd eval --model DIR --tasks A,B [options]",
   OPTIONS,
+  "Runs side by side: herd eval compare RUN... (herd eval compare --help).",
 );
 
 function defaultDataDir(): string | undefined {
@@ -145,6 +153,7 @@ export async function run(argv: string[]): Promise<number> {
         dataDir: dataDir ?? "",
         ...(values.limit === undefined ? {} : { limit: values.limit }),
         ...(values.shots === undefined ? {} : { shots: values.shots }),
+        ...(values.samples === undefined ? {} : { samples: values.samples }),
         ...(values.text === undefined ? {} : { textFile: values.text }),
         chat: values.chat,
         codec,

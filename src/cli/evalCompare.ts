@@ -6,7 +6,7 @@ import { commandHelp, HELP_OPTION, parseCli, type Schema, UsageError } from "../
 import { compareMarkdown, compareRows, compareSvg, readResults } from "../eval/report.js";
 import { writeFileAtomic } from "../io/atomic.js";
 
-const OPTIONS = {
+export const OPTIONS = {
   svg: { type: "string", arg: "FILE", optional: true, doc: "also write a bar chart of the runs" },
   ...HELP_OPTION,
 } as const satisfies Schema;

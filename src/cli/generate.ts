@@ -8,7 +8,7 @@ import { LLAMA3_STOP_IDS } from "../model/config.js";
 import { loadModel } from "../model/load.js";
 import { MODEL_OPTIONS, rate, samplingFrom, UsageError } from "./modelArgs.js";
 
-const OPTIONS = {
+export const OPTIONS = {
   prompt: {
     type: "string",
     short: "p",

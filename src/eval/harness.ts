@@ -113,7 +113,8 @@ async function runItem(
     return [{ type: "loglikelihood", scores }, scores.map((s) => s.logprob)];
   }
   let ids = promptIds(r.turns, o.codec, bos, o.chat);
-  const room = Math.max(1, max - r.maxNewTokens);
+  // The harness keeps max − max_gen_toks prompt tokens; a window shorter than twice the generation keeps half.
+  const room = Math.max(Math.floor(max / 2), max - r.maxNewTokens);
   if (ids.length > room) ids = ids.slice(ids.length - room);
   const outputs: string[] = [];
   const n = r.n ?? 1;

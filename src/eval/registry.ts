@@ -5,6 +5,7 @@ import type { TaskSpec } from "./task.js";
 import { arcChallenge } from "./tasks/arc.js";
 import { type CustomTaskSpec, niahTask, perplexityTask } from "./tasks/custom.js";
 import { gsm8k, gsm8kCot, gsm8kCotLlama } from "./tasks/gsm8k.js";
+import { humaneval } from "./tasks/humaneval.js";
 import { mgsmNativeCot } from "./tasks/mgsm.js";
 import { mmlu, mmluCotLlama, mmluLlama } from "./tasks/mmlu.js";
 
@@ -19,9 +20,7 @@ export const TASKS: readonly AnyTask[] = [
   gsm8kCot,
   gsm8kCotLlama,
   mgsmNativeCot,
-  // humaneval plugs in here (src/eval/code/): a TaskSpec whose subtask items are generate_until requests
-  // with `n` completions per prompt (temperature > 0 for pass@k) and an async `score` that runs them in
-  // the sandbox and returns "pass@1,create_test" / "pass@k,…" from the unbiased estimator.
+  humaneval, // n completions per prompt, run in src/eval/code/'s sandbox by an async scorer
   perplexityTask,
   niahTask,
 ];

@@ -56,6 +56,8 @@ export interface TaskContext {
   limit?: number;
   /** Few-shot examples (default: the task's own). */
   shots?: number;
+  /** Completions per prompt for sampled tasks (humaneval's pass@k; default 1, greedy). */
+  samples?: number;
   /** Instruct model: the Llama 3.1 chat format (few-shot examples as turns); else plain text. */
   chat: boolean;
 }
