@@ -27,7 +27,7 @@ const BUDGET: Record<string, number> = {
   assembly: 1450, // 1307
   bench: 1500, // 1375
   scripts: 250, // 185
-  test: 12300, // 11163
+  test: 13800, // 11163; 12543 with the evaluation harness's tests (#17)
 };
 
 const CODE = /\.(ts|mjs|js|cc|h|sh|py)$/;
