@@ -17,6 +17,7 @@ register("train", () => import("./train.js"));
 register("recompute", () => import("./recompute.js"));
 register("quant", () => import("./quant.js"));
 register("lora", () => import("./lora.js"));
+register("eval", () => import("./eval.js"));
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

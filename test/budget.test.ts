@@ -21,14 +21,14 @@ const BUDGET: Record<string, number> = {
   "src/train": 2200, // 1996
   "src/generate": 750, // 665
   "src/posttrain": 3000, // #16: LoRA (lora.ts, peft.ts) ~550; the SFT/RM/RS/DPO trainers land beside it
-  "src/eval": 1600, // 737, then 1460 with eval/code/ (HumanEval, the bubblewrap sandbox and its seccomp filter, pass@k: #17)
+  "src/eval": 3300, // 737, then 1460 with eval/code/ (HumanEval, the bubblewrap sandbox and its seccomp filter, pass@k: #17), then about 3000 with the harness (#17: tasks, readers, prompts, scoring, reports)
   "src/recipe": 200, // 144
-  "src/cli": 1800, // 1638
+  "src/cli": 2100, // 1638; 1907 with herd eval and herd eval compare (#17)
   native: 4000, // 3631
   assembly: 1450, // 1307
   bench: 1500, // 1375
   scripts: 250, // 185
-  test: 12300, // 11163
+  test: 13800, // 11163; 12543 with the evaluation harness's tests (#17)
 };
 
 const CODE = /\.(ts|mjs|js|cc|h|sh|py)$/;

@@ -52,6 +52,14 @@ export const commands: Record<string, Command> = {
     summary: "perplexity of one or more models on held-out text",
     load: () => import("./perplexity.js"),
   },
+  eval: {
+    summary: "score a model on MMLU, ARC, GSM8K, MGSM, … as lm-evaluation-harness does",
+    load: () => import("./eval.js"),
+  },
+  "eval compare": {
+    summary: "several evaluation runs side by side (Markdown table, SVG chart)",
+    load: () => import("./evalCompare.js"),
+  },
   data: {
     summary: "run one data-pipeline step on your files (herd data --help)",
     load: () => import("./data.js"),

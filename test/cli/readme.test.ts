@@ -48,6 +48,7 @@ export const PAGES = [
   "docs/data.md",
   "docs/pretrain.md",
   "docs/posttrain.md",
+  "docs/eval.md",
   "docs/knobs.md",
 ];
 
