@@ -20,15 +20,15 @@ const BUDGET: Record<string, number> = {
   "src/model": 3350, // 3052
   "src/train": 2200, // 1996
   "src/generate": 750, // 665
-  "src/posttrain": 1750, // 1530: data, tags, SFT, DPO, reward model, averaging (#16); LoRA and RS add their own
-  "src/eval": 800, // 737
+  "src/posttrain": 3000, // #16: LoRA (lora.ts, peft.ts) ~550, with SFT, RM, DPO, averaging and their data 2139; RS lands beside them
+  "src/eval": 3300, // 737, then 1460 with eval/code/ (HumanEval, the bubblewrap sandbox and its seccomp filter, pass@k: #17), then about 3000 with the harness (#17: tasks, readers, prompts, scoring, reports)
   "src/recipe": 200, // 144
-  "src/cli": 2300, // 2060: + sft, dpo, rm, average and their shared options (#16)
+  "src/cli": 2750, // 1638; 1907 with herd eval and herd eval compare (#17); 2509 with sft, rm, dpo, average (#16)
   native: 4000, // 3631
   assembly: 1450, // 1307
-  bench: 1500, // 1375
+  bench: 1750, // 1375; 1610 with the lora, eval and posttrain suites (#16, #17)
   scripts: 250, // 185
-  test: 13000, // 12150: + test/posttrain (#16)
+  test: 15200, // 11163; 12543 with the evaluation harness's tests (#17); 14070 with test/posttrain's SFT/RM/DPO/average tests (#16)
 };
 
 const CODE = /\.(ts|mjs|js|cc|h|sh|py)$/;

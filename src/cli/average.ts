@@ -10,7 +10,7 @@ folders, or any HF Llama directory), as the paper does at every post-training st
 must have the same config and the same tensors, shapes and dtypes (an error names the mismatching
 tensor); each tensor keeps its dtype. The first checkpoint's tokenizer files are copied.`;
 
-const OPTIONS = {
+export const OPTIONS = {
   output: { type: "string", short: "o", arg: "DIR", doc: "where the averaged checkpoint is written" },
   weights: {
     type: "numbers",

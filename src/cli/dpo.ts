@@ -29,12 +29,12 @@ from both responses' log-probabilities, plus --nll-weight (0.2) × the NLL of th
 default the mean over the step's chosen tokens (TRL's loss_type ["sigmoid", "sft"], loss_weights
 [1.0, 0.2]); --nll-reduction sequence-sum averages each response's summed NLL over the pairs instead.
 Lines: {"prompt": [messages], "chosen": [...], "rejected": [...]} or {"prompt_ids", "chosen_ids",
-"rejected_ids"}. The reference log-probabilities are computed once up front (from --reference, default
---model before training) and cached in RUN_DIR/reference_logps.json, keyed by a hash of the data and
+"rejected_ids"}. The reference log-probabilities are computed once up front (from --reference,
+default --model before training) and cached in RUN_DIR/reference_logps.json, keyed by a hash of the data and
 the reference checkpoint. metrics.jsonl has TRL's rewards/chosen, rewards/rejected, rewards/accuracies,
 rewards/margins, logps/chosen, logps/rejected per step.`;
 
-const OPTIONS = {
+export const OPTIONS = {
   ...POST_OPTIONS,
   reference: { type: "string", arg: "DIR", defaultDoc: "--model", doc: "the reference model's checkpoint" },
   ...DPO_SCHEMA,

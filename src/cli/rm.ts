@@ -25,10 +25,10 @@ const PROSE = `Reward model: the base model with a scalar head (score.weight [1,
 LlamaForSequenceClassification with num_labels 1) read at the last token of each response; loss
 −log σ(r_better − r_worse) without margin, over the orderings edited > chosen > rejected (3 pairs with an
 edited response, else 1). Lines as for herd dpo. Writes RUN_DIR/final/ as an HF directory and prints the
-pairwise accuracy on the training pairs and on the held-out ones (--heldout FILE, else a seeded
---heldout-share of --data kept out of training).`;
+pairwise accuracy on the training pairs and on the held-out ones (--heldout FILE, else a
+seeded --heldout-share of --data kept out of training).`;
 
-const OPTIONS = {
+export const OPTIONS = {
   ...POST_OPTIONS,
   heldout: { type: "string", arg: "FILE", doc: "held-out pairs for the accuracy report" },
   "heldout-share": {

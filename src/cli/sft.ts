@@ -20,7 +20,7 @@ Dialogs are packed several to a row with document masks and position restarts; t
 over supervised tokens over their count in the whole step (exact under accumulation). Empty assistant
 turns and dialogs longer than --seq-len are skipped and listed; a dialog with no assistant turn is an error.`;
 
-const OPTIONS = { ...POST_OPTIONS, ...SFT_SCHEMA, ...HELP_OPTION } as const satisfies Schema;
+export const OPTIONS = { ...POST_OPTIONS, ...SFT_SCHEMA, ...HELP_OPTION } as const satisfies Schema;
 
 export const HELP = commandHelp(USAGE, OPTIONS, PROSE);
 

@@ -1,13 +1,15 @@
 // Post-training (spec §7): data readers and dialog tags, SFT, the reward model, DPO and model averaging,
-// and the loop they share. `import { sft, dpo, … } from "herd/posttrain"`.
+// LoRA adapters (PEFT layout) and the loop they share. `import { sft, dpo, … } from "herd/posttrain"`.
 export { averageModels, normaliseWeights } from "./average.js";
 export * from "./config.js";
 export * from "./data.js";
 export * from "./dpo.js";
 export { chatFormatFor, writeFinal } from "./io.js";
 export { targetLogProbs } from "./logprobs.js";
+export * from "./lora.js";
 export * from "./loop.js";
 export * from "./pack.js";
+export * from "./peft.js";
 export * from "./render.js";
 export * from "./reward.js";
 export * from "./sft.js";
