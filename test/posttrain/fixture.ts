@@ -52,6 +52,6 @@ export function tinyModel(seed = 1): Llama {
 /** Write `lines` (objects, or raw strings as given) as a JSONL file; returns its path. */
 export function jsonl(dir: string, name: string, lines: readonly unknown[]): string {
   const p = join(dir, name);
-  writeFileSync(p, lines.map((l) => (typeof l === "string" ? l : JSON.stringify(l))).join("\n") + "\n");
+  writeFileSync(p, `${lines.map((l) => (typeof l === "string" ? l : JSON.stringify(l))).join("\n")}\n`);
   return p;
 }
