@@ -52,6 +52,14 @@ const commands: Record<string, Command> = {
     summary: "pre-train a Llama 3 model from a JSON/YAML config (resumes after interruptions)",
     load: () => import("./pretrain.js"),
   },
+  tasks: {
+    summary: "write seeded verifiable tasks for post-training (SFT, prompts with checkers, preferences)",
+    load: () => import("./tasks.js"),
+  },
+  rs: {
+    summary: "rejection sampling: K completions per prompt, the best kept as SFT data",
+    load: () => import("./rs.js"),
+  },
   scaling: {
     summary: "fit or predict compute-optimal tokens and parameters (herd scaling fit|predict)",
     load: () => import("./scaling.js"),
