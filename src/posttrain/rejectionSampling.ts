@@ -34,6 +34,8 @@ export interface RejectionOptions {
   topK?: number;
   /** New tokens at most per sample (default 256). */
   maxNewTokens?: number;
+  /** Ids that end a completion (default: the chat format's <|eot_id|>, <|eom_id|>, <|end_of_text|> and the config's eos). */
+  stopIds?: readonly number[];
   /** Seed of every sample's stream (sampleSeed). */
   seed?: number;
   /** Heard after each prompt. */
@@ -108,7 +110,7 @@ export function rejectionSample(
   const useChecker = opts.scorer === "checker";
   const minScore = opts.minScore ?? (useChecker ? 1 : Number.NEGATIVE_INFINITY);
   const seed = opts.seed ?? 0;
-  const stopIds = [...new Set([...chat.stopIds(), ...model.config.eosTokenIds])];
+  const stopIds = opts.stopIds ?? [...new Set([...chat.stopIds(), ...model.config.eosTokenIds])];
   const dialogs: { messages: Message[] }[] = [];
   const outcomes: PromptOutcome[] = [];
   const t0 = performance.now();
