@@ -16,6 +16,7 @@ register("data", () => import("./data.js"));
 register("train", () => import("./train.js"));
 register("recompute", () => import("./recompute.js"));
 register("quant", () => import("./quant.js"));
+register("rs", () => import("./rs.js"));
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
