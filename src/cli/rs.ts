@@ -49,6 +49,14 @@ const OPTIONS = {
     arg: "X",
     doc: "lowest score a kept sample may have",
   },
+  limit: {
+    type: "integer",
+    min: 1,
+    default: null,
+    defaultDoc: "all",
+    arg: "N",
+    doc: "sample only the first N prompts",
+  },
   quiet: { type: "boolean", default: false, doc: "no progress line" },
   ...MODEL_OPTIONS,
 } as const satisfies Schema;
@@ -74,7 +82,7 @@ export async function run(argv: string[]): Promise<number> {
       );
     if (values.scorer !== "checker")
       throw new UsageError(`--scorer: '${values.scorer}' is not checker or reward:DIR`);
-    const rows = readTasks(values.prompts!);
+    const rows = readTasks(values.prompts!).slice(0, values.limit ?? undefined);
     const model = await loadModel(values.model!, { dtype: values.f32 ? "f32" : "keep" });
     const codec = codecFor(values.model!, model.config.vocabSize, values.tokenizer);
     if (!codec?.tokenizer)
