@@ -6,8 +6,8 @@
 // be regenerated alone.
 // Scoring: "checker" uses the prompt's own task check (src/posttrain/tasks/, 1 correct, 0 not), or any
 // `score(promptMessages, completionText) → number` (a reward model plugs in here). A sample is acceptable
-// when it ended with a stop id (a completion cut off at maxNewTokens or the context is never kept) and
-// its score is at least minScore (default: 1 with the checker, i.e. correct; −∞ with a score function).
+// when it ended with a stop id (a completion cut off at maxNewTokens or the context is never kept), is
+// not empty (an empty assistant turn is bad SFT data) and scores at least minScore (default: 1 with the checker, i.e. correct; −∞ with a score function).
 // The best is the acceptable sample with the highest score, ties going to the lowest sample index.
 // Prompts with no acceptable sample are counted and listed in the report, never silently dropped.
 import { performance } from "node:perf_hooks";
@@ -121,6 +121,11 @@ export function rejectionSample(
     const messages = row.messages as Message[];
     const ids = chat.encodeDialogPrompt(messages);
     const seeds = Array.from({ length: opts.k }, (_, i) => sampleSeed(seed, p, i));
+    const limit = model.config.maxPositionEmbeddings;
+    if (ids.length >= limit)
+      throw new Error(
+        `rejection sampling: prompt '${row.id}' is ${ids.length} tokens, the model's context ${limit}`,
+      );
     const r = generateShared(model, ids, {
       seeds,
       stopIds,
@@ -137,7 +142,9 @@ export function rejectionSample(
           : 0
         : opts.scorer(messages, text);
     const scores = r.samples.map((s) => score(s.text));
-    const ok = r.samples.map((s, i) => s.finishReason === "stop_id" && scores[i]! >= minScore);
+    const ok = r.samples.map(
+      (s, i) => s.finishReason === "stop_id" && s.text.trim() !== "" && scores[i]! >= minScore,
+    );
     const best = pickBest(scores, ok);
     if (best !== null)
       dialogs.push({ messages: [...messages, { role: "assistant", content: r.samples[best]!.text }] });

@@ -78,11 +78,12 @@ test("rejection sampling: each sample equals generate() with its seed; the kept 
   const dialogs = [...r.dialogs];
   let stopped = 0;
   let cut = 0;
+  const lone = rows.map((_, p) => Array.from({ length: K }, (_, i) => alone(m, p, i, 4)));
   for (const [p, o] of r.report.outcomes.entries()) {
-    const gens = Array.from({ length: K }, (_, i) => alone(m, p, i, 4));
+    const gens = lone[p]!;
     const scores = gens.map((g) => letters([], g.text));
     assert.deepEqual(o.scores, scores, `prompt ${p}: the batched samples are the lone generations`);
-    const ok = gens.map((g, i) => g.finishReason === "stop_id" && scores[i]! >= 12);
+    const ok = gens.map((g, i) => g.finishReason === "stop_id" && g.text.trim() !== "" && scores[i]! >= 12);
     stopped += gens.filter((g) => g.finishReason === "stop_id").length;
     cut += gens.filter((g) => g.finishReason === "length").length;
     assert.equal(o.best, pickBest(scores, ok));
@@ -96,6 +97,17 @@ test("rejection sampling: each sample equals generate() with its seed; the kept 
   assert.ok(stopped > 0 && cut > 0, `${stopped} stopped, ${cut} cut off: the test needs both`);
   assert.equal(r.report.samples, rows.length * K);
   assert.equal(r.report.kept + r.report.noAcceptable, rows.length);
+  // A score that ties every sample: the lowest index that stopped with some text is kept, never an empty reply.
+  const flat = rejectionSample(m, chat, codec, rows, { k: K, scorer: () => 0, seed: 4, ...sampling });
+  for (const [p, o] of flat.report.outcomes.entries()) {
+    const first = lone[p]!.findIndex((g) => g.finishReason === "stop_id" && g.text.trim() !== "");
+    assert.equal(o.best, first < 0 ? null : first);
+  }
+  assert.ok(
+    flat.report.outcomes.some((o) => o.best !== null && o.best > 0),
+    "a tie passed over an earlier sample",
+  );
+  for (const d of flat.dialogs) assert.notEqual(d.messages.at(-1)!.content.trim(), "");
   // A threshold no sample reaches: every prompt counted as without an acceptable sample.
   const none = rejectionSample(m, chat, codec, rows, {
     k: 2,
