@@ -142,6 +142,12 @@ test("rejection sampling with the checker: correct samples are kept, the lowest 
     () => rejectionSample(m, chat, codec, rows, { k: 2, scorer: "checker" }),
     /prompt 'p0' has no 'check'/,
   );
+  const words = "word ".repeat(m.config.maxPositionEmbeddings);
+  const long: PromptRow = { id: "long", messages: [{ role: "user", content: words }] };
+  assert.throws(
+    () => rejectionSample(m, chat, codec, [long], { k: 2, scorer: () => 0 }),
+    /prompt 'long' is \d+ tokens, the model's context/,
+  );
   m.dispose();
 });
 
