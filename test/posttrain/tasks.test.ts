@@ -114,6 +114,25 @@ test("checker: GSM8K's answer line, IFEval's constraints, the fact's first word"
   assert.equal(check(fact, "The Turtle").correct, false);
 });
 
+test("checker: GSM8K's own reference answers (the first 20 of its test set) are read and accepted", () => {
+  const lines = readFileSync(repoPath("test", "fixtures", "gsm8k", "test-first20.jsonl"), "utf8")
+    .trim()
+    .split("\n");
+  assert.equal(lines.length, 20);
+  for (const line of lines) {
+    const { answer } = JSON.parse(line) as { answer: string };
+    const last = answer.trim().split("\n").at(-1)!;
+    assert.match(last, /^#### /);
+    const n = Number(last.slice(5).replace(/,/g, ""));
+    const task = { check: { kind: "arithmetic" as const, answer: n } };
+    assert.equal(check(task, answer).correct, true, answer);
+    assert.equal(check({ check: { kind: "arithmetic", answer: n + 1 } }, answer).correct, false);
+  }
+  // Our generated answers end the same way: reasoning lines, then "#### N" alone on the last line.
+  for (const it of splits.train.filter((i) => i.task.kind === "arithmetic"))
+    assert.match(it.correct, /\n#### \d+$/);
+});
+
 test("facts: each question's phrase occurs in the named book, always followed by the answer", () => {
   const pool = factPool();
   assert.ok(pool.length >= 300, `${pool.length} questions`);
