@@ -38,17 +38,18 @@ export async function run(argv: string[]): Promise<number> {
       return 0;
     }
     if (!values.out) throw new UsageError("--out DIR is required");
-    const bad = values.kinds.find((k) => !TASK_KINDS.includes(k as TaskKind));
-    if (bad !== undefined || values.kinds.length === 0)
+    const kinds = values.kinds.map((k) => k.trim());
+    const bad = kinds.find((k) => !TASK_KINDS.includes(k as TaskKind));
+    if (bad !== undefined || kinds.length === 0)
       throw new UsageError(`--kinds: '${bad ?? ""}' is not a kind (have: ${TASK_KINDS.join(", ")})`);
     const s = writeTaskFiles(values.out, {
       seed: values.seed,
       train: values.train,
       heldout: values.heldout,
-      kinds: values.kinds as TaskKind[],
+      kinds: kinds as TaskKind[],
     });
     process.stderr.write(
-      `${values.out}: ${s.train.length} training and ${s.heldout.length} held-out tasks (${values.kinds.join(", ")})\n`,
+      `${values.out}: ${s.train.length} training and ${s.heldout.length} held-out tasks (${kinds.join(", ")})\n`,
     );
     return 0;
   } catch (e) {

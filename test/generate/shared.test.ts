@@ -63,30 +63,31 @@ for (const dtype of ["f32", "bf16"] as const)
     m.dispose();
   });
 
-test("generateShared: sampled row i equals generate() seeded with seeds[i], rows ending at different steps", () => {
-  const m = tinyModel();
-  const seeds = [11, 12, 13, 14, 15, 16];
-  // Stop ids common enough that the rows end at different steps (the batch shrinks as they do).
-  const stopIds = Array.from({ length: 24 }, (_, i) => i * 21);
-  const opts = { temperature: 1.2, topP: 0.95, maxNewTokens: 40, stopIds };
-  const steps: number[] = [];
-  const r = generateShared(m, prompt, { ...opts, seeds, onStep: (b) => steps.push(b) });
-  const reasons = new Set<string>();
-  const lengths = new Set<number>();
-  for (const [i, s] of r.samples.entries()) {
-    const g = generate(m, prompt, { ...opts, seed: seeds[i]! });
-    assert.deepEqual(s.tokens, g.tokens, `row ${i}`);
-    assert.equal(s.finishReason, g.finishReason);
-    assert.equal(s.stopId, g.stopId);
-    reasons.add(s.finishReason);
-    lengths.add(s.tokens.length);
-  }
-  assert.ok(lengths.size >= 3, `rows of ${[...lengths]} tokens: the test needs rows that end apart`);
-  assert.ok(steps[0]! > steps.at(-1)!, "the batch shrank as rows ended");
-  // Rows that differ in seed differ in what they drew.
-  assert.ok(new Set(r.samples.map((s) => s.tokens.join())).size > 1);
-  m.dispose();
-});
+for (const dtype of ["f32", "bf16"] as const)
+  test(`generateShared (${dtype}): sampled row i equals generate() seeded with seeds[i], rows ending at different steps`, () => {
+    const m = tinyModel(dtype);
+    const seeds = [11, 12, 13, 14, 15, 16];
+    // Stop ids common enough that the rows end at different steps (the batch shrinks as they do).
+    const stopIds = Array.from({ length: 24 }, (_, i) => i * 21);
+    const opts = { temperature: 1.2, topP: 0.95, maxNewTokens: 40, stopIds };
+    const steps: number[] = [];
+    const r = generateShared(m, prompt, { ...opts, seeds, onStep: (b) => steps.push(b) });
+    const reasons = new Set<string>();
+    const lengths = new Set<number>();
+    for (const [i, s] of r.samples.entries()) {
+      const g = generate(m, prompt, { ...opts, seed: seeds[i]! });
+      assert.deepEqual(s.tokens, g.tokens, `row ${i}`);
+      assert.equal(s.finishReason, g.finishReason);
+      assert.equal(s.stopId, g.stopId);
+      reasons.add(s.finishReason);
+      lengths.add(s.tokens.length);
+    }
+    assert.ok(lengths.size >= 3, `rows of ${[...lengths]} tokens: the test needs rows that end apart`);
+    assert.ok(steps[0]! > steps.at(-1)!, "the batch shrank as rows ended");
+    // Rows that differ in seed differ in what they drew.
+    assert.ok(new Set(r.samples.map((s) => s.tokens.join())).size > 1);
+    m.dispose();
+  });
 
 test("generateShared: the context ends rows as it ends generate()", () => {
   const m = tinyModel();

@@ -25,11 +25,12 @@ export interface Fact {
 
 let pool: Fact[] | null = null;
 
-/** The book's short title from the manifest's "Author, Title (note)". */
+/** The book's short title from the manifest's "Author, Title (note)" (tinyshakespeare's is no book title). */
 function shortTitle(title: string): string {
   const t = title.replace(/\s*\(.*\)\s*$/, "");
   const comma = t.indexOf(", ");
-  return comma >= 0 ? t.slice(comma + 2) : t;
+  if (comma >= 0) return t.slice(comma + 2);
+  return t === "Shakespeare excerpts" ? "Shakespeare's plays" : t;
 }
 
 /** The corpus text without the Project Gutenberg header and licence. */
