@@ -90,6 +90,7 @@ export async function run(argv: string[]): Promise<number> {
         `${values.model}: rs needs a tiktoken tokenizer with the chat special tokens (--tokenizer PATH)`,
       );
     const tty = process.stderr.isTTY === true && !values.quiet;
+    let logged = 0; // seconds of the last progress line off a terminal (one each 5 s, and the last)
     const sampling = samplingFrom(values);
     const { dialogs, report } = rejectionSample(model, new ChatFormat(codec.tokenizer), codec, rows, {
       k: values.k,
@@ -97,13 +98,15 @@ export async function run(argv: string[]): Promise<number> {
       ...(values["min-score"] !== null ? { minScore: values["min-score"] } : {}),
       ...sampling,
       onProgress: (p) => {
-        if (!tty) return;
+        if (values.quiet) return;
+        const last = p.done === p.total;
+        if (!tty && !last && p.seconds - logged < 5) return;
+        logged = p.seconds;
         const rate = p.seconds > 0 ? p.samples / p.seconds : 0;
         const eta =
           p.done < p.total && rate > 0 ? formatDuration(((p.total - p.done) * values.k) / rate) : "-";
-        process.stderr.write(
-          `\r\x1b[K[${p.done}/${p.total}] kept ${p.kept}  ${rate.toFixed(1)} samples/s  ETA ${eta}`,
-        );
+        const line = `[${p.done}/${p.total}] kept ${p.kept}  ${rate.toFixed(1)} samples/s  ETA ${eta}`;
+        process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
       },
     });
     model.dispose();
