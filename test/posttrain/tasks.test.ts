@@ -5,7 +5,7 @@
 // come from the corpus as stated, and `herd tasks` writes the files atomically with valid JSONL.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -147,6 +147,39 @@ test("facts: each question's phrase occurs in the named book, always followed by
     assert.ok(after.length >= 3, `${f.context}: ${after.length} times`);
     for (const a of after) assert.equal(a, f.answer, f.context);
   }
+});
+
+test("readTasks: a bad line is named with its field", () => {
+  const file = join(tmp, "bad.jsonl");
+  const user = [{ role: "user", content: "q" }];
+  const cases: [unknown, RegExp][] = [
+    [
+      { messages: user, check: { kind: "arithmetic", answer: "7" } },
+      /bad\.jsonl:2: field 'check\.answer' must be a number/,
+    ],
+    [{ messages: user, check: { kind: "poetry" } }, /:2: field 'check\.kind' must be one of/],
+    [
+      {
+        messages: user,
+        check: { kind: "instructions", constraints: [{ id: "keywords:existence", keywords: [] }] },
+      },
+      /:2: field 'check\.constraints\[0\]\.keywords' must be a non-empty list of words/,
+    ],
+    [{ messages: [] }, /:2: field 'messages' must be a non-empty list/],
+    [
+      { messages: [...user, { role: "assistant", content: "a" }] },
+      /:2: field 'messages\[1\]' is an assistant message/,
+    ],
+  ];
+  for (const [row, err] of cases) {
+    writeFileSync(file, `${JSON.stringify({ messages: user })}\n${JSON.stringify(row)}\n`);
+    assert.throws(() => readTasks(file), err);
+  }
+  writeFileSync(file, `${JSON.stringify({ messages: user })}\n{oops\n`);
+  assert.throws(() => readTasks(file), /bad\.jsonl:2: not JSON/);
+  const good = splits.heldout.slice(0, 6).map((i) => i.task);
+  writeFileSync(file, good.map((t) => `${JSON.stringify(t)}\n`).join(""));
+  assert.deepEqual(readTasks(file), good);
 });
 
 test("herd tasks: writes sft, prompts and preferences for both splits, JSONL the readers accept", () => {

@@ -47,6 +47,46 @@ export interface CheckResult {
   detail: string;
 }
 
+const CONSTRAINT_FIELDS: Record<Constraint["id"], Record<string, "number" | "strings" | "relation">> = {
+  "length_constraints:number_words": { relation: "relation", words: "number" },
+  "keywords:existence": { keywords: "strings" },
+  "detectable_format:json_format": {},
+  "change_case:english_lowercase": {},
+  "change_case:english_capital": {},
+  "detectable_format:number_bullet_lists": { bullets: "number" },
+};
+
+/** What is wrong with a check spec read from a file, as "field: problem", or null when it is sound. */
+export function checkSpecProblem(spec: unknown): string | null {
+  const c = spec as Record<string, unknown>;
+  if (!c || typeof c !== "object" || Array.isArray(c)) return "check: must be an object";
+  if (c.kind === "arithmetic") return Number.isFinite(c.answer) ? null : "check.answer: must be a number";
+  if (c.kind === "facts")
+    return typeof c.answer === "string" && c.answer !== ""
+      ? null
+      : "check.answer: must be a non-empty string";
+  if (c.kind !== "instructions") return `check.kind: must be one of ${TASK_KINDS.join(", ")}`;
+  if (!Array.isArray(c.constraints) || c.constraints.length === 0)
+    return "check.constraints: must be a non-empty list";
+  for (const [i, k] of (c.constraints as Record<string, unknown>[]).entries()) {
+    const fields = CONSTRAINT_FIELDS[k?.id as Constraint["id"]];
+    if (!fields)
+      return `check.constraints[${i}].id: must be one of ${Object.keys(CONSTRAINT_FIELDS).join(", ")}`;
+    for (const [f, type] of Object.entries(fields)) {
+      const v = k[f];
+      const ok =
+        type === "number"
+          ? Number.isInteger(v) && (v as number) >= 0
+          : type === "relation"
+            ? v === "at least" || v === "less than"
+            : Array.isArray(v) && v.length > 0 && v.every((w) => typeof w === "string" && w !== "");
+      if (!ok)
+        return `check.constraints[${i}].${f}: must be ${type === "number" ? "an integer ≥ 0" : type === "relation" ? "'at least' or 'less than'" : "a non-empty list of words"}`;
+    }
+  }
+  return null;
+}
+
 /** Is `response` a correct answer to `task`? */
 export function check(task: Pick<Task, "check">, response: string): CheckResult {
   const c = task.check;

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { fmix32, Rng } from "../../core/rng.js";
 import { writeFileAtomic } from "../../io/atomic.js";
 import { arithmeticItem } from "./arithmetic.js";
-import { type CheckSpec, type Item, TASK_KINDS, type TaskKind } from "./checker.js";
+import { type CheckSpec, checkSpecProblem, type Item, TASK_KINDS, type TaskKind } from "./checker.js";
 import { factItem, factPool } from "./facts.js";
 import { instructionItem } from "./instructions.js";
 
@@ -161,8 +161,8 @@ export function readTasks(path: string): PromptRow[] {
         );
     }
     const check = row.check as CheckSpec | undefined;
-    if (check !== undefined && !(check && typeof check === "object" && TASK_KINDS.includes(check.kind)))
-      throw new Error(`${at}: field 'check' must be an object with 'kind' one of ${TASK_KINDS.join(", ")}`);
+    const problem = check === undefined ? null : checkSpecProblem(check);
+    if (problem) throw new Error(`${at}: field '${problem.replace(/: /, "' ")}`);
     const id = typeof row.id === "string" ? row.id : `line-${i + 1}`;
     const kind = TASK_KINDS.includes(row.kind as TaskKind) ? { kind: row.kind as TaskKind } : {};
     out.push({ id, ...kind, messages: msgs, ...(check ? { check } : {}) });
