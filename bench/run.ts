@@ -16,6 +16,8 @@ register("data", () => import("./data.js"));
 register("train", () => import("./train.js"));
 register("recompute", () => import("./recompute.js"));
 register("quant", () => import("./quant.js"));
+register("lora", () => import("./lora.js"));
+register("eval", () => import("./eval.js"));
 register("rs", () => import("./rs.js"));
 
 async function main(): Promise<void> {

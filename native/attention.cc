@@ -166,8 +166,7 @@ void forwardTile(const AttnP& P, const SimdOps& K, int64_t b, int64_t h, int64_t
 constexpr int64_t KC = 64;
 
 // A real read of every cache line of [p, p + n) (loads, not prefetch hints, so none is dropped), into 8
-// independent sums so the loads are not serialised behind one chain of adds (decode attention 78 → 67 µs a
-// 1B layer at 545 keys, 2 threads).
+// independent sums so the loads are not serialised behind one chain of adds (measured: bench/RESULTS.md "Kernel design notes").
 float touch(const float* p, int64_t n) {
   float s[8] = {};
   int64_t i = 0;

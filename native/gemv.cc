@@ -91,18 +91,16 @@ __attribute__((target("avx2,fma"))) void rowsAvx2(const float* a, int64_t m, con
 // into even/odd positions: a 64-byte line holds 32 bf16 values, and shifting each 32-bit lane left by 16
 // gives the even positions as f32 while masking off the low half gives the odd ones, so each line feeds
 // two FMAs with xe/xo and two ALU ops. The row is read as one sequential stream, 4 lines per step (8
-// independent FMA chains): on this machine that reaches ~95% of a pure streaming read on one core, where
-// 4 rows interleaved reached ~65% and misaligned (split) or masked loads ~40-70%.
+// independent FMA chains): one stream comes close to a pure streaming read, where several rows read
+// side by side, misaligned (split) or masked loads fall well short (bench/RESULTS.md "Kernel design notes").
 
-// Lines ahead a row's stream prefetches: 4 KiB (one row of k = 2048). Measured on the 1B decode's GEMV
-// sequence (bench/RESULTS.md "Model"): 2 threads +6-12%, one thread 34 → 39 GB/s (~96% of the read probe,
-// which a prefetch does not raise); 16-32 lines helped less, 256 less again.
+// Lines ahead a row's stream prefetches: 4 KiB (one row of k = 2048), the distance that helped the 1B
+// decode's GEMV sequence most; shorter and longer distances helped less (bench/RESULTS.md "Kernel design notes").
 constexpr int64_t PREFETCH_LINES = 64;
 
 // MASK: whether the row shares its first or last line with a neighbour (d > 0, or k not a multiple of
 // 32); aligned rows of whole lines (the usual case: weights in the backend's 64-byte aligned buffers)
-// skip the two mask loads and ANDs per step (2 threads, 8192×2048 weights, fast mode: the gap to the
-// interleaved copy below narrowed from 3-4% to 1-2%).
+// skip the two mask loads and ANDs per step, which narrows their gap to the interleaved copy below.
 template <bool MASK>
 __attribute__((target("avx512f,avx512bw,fma"))) float rowAvx512(const float* xe, const float* xo,
                                                                  const uint16_t* line0, const Lines& L) {
@@ -148,16 +146,13 @@ __attribute__((target("avx512f,avx512bw,fma"))) float rowAvx512(const float* xe,
 
 // ------------------------------------------------------------------------------------------------
 // The interleaved layout. The row kernel above loads two lines of x (its even and odd halves) from L1
-// for every line of weights, and on 2 threads those loads cost it ~10% of the streaming read (a C++
-// driver over 1 GiB of hugepage weights, k = 2048, fast mode: row kernel 71-72 GB/s, the same loop with
-// x held in registers 80-81, the read probe 82-84). Long rows (k = 8192) cost it more: their x (32 KiB)
-// outgrows L1 beside the weight stream (the 1B model's down projections: 54-61 GB/s, where k = 2048 read
-// 71-77). Reading two rows side by side to share x is two streams, which the prefetchers here serve at
-// under half the rate. So a matrix may get a second copy (packBf16, made once by the native backend,
+// for every line of weights, and those loads keep it short of the streaming read. Long rows (k = 8192)
+// cost it more: their x (32 KiB) outgrows L1 beside the weight stream (the 1B model's down projections).
+// Reading two rows side by side to share x is two streams, which the prefetchers serve at a much lower
+// rate (bench/RESULTS.md "Kernel design notes"). So a matrix may get a second copy (packBf16, made once by the native backend,
 // see src/backends/native/index.ts) in blocks of PACK_ROWS rows, each block stored line-interleaved:
 // line 0 (32 elements) of each of its rows, then line 1 of each, …; a block is one stream, and each
-// line of x loaded serves PACK_ROWS lines of weights (driver: 78-79 GB/s, 95% of the probe; blocks of 8
-// rows 75-76, 32 rows 72-74). Packed only when k is a whole number of lines (k % 32 == 0).
+// line of x loaded serves PACK_ROWS lines of weights (16 rows measured best; 8 and 32 less). Packed only when k is a whole number of lines (k % 32 == 0).
 // ------------------------------------------------------------------------------------------------
 constexpr int64_t PACK_ROWS = 16;
 
@@ -224,8 +219,8 @@ __attribute__((target("avx512f,avx512bw,fma"))) void shortBlockAvx512(const floa
 
 // x (k values) in the line coordinates of L, split: with X[pos] = x[pos − d] (zero outside the row),
 // xe = X[0::2] and xo = X[1::2] (L.lines·16 each). x's even elements land in xe when d is even, in xo
-// when it is odd; a plain stride-2 loop the compiler vectorises (8192 values: 0.7 µs, where the
-// position-by-position form it replaced took 3.0; ~0.06 ms of a 1B decode step).
+// when it is odd; a plain stride-2 loop the compiler vectorises (a position-by-position form is several
+// times slower).
 void splitLines(const float* x, int64_t k, const Lines& L, float* xe, float* xo) {
   std::fill(xe, xe + L.lines * 16, 0.f);
   std::fill(xo, xo + L.lines * 16, 0.f);
@@ -324,9 +319,8 @@ void gemvBf16(const float* a, int64_t m, int64_t k, const Bf16Product* ps, int c
     }
   }
   // Chunks of up to 2 MiB of weights (one hugepage; fewer when the call is small, so that every thread
-  // gets about two), numbered across the products. Measured on 2 threads over the 1B decode's GEMVs
-  // with 4 KiB-prefetch: 256 KiB chunks 76-81% of the read probe, 1 MiB 84%, 2 MiB 85-93%, 32 KiB 51-56%:
-  // each switch to a new chunk restarts a stream.
+  // gets about two), numbered across the products: each switch to a new chunk restarts a stream, so
+  // larger chunks read closer to the probe's rate (bench/RESULTS.md "Kernel design notes").
   int64_t total = 0;
   for (int q = 0; q < count; q++) total += ps[q].n * k * 2;
   const int64_t chunkBytes = std::clamp<int64_t>(total / (2 * pool.threads()), 256 << 10, 2 << 20);
@@ -361,9 +355,8 @@ namespace {
 // ------------------------------------------------------------------------------------------------
 // Memory bandwidth probe: best-of-`reps` times of every pool thread streaming through its own slice of
 // a buffer, reading only (what a decode step does to its weights) and copying (read + write). With
-// `huge` the buffers are hugepage-backed (allocLarge), as the native backend's weights are. On this
-// machine hugepages change the probe little (both ~80 GB/s read on 2 threads when the host is quiet) but
-// the GEMV a lot; the probe's swings to ~45 GB/s are the host's (bench/RESULTS.md "Model").
+// `huge` the buffers are hugepage-backed (allocLarge), as the native backend's weights are: hugepages
+// change the probe little but the GEMV a lot, and the probe swings with the host's load (bench/RESULTS.md "Kernel design notes").
 // ------------------------------------------------------------------------------------------------
 
 #if HERD_X86

@@ -494,8 +494,7 @@ void gemmTiled(const MatmulP& P) {
 constexpr int SMALL_M = 4;
 // Column groups [g0, g1) of C (16 columns each) for M rows of op(A), one group at a time. Interleaving
 // several groups (more FMA chains in flight) was measured slower for the decode shape: 2 or 4 groups
-// read 32 or 64 rows of B at once, and those many streams ran at 35 and 31 GB/s against 51 for 16
-// (1×2048·(8192×2048)ᵀ, 2 threads).
+// read 32 or 64 rows of B at once, and that many streams read slower than 16 (bench/RESULTS.md "Kernel design notes").
 template <int M>
 __attribute__((target("avx512f,fma"))) void smallMRange(const MatmulP& P, const float* a, const float* b,
                                                         float* c, int64_t g0, int64_t g1, int kcBlock) {

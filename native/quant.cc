@@ -41,8 +41,8 @@ inline float halfToFloat(uint16_t h) {
 // Software prefetch: while a group of four rows is dotted, the SIMD kernels prefetch the same position in
 // the rows PREFETCH_GROUPS groups further on (pf bytes ahead). They spend many instructions per byte (a
 // Q4_0 block is 18 bytes), so the out-of-order window alone keeps too few cache misses in flight to stream
-// from memory; measured here (one thread, 285 MB of Q8_0), 1024 bytes ahead gave 13 GB/s, one to three
-// groups ahead 24-37 GB/s (bf16 GEMV without prefetch: 23 GB/s). Past the end of W it is harmless.
+// from memory; a distance of whole row groups streams much faster than a fixed byte distance
+// (bench/RESULTS.md "Kernel design notes"). Past the end of W it is harmless.
 constexpr int64_t PREFETCH_GROUPS = 2;
 
 inline uint16_t loadScale(const uint8_t* p) { return (uint16_t)(p[0] | (p[1] << 8)); }
@@ -205,8 +205,7 @@ void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t 
   const int64_t pf = PREFETCH_GROUPS * 4 * rowBytes;
   const int64_t groups = (n + 3) / 4;
   // Chunks of up to 2 MiB of blocks, as the bf16 GEMV's (each thread still gets about two): each chunk
-  // switch restarts the row streams. Chunks of 8 groups (70 KB of a 1B model's Q8_0 rows) held the 1B
-  // decode to 39.5 ms a token (Q8_0) and 35 (Q4_0); 1-2 MiB chunks: 26-27 and 26 (bench/RESULTS.md).
+  // switch restarts the row streams, and small chunks made the 1B decode much slower (bench/RESULTS.md "Kernel design notes").
   const int64_t chunkBytes = std::clamp<int64_t>(n * rowBytes / (2 * pool.threads()), 256 << 10, 2 << 20);
   parallelFor(groups, std::max<int64_t>(1, chunkBytes / (4 * rowBytes)), [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; g++) {

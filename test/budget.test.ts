@@ -20,15 +20,15 @@ const BUDGET: Record<string, number> = {
   "src/model": 3350, // 3052
   "src/train": 2200, // 1996
   "src/generate": 850, // 665; +115 for shared.ts (K samples of one prompt decoded as one batch, #16)
-  "src/posttrain": 2400, // rejection sampling and the task generator (#16); the trainers add theirs
-  "src/eval": 800, // 737
+  "src/posttrain": 3000, // #16: LoRA (lora.ts, peft.ts) ~550, rejection sampling and tasks/ ~800; the SFT/RM/DPO trainers land beside them
+  "src/eval": 3300, // 737, then 1460 with eval/code/ (HumanEval, the bubblewrap sandbox and its seccomp filter, pass@k: #17), then about 3000 with the harness (#17: tasks, readers, prompts, scoring, reports)
   "src/recipe": 200, // 144
-  "src/cli": 1950, // 1638; +130 for herd tasks and herd rs (#16)
+  "src/cli": 2400, // 1638; 1907 with herd eval and herd eval compare (#17); ~2140 with herd lora; +180 for herd tasks and herd rs (#16)
   native: 4000, // 3631
   assembly: 1450, // 1307
-  bench: 1500, // 1375
+  bench: 1650, // 1375; ~1500 with bench lora and eval; +60 for bench rs (#16)
   scripts: 250, // 185
-  test: 12300, // 11163
+  test: 14400, // 11163; 12543 with the evaluation harness's tests (#17); +550 for the task generator, rejection sampling and shared decode tests (#16)
 };
 
 const CODE = /\.(ts|mjs|js|cc|h|sh|py)$/;

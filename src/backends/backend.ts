@@ -93,7 +93,13 @@ export interface CompiledGraph {
  * Kernels a backend may leave out. It lists the ones it has in `supports` (ggml's supports_op); a caller
  * gets any kernel through src/backends/fallbacks.ts, which gives the backend's own or the one fallback.
  */
-export type OptionalKernel = "matmulBf16" | "matmulBf16Many" | "matmulQuant" | "compileGraph";
+export type OptionalKernel =
+  | "matmulBf16"
+  | "matmulBf16Many"
+  | "matmulQuant"
+  | "matmulBf16Grad"
+  | "matmulQuantGrad"
+  | "compileGraph";
 
 export interface Backend {
   readonly name: string;
@@ -129,6 +135,32 @@ export interface Backend {
     n: number,
     k: number,
     format: QuantFormat,
+  ): void;
+
+  /**
+   * Optional: dX (m×k) (+)= dY (m×n) · W with W (n×k) as bf16 bit patterns: the input gradient of
+   * matmulBf16 through a frozen weight (LoRA on a bf16 base). W is never widened whole. The js backend's
+   * version is the reference; the fallback widens a block of rows at a time over `matmul` (fallbacks.ts).
+   */
+  matmulBf16Grad?(
+    dy: Float32Array,
+    bBits: Uint16Array,
+    dx: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+    accumulate: boolean,
+  ): void;
+  /** Optional: dX (m×k) (+)= dY (m×n) · W with W (n×k) as Q8_0/Q4_0 blocks (matmulQuant's input gradient). */
+  matmulQuantGrad?(
+    dy: Float32Array,
+    blocks: Uint8Array,
+    dx: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+    format: QuantFormat,
+    accumulate: boolean,
   ): void;
 
   /**

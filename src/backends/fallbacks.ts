@@ -2,11 +2,13 @@
 // lists op in `supports`, else the fallback here. matmulBf16 falls back to widening the bf16 weights a
 // block of rows at a time into a scratch buffer and multiplying with the backend's own f32 matmul (a
 // GEMV for one row, its tiled SGEMM for many), so a backend's figures stay its own; matmulBf16Many to
-// one matmulBf16 each; matmulQuant to the js reference kernel; compileGraph to none (a graph is then
-// replayed call by call, src/tensor/graph.ts). Kernels know no model.
+// one matmulBf16 each; matmulQuant to the js reference kernel; the input gradients through a frozen
+// weight (matmulBf16Grad, matmulQuantGrad) to widening or dequantising a block of rows at a time and
+// multiplying the matching columns of dY by it with the backend's matmul; compileGraph to none (a
+// graph is then replayed call by call, src/tensor/graph.ts). Kernels know no model.
 import type { Backend, OptionalKernel } from "./backend.js";
 import { widenBf16 } from "./js/bf16.js";
-import { matmulQuant as jsMatmulQuant } from "./js/quant.js";
+import { dequantizeRow, matmulQuant as jsMatmulQuant, type QuantFormat, quantRowBytes } from "./js/quant.js";
 
 type Kernel<K extends OptionalKernel> = NonNullable<Backend[K]>;
 
@@ -42,6 +44,45 @@ export function kernelOf(backend: Backend, op: OptionalKernel): unknown {
     }
     case "matmulQuant":
       return jsMatmulQuant;
+    case "matmulBf16Grad":
+      return (
+        dy: Float32Array,
+        bits: Uint16Array,
+        dx: Float32Array,
+        m: number,
+        n: number,
+        k: number,
+        acc: boolean,
+      ) => {
+        if (dy.length < m * n || bits.length < n * k || dx.length < m * k)
+          throw new Error(`matmulBf16Grad: buffers too small for m=${m} n=${n} k=${k}`);
+        const wu = (w: Float32Array, j0: number, nb: number) =>
+          widenBf16(
+            bits.subarray(j0 * k, (j0 + nb) * k),
+            new Uint32Array(w.buffer, w.byteOffset, nb * k),
+            nb * k,
+          );
+        blockedInputGrad(backend, dy, dx, m, n, k, acc, wu);
+      };
+    case "matmulQuantGrad":
+      return (
+        dy: Float32Array,
+        blocks: Uint8Array,
+        dx: Float32Array,
+        m: number,
+        n: number,
+        k: number,
+        format: QuantFormat,
+        acc: boolean,
+      ) => {
+        if (dy.length < m * n || blocks.length < n * quantRowBytes(format, k) || dx.length < m * k)
+          throw new Error(`matmulQuantGrad: buffers too small for m=${m} n=${n} k=${k} ${format}`);
+        const rows = (w: Float32Array, j0: number, nb: number) => {
+          for (let j = 0; j < nb; j++)
+            dequantizeRow(blocks, format, j0 + j, k, w.subarray(j * k, (j + 1) * k));
+        };
+        blockedInputGrad(backend, dy, dx, m, n, k, acc, rows);
+      };
     case "compileGraph":
       return null;
   }
@@ -97,5 +138,56 @@ function widenedMatmulBf16(
   } finally {
     backend.free(wf);
     if (cBlock) backend.free(cBlock);
+  }
+}
+
+/**
+ * dX (m×k) (+)= dY (m×n) · W for a W (n×k) that `rows(dst, j0, nb)` writes in f32 a block of rows at a
+ * time: each block's columns of dY are copied out and multiplied by the block with the backend's matmul,
+ * accumulating into dX, so at most PREFILL_BLOCK_ELEMENTS of W exist in f32 at once.
+ */
+function blockedInputGrad(
+  backend: Backend,
+  dy: Float32Array,
+  dx: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  accumulate: boolean,
+  rows: (dst: Float32Array, j0: number, nb: number) => void,
+): void {
+  if (n === 0) {
+    if (!accumulate) dx.fill(0, 0, m * k);
+    return;
+  }
+  const rowsPerBlock = Math.max(1, Math.min(n, Math.floor(PREFILL_BLOCK_ELEMENTS / Math.max(1, k))));
+  const wf = backend.alloc(rowsPerBlock * k);
+  const dyBlock = rowsPerBlock < n ? backend.alloc(m * rowsPerBlock) : null;
+  try {
+    for (let j0 = 0; j0 < n; j0 += rowsPerBlock) {
+      const nb = Math.min(rowsPerBlock, n - j0);
+      const wBlock = nb === rowsPerBlock ? wf : wf.subarray(0, nb * k);
+      rows(wBlock, j0, nb);
+      let a = dy;
+      if (dyBlock) {
+        a = nb === rowsPerBlock ? dyBlock : dyBlock.subarray(0, m * nb);
+        for (let i = 0; i < m; i++) a.set(dy.subarray(i * n + j0, i * n + j0 + nb), i * nb);
+      }
+      backend.matmul(a, wBlock, dx, {
+        batch: 1,
+        m,
+        n: k,
+        k: nb,
+        transA: false,
+        transB: false,
+        strideA: 0,
+        strideB: 0,
+        strideC: 0,
+        accumulate: accumulate || j0 > 0,
+      });
+    }
+  } finally {
+    backend.free(wf);
+    if (dyBlock) backend.free(dyBlock);
   }
 }

@@ -8,10 +8,11 @@ import { type CliValues, commandHelp, parseCli, type Schema } from "../core/sche
 import { ChatSession, ContextFullError, DEFAULT_CONTEXT } from "../generate/chat.js";
 import { codecFor } from "../generate/codec.js";
 import { loadModel } from "../model/load.js";
+import { loadAdapter } from "../posttrain/peft.js";
 import { ChatFormat } from "../tokenizer/index.js";
 import { MODEL_OPTIONS, rate, samplingFrom, UsageError } from "./modelArgs.js";
 
-const OPTIONS = {
+export const OPTIONS = {
   system: { type: "string", arg: "TEXT", doc: "system message at the start of the dialog" },
   context: {
     type: "integer",
@@ -41,6 +42,7 @@ export async function run(argv: string[]): Promise<number> {
     const sampling = samplingFrom(values);
     const context = values.context;
     const model = await loadModel(values.model, { dtype: values.f32 ? "f32" : "keep" });
+    if (values.adapter) await loadAdapter(model, values.adapter);
     const max = model.config.maxPositionEmbeddings;
     if (context !== undefined && context > max)
       throw new UsageError(`--context ${context}: this model's context is ${max} tokens`);

@@ -2,24 +2,52 @@
 // quality classifier from example documents (any input format; with --per-line every non-blank line of a
 // text file is one example), reports held-out accuracy on every tenth example, and writes the model the
 // `quality` step loads.
-import { parseArgs } from "node:util";
+import { commandHelp, HELP_OPTION, parseCli, type Schema, UsageError } from "../core/schema.js";
 import { IssueLog } from "../data/issues.js";
 import { QUALITY_DEFAULTS, QualityModel } from "../data/quality.js";
 import { expandInputs, readInputs } from "../data/readers/index.js";
 
-const HELP = `usage: herd data quality-train --positive PATH --negative PATH --output MODEL [options]
+export const OPTIONS = {
+  positive: {
+    type: "strings",
+    arg: "PATH",
+    doc: "examples of wanted documents (files or folders; repeatable)",
+  },
+  negative: { type: "strings", arg: "PATH", doc: "examples of unwanted documents (repeatable)" },
+  output: { type: "string", arg: "MODEL", doc: "model file to write" },
+  "per-line": {
+    type: "boolean",
+    default: false,
+    doc: "each non-blank line of each document is one example",
+  },
+  dim: { type: "integer", min: 0, default: QUALITY_DEFAULTS.dim, doc: "embedding size" },
+  buckets: {
+    type: "integer",
+    min: 0,
+    default: QUALITY_DEFAULTS.buckets,
+    doc: "hash buckets for word n-grams",
+  },
+  "word-ngrams": {
+    type: "integer",
+    min: 0,
+    default: QUALITY_DEFAULTS.wordNgrams,
+    doc: "longest word n-gram",
+  },
+  epochs: { type: "integer", min: 0, default: QUALITY_DEFAULTS.epochs, doc: "passes over the data" },
+  lr: {
+    type: "number",
+    min: 0,
+    default: QUALITY_DEFAULTS.lr,
+    doc: "initial learning rate, decaying linearly to 0",
+  },
+  seed: { type: "integer", min: 0, default: QUALITY_DEFAULTS.seed, doc: "seed" },
+  ...HELP_OPTION,
+} as const satisfies Schema;
 
-  --positive PATH   examples of wanted documents (files or folders; repeatable)
-  --negative PATH   examples of unwanted documents (repeatable)
-  --output MODEL    model file to write
-  --per-line        each non-blank line of each document is one example
-  --dim N           embedding size (default ${QUALITY_DEFAULTS.dim})
-  --buckets N       hash buckets for word n-grams (default ${QUALITY_DEFAULTS.buckets})
-  --word-ngrams N   longest word n-gram (default ${QUALITY_DEFAULTS.wordNgrams})
-  --epochs N        passes over the data (default ${QUALITY_DEFAULTS.epochs})
-  --lr X            initial learning rate, decaying linearly to 0 (default ${QUALITY_DEFAULTS.lr})
-  --seed N          seed (default 0)
-  -h, --help        this help`;
+export const HELP = commandHelp(
+  "usage: herd data quality-train --positive PATH --negative PATH --output MODEL [options]",
+  OPTIONS,
+);
 
 async function examples(paths: string[], perLine: boolean, label: 0 | 1, log: IssueLog) {
   const out: { text: string; label: 0 | 1 }[] = [];
@@ -31,22 +59,14 @@ async function examples(paths: string[], perLine: boolean, label: 0 | 1, log: Is
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      positive: { type: "string", multiple: true },
-      negative: { type: "string", multiple: true },
-      output: { type: "string" },
-      "per-line": { type: "boolean", default: false },
-      dim: { type: "string" },
-      buckets: { type: "string" },
-      "word-ngrams": { type: "string" },
-      epochs: { type: "string" },
-      lr: { type: "string" },
-      seed: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
+  let values: ReturnType<typeof parseCli<typeof OPTIONS>>["values"];
+  try {
+    values = parseCli(OPTIONS, argv).values;
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`herd data quality-train: ${e.message}\n\n${HELP}\n`);
+    return 2;
+  }
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return 0;
@@ -57,26 +77,18 @@ export async function run(argv: string[]): Promise<number> {
     );
     return 2;
   }
-  const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
   const opts = {
-    dim: num(values.dim, QUALITY_DEFAULTS.dim),
-    buckets: num(values.buckets, QUALITY_DEFAULTS.buckets),
-    wordNgrams: num(values["word-ngrams"], QUALITY_DEFAULTS.wordNgrams),
-    epochs: num(values.epochs, QUALITY_DEFAULTS.epochs),
-    lr: num(values.lr, QUALITY_DEFAULTS.lr),
-    seed: num(values.seed, 0),
+    dim: values.dim,
+    buckets: values.buckets,
+    wordNgrams: values["word-ngrams"],
+    epochs: values.epochs,
+    lr: values.lr,
+    seed: values.seed,
   };
-  for (const [k, v] of Object.entries(opts))
-    if (!Number.isFinite(v) || v < 0 || (k !== "lr" && !Number.isInteger(v))) {
-      process.stderr.write(
-        `herd data quality-train: --${k} must be a ${k === "lr" ? "number" : "whole number"}\n`,
-      );
-      return 2;
-    }
   const log = new IssueLog();
   const all = [
-    ...(await examples(values.positive, values["per-line"]!, 1, log)),
-    ...(await examples(values.negative, values["per-line"]!, 0, log)),
+    ...(await examples(values.positive, values["per-line"], 1, log)),
+    ...(await examples(values.negative, values["per-line"], 0, log)),
   ];
   const held = all.filter((_, i) => i % 10 === 9);
   const train = all.filter((_, i) => i % 10 !== 9);

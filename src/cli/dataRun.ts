@@ -2,68 +2,69 @@
 // again to continue), or one stage's share of tasks (--stage with TASK_INDEX/TASK_COUNT, as cluster array
 // jobs do), or submits it to Slurm (--executor slurm).
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
+import {
+  type CliValues,
+  commandHelp,
+  HELP_OPTION,
+  parseCli,
+  type Schema,
+  SchemaError,
+  UsageError,
+} from "../core/schema.js";
 import { loadPipeline, type PipelineConfig } from "../data/pipeline/config.js";
-import { ConfigError } from "../data/pipeline/params.js";
 import { RunFolderError, restartRun, runLocal, runStageTasks } from "../data/pipeline/run.js";
 import { progressPrinter } from "./dataProgress.js";
 import { printSummary } from "./dataSummary.js";
 
-const HELP = `usage: herd data run PIPELINE.(json|yaml) [options]
+export const OPTIONS = {
+  output: { type: "string", arg: "DIR", doc: 'the run folder (overrides the file\'s "output")' },
+  restart: {
+    type: "boolean",
+    default: false,
+    doc: "delete what an earlier run wrote in the run folder and start over (needed when the pipeline or its input files changed since that run started)",
+  },
+  workers: { type: "integer", min: 1, doc: 'worker threads (overrides the file\'s "workers")' },
+  stage: {
+    type: "integer",
+    min: 0,
+    arg: "S",
+    doc: "run only stage S, the tasks t with t % TASK_COUNT == TASK_INDEX (environment; SLURM_ARRAY_TASK_ID stands in for TASK_INDEX)",
+  },
+  executor: {
+    type: "enum",
+    choices: ["local", "slurm"],
+    default: "local",
+    doc: "local: worker threads here; slurm: submit the stages as sbatch job arrays chained by dependencies",
+  },
+  partition: { type: "string", arg: "P", doc: "Slurm partition (with --executor slurm)" },
+  wait: { type: "boolean", default: false, doc: "wait for the Slurm jobs to finish (with --executor slurm)" },
+  ...HELP_OPTION,
+} as const satisfies Schema;
 
-Runs every stage of the pipeline into its run folder; a run that stopped resumes where it left off.
-
-options:
-  --output DIR        the run folder (overrides the file's "output")
-  --restart           delete what an earlier run wrote in the run folder and start over (needed
-                      when the pipeline or its input files changed since that run started)
-  --workers N         worker threads (overrides the file's "workers")
-  --stage S           run only stage S, the tasks t with t % TASK_COUNT == TASK_INDEX
-                      (environment; SLURM_ARRAY_TASK_ID stands in for TASK_INDEX)
-  --executor slurm    submit the stages as sbatch job arrays chained by dependencies
-  --partition P       Slurm partition (with --executor slurm)
-  --wait              wait for the Slurm jobs to finish (with --executor slurm)
-  -h, --help          this help`;
+export const HELP = commandHelp(
+  "usage: herd data run PIPELINE.(json|yaml) [options]",
+  OPTIONS,
+  "Runs every stage of the pipeline into its run folder; a run that stopped resumes where it left off.",
+);
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      output: { type: "string" },
-      workers: { type: "string" },
-      stage: { type: "string" },
-      executor: { type: "string", default: "local" },
-      partition: { type: "string" },
-      wait: { type: "boolean", default: false },
-      restart: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
-  if (positionals.length !== 1) {
-    process.stderr.write(`herd data run: give one pipeline file\n\n${HELP}\n`);
-    return 2;
-  }
-  let config: ReturnType<typeof loadPipeline>;
   try {
-    config = loadPipeline(positionals[0]!);
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`herd data run: ${e.message}\n`);
-      return 2;
+    const { values, positionals } = parseCli(OPTIONS, argv, { positionals: true });
+    if (values.help) {
+      process.stdout.write(`${HELP}\n`);
+      return 0;
     }
-    throw e;
-  }
-  if (values.output) config.output = resolve(values.output);
-  if (values.workers) config.workers = Number(values.workers);
-  try {
+    if (positionals.length !== 1) throw new UsageError("give one pipeline file");
+    const config = loadPipeline(positionals[0]!);
+    if (values.output) config.output = resolve(values.output);
+    if (values.workers !== undefined) config.workers = values.workers;
     return await dispatch(config, values);
   } catch (e) {
-    if (e instanceof RunFolderError) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`herd data run: ${e.message}\n\n${HELP}\n`);
+      return 2;
+    }
+    if (e instanceof SchemaError || e instanceof RunFolderError) {
       process.stderr.write(`herd data run: ${e.message}\n`);
       return 2;
     }
@@ -71,10 +72,7 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
-async function dispatch(
-  config: PipelineConfig,
-  values: { stage?: string; executor?: string; partition?: string; wait?: boolean; restart?: boolean },
-): Promise<number> {
+async function dispatch(config: PipelineConfig, values: CliValues<typeof OPTIONS>): Promise<number> {
   if (values.restart && values.stage !== undefined) {
     process.stderr.write(
       "herd data run: --restart cannot go with --stage (every array task would restart)\n",
@@ -89,7 +87,7 @@ async function dispatch(
       process.stderr.write(`herd data run: TASK_INDEX=${index} TASK_COUNT=${count} is not a valid split\n`);
       return 2;
     }
-    const ran = await runStageTasks(config, Number(values.stage), index, count);
+    const ran = await runStageTasks(config, values.stage, index, count);
     process.stderr.write(`stage ${values.stage}: ran ${ran} task(s) as ${index}/${count}\n`);
     return 0;
   }
@@ -98,10 +96,6 @@ async function dispatch(
     const jobs = await submitSlurm(config, { partition: values.partition, wait: values.wait });
     process.stdout.write(`submitted ${jobs.length} job(s): ${jobs.join(" ")}\n`);
     return 0;
-  }
-  if (values.executor !== "local") {
-    process.stderr.write(`herd data run: --executor is local or slurm\n`);
-    return 2;
   }
   const p = progressPrinter();
   const report = await runLocal(config, { onProgress: p.onProgress });

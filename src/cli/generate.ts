@@ -6,9 +6,10 @@ import { codecFor } from "../generate/codec.js";
 import { generate } from "../generate/generate.js";
 import { LLAMA3_STOP_IDS } from "../model/config.js";
 import { loadModel } from "../model/load.js";
+import { loadAdapter } from "../posttrain/peft.js";
 import { MODEL_OPTIONS, rate, samplingFrom, UsageError } from "./modelArgs.js";
 
-const OPTIONS = {
+export const OPTIONS = {
   prompt: {
     type: "string",
     short: "p",
@@ -59,6 +60,7 @@ export async function run(argv: string[]): Promise<number> {
     const ids = values["prompt-ids"] !== undefined ? parseIds(values["prompt-ids"]) : null;
 
     const model = await loadModel(values.model, { dtype: values.f32 ? "f32" : "keep" });
+    if (values.adapter) await loadAdapter(model, values.adapter);
     const c = model.config;
     const codec = codecFor(values.model, c.vocabSize, values.tokenizer);
     let prompt: number[];

@@ -1,17 +1,23 @@
 // `herd info`: which tensor backends load on this machine, which one is active, the thread count, and
 // the native GEMM's cache blocking (derived from this CPU's caches).
 import { availableParallelism, cpus } from "node:os";
-import { parseArgs } from "node:util";
 import { backendByName, backendNames, getBackend } from "../backends/index.js";
 import { nativeCpuInfo } from "../backends/native/index.js";
 import { knob } from "../core/knobs.js";
+import { commandHelp, HELP_OPTION, parseCli } from "../core/schema.js";
+
+export const OPTIONS = HELP_OPTION;
+
+export const HELP = commandHelp(
+  "usage: herd info",
+  OPTIONS,
+  "Shows the tensor backends that load here and the active one.",
+);
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { help: { type: "boolean", short: "h" } } });
+  const { values } = parseCli(OPTIONS, argv);
   if (values.help) {
-    process.stdout.write(
-      "usage: herd info\n\nShows the tensor backends that load here and the active one.\n",
-    );
+    process.stdout.write(`${HELP}\n`);
     return 0;
   }
   const cpu = cpus()[0]?.model ?? "unknown CPU";

@@ -3,16 +3,28 @@
 // Each command lives in its own file under src/cli/ and exports `run(argv: string[]): Promise<number>`
 // (the exit code). This file holds no logic of its own beyond dispatch and error reporting; it checks the
 // HERD_* knobs (src/core/knobs.ts) before a command loads, so a bad value fails before any work. A
-// UsageError escaping a command (a bad option value) exits 2.
+// UsageError escaping a command (a bad option value) exits 2. Every command module also exports its
+// option schema and --help (OPTIONS, HELP: src/core/schema.ts's commandHelp; SUBCOMMANDS for the words
+// after it, e.g. `scaling fit`), which test/cli/help.test.ts checks against what `--help` prints, for
+// every command of the table below.
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { checkKnobs, knob } from "../core/knobs.js";
-import { UsageError } from "../core/schema.js";
+import { type Schema, UsageError } from "../core/schema.js";
+
+/** What a command module's --help is made of (SUBCOMMANDS: `herd <command> <word> --help`). */
+export interface CommandHelp {
+  HELP: string;
+  OPTIONS: Schema;
+  SUBCOMMANDS?: Record<string, { HELP: string; OPTIONS: Schema }>;
+}
 
 interface Command {
   summary: string;
-  load: () => Promise<{ run: (argv: string[]) => Promise<number> }>;
+  load: () => Promise<{ run: (argv: string[]) => Promise<number> } & CommandHelp>;
 }
 
-const commands: Record<string, Command> = {
+export const commands: Record<string, Command> = {
   info: { summary: "show the tensor backends and this machine", load: () => import("./info.js") },
   tokenize: {
     summary: "encode, decode or count tokens (Llama 3 tokenizer)",
@@ -32,9 +44,21 @@ const commands: Record<string, Command> = {
     summary: "weight-only int8/4-bit quantisation of a checkpoint (q8_0, q4_0)",
     load: () => import("./quantize.js"),
   },
+  "lora merge": {
+    summary: "fold a LoRA adapter (PEFT layout) into its base checkpoint",
+    load: () => import("./lora.js"),
+  },
   perplexity: {
     summary: "perplexity of one or more models on held-out text",
     load: () => import("./perplexity.js"),
+  },
+  eval: {
+    summary: "score a model on MMLU, ARC, GSM8K, MGSM, … as lm-evaluation-harness does",
+    load: () => import("./eval.js"),
+  },
+  "eval compare": {
+    summary: "several evaluation runs side by side (Markdown table, SVG chart)",
+    load: () => import("./evalCompare.js"),
   },
   data: {
     summary: "run one data-pipeline step on your files (herd data --help)",
@@ -106,14 +130,29 @@ function debug(): boolean {
 /** The command being run, so an error that escapes it is reported under its name. */
 let running = "";
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    const msg = err instanceof Error ? (debug() ? (err.stack ?? err.message) : err.message) : String(err);
-    process.stderr.write(`herd${running ? ` ${running}` : ""}: ${msg}\n`);
-    // A bad option (src/core/schema.ts's parseCli) is a usage error: exit 2, as the commands' own checks.
-    process.exitCode = err instanceof UsageError ? 2 : 1;
-  },
-);
+/** Whether this file is the program (`herd`, `node main.js`) rather than a module a test imports. */
+function isProgram(): boolean {
+  const argv1 = process.argv[1];
+  if (!argv1) return false;
+  const self = realpathSync(fileURLToPath(import.meta.url));
+  for (const p of [argv1, `${argv1}.js`])
+    try {
+      if (realpathSync(p) === self) return true;
+    } catch {
+      // not a file: try the next spelling
+    }
+  return false;
+}
+
+if (isProgram())
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      const msg = err instanceof Error ? (debug() ? (err.stack ?? err.message) : err.message) : String(err);
+      process.stderr.write(`herd${running ? ` ${running}` : ""}: ${msg}\n`);
+      // A bad option (src/core/schema.ts's parseCli) is a usage error: exit 2, as the commands' own checks.
+      process.exitCode = err instanceof UsageError ? 2 : 1;
+    },
+  );

@@ -14,6 +14,11 @@ export const MODEL_OPTIONS = {
     arg: "DIR",
     doc: "checkpoint directory: HF (config.json + safetensors) or Meta (params.json + .pth)",
   },
+  adapter: {
+    type: "string",
+    arg: "DIR",
+    doc: "a LoRA adapter (PEFT layout: adapter_config.json + adapter_model.safetensors) on top of the model",
+  },
   tokenizer: {
     type: "string",
     arg: "PATH",

@@ -1,7 +1,7 @@
 // `herd model info PRESET|DIR`: the shape of a Llama model (a preset name or a checkpoint directory) and
 // what it costs: parameters, FLOPs per token, KV-cache bytes per token, weight memory at each dtype.
 import { existsSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { commandHelp, HELP_OPTION, parseCli, type Schema, UsageError } from "../core/schema.js";
 import type { LlamaConfig } from "../model/config.js";
 import { readConfig } from "../model/load.js";
 import {
@@ -14,13 +14,23 @@ import {
   weightBytes,
 } from "../model/presets.js";
 
-const HELP = `usage: herd model info PRESET|DIR [--context N] [--json]
+export const OPTIONS = {
+  context: {
+    type: "integer",
+    min: 0,
+    default: 0,
+    doc: "earlier tokens attended to, for the attention term of FLOPs/token",
+  },
+  json: { type: "boolean", default: false, doc: "print the figures as JSON" },
+  ...HELP_OPTION,
+} as const satisfies Schema;
 
-PRESET is one of: ${presetNames().join(", ")}
-DIR is a checkpoint directory (config.json or params.json).
-
-  --context N   earlier tokens attended to, for the attention term of FLOPs/token (default 0)
-  --json        print the figures as JSON`;
+export const HELP = commandHelp(
+  "usage: herd model info PRESET|DIR [--context N] [--json]",
+  OPTIONS,
+  `PRESET is one of: ${presetNames().join(", ")}
+DIR is a checkpoint directory (config.json or params.json).`,
+);
 
 const int = (n: number) => n.toLocaleString("en-US");
 
@@ -58,27 +68,23 @@ export function describe(c: LlamaConfig, context: number) {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      context: { type: "string" },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
+  let parsed: ReturnType<typeof parseCli<typeof OPTIONS>>;
+  try {
+    parsed = parseCli(OPTIONS, argv, { positionals: true });
+    if (!parsed.values.help && parsed.positionals.length !== 1)
+      throw new UsageError("give one PRESET or DIR");
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`herd model info: ${e.message}\n\n${HELP}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
-  const [what, ...extra] = positionals;
-  const context = values.context === undefined ? 0 : Number(values.context);
-  if (!what || extra.length > 0 || !(Number.isInteger(context) && context >= 0)) {
-    process.stderr.write(
-      `herd model info: give one PRESET or DIR${values.context ? " and an integer --context" : ""}\n\n${HELP}\n`,
-    );
-    return 2;
-  }
+  const what = positionals[0]!;
+  const context = values.context;
   const isPreset = presetNames().includes(what);
   if (!isPreset && !existsSync(what)) {
     process.stderr.write(

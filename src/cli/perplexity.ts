@@ -2,22 +2,42 @@
 // text (src/eval/perplexity.ts), so the cost of `herd quantize` can be checked. Several --model options
 // are scored on the same ids, one line each, with the change against the first.
 import { existsSync, readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { commandHelp, HELP_OPTION, parseCli, type Schema } from "../core/schema.js";
 import { perplexity } from "../eval/perplexity.js";
 import { codecFor } from "../generate/codec.js";
 import { loadModel, readConfig } from "../model/load.js";
-import { UsageError } from "./modelArgs.js";
+import { MODEL_OPTIONS, UsageError } from "./modelArgs.js";
 
-const HELP = `usage: herd perplexity --model DIR [--model DIR2 ...] --text FILE [options]
+export const OPTIONS = {
+  model: {
+    type: "strings",
+    short: "m",
+    arg: "DIR",
+    doc: "checkpoint directory (HF, Meta, or quantised by herd quantize); repeat to compare",
+  },
+  text: { type: "string", arg: "FILE", doc: "held-out UTF-8 text" },
+  tokenizer: {
+    type: "string",
+    arg: "PATH",
+    doc: "a vocab.json piece list (with scores) or a tiktoken ranks file",
+    defaultDoc:
+      "vocab.json or tokenizer.model in the first DIR, else the Llama 3 tokenizer for its vocabulary",
+  },
+  context: {
+    type: "integer",
+    min: 1,
+    defaultDoc: "the model's context, at most 512",
+    doc: "positions per window, BOS included",
+  },
+  "max-tokens": { type: "integer", min: 1, doc: "score only the first N tokens of the text" },
+  f32: MODEL_OPTIONS.f32,
+  ...HELP_OPTION,
+} as const satisfies Schema;
 
-  --model, -m DIR     checkpoint directory (HF, Meta, or quantised by herd quantize); repeat to compare
-  --text FILE         held-out UTF-8 text
-  --tokenizer PATH    a vocab.json piece list (with scores) or a tiktoken ranks file (default: vocab.json
-                      or tokenizer.model in the first DIR, else the Llama 3 tokenizer for its vocabulary)
-  --context N         positions per window, BOS included (default: the model's context, at most 512)
-  --max-tokens N      score only the first N tokens of the text
-  --f32               widen bf16 weights to f32 (default: as stored)
-  -h, --help          this help`;
+export const HELP = commandHelp(
+  "usage: herd perplexity --model DIR [--model DIR2 ...] --text FILE [options]",
+  OPTIONS,
+);
 
 function textIds(dir: string, vocabSize: number, text: string, tokenizer?: string): number[] {
   const codec = codecFor(dir, vocabSize, tokenizer);
@@ -26,37 +46,19 @@ function textIds(dir: string, vocabSize: number, text: string, tokenizer?: strin
   return codec.encode(text);
 }
 
-function int(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!Number.isInteger(x) || x < 1) throw new UsageError(`--${name}: bad value '${v}'`);
-  return x;
-}
-
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: "string", short: "m", multiple: true },
-      text: { type: "string" },
-      tokenizer: { type: "string" },
-      context: { type: "string" },
-      "max-tokens": { type: "string" },
-      f32: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
   try {
+    const { values } = parseCli(OPTIONS, argv);
+    if (values.help) {
+      process.stdout.write(`${HELP}\n`);
+      return 0;
+    }
     const dirs = values.model ?? [];
     if (dirs.length === 0) throw new UsageError("--model DIR is required");
     if (!values.text) throw new UsageError("--text FILE is required");
     if (!existsSync(values.text)) throw new Error(`${values.text}: file is missing`);
-    const context = int(values.context, "context");
-    const max = int(values["max-tokens"], "max-tokens");
+    const context = values.context;
+    const max = values["max-tokens"];
     const first = readConfig(dirs[0]!);
     let ids = textIds(dirs[0]!, first.vocabSize, readFileSync(values.text, "utf8"), values.tokenizer);
     if (max !== undefined) ids = ids.slice(0, max);

@@ -14,6 +14,7 @@ import type { RunPeak } from "../train/mfu.js";
 import { parseStepsScale, scaleSteps } from "../train/stepsScale.js";
 import { pretrain } from "../train/trainer.js";
 import { formatDuration } from "./duration.js";
+import * as check from "./pretrainCheck.js";
 
 const USAGE = `usage: herd pretrain CONFIG [--steps-scale F] [--backend NAME] [--quiet] [--allow-config-change]
        herd pretrain --demo [--runs DIR] [--steps-scale F]
@@ -31,7 +32,7 @@ After the first steps it prints an estimate of the whole run's time on this mach
 Relative paths inside CONFIG resolve against CONFIG's folder; relative paths given on the command line
 (CONFIG itself, --runs) against the current directory.`;
 
-const OPTIONS = {
+export const OPTIONS = {
   demo: {
     type: "boolean",
     default: false,
@@ -66,6 +67,8 @@ const OPTIONS = {
 } as const satisfies Schema;
 
 export const HELP = commandHelp(USAGE, OPTIONS, PROSE);
+
+export const SUBCOMMANDS = { check: { HELP: check.HELP, OPTIONS: check.OPTIONS } };
 
 export function progressText(m: StepMetrics): string {
   const flag = m.skipped ? " (non-finite: skipped, no update)" : m.diverged ? " (non-finite: stopped)" : "";
@@ -108,7 +111,7 @@ export class RunEstimate {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  if (argv[0] === "check") return (await import("./pretrainCheck.js")).runCheck(argv.slice(1));
+  if (argv[0] === "check") return check.runCheck(argv.slice(1));
   const { values, positionals } = parseCli(OPTIONS, argv, { positionals: true });
   if (values.help) {
     process.stdout.write(`${HELP}\n`);

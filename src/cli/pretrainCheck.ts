@@ -13,7 +13,7 @@ const PROSE = `Runs the long-context checks of spec §6.2 on a pre-training run'
 stage's length against its value at the end of that stage, and needle-in-a-haystack over lengths × depths
 (the run's longContext config). Writes RUN_DIR/long-context/check-<stage>-step-N.json and a heat map.`;
 
-const OPTIONS = {
+export const OPTIONS = {
   step: {
     type: "string",
     arg: "N",

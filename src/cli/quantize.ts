@@ -8,31 +8,50 @@
 // resolving symlinks) the model folder, a folder inside it, or one that holds it.
 import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve, sep } from "node:path";
-import { parseArgs } from "node:util";
+import { commandHelp, HELP_OPTION, parseCli, type Schema } from "../core/schema.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { readRegularFile } from "../model/checkpoint/io.js";
 import { quantizeCheckpoint } from "../model/quantize.js";
-import { isQuantFormat } from "../tensor/quant.js";
+import { QUANT_FORMATS } from "../tensor/quant.js";
 import { UsageError } from "./modelArgs.js";
 
-const HELP = `usage: herd quantize --model IN --out OUT --format q8_0|q4_0 [--force]
+export const OPTIONS = {
+  model: {
+    type: "string",
+    short: "m",
+    arg: "DIR",
+    doc: "a bf16 or f32 Hugging Face checkpoint directory (or Meta: params.json + .pth)",
+  },
+  out: {
+    type: "string",
+    arg: "DIR",
+    doc: "where the quantised checkpoint goes: a new or empty folder, written whole and atomically (never IN, a folder inside IN or one holding it, symlinks resolved)",
+  },
+  force: {
+    type: "boolean",
+    default: false,
+    doc: "replace OUT even if it holds files (all of them: OUT ends up holding only the new model)",
+  },
+  format: {
+    type: "enum",
+    choices: QUANT_FORMATS,
+    doc: "q8_0: 8-bit, blocks of 32 with an f16 scale (8.5 bits a weight)\nq4_0: 4-bit, blocks of 32 with an f16 scale (4.5 bits a weight)",
+  },
+  ...HELP_OPTION,
+} as const satisfies Schema;
 
-  --model, -m DIR   a bf16 or f32 Hugging Face checkpoint directory (or Meta: params.json + .pth)
-  --out DIR         where the quantised checkpoint goes: a new or empty folder, written whole and
-                    atomically (never IN, a folder inside IN or one holding it, symlinks resolved)
-  --force           replace OUT even if it holds files (all of them: OUT ends up holding only the new model)
-  --format F        q8_0: 8-bit, blocks of 32 with an f16 scale (8.5 bits a weight)
-                    q4_0: 4-bit, blocks of 32 with an f16 scale (4.5 bits a weight)
-  -h, --help        this help
-
-Every matrix (embedding, projections, lm_head) is quantised by ggml's reference rules; RMSNorm weights stay
-f32. Check the cost with: herd perplexity --model OUT --text held-out.txt`;
+export const HELP = commandHelp(
+  "usage: herd quantize --model IN --out OUT --format q8_0|q4_0 [--force]",
+  OPTIONS,
+  `Every matrix (embedding, projections, lm_head) is quantised by ggml's reference rules; RMSNorm weights stay
+f32. Check the cost with: herd perplexity --model OUT --text held-out.txt`,
+);
 
 /** Largest tokenizer or settings file copied (Llama 3's tokenizer.json is 9 MB). */
-const MAX_COPIED_BYTES = 256 << 20;
+export const MAX_COPIED_BYTES = 256 << 20;
 
 /** Files beside the weights that a quantised directory needs too (tokenizers, generation settings). */
-const COPIED = [
+export const COPIED = [
   "vocab.json",
   "tokenizer.model",
   "tokenizer.json",
@@ -40,7 +59,7 @@ const COPIED = [
   "generation_config.json",
 ];
 
-function randomTag(): string {
+export function randomTag(): string {
   return Math.random().toString(36).slice(2, 10);
 }
 
@@ -53,7 +72,7 @@ function within(inner: string, outer: string): boolean {
  * The real path `--out` names (symlinks resolved, also of its nearest existing parent), checked: not the
  * model folder, not inside it, not holding it; a directory or nothing; holding files only with --force.
  */
-function outputTarget(model: string, out: string, force: boolean): string {
+export function outputTarget(model: string, out: string, force: boolean): string {
   const src = realpathSync(model);
   let target: string;
   if (existsSync(out)) target = realpathSync(out);
@@ -83,7 +102,7 @@ function outputTarget(model: string, out: string, force: boolean): string {
  * Put the finished folder `tmp` at `target`: an existing target is moved aside first and removed once
  * the new one is in place (a crash in between leaves it as \`.NAME.old-*\` beside the target).
  */
-function replaceDir(tmp: string, target: string): void {
+export function replaceDir(tmp: string, target: string): void {
   if (!existsSync(target)) {
     mkdirSync(dirname(target), { recursive: true });
     renameSync(tmp, target);
@@ -101,25 +120,15 @@ function replaceDir(tmp: string, target: string): void {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: "string", short: "m" },
-      out: { type: "string" },
-      format: { type: "string" },
-      force: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
   try {
+    const { values } = parseCli(OPTIONS, argv);
+    if (values.help) {
+      process.stdout.write(`${HELP}\n`);
+      return 0;
+    }
     if (!values.model) throw new UsageError("--model DIR is required");
     if (!values.out) throw new UsageError("--out DIR is required");
-    if (!values.format || !isQuantFormat(values.format))
-      throw new UsageError(`--format must be q8_0 or q4_0${values.format ? `, not '${values.format}'` : ""}`);
+    if (!values.format) throw new UsageError(`--format ${QUANT_FORMATS.join("|")} is required`);
     if (!existsSync(values.model)) throw new Error(`${values.model}: no such directory`);
     const target = outputTarget(values.model, values.out, values.force);
     const t0 = performance.now();

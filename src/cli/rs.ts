@@ -16,7 +16,7 @@ import { ChatFormat } from "../tokenizer/chat.js";
 import { formatDuration } from "./duration.js";
 import { MODEL_OPTIONS, samplingFrom, UsageError } from "./modelArgs.js";
 
-const OPTIONS = {
+export const OPTIONS = {
   prompts: {
     type: "string",
     arg: "FILE",

@@ -3,104 +3,144 @@
 // power law; optionally drawn as an SVG like the paper's Figures 2–3), or predict the optimal tokens and
 // parameters of a budget (default: the paper's figure constants α = 0.537, A = 0.299, and C = 6·N·D).
 // Arguments and output only: the points come from src/train/scalingRuns.ts, the fit from scaling.ts.
-import { parseArgs } from "node:util";
+import {
+  type CliValues,
+  commandHelp,
+  HELP_OPTION,
+  parseCli,
+  type Schema,
+  UsageError,
+} from "../core/schema.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { fitScalingLaw, PAPER_LAW, predict, type ScalingPoint } from "../train/scaling.js";
 import { scalingSvg } from "../train/scalingPlot.js";
-import {
-  DivergedRun,
-  type FlopCount,
-  type RunPoint,
-  readScalingPoints,
-  runPoint,
-} from "../train/scalingRuns.js";
+import { DivergedRun, type RunPoint, readScalingPoints, runPoint } from "../train/scalingRuns.js";
 
-const HELP = `usage: herd scaling fit RUN_DIR... [--flops model|6nd] [--tolerance T] [--svg FILE]
-       herd scaling fit --points FILE.json [--svg FILE]
-       herd scaling predict FLOPS [--alpha A] [--coef A] [--flops-per-param-token K]
+const positive = { type: "number", min: 0, minExclusive: true } as const;
+/** C = K·N·D's K when --flops-per-param-token is not given. */
+const K_DEFAULT = 6;
 
-fit       each RUN_DIR is a herd pretrain run folder (config.json, metrics.jsonl). Its loss is the last
-          validation loss in the metrics (field valLoss); a run without one falls back to the mean
-          training loss of its last 10% of steps, and the output says so (skipped steps excluded). A
-          run whose metrics show a non-finite loss (it diverged) is left out, and the output says so.
-          Its compute is
-            model  Σ tokens × (6·N + 12·layers·dim·seqLen) over its steps, the MFU count (default)
-            6nd    6 · all parameters · tokens
-          Runs within --tolerance (relative, default 0.05) of each other's FLOPs form one budget; each
-          budget's loss over log10(tokens) gets a parabola whose minimum is the compute-optimal D*, and
-          D*(C) = A·C^α is fitted over the budgets. --points gives a JSON list of {"flops","tokens","loss"}
-          instead. --svg writes the IsoFLOP curves and the power law.
-predict   optimal tokens A·C^α and parameters C/(K·tokens); default α 0.537, A 0.299 (the paper's
-          figure legend), K 6. At 3.8e25 this gives 16.29T tokens and 388.7B parameters, not the paper's
-          402B on 16.55T: that pair's 6·N·D is 4.0e25, so the paper paired them with a FLOP formula other
-          than 6·N·D (spec §6.4 [CALC]); K ≈ 5.80 reproduces 402B.`;
+const FIT_USAGE = `usage: herd scaling fit RUN_DIR... [--flops model|6nd] [--tolerance T] [--svg FILE]
+       herd scaling fit --points FILE.json [--svg FILE]`;
+const FIT_PROSE = `Each RUN_DIR is a herd pretrain run folder (config.json, metrics.jsonl). Its loss is the last
+validation loss in the metrics (field valLoss); a run without one falls back to the mean training loss
+of its last 10% of steps, and the output says so (skipped steps excluded). A run whose metrics show a
+non-finite loss (it diverged) is left out, and the output says so. Runs within --tolerance of each
+other's FLOPs form one budget; each budget's loss over log10(tokens) gets a parabola whose minimum is
+the compute-optimal D*, and D*(C) = A·C^α is fitted over the budgets.`;
 
-function positive(flag: string, v: string | undefined, def: number): number {
-  if (v === undefined) return def;
-  const x = Number(v);
-  if (!(x > 0)) throw new Error(`${flag} '${v}' must be a positive number`);
-  return x;
-}
+export const FIT_OPTIONS = {
+  flops: {
+    type: "enum",
+    choices: ["model", "6nd"],
+    default: "model",
+    doc: "a run's compute: model = Σ tokens × (6·N + 12·layers·dim·seqLen) over its steps, the MFU count; 6nd = 6 · all parameters · tokens",
+  },
+  tolerance: {
+    ...positive,
+    default: 0.05,
+    arg: "T",
+    doc: "runs whose FLOPs are this close (relative) form one budget",
+  },
+  points: {
+    type: "string",
+    arg: "FILE.json",
+    doc: 'a JSON list of {"flops","tokens","loss"} instead of run folders',
+  },
+  svg: { type: "string", arg: "FILE", doc: "write the IsoFLOP curves and the power law as an SVG" },
+  ...HELP_OPTION,
+} as const satisfies Schema;
+
+const PREDICT_USAGE = "usage: herd scaling predict FLOPS [--alpha A] [--coef A] [--flops-per-param-token K]";
+const PREDICT_PROSE = `Optimal tokens A·C^α and parameters C/(K·tokens); the defaults are the paper's figure legend. At
+3.8e25 this gives 16.29T tokens and 388.7B parameters, not the paper's 402B on 16.55T: that pair's
+6·N·D is 4.0e25, so the paper paired them with a FLOP formula other than 6·N·D (spec §6.4 [CALC]);
+K ≈ 5.80 reproduces 402B.`;
+
+// No defaults in the values: whether one was given decides the note printed about the paper's pair.
+export const PREDICT_OPTIONS = {
+  alpha: { ...positive, arg: "A", defaultDoc: String(PAPER_LAW.alpha), doc: "exponent α of D*(C) = A·C^α" },
+  coef: { ...positive, arg: "A", defaultDoc: String(PAPER_LAW.A), doc: "coefficient A of D*(C) = A·C^α" },
+  "flops-per-param-token": { ...positive, arg: "K", defaultDoc: String(K_DEFAULT), doc: "K in C = K·N·D" },
+  ...HELP_OPTION,
+} as const satisfies Schema;
+
+export const OPTIONS = HELP_OPTION;
+
+export const HELP = commandHelp(
+  `${FIT_USAGE}\n${PREDICT_USAGE.replace("usage:", "      ")}`,
+  OPTIONS,
+  `fit       the compute-optimal token law D*(C) = A·C^α over pre-training run folders (spec §6.4)
+predict   optimal tokens and parameters of a FLOP budget
+
+Run \`herd scaling fit --help\` or \`herd scaling predict --help\` for their options.`,
+);
+
+export const SUBCOMMANDS = {
+  fit: { HELP: commandHelp(FIT_USAGE, FIT_OPTIONS, FIT_PROSE), OPTIONS: FIT_OPTIONS },
+  predict: { HELP: commandHelp(PREDICT_USAGE, PREDICT_OPTIONS, PREDICT_PROSE), OPTIONS: PREDICT_OPTIONS },
+};
 
 export async function run(argv: string[]): Promise<number> {
-  if (argv[0] === "--help" || argv[0] === "-h") {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
   const [sub, ...rest] = argv;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      points: { type: "string" },
-      flops: { type: "string", default: "model" },
-      tolerance: { type: "string" },
-      svg: { type: "string" },
-      alpha: { type: "string" },
-      coef: { type: "string" },
-      "flops-per-param-token": { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help || (sub !== "fit" && sub !== "predict")) {
+  if (sub !== "fit" && sub !== "predict") {
+    const { values } = parseCli(OPTIONS, argv, { positionals: true });
     process.stdout.write(`${HELP}\n`);
     return values.help ? 0 : 2;
   }
-  const out = (l: string) => process.stdout.write(`${l}\n`);
   if (sub === "predict") {
-    const flops = Number(positionals[0]);
-    if (!(flops > 0))
-      throw new Error(`herd scaling predict: FLOPS '${positionals[0] ?? ""}' must be a positive number`);
-    const law = {
-      alpha: positive("--alpha", values.alpha, PAPER_LAW.alpha),
-      A: positive("--coef", values.coef, PAPER_LAW.A),
-    };
-    const k = positive("--flops-per-param-token", values["flops-per-param-token"], 6);
-    const p = predict(flops, law, k);
-    out(
-      `budget ${flops.toExponential(2)} FLOPs (α ${law.alpha}, A ${law.A}): ` +
-        `${(p.tokens / 1e12).toFixed(2)}T tokens, ${(p.params / 1e9).toFixed(1)}B parameters (C = ${k}·N·D)`,
-    );
-    if (!values.alpha && !values.coef && !values["flops-per-param-token"])
-      out(
-        "note: the paper reports 402B parameters on 16.55T tokens for 3.8e25 FLOPs; 6·402e9·16.55e12 = 4.0e25, " +
-          "so it paired them with a FLOP formula other than 6·N·D (spec §6.4 [CALC]). " +
-          "--flops-per-param-token 5.8 reproduces its 402B.",
-      );
+    const { values, positionals } = parseCli(PREDICT_OPTIONS, rest, { positionals: true });
+    if (values.help) {
+      process.stdout.write(`${SUBCOMMANDS.predict.HELP}\n`);
+      return 0;
+    }
+    return runPredict(values, positionals);
+  }
+  const { values, positionals } = parseCli(FIT_OPTIONS, rest, { positionals: true });
+  if (values.help) {
+    process.stdout.write(`${SUBCOMMANDS.fit.HELP}\n`);
     return 0;
   }
-  if (values.flops !== "model" && values.flops !== "6nd")
-    throw new Error(`herd scaling fit: --flops '${values.flops}' must be model or 6nd`);
-  const tolerance = positive("--tolerance", values.tolerance, 0.05);
+  return runFit(values, positionals);
+}
+
+const out = (l: string) => process.stdout.write(`${l}\n`);
+
+function runPredict(values: CliValues<typeof PREDICT_OPTIONS>, positionals: string[]): number {
+  const flops = Number(positionals[0]);
+  if (!(flops > 0) || positionals.length !== 1)
+    throw new UsageError(`predict: FLOPS '${positionals.join(" ")}' must be one positive number`);
+  const law = { alpha: values.alpha ?? PAPER_LAW.alpha, A: values.coef ?? PAPER_LAW.A };
+  const k = values["flops-per-param-token"] ?? K_DEFAULT;
+  const p = predict(flops, law, k);
+  out(
+    `budget ${flops.toExponential(2)} FLOPs (α ${law.alpha}, A ${law.A}): ` +
+      `${(p.tokens / 1e12).toFixed(2)}T tokens, ${(p.params / 1e9).toFixed(1)}B parameters (C = ${k}·N·D)`,
+  );
+  if (
+    values.alpha === undefined &&
+    values.coef === undefined &&
+    values["flops-per-param-token"] === undefined
+  )
+    out(
+      "note: the paper reports 402B parameters on 16.55T tokens for 3.8e25 FLOPs; 6·402e9·16.55e12 = 4.0e25, " +
+        "so it paired them with a FLOP formula other than 6·N·D (spec §6.4 [CALC]). " +
+        "--flops-per-param-token 5.8 reproduces its 402B.",
+    );
+  return 0;
+}
+
+function runFit(values: CliValues<typeof FIT_OPTIONS>, positionals: string[]): number {
+  const tolerance = values.tolerance;
   let points: ScalingPoint[];
   if (values.points) {
     points = readScalingPoints(values.points, out);
   } else {
-    if (positionals.length === 0) throw new Error("herd scaling fit: give run folders or --points FILE.json");
+    if (positionals.length === 0) throw new UsageError("fit: give run folders or --points FILE.json");
     const runs: RunPoint[] = [];
     for (const d of positionals) {
       try {
-        runs.push(runPoint(d, values.flops as FlopCount));
+        runs.push(runPoint(d, values.flops));
       } catch (e) {
         if (!(e instanceof DivergedRun)) throw e;
         out(`left out: ${e.message}`);

@@ -3,7 +3,7 @@
 import { commandHelp, HELP_OPTION, parseCli, type Schema, UsageError } from "../core/schema.js";
 import { TASK_KINDS, type TaskKind, writeTaskFiles } from "../posttrain/tasks/index.js";
 
-const OPTIONS = {
+export const OPTIONS = {
   out: { type: "string", short: "o", arg: "DIR", doc: "folder to write (train/ and heldout/ inside)" },
   seed: { type: "integer", min: 0, default: 0, arg: "S", doc: "seed of the generator" },
   train: { type: "integer", min: 0, default: 600, arg: "N", doc: "training items (all kinds together)" },

@@ -12,7 +12,7 @@ const PROSE = `  encode   text → ids (space-separated; --json for a JSON array
 
 Input is FILE, or --text, or stdin.`;
 
-const OPTIONS = {
+export const OPTIONS = {
   tokenizer: {
     type: "string",
     arg: "PATH",
@@ -32,7 +32,7 @@ const OPTIONS = {
   ...HELP_OPTION,
 } as const satisfies Schema;
 
-const HELP = commandHelp(USAGE, OPTIONS, PROSE);
+export const HELP = commandHelp(USAGE, OPTIONS, PROSE);
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCli(OPTIONS, argv, { positionals: true });

@@ -1,52 +1,54 @@
 // `herd tokenizer train`: learns a byte-level BPE vocabulary with the Llama 3 pattern from text and
 // JSONL files and writes it as a tiktoken ranks file (+ a .json description). Progress goes to stderr:
 // one updating line with rate and ETA on a terminal, plain lines otherwise.
-import { parseArgs } from "node:util";
+import { commandHelp, HELP_OPTION, parseCli, type Schema, UsageError } from "../core/schema.js";
 import { PieceCounter, type TrainProgress, trainFromCounts } from "../tokenizer/train.js";
 import { countCorpus, writeTrainedTokenizer } from "../tokenizer/trainIO.js";
 
-const HELP = `usage: herd tokenizer train --vocab-size N --out PATH FILE...
+export const OPTIONS = {
+  "vocab-size": { type: "integer", min: 256, doc: "number of BPE ranks, the 256 bytes included" },
+  out: { type: "string", arg: "PATH", doc: "where to write the ranks file (atomically)" },
+  field: { type: "string", default: "text", arg: "NAME", doc: "JSONL field with the text" },
+  "min-frequency": { type: "integer", min: 1, default: 1, doc: "only merge pairs seen at least N times" },
+  ...HELP_OPTION,
+} as const satisfies Schema;
 
-Learns a byte-level BPE vocabulary (the Llama 3 pre-tokenisation pattern, tiktoken ranks format) from
+export const HELP = commandHelp(
+  "usage: herd tokenizer train --vocab-size N --out PATH FILE...",
+  OPTIONS,
+  `Learns a byte-level BPE vocabulary (the Llama 3 pre-tokenisation pattern, tiktoken ranks format) from
 text files and JSONL files (*.jsonl, *.ndjson: one JSON object per line, text in --field).
 Writes PATH (ranks) and PATH.json (description: sha256, special tokens, counts). The model vocabulary is
-N + 256: the 256 Llama 3 special tokens follow the ranks.
+N + 256: the 256 Llama 3 special tokens follow the ranks.`,
+);
 
-options:
-  --vocab-size N       number of BPE ranks, the 256 bytes included (≥ 256)
-  --out PATH           where to write the ranks file (atomically)
-  --field NAME         JSONL field with the text (default: text)
-  --min-frequency N    only merge pairs seen at least N times (default 1)
-  -h, --help           this help`;
+/** The parsed options and corpus files, or the problems with them. */
+function parse(argv: string[]) {
+  const { values, positionals } = parseCli(OPTIONS, argv, { positionals: true });
+  if (values.help) return { values, positionals, vocabSize: 0, out: "" };
+  const problems: string[] = [];
+  if (values["vocab-size"] === undefined) problems.push("--vocab-size N is required");
+  if (!values.out) problems.push("--out is required");
+  if (positionals.length === 0) problems.push("give at least one corpus file");
+  if (problems.length > 0) throw new UsageError(problems.join("; "));
+  return { values, positionals, vocabSize: values["vocab-size"]!, out: values.out! };
+}
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      "vocab-size": { type: "string" },
-      out: { type: "string" },
-      field: { type: "string", default: "text" },
-      "min-frequency": { type: "string", default: "1" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`herd tokenizer train: ${e.message}\n\n${HELP}\n`);
+    return 2;
+  }
+  const { values, positionals, vocabSize } = parsed;
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
-  const vocabSize = Number(values["vocab-size"]);
-  const minFrequency = Number(values["min-frequency"]);
-  const problems: string[] = [];
-  if (!Number.isInteger(vocabSize) || vocabSize < 256) problems.push("--vocab-size must be an integer ≥ 256");
-  if (!values.out) problems.push("--out is required");
-  if (!Number.isInteger(minFrequency) || minFrequency < 1)
-    problems.push("--min-frequency must be an integer ≥ 1");
-  if (positionals.length === 0) problems.push("give at least one corpus file");
-  if (problems.length > 0) {
-    process.stderr.write(`herd tokenizer train: ${problems.join("; ")}\n\n${HELP}\n`);
-    return 2;
-  }
+  const minFrequency = values["min-frequency"];
   const progress = new ProgressLine(process.stderr);
   const started = Date.now();
   const counter = new PieceCounter();
@@ -71,7 +73,7 @@ export async function run(argv: string[]): Promise<number> {
       `note: the corpus ran out of pairs at ${result.tokens.length} ranks (asked for ${vocabSize})\n`,
     );
   }
-  writeTrainedTokenizer(values.out!, result, {
+  writeTrainedTokenizer(parsed.out, result, {
     corpus: positionals,
     jsonlField: values.field,
     minFrequency,

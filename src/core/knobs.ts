@@ -3,7 +3,7 @@
 // value kept (reloadKnobs() makes the next reads look again: tests that change process.env call it).
 // One rule for a bad value, everywhere: an error naming the variable, its value and what is allowed
 // (`HERD_THREADS='abc': expected an integer from 1 to 256`); unset and empty both mean the default.
-// The README's "Environment knobs" table is knobTable()'s output (test/core/knobs.test.ts checks it;
+// docs/knobs.md's table is knobTable()'s output (test/core/knobs.test.ts checks it;
 // `node scripts/readme-knobs.mjs` after `npm run build` rewrites it). Two knobs are read outside
 // TypeScript as well: the native addon reads HERD_NATIVE_ISA and HERD_GEMM_BLOCKING with getenv when it
 // loads (validated here first, by src/backends/native before the addon is loaded), and
@@ -11,7 +11,7 @@
 // Bottom layer (src/core/): imports nothing from herd.
 
 interface Base {
-  /** One line for the README's table. */
+  /** One line for docs/knobs.md's table. */
   readonly doc: string;
   /** Who reads it: herd at run time, the build, the benchmarks. */
   readonly group: "run" | "testing" | "build" | "bench";
@@ -49,7 +49,7 @@ type Spec =
     })
   | (Base & { readonly kind: "string"; readonly default: string | null });
 
-/** The knobs. Add one here (and nowhere else); the README table follows from it. */
+/** The knobs. Add one here (and nowhere else); docs/knobs.md's table follows from it. */
 export const KNOBS = {
   HERD_BACKEND: {
     kind: "enum",
@@ -228,6 +228,20 @@ export const KNOBS = {
     group: "bench",
     doc: "timed steps of the train benchmark",
   },
+  HERD_BENCH_LORA_PRESET: {
+    kind: "string",
+    default: "llama3.2-1b",
+    group: "bench",
+    doc: "the model shape of the LoRA benchmark (bf16 base, random weights)",
+  },
+  HERD_BENCH_LORA_SEQ: {
+    kind: "int",
+    min: 1,
+    max: 1048576,
+    default: 256,
+    group: "bench",
+    doc: "tokens per step of the LoRA benchmark",
+  },
   HERD_BENCH_RECOMPUTE_SEQ: {
     kind: "int",
     min: 1,
@@ -289,7 +303,7 @@ export type KnobValue<N extends KnobName> =
 
 const cache = new Map<KnobName, unknown>();
 
-/** What a knob allows, in words (the tail of its error, and the README's "allowed" column). */
+/** What a knob allows, in words (the tail of its error, and docs/knobs.md's "allowed" column). */
 export function allowed(spec: Spec): string {
   switch (spec.kind) {
     case "int":
@@ -375,7 +389,7 @@ function defaultText(spec: Spec): string {
   return `\`${Array.isArray(spec.default) ? spec.default.join(",") : String(spec.default)}\``;
 }
 
-/** The README's table of knobs (markdown), made from the declarations above. */
+/** docs/knobs.md's table of knobs (markdown), made from the declarations above. */
 export function knobTable(): string {
   const rows = (Object.entries(KNOBS) as [KnobName, Spec][]).map(
     ([name, s]) => `| \`${name}\` | ${s.group} | ${allowed(s)} | ${defaultText(s)} | ${s.doc} |`,
@@ -390,6 +404,6 @@ const END = "<!-- knobs:end -->";
 export function withKnobTable(readme: string): string {
   const a = readme.indexOf(BEGIN);
   const b = readme.indexOf(END);
-  if (a < 0 || b < a) throw new Error(`README: no ${BEGIN} … ${END} markers`);
+  if (a < 0 || b < a) throw new Error(`docs/knobs.md: no ${BEGIN} … ${END} markers`);
   return `${readme.slice(0, a + BEGIN.length)}\n${knobTable()}\n${readme.slice(b)}`;
 }

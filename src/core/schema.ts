@@ -24,7 +24,7 @@ interface Base {
   readonly check?: (v: never) => string | null;
   /** CLI only: the one-letter alias (`-m`). */
   readonly short?: string;
-  /** CLI only: the argument's name in --help (`--model DIR`); booleans take none. */
+  /** CLI only: the argument's name in --help (`--model DIR`); flags (booleans) take none. */
   readonly arg?: string;
 }
 
@@ -39,7 +39,12 @@ interface Range {
 export type Field =
   | (Base & Range & { readonly type: "integer"; readonly default?: number | null })
   | (Base & Range & { readonly type: "number"; readonly default?: number | null })
-  | (Base & { readonly type: "boolean"; readonly default?: boolean })
+  | (Base & {
+      readonly type: "boolean";
+      readonly default?: boolean;
+      /** CLI only: takes a value (`--bos false`) rather than being a flag, so a true default can be turned off. */
+      readonly valued?: boolean;
+    })
   | (Base & {
       readonly type: "string";
       readonly default?: string | null;
@@ -365,7 +370,7 @@ function wrap(text: string, width: number): string[] {
 
 /** The flag as help shows it: `--model, -m DIR`, `--f32`. */
 export function flagText(name: string, f: Field): string {
-  const arg = f.type === "boolean" ? "" : ` ${f.arg ?? argName(f)}`;
+  const arg = f.type === "boolean" && !f.valued ? "" : ` ${f.arg ?? argName(f)}`;
   return `--${name}${f.short ? `, -${f.short}` : ""}${arg}`;
 }
 
@@ -375,6 +380,8 @@ function argName(f: Field): string {
       return "N";
     case "number":
       return "X";
+    case "boolean":
+      return "true|false";
     case "enum":
       return f.choices.join("|");
     case "string":
@@ -388,10 +395,12 @@ function argName(f: Field): string {
   }
 }
 
-/** A field's doc with its default: `new tokens at most (default 256)`; false booleans say nothing. */
+/** A field's doc with its default: `new tokens at most (default 256)`; flags off by default say nothing. */
 export function docWithDefault(f: Field): string {
   const d =
-    f.type === "boolean" && f.default === false && f.defaultDoc === undefined ? undefined : defaultText(f);
+    f.type === "boolean" && !f.valued && f.default === false && f.defaultDoc === undefined
+      ? undefined
+      : defaultText(f);
   if (d === undefined) return f.doc;
   return f.defaultDoc !== undefined ? `${f.doc} (default: ${d})` : `${f.doc} (default ${d})`;
 }
@@ -436,7 +445,7 @@ export function parseArgsOptions(schema: Schema): NonNullable<ParseArgsConfig["o
   const out: NonNullable<ParseArgsConfig["options"]> = {};
   for (const [k, f] of Object.entries(schema))
     out[k] = {
-      type: f.type === "boolean" ? "boolean" : "string",
+      type: f.type === "boolean" && !f.valued ? "boolean" : "string",
       ...(f.short ? { short: f.short } : {}),
       ...(f.type === "strings" && !f.comma ? { multiple: true } : {}),
     };

@@ -16,7 +16,6 @@ export * from "./mix.js";
 export * from "./pii.js";
 export * from "./pipeline/config.js";
 export * from "./pipeline/inputs.js";
-export * from "./pipeline/params.js";
 export * from "./pipeline/registry.js";
 export * from "./pipeline/report.js";
 export * from "./pipeline/run.js";

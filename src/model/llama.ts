@@ -3,7 +3,8 @@
 // embedding itself when tied). One forward serves training (autograd records through the ops) and
 // inference (under noGrad, optionally with a KV cache for incremental decoding, and with bf16 weights
 // used as stored). Weights are a map from Hugging Face names to tensors (weights.ts); a quantised
-// checkpoint's matrices are QuantTensors (Q8_0/Q4_0, inference only) kept in `quantized`.
+// checkpoint's matrices are QuantTensors (Q8_0/Q4_0, frozen) kept in `quantized`. `adapters` holds
+// updates added to a layer matrix's output (LoRA, src/posttrain/lora.ts), keyed by the matrix's HF name.
 
 import { knob } from "../core/knobs.js";
 import { capture, type Graph, graphsReplayNatively } from "../tensor/graph.js";
@@ -51,8 +52,29 @@ export interface ForwardOptions {
 /** Tensors old HF checkpoints carry that are not weights (recomputed from the config). */
 const IGNORED = /\.rotary_emb\.inv_freq$/;
 
-/** A matrix: f32, bf16, or weight-only quantised (Q8_0/Q4_0, inference only; src/tensor/quant.ts). */
-type Matrix = Tensor | QuantTensor;
+/** A matrix: f32, bf16, or weight-only quantised (Q8_0/Q4_0, frozen; src/tensor/quant.ts). */
+export type Matrix = Tensor | QuantTensor;
+
+/**
+ * An update added to one layer matrix's output: `linear(x, W)` becomes `apply(x, linear(x, W), pass)`
+ * (LoRA's y + B·A·x·α/r). `parameters` are the tensors it trains (recomputed blocks need them listed).
+ */
+export interface LinearAdapter {
+  apply(x: Tensor, y: Tensor, pass: ForwardPass): Tensor;
+  readonly parameters: readonly Tensor[];
+}
+
+/**
+ * Which forward an adapter runs in: `training` (gradients were being recorded when forward began) and
+ * the forward's number on this model, so randomness keyed by it (LoRA dropout) is drawn again the same
+ * when a recomputed block runs a second time during backward.
+ */
+export interface ForwardPass {
+  readonly training: boolean;
+  readonly index: number;
+}
+
+const INFERENCE: ForwardPass = { training: false, index: -1 };
 
 interface Layer {
   attnNorm: Tensor;
@@ -75,6 +97,8 @@ export class Llama {
   readonly invFreq: Float32Array;
   /** Activation recomputation in the training forward (ForwardOptions.recompute overrides it). */
   recompute = false;
+  /** Adapters by the HF name of the layer matrix they update (empty: the plain model). */
+  readonly adapters = new Map<string, LinearAdapter>();
   private readonly layers: Layer[];
   private readonly embed: Matrix;
   private readonly norm: Tensor;
@@ -83,6 +107,8 @@ export class Llama {
   private decode: DecodeGraph | null = null;
   /** Set once a captured step did not compile (its weights' kernels are not all replayable): no more captures. */
   private decodeUncompilable = false;
+  /** Forward calls so far (ForwardPass.index). */
+  private passes = 0;
 
   /**
    * A model over `tensors` (HF names). Every tensor the config needs must be there with its shape;
@@ -143,6 +169,11 @@ export class Llama {
     }
   }
 
+  /** A matrix by HF name (f32, bf16 or quantised), or undefined. */
+  matrix(name: string): Matrix | undefined {
+    return this.quantized.get(name) ?? this.weights.get(name);
+  }
+
   /** Weights that can be trained (f32 with requiresGrad), in HF order. */
   parameters(): Tensor[] {
     return [...this.weights.values()].filter((t) => t.requiresGrad);
@@ -198,7 +229,7 @@ export class Llama {
     if (positions.length !== ids.length)
       throw new Error(`Llama.forward: ${positions.length} positions for ${ids.length} tokens`);
 
-    if (cache && B === 1 && T === 1 && !docIds) {
+    if (cache && B === 1 && T === 1 && !docIds && this.adapters.size === 0) {
       const logits = this.decodeGraph(ids, positions[0]!, cache);
       if (logits) return logits;
     }
@@ -208,16 +239,20 @@ export class Llama {
       if (docIds) cache.writeDocs(docIds, T);
     }
     const recompute = (opts.recompute ?? this.recompute) && !cache && isGradEnabled();
+    const pass: ForwardPass = { training: isGradEnabled() && !cache, index: this.passes++ };
     for (let l = 0; l < this.layers.length; l++) {
       const prev = h;
       h = scope(() =>
         recompute
           ? checkpoint(
-              (x) => this.block(l, x, B, T, positions, docIds, undefined),
+              (x) => this.block(l, x, B, T, positions, docIds, undefined, pass),
               [prev],
-              Object.values(this.layers[l]!).filter((w) => w.requiresGrad),
+              [
+                ...Object.values(this.layers[l]!).filter((w) => w.requiresGrad),
+                ...this.layerAdapterParameters(l),
+              ],
             )
-          : this.block(l, prev, B, T, positions, docIds, cache),
+          : this.block(l, prev, B, T, positions, docIds, cache, pass),
       );
       prev.dispose(); // deferred by the tensor while the autograd tape still needs it
     }
@@ -284,7 +319,8 @@ export class Llama {
         const input = zeros([1, 1, this.config.hiddenSize]).keep();
         input.data.set(x.data);
         let h = input;
-        for (let l = 0; l < this.layers.length; l++) h = this.block(l, h, 1, 1, positions, undefined, cache);
+        for (let l = 0; l < this.layers.length; l++)
+          h = this.block(l, h, 1, 1, positions, undefined, cache, INFERENCE);
         const logits = linear(rmsNorm(h, this.norm, this.config.rmsNormEps), this.head).keep();
         return { input: input.data, logits: logits.data };
       });
@@ -346,6 +382,7 @@ export class Llama {
     positions: Int32Array,
     docIds: Int32Array | undefined,
     cache: KVCache | undefined,
+    pass: ForwardPass,
   ): Tensor {
     const c = this.config;
     const w = this.layers[l]!;
@@ -353,7 +390,13 @@ export class Llama {
     const K = c.numKeyValueHeads;
     const hd = c.headDim;
     const x = rmsNorm(h, w.attnNorm, c.rmsNormEps);
-    const [xq, xk, xv] = linears(x, [w.wq, w.wk, w.wv]);
+    const [xq, xk, xv] = this.adapt(
+      l,
+      pass,
+      ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+      x,
+      [w.wq, w.wk, w.wv],
+    );
     const q = rope(reshape(xq!, [B, T, H, hd]), positions, this.invFreq);
     const k = rope(reshape(xk!, [B, T, K, hd]), positions, this.invFreq);
     const v = reshape(xv!, [B, T, K, hd]);
@@ -364,10 +407,34 @@ export class Llama {
     } else {
       a = attention(q, k, v, { docIds });
     }
-    h = add(h, linear(reshape(a, [B, T, H * hd]), w.wo));
+    const [o] = this.adapt(l, pass, ["self_attn.o_proj"], reshape(a, [B, T, H * hd]), [w.wo]);
+    h = add(h, o!);
     const y = rmsNorm(h, w.ffnNorm, c.rmsNormEps);
-    const [gate, up] = linears(y, [w.w1, w.w3]);
-    return add(h, linear(swiglu(gate!, up!), w.w2));
+    const [gate, up] = this.adapt(l, pass, ["mlp.gate_proj", "mlp.up_proj"], y, [w.w1, w.w3]);
+    const [down] = this.adapt(l, pass, ["mlp.down_proj"], swiglu(gate!, up!), [w.w2]);
+    return add(h, down!);
+  }
+
+  /** `linears(x, ws)` with each output passed through the adapter of layer l's matrix `parts[i]`, if any. */
+  private adapt(
+    l: number,
+    pass: ForwardPass,
+    parts: readonly string[],
+    x: Tensor,
+    ws: readonly Matrix[],
+  ): Tensor[] {
+    const ys = linears(x, ws);
+    if (this.adapters.size === 0) return ys;
+    return ys.map((y, i) => this.adapters.get(layerName(l, parts[i]!))?.apply(x, y, pass) ?? y);
+  }
+
+  /** The trainable tensors of layer l's adapters. */
+  private layerAdapterParameters(l: number): Tensor[] {
+    const prefix = `model.layers.${l}.`;
+    const out: Tensor[] = [];
+    for (const [name, a] of this.adapters)
+      if (name.startsWith(prefix)) out.push(...a.parameters.filter((t) => t.requiresGrad));
+    return out;
   }
 }
 

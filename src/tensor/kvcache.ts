@@ -134,6 +134,13 @@ export class KVCache {
     this.docs = null;
   }
 
+  /** Rewind to the first `length` tokens (keep the buffers): a shared prefix scored against several endings. */
+  truncate(length: number): void {
+    if (!(Number.isInteger(length) && length >= 0 && length <= this.length))
+      throw new Error(`KVCache.truncate: ${length} is not in 0..${this.length}`);
+    this.length = length;
+  }
+
   /** Free the buffers. */
   dispose(): void {
     if (this.disposed) return;

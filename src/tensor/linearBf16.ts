@@ -1,27 +1,34 @@
 // `linear` on a bf16 weight: x·Wᵀ with W kept in bf16, for inference on checkpoints that would not fit in
-// memory as f32 (the bf16 1B model generates within 4 GB). No autograd: a gradient through a bf16 weight
-// is an error (load f32 weights to train). The kernel is the backend's matmulBf16 or its fallback
-// (src/backends/fallbacks.ts). Also the bf16 embedding lookup (a bf16 checkpoint's tied table is both).
+// memory as f32 (the bf16 1B model generates within 4 GB). The weight is frozen: a gradient for it is an
+// error (load f32 weights to train it), but a grad-requiring input gets dx = dy·W (a LoRA adapter on a
+// bf16 base), W widened a block of rows at a time, never whole. The kernels are the backend's
+// matmulBf16 / matmulBf16Grad or their fallbacks (src/backends/fallbacks.ts). Also the bf16 embedding
+// lookup (a bf16 checkpoint's tied table is both).
 import { kernelOf } from "../backends/fallbacks.js";
 import { getBackend } from "../backends/index.js";
 import { widenBf16 } from "../backends/js/bf16.js";
-import { isGradEnabled } from "./tape.js";
+import { isGradEnabled, needsGrad, record } from "./tape.js";
 import { shapeStr, type Tensor, zeros } from "./tensor.js";
 
 /** x [rows, k] · Wᵀ for W [n, k] bf16 → [rows, n] f32. */
 export function linearBf16(x: Tensor, w: Tensor): Tensor {
   if (w.dtype !== "bf16") throw new Error(`linearBf16: weight ${w} is ${w.dtype}, not bf16`);
   if (x.dtype !== "f32") throw new Error(`linear: input ${x} is ${x.dtype}; compute ops take f32`);
-  if (isGradEnabled() && (x.requiresGrad || w.requiresGrad))
+  if (isGradEnabled() && w.requiresGrad)
     throw new Error(
-      `linear: weight${w.label()} is bf16 and gradients are being recorded; bf16 weights are for inference (run under noGrad, or load f32 weights to train)`,
+      `linear: weight${w.label()} is bf16 and requires a gradient; bf16 weights are frozen (load f32 weights to train them, or train a LoRA adapter on top)`,
     );
   const [n, k] = w.shape as [number, number];
   if (x.rank !== 2 || x.shape[1] !== k)
     throw new Error(`linearBf16: input ${shapeStr(x.shape)} does not match weight ${shapeStr(w.shape)}`);
   const m = x.shape[0]!;
   const out = zeros([m, n]);
-  kernelOf(getBackend(), "matmulBf16")(x.data, w.halfBits, out.data, m, n, k);
+  const backend = getBackend();
+  kernelOf(backend, "matmulBf16")(x.data, w.halfBits, out.data, m, n, k);
+  if (needsGrad(x))
+    record(out, [w], (g, sink) =>
+      sink(x, (dst, acc) => kernelOf(backend, "matmulBf16Grad")(g, w.halfBits, dst, m, n, k, acc)),
+    );
   return out;
 }
 

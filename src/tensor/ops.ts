@@ -135,7 +135,7 @@ function gemm(
 
 /**
  * x · Wᵀ for a PyTorch-layout weight W [out, in]: x [..., in] → [..., out]. A bf16 W is used as it is
- * stored, without autograd (inference; see linearBf16.ts); so is a quantised W (quant.ts).
+ * stored (linearBf16.ts), and so is a quantised W (quant.ts): both are frozen, with x's gradient dy·W.
  */
 export function linear(x: Tensor, w: Tensor | QuantTensor): Tensor {
   if (w.rank !== 2) throw new Error(`linear: weight must be 2-D [out, in], got ${shapeStr(w.shape)}`);

@@ -1,7 +1,9 @@
 // Weight-only quantised matrices (GGUF Q8_0 and Q4_0 blocks; layout in src/backends/js/quant.ts): the
 // QuantTensor that holds one, `quantize` by ggml's reference rules (quantize_row_q8_0_ref /
 // quantize_row_q4_0_ref, so a file made here holds the bytes llama.cpp would make from the same
-// values), `dequantize`, and `linearQuant`, the `linear` of a quantised weight (inference only).
+// values), `dequantize`, and `linearQuant`, the `linear` of a quantised weight. The weight is frozen (it
+// has no gradient), but a grad-requiring input gets dx = dy·W (a LoRA adapter on a quantised base),
+// dequantised a block of rows at a time (matmulQuantGrad or its fallback).
 //
 // Rules, per block of 32 values x (f32 arithmetic throughout, as ggml's C):
 //   Q8_0: amax = max|x|, d = amax/127, id = d ? 1/d : 0, q = round(x·id) (halves away from 0); store f16(d).
@@ -19,10 +21,10 @@ import {
   quantRowBytes,
 } from "../backends/js/quant.js";
 import { decodeHalf, f32ToF16Bits } from "./dtype.js";
-import { isGradEnabled } from "./tape.js";
+import { needsGrad, record } from "./tape.js";
 import { shapeStr, type Tensor, zeros } from "./tensor.js";
 
-export { QUANT_BLOCK, QUANT_BLOCK_BYTES, type QuantFormat, quantRowBytes };
+export { dequantizeRow, QUANT_BLOCK, QUANT_BLOCK_BYTES, type QuantFormat, quantRowBytes };
 
 export const QUANT_FORMATS: readonly QuantFormat[] = ["q8_0", "q4_0"];
 
@@ -187,18 +189,23 @@ function quantKernel(): NonNullable<Backend["matmulQuant"]> {
   return kernelOf(getBackend(), "matmulQuant");
 }
 
-/** x [rows, k] · Wᵀ for a quantised W [n, k] → [rows, n] f32 (kernel: see quantKernel). No autograd. */
+/**
+ * x [rows, k] · Wᵀ for a quantised W [n, k] → [rows, n] f32 (kernel: see quantKernel). W is frozen; x's
+ * gradient, when recorded, is dy·W (matmulQuantGrad).
+ */
 export function linearQuant(x: Tensor, w: QuantTensor): Tensor {
   if (x.dtype !== "f32") throw new Error(`linear: input ${x} is ${x.dtype}; compute ops take f32`);
-  if (isGradEnabled() && x.requiresGrad)
-    throw new Error(
-      `linear: weight${w.label()} is ${w.format} and gradients are being recorded; quantised weights are for inference (run under noGrad)`,
-    );
   const [n, k] = w.shape;
   if (x.rank !== 2 || x.shape[1] !== k)
     throw new Error(`linearQuant: input ${shapeStr(x.shape)} does not match weight ${shapeStr(w.shape)}`);
   const m = x.shape[0]!;
   const out = zeros([m, n]);
   quantKernel()(x.data, w.blocks, out.data, m, n, k, w.format);
+  if (needsGrad(x)) {
+    const backend = getBackend();
+    record(out, [], (g, sink) =>
+      sink(x, (dst, acc) => kernelOf(backend, "matmulQuantGrad")(g, w.blocks, dst, m, n, k, w.format, acc)),
+    );
+  }
   return out;
 }

@@ -135,7 +135,7 @@ const STAGE_SCHEMA = {
 
 /**
  * The pre-training config, declared once: every field's type, default, range and doc. resolveConfig
- * checks a file against it; the README's table of fields is configTable(PRETRAIN_SCHEMA)
+ * checks a file against it; docs/pretrain.md's table of fields is configTable(PRETRAIN_SCHEMA)
  * (scripts/readme-knobs.mjs writes it, test/train/configSchema.test.ts checks it).
  */
 export const PRETRAIN_SCHEMA = {

@@ -89,7 +89,14 @@ for (const name of backendNames()) {
     });
 
     test("supports lists exactly the optional kernels the backend has itself", () => {
-      for (const op of ["matmulBf16", "matmulBf16Many", "matmulQuant", "compileGraph"] as const)
+      for (const op of [
+        "matmulBf16",
+        "matmulBf16Many",
+        "matmulQuant",
+        "matmulBf16Grad",
+        "matmulQuantGrad",
+        "compileGraph",
+      ] as const)
         assert.equal(typeof b[op] === "function", b.supports.includes(op), `${name}.${op}`);
     });
 

@@ -1,8 +1,8 @@
-// The README's commands, run: every command line in README.md's ```sh blocks is executed in order, in a
-// fresh sandbox directory, by bash, with `herd` (and `npx herd`) on PATH as this build's CLI, so a README
-// that drifts from the CLI fails CI. A ```yaml block right after a `<!-- file: NAME -->` line is written
-// to NAME in the sandbox first (the README's pipeline and pre-training configs are the ones run). A
-// command's trailing `# → TEXT` comment is its expected standard output.
+// The documentation's commands, run: every command line in the ```sh blocks of README.md and of the pages
+// under docs/ (PAGES, in that order) is executed in order, in one fresh sandbox directory, by bash, with
+// `herd` (and `npx herd`) on PATH as this build's CLI, so a page that drifts from the CLI fails CI. A
+// ```yaml block right after a `<!-- file: NAME -->` line is written to NAME in the sandbox first (the
+// pipeline and pre-training configs of docs/ are the ones run). A command's trailing `# → TEXT` comment is its expected standard output.
 //
 // Every ```ts block is a program, run too: transpiled by TypeScript, written as an .mjs file in the
 // sandbox, where `node_modules/herd` links to this repository, so its `herd/...` imports resolve through
@@ -41,9 +41,22 @@ import { preset } from "../../src/model/presets.js";
 import { initWeights } from "../../src/model/weights.js";
 import { repoPath } from "../helpers.js";
 
+/** The pages whose commands and examples run, in order (a later page may use what an earlier one made). */
+export const PAGES = [
+  "README.md",
+  "docs/api.md",
+  "docs/data.md",
+  "docs/pretrain.md",
+  "docs/posttrain.md",
+  "docs/eval.md",
+  "docs/knobs.md",
+];
+
 export interface ReadmeItem {
-  /** 1-based line in README.md. */
+  /** 1-based line in its page. */
   line: number;
+  /** The page (PAGES), set by pageItems. */
+  page?: string;
   kind: "command" | "file" | "script";
   /** The command (continuation lines joined), the file's text, or the script's TypeScript source. */
   text: string;
@@ -68,7 +81,7 @@ export function readmeItems(md: string): ReadmeItem[] {
     const start = i + 1;
     let end = start;
     while (end < lines.length && !/^```\s*$/.test(lines[end]!)) end++;
-    if (end === lines.length) throw new Error(`README.md:${i + 1}: code block never closed`);
+    if (end === lines.length) throw new Error(`line ${i + 1}: code block never closed`);
     const body = lines.slice(start, end);
     const marker = /^<!-- file: (\S+) -->$/.exec(lines[i - 1] ?? "");
     const notRun = /^<!-- not run: (.+) -->$/.exec(lines[i - 1] ?? "");
@@ -99,6 +112,19 @@ export function readmeItems(md: string): ReadmeItem[] {
   }
   return items;
 }
+
+/** Every page's items, in PAGES order, each tagged with its page. */
+export function pageItems(): ReadmeItem[] {
+  return PAGES.flatMap((page) =>
+    readmeItems(readFileSync(repoPath(...page.split("/")), "utf8")).map((i) => ({ ...i, page })),
+  );
+}
+
+/** `README.md:12`, `docs/api.md:40`: where an item is. */
+const whereOf = (i: ReadmeItem) => `${i.page ?? "README.md"}:${i.line}`;
+
+/** A file name for an item's example, unique across pages. */
+const exampleName = (i: ReadmeItem) => `example-${(i.page ?? "README.md").replace(/[/.]/g, "_")}-${i.line}`;
 
 /** What the harness commands are checked against, instead of being run (they are the harness). */
 function checkHarnessCommand(cmd: string, where: string): void {
@@ -226,7 +252,7 @@ export function exampleTypeErrors(items: ReadmeItem[], dir: string): string[] {
   const files = items
     .filter((i) => i.kind === "script" && !i.notRun)
     .map((i) => {
-      const f = join(dir, `example-${i.line}.ts`);
+      const f = join(dir, `${exampleName(i)}.ts`);
       writeFileSync(f, `${i.text}export {};\n`);
       return f;
     });
@@ -248,7 +274,8 @@ export function exampleTypeErrors(items: ReadmeItem[], dir: string): string[] {
     .filter((d) => d.file && files.includes(d.file.fileName))
     .map((d) => {
       const { line } = d.file!.getLineAndCharacterOfPosition(d.start ?? 0);
-      return `${d.file!.fileName.replace(/.*example-/, "README.md:").replace(/\.ts$/, "")}+${line}: ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`;
+      const item = items.find((i) => d.file!.fileName.endsWith(`${exampleName(i)}.ts`));
+      return `${item ? whereOf(item) : d.file!.fileName}+${line}: ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`;
     });
 }
 
@@ -257,15 +284,20 @@ function stdinFor(cmd: string): string {
   return /^herd chat /.test(cmd) ? "Hello! Who are you?\n/exit\n" : "";
 }
 
-test("README.md: every command in its shell blocks runs as written", async (t) => {
-  const items = readmeItems(readFileSync(repoPath("README.md"), "utf8"));
-  assert.ok(items.filter((i) => i.kind === "command").length >= 20, "the README's commands were found");
+test("README.md and docs/: every command in their shell blocks runs as written", async (t) => {
+  const items = pageItems();
+  assert.ok(items.filter((i) => i.kind === "command").length >= 20, "the pages' commands were found");
+  for (const page of PAGES.slice(0, 4))
+    assert.ok(
+      items.some((i) => i.page === page && i.kind !== "file"),
+      `${page}: no commands or examples found`,
+    );
   const dir = mkdtempSync(join(tmpdir(), "herd-readme-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   await makeSandbox(dir);
   const env = { ...process.env, PATH: `${join(dir, ".bin")}:${process.env.PATH}`, HERD_THREADS: "2" };
   for (const item of items) {
-    const where = `README.md:${item.line}`;
+    const where = whereOf(item);
     if (item.kind === "file") {
       writeFileSync(join(dir, item.path!), item.text);
       continue;
@@ -273,7 +305,7 @@ test("README.md: every command in its shell blocks runs as written", async (t) =
     if (item.kind === "script") {
       await t.test(`${where}: TypeScript example`, (st) => {
         if (item.notRun) return st.skip(item.notRun);
-        const file = join(dir, ".readme", `example-${item.line}.mjs`);
+        const file = join(dir, ".readme", `${exampleName(item)}.mjs`);
         mkdirSync(dirname(file), { recursive: true });
         writeFileSync(file, transpile(item.text));
         const r = spawnSync(process.execPath, [file], {
@@ -322,9 +354,9 @@ test("README.md: every command in its shell blocks runs as written", async (t) =
   }
 });
 
-test("README.md: its TypeScript examples type-check against the public entry points", (t) => {
-  const items = readmeItems(readFileSync(repoPath("README.md"), "utf8"));
-  assert.ok(items.filter((i) => i.kind === "script").length >= 4, "the README's examples were found");
+test("README.md and docs/: their TypeScript examples type-check against the public entry points", (t) => {
+  const items = pageItems();
+  assert.ok(items.filter((i) => i.kind === "script").length >= 4, "the pages' examples were found");
   const dir = mkdtempSync(join(tmpdir(), "herd-readme-ts-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   assert.deepEqual(exampleTypeErrors(items, dir), []);

@@ -103,8 +103,8 @@ test("every HERD_ variable the sources read is declared (and every declared one 
   assert.deepEqual([...declared].filter((n) => !seen.has(n)).sort(), [], "declared but never read");
 });
 
-test("README.md's knobs table is the one the declarations make (node scripts/readme-knobs.mjs)", () => {
-  const readme = readFileSync(repoPath("README.md"), "utf8");
+test("docs/knobs.md's table is the one the declarations make (node scripts/readme-knobs.mjs)", () => {
+  const readme = readFileSync(repoPath("docs", "knobs.md"), "utf8");
   assert.equal(withKnobTable(readme), readme);
   assert.ok(readme.includes(knobTable()));
   for (const name of Object.keys(KNOBS)) assert.ok(readme.includes(`| \`${name}\` |`), name);

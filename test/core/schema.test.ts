@@ -157,3 +157,19 @@ test("parseCli converts and checks values; usage errors are UsageErrors", () => 
   usage(["--nope"], /nope/);
   usage(["stray"], /stray/);
 });
+
+test("a valued boolean takes true/false on the command line (a true default can be turned off)", () => {
+  const S = {
+    bos: { type: "boolean", default: true, valued: true, doc: "add BOS" },
+    quiet: { type: "boolean", default: false, doc: "quiet" },
+  } as const satisfies Schema;
+  assert.deepEqual(parseCli(S, ["--bos", "false"]).values, { bos: false, quiet: false });
+  assert.deepEqual(parseCli(S, ["--bos", "1", "--quiet"]).values, { bos: true, quiet: true });
+  assert.deepEqual(parseCli(S, []).values, { bos: true, quiet: false });
+  assert.throws(
+    () => parseCli(S, ["--bos", "maybe"]),
+    (e) => e instanceof UsageError && /^--bos: bad value 'maybe' \(expected true or false\)$/.test(e.message),
+  );
+  assert.throws(() => parseCli(S, ["--quiet", "false"]), UsageError, "a flag takes no value");
+  assert.equal(helpText(S), `  --bos true|false  add BOS (default true)\n  ${"--quiet".padEnd(18)}quiet`);
+});

@@ -16,9 +16,9 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { configTable, SchemaError, withGenerated } from "../../src/core/schema.js";
 import { documentToJson } from "../../src/data/document.js";
-import { loadPipeline, validatePipeline } from "../../src/data/pipeline/config.js";
-import type { ConfigError } from "../../src/data/pipeline/params.js";
+import { loadPipeline, PIPELINE_SCHEMA, validatePipeline } from "../../src/data/pipeline/config.js";
 import { runLocal } from "../../src/data/pipeline/run.js";
 import { repoPath, rng } from "../helpers.js";
 import { plantedCorpus } from "./corpus.js";
@@ -322,15 +322,28 @@ test("pipeline files: errors name the field; unknown fields and steps are refuse
       steps: [{ type: "minhashDedup", bands: 0, bandz: 3 }, { type: "nope" }],
     });
   assert.throws(bad, (e: unknown) => {
-    const p = (e as ConfigError).problems.join("\n");
-    assert.match(p, /input\.format: expected one of auto, jsonl/);
-    assert.match(p, /\(top\)\.workers: expected an integer in \[1/);
-    assert.match(p, /steps\[0\]\.bands: expected an integer in \[1/);
-    assert.match(p, /steps\[0\]\.bandz: unknown field \(known: shingleSize, bands/);
-    assert.match(p, /steps\[1\]\.type: expected one of .*urlDedup/);
+    assert.ok(e instanceof SchemaError);
+    const p = e.message;
+    assert.match(p, /^pipeline: field 'input\.format' must be one of auto, jsonl/m);
+    assert.match(p, /field 'workers' must be an integer ≥ 1, got 0/);
+    assert.match(p, /field 'steps\[0\]\.bands' must be an integer ≥ 1, got 0/);
+    assert.match(
+      p,
+      /field 'steps\[0\]\.bandz' is not a known field \(known: keepRemoved, shingleSize, bands/,
+    );
+    assert.match(p, /field 'steps\[1\]\.type' must be one of .*urlDedup/);
     return true;
   });
-  assert.throws(() => validatePipeline({ steps: [] }), /input\.paths: give at least one/);
+  assert.throws(() => validatePipeline({ steps: [] }), /field 'input\.paths' is missing/);
+  assert.throws(
+    () => validatePipeline({ input: { paths: [] }, steps: [] }),
+    /field 'input\.paths' must name at least one file or folder/,
+  );
+});
+
+test("docs/data.md's pipeline-file table is the one PIPELINE_SCHEMA makes (node scripts/readme-knobs.mjs)", () => {
+  const readme = readFileSync(repoPath("docs", "data.md"), "utf8");
+  assert.equal(withGenerated(readme, "pipeline-config", configTable(PIPELINE_SCHEMA)), readme);
 });
 
 test("CLI: `herd data dedup` runs one step on JSONL and reports the funnel", () => {
@@ -367,5 +380,5 @@ test("CLI: `herd data dedup` runs one step on JSONL and reports the funnel", () 
     { encoding: "utf8" },
   );
   assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /--bands: expected an integer/);
+  assert.match(bad.stderr, /herd data dedup: --bands: bad value '0' \(expected an integer ≥ 1\)/);
 });

@@ -104,7 +104,7 @@ test("Slurm executor: job arrays with dependencies give the local run's bytes", 
 test("Slurm scripts: a hostile name is refused; a hostile run-folder path cannot run commands", () => {
   assert.throws(
     () => validatePipeline({ name: "x\ntouch /tmp/pwned", input: { paths: ["a"] }, steps: [] }),
-    /\(top\)\.name: expected a name of letters, digits/,
+    /field 'name' must be a name of letters, digits/,
   );
   const dir = tempDir("herd-slurm-");
   writeFileSync(join(dir, "in.jsonl"), '{"id":"a","text":"one"}\n');

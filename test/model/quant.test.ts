@@ -105,7 +105,7 @@ test("herd quantize refuses a quantised or f16 source, naming the file, and bad 
     },
   );
   assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /--format must be q8_0 or q4_0, not 'q5'/);
+  assert.match(bad.stderr, /--format: bad value 'q5' \(expected one of q8_0, q4_0\)/);
   // A U8 tensor of the wrong width for the config is reported with file and tensor.
   const cfg = JSON.parse(readFileSync(join(q4, "config.json"), "utf8"));
   writeFileSync(join(q4, "config.json"), JSON.stringify({ ...cfg, hidden_size: 96, head_dim: 12 }));

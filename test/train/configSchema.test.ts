@@ -1,4 +1,4 @@
-// The pre-training config's fields are declared once (PRETRAIN_SCHEMA): the README's table of them is
+// The pre-training config's fields are declared once (PRETRAIN_SCHEMA): docs/pretrain.md's table of them is
 // exactly the one the declaration makes (node scripts/readme-knobs.mjs after npm run build rewrites it).
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -8,8 +8,8 @@ import { PRETRAIN_SCHEMA } from "../../src/train/config.js";
 import { DEFAULT_LONG_CONTEXT } from "../../src/train/longContextConfig.js";
 import { repoPath } from "../helpers.js";
 
-test("README.md's pre-training config table is the one PRETRAIN_SCHEMA makes", () => {
-  const readme = readFileSync(repoPath("README.md"), "utf8");
+test("docs/pretrain.md's config table is the one PRETRAIN_SCHEMA makes", () => {
+  const readme = readFileSync(repoPath("docs", "pretrain.md"), "utf8");
   assert.equal(withGenerated(readme, "pretrain-config", configTable(PRETRAIN_SCHEMA)), readme);
   for (const f of ["`stages[].ramp[].afterTokens`", "`nonFinite.maxSkips`", "`longContext.depths`"])
     assert.ok(readme.includes(`| ${f} |`), f);

@@ -59,3 +59,38 @@ export function matmulBf16(
     }
   }
 }
+
+/**
+ * dX (m×k) (+)= dY (m×n) · B, B stored n×k as bf16 bits: the input gradient of matmulBf16 (B frozen).
+ * A block of rows of B is widened at a time and each of its rows, times dY's column, added into every
+ * row of dX (f32 sums, in the order of B's rows).
+ */
+export function matmulBf16Grad(
+  dy: Float32Array,
+  bBits: Uint16Array,
+  dx: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  accumulate: boolean,
+): void {
+  if (dy.length < m * n || bBits.length < n * k || dx.length < m * k)
+    throw new Error(`matmulBf16Grad: buffers too small for m=${m} n=${n} k=${k}`);
+  if (!accumulate) dx.fill(0, 0, m * k);
+  const rowsPerBlock = Math.max(1, Math.floor(BLOCK_ELEMENTS / Math.max(1, k)));
+  const wf = new Float32Array(Math.min(n, rowsPerBlock) * k);
+  const wu = new Uint32Array(wf.buffer);
+  for (let j0 = 0; j0 < n; j0 += rowsPerBlock) {
+    const nb = Math.min(rowsPerBlock, n - j0);
+    widenBf16(bBits.subarray(j0 * k, (j0 + nb) * k), wu, nb * k);
+    for (let i = 0; i < m; i++) {
+      const xo = i * k;
+      for (let jj = 0; jj < nb; jj++) {
+        const s = dy[i * n + j0 + jj]!;
+        if (s === 0) continue;
+        const wo = jj * k;
+        for (let p = 0; p < k; p++) dx[xo + p]! += s * wf[wo + p]!;
+      }
+    }
+  }
+}

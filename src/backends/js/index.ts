@@ -5,9 +5,9 @@
 // Kernels accept Float64Array too, so tests can check gradients by finite differences in f64.
 import type { AdamWArgs, Backend, MatmulArgs, OptionalKernel } from "../backend.js";
 import { attention, attentionBackward } from "./attention.js";
-import { matmulBf16 } from "./bf16.js";
+import { matmulBf16, matmulBf16Grad } from "./bf16.js";
 import { crossEntropy, crossEntropyBackward } from "./crossEntropy.js";
-import { matmulQuant } from "./quant.js";
+import { matmulQuant, matmulQuantGrad } from "./quant.js";
 
 type Buf = Float32Array | Float64Array;
 
@@ -228,7 +228,9 @@ export const jsKernels: Omit<Backend, "name" | "supports" | OptionalKernel> = {
 export const jsBackend: Backend = {
   ...jsKernels,
   name: "js",
-  supports: ["matmulBf16", "matmulQuant"],
+  supports: ["matmulBf16", "matmulQuant", "matmulBf16Grad", "matmulQuantGrad"],
   matmulBf16,
   matmulQuant,
+  matmulBf16Grad,
+  matmulQuantGrad,
 };

@@ -73,3 +73,32 @@ export function matmulQuant(
     }
   }
 }
+
+/**
+ * dX (m×k) (+)= dY (m×n) · W, W (n×k) as `format` blocks: matmulQuant's input gradient (W frozen). Each
+ * row of W is dequantised once and, times dY's column, added into every row of dX (f32 sums).
+ */
+export function matmulQuantGrad(
+  dy: Float32Array,
+  blocks: Uint8Array,
+  dx: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  format: QuantFormat,
+  accumulate: boolean,
+): void {
+  if (dy.length < m * n || blocks.length < n * quantRowBytes(format, k) || dx.length < m * k)
+    throw new Error(`matmulQuantGrad: buffers too small for m=${m} n=${n} k=${k} ${format}`);
+  if (!accumulate) dx.fill(0, 0, m * k);
+  const w = new Float32Array(k);
+  for (let j = 0; j < n; j++) {
+    dequantizeRow(blocks, format, j, k, w);
+    for (let i = 0; i < m; i++) {
+      const s = dy[i * n + j]!;
+      if (s === 0) continue;
+      const xo = i * k;
+      for (let p = 0; p < k; p++) dx[xo + p]! += s * w[p]!;
+    }
+  }
+}

@@ -36,8 +36,8 @@ export type Op = (typeof OPS)[number];
 /** How a kernel uses an array: staging copies "in" arrays in, "out" arrays back, "inout" both ways. */
 export type Mode = "in" | "out" | "inout";
 
-// Below these sizes a job runs on the calling thread alone: a dispatch costs a few microseconds (measured
-// on 2 cores: 64³ matmul 10 µs, a 32K-element add 4 µs, a 16K-element swiglu 20 µs on one thread).
+// Below these sizes a job runs on the calling thread alone: a dispatch to the workers costs about as much
+// as the job itself (bench/RESULTS.md "Kernel design notes").
 export const MIN_PARALLEL_FLOPS = 1 << 19;
 export const MIN_PARALLEL_ELEMENTS = 1 << 15;
 /** For kernels that compute an exp per element (softmax, SwiGLU): worth splitting much earlier. */

@@ -1,14 +1,15 @@
 // Pipeline files (JSON or YAML): what to read, which steps to run in order, where the run folder is, how
-// many tasks and workers. `loadPipeline` validates with errors that name the field, resolves paths
-// against the file's folder and fills every default, so the copy written into the run folder
+// many tasks and workers, declared with src/core/schema.ts (each step's parameters are its StepSpec's
+// schema). `loadPipeline` validates with errors that name the file and field, resolves paths against
+// the file's folder and fills every default, so the copy written into the run folder
 // (pipeline.json) reproduces the run on its own.
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { checkObject, type Problem, type Schema, SchemaError } from "../../core/schema.js";
 import { INPUT_FORMATS } from "../readers/index.js";
-import { ConfigError, checkParams } from "./params.js";
 import { STEPS, stepByType } from "./registry.js";
-import type { ParamSpec, Params } from "./types.js";
+import type { Params, StepSpec } from "./types.js";
 
 export interface StepConfig {
   type: string;
@@ -36,18 +37,50 @@ export interface PipelineConfig {
   steps: StepConfig[];
 }
 
-const TOP: Record<string, ParamSpec> = {
+/** Run names go into job names and file names (the Slurm executor's scripts), so they stay plain. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** A pipeline file's input: what to read and how. */
+export const INPUT_SCHEMA = {
+  paths: {
+    type: "strings",
+    doc: "files or folders to read (folders recursively, sorted)",
+    check: (v: string[]) => (v.length === 0 ? "must name at least one file or folder" : null),
+  },
+  format: { type: "enum", default: "auto", choices: INPUT_FORMATS, doc: "auto: by extension" },
+  textField: { type: "string", default: "text", doc: "JSONL/Parquet field holding the text" },
+  idField: { type: "string", default: "id", doc: "field holding the document id" },
+  urlField: { type: "string", default: "url", doc: "field holding the URL" },
+  invalidUtf8: {
+    type: "enum",
+    default: "replace",
+    choices: ["replace", "skip"],
+    doc: "invalid UTF-8: keep with U+FFFD, or skip the record",
+  },
+} as const satisfies Schema;
+
+/** A pipeline file's fields other than `steps` (each step is checked against its own parameters). */
+export const PIPELINE_SCHEMA = {
   name: {
     type: "string",
     default: "pipeline",
     doc: "a name for the run: letters, digits, _ . - (it names the Slurm jobs)",
+    check: (v: string) =>
+      NAME.test(v)
+        ? null
+        : `must be a name of letters, digits, '_', '.' and '-' (1 to 64, starting with a letter or digit), got ${JSON.stringify(v)}`,
   },
   seed: {
     type: "integer",
     default: 0,
     doc: "seed for every sampling decision (same input + seed → same output)",
   },
-  output: { type: "string", default: "", doc: "the run folder (required here or as --output)" },
+  output: {
+    type: "string",
+    default: "",
+    defaultDoc: "unset",
+    doc: "the run folder (required here or as --output)",
+  },
   tasks: {
     type: "integer",
     default: 0,
@@ -55,79 +88,68 @@ const TOP: Record<string, ParamSpec> = {
     doc: "shard tasks; 0: one per input file (at most the number of input files)",
   },
   workers: { type: "integer", default: 1, min: 1, doc: "worker threads running tasks at once" },
-  outputFormat: { type: "string", default: "jsonl", choices: ["jsonl", "jsonl.gz"], doc: "final shards" },
+  outputFormat: { type: "enum", default: "jsonl", choices: ["jsonl", "jsonl.gz"], doc: "final shards" },
   outputMaxDocs: {
     type: "integer",
     default: 0,
     min: 0,
     doc: "split each task's output into parts of at most this many documents (0: one file per task)",
   },
-};
+  input: { type: "object", fields: INPUT_SCHEMA, doc: "what to read" },
+} as const satisfies Schema;
 
-const INPUT: Record<string, ParamSpec> = {
-  paths: { type: "strings", default: [], doc: "files or folders to read (folders recursively, sorted)" },
-  format: { type: "string", default: "auto", choices: INPUT_FORMATS, doc: "auto: by extension" },
-  textField: { type: "string", default: "text", doc: "JSONL/Parquet field holding the text" },
-  idField: { type: "string", default: "id", doc: "field holding the document id" },
-  urlField: { type: "string", default: "url", doc: "field holding the URL" },
-  invalidUtf8: {
-    type: "string",
-    default: "replace",
-    choices: ["replace", "skip"],
-    doc: "invalid UTF-8: keep with U+FFFD, or skip the record",
-  },
-};
+/** A step's parameters plus `keepRemoved` (whose default is the step's own). */
+export function stepSchema(spec: StepSpec<Params>): Schema {
+  return {
+    keepRemoved: {
+      type: "boolean",
+      default: spec.keepRemovedDefault ?? false,
+      doc: "write the documents this step drops under removed/",
+    },
+    ...spec.params,
+  };
+}
 
-/** Run names go into job names and file names (the Slurm executor's scripts), so they stay plain. */
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
 
-/** Validates a parsed pipeline; relative paths resolve against `baseDir`. */
-export function validatePipeline(raw: unknown, baseDir = process.cwd()): PipelineConfig {
-  const problems: string[] = [];
-  if (raw === null || typeof raw !== "object" || Array.isArray(raw))
-    throw new ConfigError(["(top): expected an object"]);
-  const r = raw as Record<string, unknown>;
-  const top = checkParams("(top)", r, TOP, problems, ["input", "steps"]);
-  const rawInput = r.input ?? {};
-  let input: Params = {};
-  if (rawInput === null || typeof rawInput !== "object" || Array.isArray(rawInput))
-    problems.push("input: expected an object");
-  else input = checkParams("input", rawInput as Record<string, unknown>, INPUT, problems);
-  if (typeof top.name === "string" && !NAME.test(top.name))
-    problems.push(
-      `(top).name: expected a name of letters, digits, '_', '.' and '-' (1 to 64, starting with a letter or digit), got ${JSON.stringify(top.name)}`,
-    );
-  if (Array.isArray(input.paths) && input.paths.length === 0)
-    problems.push("input.paths: give at least one file or folder");
+/**
+ * Validates a parsed pipeline (every problem at once, as a SchemaError naming `source` and each field's
+ * path, e.g. `field 'steps[2].bands' must be an integer ≥ 1, got 0`); relative paths resolve against
+ * `baseDir`.
+ */
+export function validatePipeline(raw: unknown, baseDir = process.cwd(), source = "pipeline"): PipelineConfig {
+  if (!isObj(raw)) throw new SchemaError(source, [{ path: "", why: "must be an object" }]);
+  const problems: Problem[] = [];
+  const top = checkObject(PIPELINE_SCHEMA, raw, "", problems, ["steps"]);
   const steps: StepConfig[] = [];
-  if (!Array.isArray(r.steps)) problems.push("steps: expected a list of steps");
+  if (!Array.isArray(raw.steps)) problems.push({ path: "steps", why: "must be a list of steps" });
   else
-    r.steps.forEach((s, i) => {
+    raw.steps.forEach((s, i) => {
       const where = `steps[${i}]`;
-      if (s === null || typeof s !== "object" || Array.isArray(s)) {
-        problems.push(`${where}: expected an object with a "type"`);
+      if (!isObj(s)) {
+        problems.push({ path: where, why: 'must be an object with a "type"' });
         return;
       }
-      const st = s as Record<string, unknown>;
-      const spec = typeof st.type === "string" ? stepByType(st.type) : undefined;
+      const spec = typeof s.type === "string" ? stepByType(s.type) : undefined;
       if (!spec) {
-        problems.push(
-          `${where}.type: expected one of ${STEPS.map((x) => x.type).join(", ")}, got ${JSON.stringify(st.type)}`,
-        );
+        problems.push({
+          path: `${where}.type`,
+          why: `must be one of ${STEPS.map((x) => x.type).join(", ")}, got ${JSON.stringify(s.type)}`,
+        });
         return;
       }
-      const keepRemoved = st.keepRemoved ?? spec.keepRemovedDefault ?? false;
-      if (typeof keepRemoved !== "boolean") problems.push(`${where}.keepRemoved: expected true or false`);
-      const params = checkParams(where, st, spec.params, problems, ["type", "keepRemoved"]);
+      const { keepRemoved, ...params } = checkObject(stepSchema(spec), s, where, problems, ["type"]);
       steps.push({ type: spec.type, keepRemoved: keepRemoved as boolean, params });
     });
   steps.forEach((s, i) => {
     if (s.type === "tokenize" && i !== steps.length - 1)
-      problems.push(`steps[${i}].type: tokenize must be the last step`);
+      problems.push({ path: `steps[${i}].type`, why: "tokenize must be the last step" });
   });
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0) throw new SchemaError(source, problems);
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
-  input.paths = (input.paths as string[]).map(abs);
+  const input = top.input as PipelineConfig["input"];
+  input.paths = input.paths.map(abs);
   // Path-valued step parameters (models, lists) are resolved too.
   for (const s of steps)
     for (const [k, v] of Object.entries(s.params))
@@ -135,7 +157,7 @@ export function validatePipeline(raw: unknown, baseDir = process.cwd()): Pipelin
   return {
     ...(top as Omit<PipelineConfig, "input" | "steps">),
     output: top.output ? abs(top.output as string) : "",
-    input: input as PipelineConfig["input"],
+    input,
     steps,
   };
 }
@@ -147,11 +169,10 @@ export function loadPipeline(path: string): PipelineConfig {
   try {
     raw = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
   } catch (e) {
-    throw new ConfigError([
-      `${path}: not valid ${/\.ya?ml$/i.test(path) ? "YAML" : "JSON"}: ${(e as Error).message}`,
-    ]);
+    const kind = /\.ya?ml$/i.test(path) ? "YAML" : "JSON";
+    throw new SchemaError(path, [{ path: "", why: `not valid ${kind}: ${(e as Error).message}` }]);
   }
-  return validatePipeline(raw, dirname(resolve(path)));
+  return validatePipeline(raw, dirname(resolve(path)), path);
 }
 
 /** The pipeline as written into the run folder: plain JSON, every default present. */

@@ -1,21 +1,11 @@
-// The shape of a pipeline step: its parameters (typed, defaulted, documented — the same table validates
-// pipeline files and builds each `herd data <step>` command's options) and how it runs. A per-document
-// step gives a DocBlock. A global step (dedup, corpus statistics, mixing) runs in three parts with files as
+// The shape of a pipeline step: its parameters (a src/core/schema.ts schema, each with a default: the same
+// table validates pipeline files and builds each `herd data <step>` command's options and --help) and
+// how it runs. A per-document step gives a DocBlock. A global step (dedup, corpus statistics, mixing) runs in three parts with files as
 // the hand-off: `collect` sees every document of a shard task, `reduces` combine what all tasks wrote
 // (each reduce a list of independent tasks), and `apply` decides per document in the next shard stage.
+import type { Schema } from "../../core/schema.js";
 import type { DocBlock } from "../block.js";
 import type { Document } from "../document.js";
-
-export type ParamType = "number" | "integer" | "string" | "boolean" | "strings" | "object";
-
-export interface ParamSpec {
-  type: ParamType;
-  default: unknown;
-  doc: string;
-  min?: number;
-  max?: number;
-  choices?: readonly string[];
-}
 
 export type Params = Record<string, unknown>;
 
@@ -48,7 +38,8 @@ export interface StepSpec<P = Params> {
   /** The command, e.g. "dedup" for `herd data dedup`. */
   cli: string;
   summary: string;
-  params: Record<string, ParamSpec>;
+  /** Every parameter with its default (src/core/schema.ts fields). */
+  params: Schema;
   /** Whether dropped documents are written under removed/<step>/ unless the step says otherwise. */
   keepRemovedDefault?: boolean;
   block?: (p: P, ctx: TaskContext) => DocBlock | Promise<DocBlock>;
