@@ -18,6 +18,7 @@ register("recompute", () => import("./recompute.js"));
 register("quant", () => import("./quant.js"));
 register("lora", () => import("./lora.js"));
 register("eval", () => import("./eval.js"));
+register("rs", () => import("./rs.js"));
 register("posttrain", () => import("./posttrain.js"));
 
 async function main(): Promise<void> {

@@ -19,16 +19,16 @@ const BUDGET: Record<string, number> = {
   "src/data": 5000, // 4533
   "src/model": 3350, // 3052
   "src/train": 2200, // 1996
-  "src/generate": 750, // 665
-  "src/posttrain": 3000, // #16: LoRA (lora.ts, peft.ts) ~550, with SFT, RM, DPO, averaging and their data 2139; RS lands beside them
+  "src/generate": 850, // 665; +115 for shared.ts (K samples of one prompt decoded as one batch, #16)
+  "src/posttrain": 3400, // #16: LoRA (lora.ts, peft.ts) ~550, rejection sampling and tasks/ ~800, SFT/RM/DPO/averaging and their data and loop ~1700 (3058 in all)
   "src/eval": 3300, // 737, then 1460 with eval/code/ (HumanEval, the bubblewrap sandbox and its seccomp filter, pass@k: #17), then about 3000 with the harness (#17: tasks, readers, prompts, scoring, reports)
   "src/recipe": 200, // 144
-  "src/cli": 2750, // 1638; 1907 with herd eval and herd eval compare (#17); 2509 with sft, rm, dpo, average (#16)
+  "src/cli": 2950, // 1638; 1907 with herd eval and herd eval compare (#17); ~2140 with herd lora; +180 for herd tasks and herd rs; +300 for herd sft, rm, dpo, average (#16)
   native: 4000, // 3631
   assembly: 1450, // 1307
-  bench: 1750, // 1375; 1610 with the lora, eval and posttrain suites (#16, #17)
+  bench: 1800, // 1375; ~1500 with bench lora and eval; +60 for bench rs, +90 for bench posttrain (#16)
   scripts: 250, // 185
-  test: 15200, // 11163; 12543 with the evaluation harness's tests (#17); 14070 with test/posttrain's SFT/RM/DPO/average tests (#16)
+  test: 16000, // 11163; 12543 with the evaluation harness's tests (#17); +550 for the task generator, rejection sampling and shared decode tests, +850 for the SFT/RM/DPO/average tests (#16)
 };
 
 const CODE = /\.(ts|mjs|js|cc|h|sh|py)$/;

@@ -92,6 +92,14 @@ export const commands: Record<string, Command> = {
     summary: "average checkpoints of one architecture (uniform or --weights)",
     load: () => import("./average.js"),
   },
+  tasks: {
+    summary: "write seeded verifiable tasks for post-training (SFT, prompts with checkers, preferences)",
+    load: () => import("./tasks.js"),
+  },
+  rs: {
+    summary: "rejection sampling: K completions per prompt, the best kept as SFT data",
+    load: () => import("./rs.js"),
+  },
   scaling: {
     summary: "fit or predict compute-optimal tokens and parameters (herd scaling fit|predict)",
     load: () => import("./scaling.js"),

@@ -3,3 +3,4 @@ export * from "./chat.js";
 export * from "./codec.js";
 export * from "./generate.js";
 export * from "./sampling.js";
+export * from "./shared.js";

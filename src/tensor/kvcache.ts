@@ -151,6 +151,43 @@ export class KVCache {
     this.v = [];
   }
 
+  /**
+   * A new cache of batch rows.length whose row j is a copy of this cache's row rows[j] (K, V and
+   * document ids), at least `capacity` positions long. Rows may repeat: `selectRows([0, 0, 0])` shares
+   * one prefilled prompt with three sequences (rejection sampling), a subset compacts a batch whose other
+   * rows finished. This cache is left as it was.
+   */
+  selectRows(rows: readonly number[], capacity = this.capacity): KVCache {
+    this.live();
+    if (rows.length === 0) throw new Error("KVCache.selectRows: no rows");
+    for (const r of rows)
+      if (!(Number.isInteger(r) && r >= 0 && r < this.batch))
+        throw new Error(`KVCache.selectRows: row ${r} of a cache of batch ${this.batch}`);
+    const out = new KVCache(this.layers, this.kvDim, rows.length, Math.max(capacity, this.length));
+    const n = this.length * this.kvDim;
+    for (let l = 0; l < this.layers; l++)
+      for (const [j, r] of rows.entries()) {
+        out.k[l]!.set(
+          this.k[l]!.subarray(r * this.capacity * this.kvDim, r * this.capacity * this.kvDim + n),
+          j * out.capacity * this.kvDim,
+        );
+        out.v[l]!.set(
+          this.v[l]!.subarray(r * this.capacity * this.kvDim, r * this.capacity * this.kvDim + n),
+          j * out.capacity * this.kvDim,
+        );
+      }
+    if (this.docs) {
+      out.docs = new Int32Array(rows.length * out.capacity);
+      for (const [j, r] of rows.entries())
+        out.docs.set(
+          this.docs.subarray(r * this.capacity, r * this.capacity + this.length),
+          j * out.capacity,
+        );
+    }
+    out.length = this.length;
+    return out;
+  }
+
   private live(): void {
     if (this.disposed) throw new Error("KVCache: used after dispose()");
   }

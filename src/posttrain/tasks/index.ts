@@ -1,0 +1,4 @@
+// Verifiable tasks for the small post-training recipe in one import: the generator, its files, the checker.
+export * from "./checker.js";
+export { type Fact, factPool } from "./facts.js";
+export * from "./generate.js";
