@@ -108,7 +108,7 @@ test("tokenize step: Llama 3 token shards beside the JSONL output, one per task"
   r.close();
   assert.throws(
     () => validatePipeline({ input: { paths: ["x"] }, steps: [{ type: "tokenize" }, { type: "pii" }] }),
-    /steps\[0\]\.type: tokenize must be the last step/,
+    /field 'steps\[0\]\.type' tokenize must be the last step/,
   );
 });
 
