@@ -32,6 +32,10 @@ const commands: Record<string, Command> = {
     summary: "weight-only int8/4-bit quantisation of a checkpoint (q8_0, q4_0)",
     load: () => import("./quantize.js"),
   },
+  export: {
+    summary: "write a model as a GGUF file for llama.cpp (f32, f16, bf16, q8_0, q4_0)",
+    load: () => import("./export.js"),
+  },
   perplexity: {
     summary: "perplexity of one or more models on held-out text",
     load: () => import("./perplexity.js"),
