@@ -3,7 +3,8 @@
 // lengths, types and offsets: each an Error naming the file, never a crash or a giant allocation), and
 // Llama models: export → loadModel gives the source model's config and the same logits (f32 exactly;
 // f16/bf16/q8_0/q4_0 exactly those of the source rounded or quantised by herd), the f32 file matches
-// the independent PyTorch reference logits, and rope_freqs holds the divisors of the reference's
+// the independent PyTorch reference logits, the Q/K/V matrices hold Meta's interleaved rows as in Meta's
+// own checkpoint (llama.cpp's layout), and rope_freqs holds the divisors of the reference's
 // scaled inverse frequencies.
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -12,7 +13,8 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { GGUFFile, GGUFType, gguf, writeGGUF } from "../../src/model/checkpoint/gguf.js";
 import { ggufConfig, ropeFreqFactors, writeGGUFModel } from "../../src/model/checkpoint/ggufLlama.js";
-import { readSafetensors } from "../../src/model/checkpoint/index.js";
+import { readSafetensors, readTorchIndex, readTorchTensor } from "../../src/model/checkpoint/index.js";
+import { ReadFile } from "../../src/model/checkpoint/io.js";
 import { Llama, loadModel } from "../../src/model/index.js";
 import { quantizeWeights } from "../../src/model/quantize.js";
 import { noGrad, scope, type Tensor } from "../../src/tensor/index.js";
@@ -263,6 +265,30 @@ for (const name of ["tiny-scaled", "tiny-tied"]) {
         m.dispose();
         for (const t of q.quantized.values()) t.dispose(); // its norms are the source's
       });
+
+    test("bf16 attn_q/attn_k/attn_v hold Meta's rows (interleaved RoPE pairs), as llama.cpp's converter writes", () => {
+      const path = join(tmp, `${name}-bf16.gguf`);
+      writeGGUFModel(path, { config: src.config, weights, tokenizer: null }, "bf16");
+      const g = GGUFFile.open(path);
+      const pth = new ReadFile(join(dir, "meta", "consolidated.00.pth"));
+      try {
+        const index = readTorchIndex(pth);
+        for (const [gname, mname] of [
+          ["blk.0.attn_q.weight", "layers.0.attention.wq.weight"],
+          ["blk.1.attn_k.weight", "layers.1.attention.wk.weight"],
+          ["blk.1.attn_v.weight", "layers.1.attention.wv.weight"],
+        ] as const) {
+          const meta = readTorchTensor(pth, index.get(mname)!, "keep");
+          const stored = new Uint16Array(g.tensors.get(gname)!.bytes / 2);
+          g.readInto(gname, new Uint8Array(stored.buffer));
+          assert.deepEqual(stored, meta.halfBits, gname);
+          meta.dispose();
+        }
+      } finally {
+        pth.close();
+        g.close();
+      }
+    });
 
     test("rope_freqs.weight: base frequencies ÷ the reference's scaled ones", () => {
       const factors = ropeFreqFactors(src.config);
