@@ -17,7 +17,7 @@ const BUDGET: Record<string, number> = {
   "src/tensor": 1850, // 1678
   "src/tokenizer": 2100, // 1906
   "src/data": 5000, // 4533
-  "src/model": 3350, // 3052
+  "src/model": 4650, // 4233: + GGUF read/write with its Llama metadata and vocabulary (checkpoint/gguf*.ts, issue 19)
   "src/train": 2200, // 1996
   "src/generate": 750, // 665
   "src/eval": 800, // 737

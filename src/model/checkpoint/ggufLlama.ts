@@ -13,9 +13,8 @@
 // Weight types read: F32, F16, BF16 (as stored, or widened to f32), Q8_0 and Q4_0 (as herd QuantTensors:
 // herd's block layout is ggml's). K-quants and the other ggml types are refused by name; native K-quant
 // kernels are the next step.
-import { quantRowBytes } from "../../backends/js/quant.js";
 import { decodeHalf, encodeHalf } from "../../tensor/dtype.js";
-import { dequantize, type QuantFormat, QuantTensor, quantize } from "../../tensor/quant.js";
+import { dequantize, type QuantFormat, QuantTensor, quantize, quantRowBytes } from "../../tensor/quant.js";
 import { halfZeros, type Tensor, zeros } from "../../tensor/tensor.js";
 import type { Tokenizer } from "../../tokenizer/tiktoken.js";
 import { CONFIG_LIMITS, type LlamaConfig, type RopeScaling, validateConfig } from "../config.js";
