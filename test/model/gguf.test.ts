@@ -11,14 +11,17 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { run as runExport } from "../../src/cli/export.js";
 import { GGUFFile, GGUFType, gguf, writeGGUF } from "../../src/model/checkpoint/gguf.js";
 import { ggufConfig, ropeFreqFactors, writeGGUFModel } from "../../src/model/checkpoint/ggufLlama.js";
+import { readGGUFTokenizer, vocabMetadata } from "../../src/model/checkpoint/ggufVocab.js";
 import { readSafetensors, readTorchIndex, readTorchTensor } from "../../src/model/checkpoint/index.js";
 import { ReadFile } from "../../src/model/checkpoint/io.js";
 import { Llama, loadModel } from "../../src/model/index.js";
 import { quantizeWeights } from "../../src/model/quantize.js";
 import { noGrad, scope, type Tensor } from "../../src/tensor/index.js";
 import type { QuantTensor } from "../../src/tensor/quant.js";
+import { Tokenizer } from "../../src/tokenizer/index.js";
 import { closeness, repoPath } from "../helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "herd-gguf-"));
@@ -305,3 +308,53 @@ for (const name of ["tiny-scaled", "tiny-tied"]) {
     });
   });
 }
+
+describe("GGUF vocabulary and herd export", () => {
+  test("Llama 3's vocabulary written as gpt2/llama-bpe reads back as a tokenizer encoding as Meta's", () => {
+    const tok = Tokenizer.llama3();
+    const path = join(tmp, "vocab.gguf");
+    writeGGUF(path, vocabMetadata(tok, 128256, { bos: 128000, eos: [128009] }), []);
+    const f = GGUFFile.open(path);
+    const merges = f.get("tokenizer.ggml.merges") as { items: string[] };
+    // Rank 256 of Llama 3 is two spaces, so the first merge is "Ġ Ġ" (GPT-2 writes a space as Ġ).
+    assert.equal(merges.items[0], "Ġ Ġ");
+    f.close();
+    const back = readGGUFTokenizer(path)!;
+    const cases = JSON.parse(
+      readFileSync(repoPath("test", "fixtures", "tokenizer", "tokenizer-cases.json"), "utf8"),
+    ) as { text: string; ids: number[] }[];
+    for (const c of cases) assert.deepEqual(back.encode(c.text), c.ids, JSON.stringify(c.text));
+    assert.equal(back.special("<|eot_id|>"), 128009);
+  });
+
+  test("herd export writes a file loadModel reads; bad arguments are usage errors", async () => {
+    const out = join(tmp, "cli.gguf");
+    const dir = repoPath("test", "fixtures", "reference", "tiny-tied");
+    assert.equal(await runExport(["--type", "q4_0", dir, out]), 0);
+    const m = await loadModel(out);
+    assert.equal(m.quantized.get("model.embed_tokens.weight")?.format, "q4_0");
+    m.dispose();
+    assert.equal(await runExport([dir, out]), 2, "exists without --force");
+    assert.equal(await runExport([dir, join(tmp, "x.bin")]), 2, "not .gguf");
+    assert.equal(await runExport(["--type", "q5_k", dir, out]), 2, "unknown type");
+  });
+
+  test("a file whose tensors do not match its metadata is refused by name", async () => {
+    const path = join(tmp, "lying.gguf");
+    // The f32 export rewritten with llama.feed_forward_length 256 (its tensors are 384 wide).
+    const g = GGUFFile.open(join(tmp, "tiny-tied-f32.gguf"));
+    const meta = new Map(g.metadata);
+    meta.set("llama.feed_forward_length", gguf.u32(256));
+    const tensors = [...g.tensors.values()].map((t) => {
+      const b = new Uint8Array(t.bytes);
+      g.readInto(t.name, b);
+      return { name: t.name, dims: t.dims, type: t.type, data: () => b };
+    });
+    writeGGUF(path, meta, tensors);
+    g.close();
+    await assert.rejects(
+      loadModel(path),
+      /lying\.gguf: tensor 'blk\.0\.ffn_gate\.weight' has ggml dims \[96,384\]; the metadata needs \[96,256\]/,
+    );
+  });
+});
