@@ -10,12 +10,13 @@
 //     for f32 none may be skipped);
 //   - llama.cpp tokenises text with the vocabulary herd wrote (merges derived from Meta's ranks) exactly
 //     as Meta's tokenizer does (test/fixtures/tokenizer/tokenizer-cases.json), and so does the herd
-//     tokenizer read back from the file.
+//     tokenizer read back from the file; likewise for a small BPE vocabulary herd trains here.
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { gunzipSync } from "node:zlib";
 import { generate } from "../../src/generate/index.js";
 import { type GGUFExportType, writeGGUFModel } from "../../src/model/checkpoint/ggufLlama.js";
 import { readGGUFTokenizer } from "../../src/model/checkpoint/ggufVocab.js";
@@ -23,7 +24,7 @@ import { Llama, type LlamaConfig, loadModel } from "../../src/model/index.js";
 import { quantizeWeights } from "../../src/model/quantize.js";
 import { initWeights } from "../../src/model/weights.js";
 import { noGrad, scope, type Tensor } from "../../src/tensor/index.js";
-import { Tokenizer } from "../../src/tokenizer/index.js";
+import { formatRanks, parseRanks, Tokenizer, trainBpe } from "../../src/tokenizer/index.js";
 import { repoPath } from "../helpers.js";
 
 const TOL: Record<GGUFExportType, number> = { f32: 1e-5, f16: 5e-3, bf16: 3e-2, q8_0: 8e-2, q4_0: 8e-2 };
@@ -210,5 +211,55 @@ describe("llama.cpp runs a tiny random model with Llama 3's vocabulary", { skip 
 
   test("f16: same logits and greedy tokens", async () => {
     await compare(path, model, tok.encode("The capital of France is", { bos: true }), "f16");
+  });
+});
+
+describe("llama.cpp tokenises with a BPE vocabulary herd trained", { skip }, async () => {
+  if (skip) return;
+  const english = gunzipSync(
+    readFileSync(repoPath("test", "fixtures", "tokenizer", "corpus", "english.txt.gz")),
+  ).toString("utf8");
+  const train = english.slice(0, 20000);
+  const held = [
+    english.slice(30000, 32000),
+    "  indented\n\tcode 12345",
+    "don't DON'T I'm   here\r\n\r\nok",
+    "Привет мир 日本語",
+  ];
+  const trained = trainBpe([train], { vocabSize: 600 });
+  const tok = new Tokenizer(parseRanks(formatRanks(trained.tokens)));
+  const config: LlamaConfig = {
+    hiddenSize: 64,
+    intermediateSize: 128,
+    numHiddenLayers: 1,
+    numAttentionHeads: 4,
+    numKeyValueHeads: 2,
+    headDim: 16,
+    vocabSize: tok.vocabSize,
+    rmsNormEps: 1e-5,
+    ropeTheta: 500000,
+    ropeScaling: null,
+    tieWordEmbeddings: true,
+    maxPositionEmbeddings: 1024,
+    bosTokenId: tok.bosId,
+    eosTokenIds: [tok.eosId],
+  };
+  const model = new Llama(config, initWeights(config, { seed: 5 }), "random");
+  after(() => model.dispose());
+  const path = join(tmp, "trained-vocab.gguf");
+  writeGGUFModel(path, { config, weights: model.weights, tokenizer: tok }, "f32");
+
+  test("the same ids as herd's tokenizer, and herd reads the vocabulary back unchanged", async () => {
+    const back = readGGUFTokenizer(path)!;
+    const m = await llama.loadModel({ modelPath: path, useMmap: false });
+    try {
+      for (const text of held) {
+        const want = tok.encode(text);
+        assert.deepEqual(back.encode(text), want, JSON.stringify(text));
+        assert.deepEqual([...m.tokenize(text)], want, JSON.stringify(text));
+      }
+    } finally {
+      await m.dispose();
+    }
   });
 });
