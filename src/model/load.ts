@@ -1,6 +1,7 @@
 // Models in and out of checkpoint directories. A directory with config.json is Hugging Face's format;
-// a `.gguf` file is llama.cpp's (checkpoint/ggufLlama.ts); one with params.json is Meta's (the checkpoint module renames Meta's tensors to HF names and permutes
-// Q/K to the split-halves RoPE layout). What herd writes is an HF `LlamaForCausalLM` checkpoint.
+// one with params.json is Meta's (the checkpoint module renames Meta's tensors to HF names and permutes
+// Q/K to the split-halves RoPE layout); a `.gguf` file is llama.cpp's (checkpoint/ggufLlama.ts, read
+// the same way). What herd writes is an HF `LlamaForCausalLM` checkpoint (GGUF: `herd export`).
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { DType } from "../tensor/dtype.js";

@@ -155,7 +155,11 @@ export function ggufConfig(f: GGUFFile): LlamaConfig {
   const tokens = f.metadata.get("tokenizer.ggml.tokens")?.value;
   const vocab =
     int(f, "llama.vocab_size", false, L.vocabSize) ??
-    (typeof tokens === "object" ? tokens.items.length : embd.dims[1]!);
+    (typeof tokens === "object" ? tokens.items.length : embd.dims[1]);
+  if (vocab === undefined || vocab > L.vocabSize)
+    throw new Error(
+      `${f.path}: no vocabulary size (llama.vocab_size, tokenizer.ggml.tokens or token_embd's rows)`,
+    );
   const id = (key: string): number | null => {
     const v = f.get(key);
     if (v === undefined) return null;
