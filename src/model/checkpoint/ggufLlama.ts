@@ -19,7 +19,7 @@ import { fromHalfBits, halfZeros, type Tensor, zeros } from "../../tensor/tensor
 import type { Tokenizer } from "../../tokenizer/tiktoken.js";
 import { CONFIG_LIMITS, type LlamaConfig, type RopeScaling, validateConfig } from "../config.js";
 import { baseInvFreq, scaleFrequency } from "../rope.js";
-import { EMBED, FINAL_NORM, type LAYER_PARTS, LM_HEAD, layerName, weightShapes } from "../weights.js";
+import { EMBED, FINAL_NORM, type LAYER_PARTS, LM_HEAD, weightShapes } from "../weights.js";
 import { checkFiniteBlocks, checkTensorFinite } from "./finite.js";
 import { GGML, GGML_TYPES, type GGUFEntry, GGUFFile, type GGUFTensorOut, gguf, writeGGUF } from "./gguf.js";
 import { dequantizeK, type KQuant } from "./ggufKQuant.js";
