@@ -14,7 +14,7 @@ import { after, describe, test } from "node:test";
 import { run as runExport } from "../../src/cli/export.js";
 import { GGUFFile, GGUFType, gguf, writeGGUF } from "../../src/model/checkpoint/gguf.js";
 import { ggufConfig, ropeFreqFactors, writeGGUFModel } from "../../src/model/checkpoint/ggufLlama.js";
-import { readGGUFTokenizer, vocabMetadata } from "../../src/model/checkpoint/ggufVocab.js";
+import { byteToUnicode, readGGUFTokenizer, vocabMetadata } from "../../src/model/checkpoint/ggufVocab.js";
 import { readSafetensors, readTorchIndex, readTorchTensor } from "../../src/model/checkpoint/index.js";
 import { ReadFile } from "../../src/model/checkpoint/io.js";
 import { Llama, loadModel } from "../../src/model/index.js";
@@ -325,6 +325,40 @@ describe("GGUF vocabulary and herd export", () => {
     ) as { text: string; ids: number[] }[];
     for (const c of cases) assert.deepEqual(back.encode(c.text), c.ids, JSON.stringify(c.text));
     assert.equal(back.special("<|eot_id|>"), 128009);
+  });
+
+  test("a Llama 3 vocabulary laid out as Hugging Face's converter makes it (every split of each token) reads the same", () => {
+    // tokenizer.json's merges for a tiktoken vocabulary: for each token in rank order, every split into
+    // two tokens (ordered by the parts' ranks), as transformers' TikTokenConverter writes them; llama.cpp's
+    // convert_hf_to_gguf.py copies that list into tokenizer.ggml.merges.
+    const tok = Tokenizer.llama3();
+    const meta = vocabMetadata(tok, 128256, { bos: 128000, eos: [128009] });
+    const bu = byteToUnicode();
+    const bins: string[] = [];
+    const rank = new Map<string, number>();
+    for (let id = 0; id < tok.numRanks; id++) {
+      const bin = String.fromCharCode(...tok.tokenBytes(id));
+      bins.push(bin);
+      rank.set(bin, id);
+    }
+    const show = (bin: string) => [...bin].map((c) => bu[c.charCodeAt(0)]).join("");
+    const merges: string[] = [];
+    for (let id = 0; id < bins.length; id++) {
+      const bin = bins[id]!;
+      const splits: [string, string][] = [];
+      for (let i = 1; i < bin.length; i++)
+        if (rank.has(bin.slice(0, i)) && rank.has(bin.slice(i))) splits.push([bin.slice(0, i), bin.slice(i)]);
+      splits.sort((a, b) => rank.get(a[0])! - rank.get(b[0])! || rank.get(a[1])! - rank.get(b[1])!);
+      for (const [l, r] of splits) merges.push(`${show(l)} ${show(r)}`);
+    }
+    meta.set("tokenizer.ggml.merges", gguf.arr(GGUFType.STRING, merges));
+    const path = join(tmp, "vocab-hf-layout.gguf");
+    writeGGUF(path, meta, []);
+    const back = readGGUFTokenizer(path)!;
+    const cases = JSON.parse(
+      readFileSync(repoPath("test", "fixtures", "tokenizer", "tokenizer-cases.json"), "utf8"),
+    ) as { text: string; ids: number[] }[];
+    for (const c of cases) assert.deepEqual(back.encode(c.text), c.ids, JSON.stringify(c.text));
   });
 
   test("herd export writes a file loadModel reads; bad arguments are usage errors", async () => {

@@ -122,7 +122,12 @@ export function tokenizerFromGGUF(file: GGUFFile): Tokenizer | null {
   return new Tokenizer(r, { name: `${file.path}`, specialTokens: specials });
 }
 
-/** The merged tokens of the merge list must come in increasing id order (ranks = ids, see header). */
+/**
+ * The merged tokens of the merge list must come in id order (ranks = ids, see header). One token may be
+ * made by several merges in a row: Hugging Face's converter of tiktoken vocabularies (Llama 3's
+ * tokenizer.json, from which llama.cpp's files are made) lists every split of a token whose two parts
+ * are tokens, all at the token's rank.
+ */
 function checkMergeOrder(file: GGUFFile, tokens: string[]): void {
   if (!file.metadata.has("tokenizer.ggml.merges")) return;
   const merges = stringItems(file, "tokenizer.ggml.merges");
@@ -136,7 +141,7 @@ function checkMergeOrder(file: GGUFFile, tokens: string[]): void {
       throw new Error(
         `${file.path}: 'tokenizer.ggml.merges'[${i}] (${JSON.stringify(m)}) does not make a token`,
       );
-    if (id <= last)
+    if (id < last)
       throw new Error(
         `${file.path}: 'tokenizer.ggml.merges'[${i}] makes token ${id} after token ${last}; herd ranks BPE merges by token id, so merges must be in id order`,
       );
