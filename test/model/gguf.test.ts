@@ -373,6 +373,7 @@ describe("GGUF vocabulary and herd export", () => {
     assert.equal(await runExport(["--type", "q4_0", dir, out]), 0);
     const m = await loadModel(out);
     assert.equal(m.quantized.get("model.embed_tokens.weight")?.format, "q4_0");
+    assert.equal(readGGUFTokenizer(out), null, "a model without a tokenizer gets placeholders, read as none");
     m.dispose();
     assert.equal(await runExport([dir, out]), 2, "exists without --force");
     assert.equal(await runExport([dir, join(tmp, "x.bin")]), 2, "not .gguf");

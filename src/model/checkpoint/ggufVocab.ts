@@ -17,6 +17,9 @@ import type { Ranks } from "../../tokenizer/ranks.js";
 import { Tokenizer } from "../../tokenizer/tiktoken.js";
 import { type GGUFArray, type GGUFEntry, GGUFFile, GGUFType, gguf } from "./gguf.js";
 
+/** Set on a vocabulary of placeholders (a model without a tokenizer): herd reads such a file as having none. */
+export const PLACEHOLDER_KEY = "herd.placeholder_vocabulary";
+
 export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
 /** GPT-2's byte → printable character table (printable Latin-1 bytes map to themselves, the rest to U+0100…). */
@@ -73,6 +76,7 @@ function intItems(file: GGUFFile, key: string): number[] | null {
 export function tokenizerFromGGUF(file: GGUFFile): Tokenizer | null {
   const model = file.get("tokenizer.ggml.model");
   if (model === undefined || model === "none" || model === "no_vocab") return null;
+  if (file.get(PLACEHOLDER_KEY) === true) return null;
   if (model !== "gpt2")
     throw new Error(
       `${file.path}: metadata key 'tokenizer.ggml.model' is '${String(model)}'; herd reads "gpt2" (byte-level BPE) vocabularies`,
@@ -179,7 +183,8 @@ export const LLAMA3_CHAT_TEMPLATE =
 /**
  * The `tokenizer.*` metadata for a vocabulary of `vocabSize` ids: from `tok` when given (ids beyond it
  * are padded with unused placeholder tokens), else placeholders only (the first 256 ids as the 256
- * bytes, so llama.cpp has a byte-level vocabulary to load; the model is then driven by ids).
+ * bytes, so llama.cpp has a byte-level vocabulary to load; the model is then driven by ids, and herd
+ * reads the file back as having no tokenizer: PLACEHOLDER_KEY).
  */
 export function vocabMetadata(
   tok: Tokenizer | null,
@@ -228,6 +233,7 @@ export function vocabMetadata(
     types.push(TOKEN_TYPE.UNUSED);
   }
   const m = new Map<string, GGUFEntry>();
+  if (!tok) m.set(PLACEHOLDER_KEY, gguf.bool(true));
   m.set("tokenizer.ggml.model", gguf.str("gpt2"));
   m.set("tokenizer.ggml.pre", gguf.str("llama-bpe"));
   m.set("tokenizer.ggml.tokens", gguf.arr(GGUFType.STRING, tokens));
