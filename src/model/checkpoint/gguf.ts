@@ -290,13 +290,13 @@ export class GGUFFile {
       }
       if (nTensors * 32 > c.left)
         throw c.fail("tensor_count", `${nTensors} tensor infos cannot fit the file`, 8);
+      const seen = new Set<string>();
       const infos: { name: string; dims: number[]; type: number; offset: number; at: number }[] = [];
       for (let i = 0; i < nTensors; i++) {
         const at = c.pos;
         const name = c.string(`tensor info #${i}`);
         const what = `tensor '${name}'`;
-        if (this.tensors.has(name) || infos.some((t) => t.name === name))
-          throw c.fail(what, "appears twice", at);
+        if (seen.has(name)) throw c.fail(what, "appears twice", at);
         const nd = c.u32(what);
         if (nd > MAX_DIMS) throw c.fail(what, `${nd} dimensions (at most ${MAX_DIMS})`, c.pos - 4);
         const dims: number[] = [];
@@ -320,6 +320,7 @@ export class GGUFFile {
             `data offset ${offset} is not a multiple of the alignment ${this.alignment}`,
             oAt,
           );
+        seen.add(name);
         infos.push({ name, dims, type, offset, at: oAt });
       }
       this.dataStart = Math.ceil(c.pos / this.alignment) * this.alignment;
