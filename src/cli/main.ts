@@ -48,6 +48,10 @@ export const commands: Record<string, Command> = {
     summary: "fold a LoRA adapter (PEFT layout) into its base checkpoint",
     load: () => import("./lora.js"),
   },
+  export: {
+    summary: "write a model as a GGUF file for llama.cpp (f32, f16, bf16, q8_0, q4_0)",
+    load: () => import("./export.js"),
+  },
   perplexity: {
     summary: "perplexity of one or more models on held-out text",
     load: () => import("./perplexity.js"),

@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { readRegularFile } from "../io/regular.js";
+import { readGGUFTokenizer } from "../model/checkpoint/ggufVocab.js";
 import { Tokenizer } from "../tokenizer/index.js";
 import { PieceEncoder } from "./pieces.js";
 
@@ -138,7 +139,7 @@ export class PieceVocab implements TextCodec {
 /**
  * The codec for a model directory: `path` if given (a `vocab.json` piece list or a tiktoken ranks file),
  * else a `vocab.json` or `tokenizer.model` in the directory, else the shipped Llama 3 tokenizer when the
- * vocabulary is Llama 3's (128,256), else null (ids only).
+ * vocabulary is Llama 3's (128,256), else null (ids only). A `.gguf` model file gives its own vocabulary.
  */
 export function codecFor(dir: string, vocabSize: number, path?: string): TextCodec | null {
   const open = (p: string): TextCodec =>
@@ -146,6 +147,10 @@ export function codecFor(dir: string, vocabSize: number, path?: string): TextCod
   if (path) {
     if (!existsSync(path)) throw new Error(`${path}: tokenizer file is missing`);
     return open(path);
+  }
+  if (dir.toLowerCase().endsWith(".gguf")) {
+    const tok = readGGUFTokenizer(dir);
+    if (tok) return tiktokenCodec(tok);
   }
   for (const f of ["vocab.json", "tokenizer.model"]) if (existsSync(join(dir, f))) return open(join(dir, f));
   if (vocabSize === 128256) return tiktokenCodec(Tokenizer.llama3());

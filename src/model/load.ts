@@ -1,11 +1,14 @@
 // Models in and out of checkpoint directories. A directory with config.json is Hugging Face's format;
 // one with params.json is Meta's (the checkpoint module renames Meta's tensors to HF names and permutes
-// Q/K to the split-halves RoPE layout). What herd writes is an HF `LlamaForCausalLM` checkpoint.
+// Q/K to the split-halves RoPE layout); a `.gguf` file is llama.cpp's (checkpoint/ggufLlama.ts, read
+// the same way). What herd writes is an HF `LlamaForCausalLM` checkpoint (GGUF: `herd export`).
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { DType } from "../tensor/dtype.js";
 import type { QuantTensor } from "../tensor/quant.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { GGUFFile } from "./checkpoint/gguf.js";
+import { ggufConfig, readGGUFModel } from "./checkpoint/ggufLlama.js";
 import { readHFCheckpoint, readMetaCheckpoint, writeHFCheckpoint } from "./checkpoint/index.js";
 import { readRegularFile } from "./checkpoint/io.js";
 import { quantFormatOf, readQuantTensors } from "./checkpoint/quant.js";
@@ -26,10 +29,16 @@ export interface LoadOptions {
   meta?: MetaParamsOptions;
 }
 
-export type CheckpointFormat = "hf" | "meta";
+export type CheckpointFormat = "hf" | "meta" | "gguf";
 
-/** Which format a directory holds (errors when neither). */
+/** A path naming a GGUF file (llama.cpp's format) rather than a checkpoint directory. */
+export function isGGUFPath(path: string): boolean {
+  return path.toLowerCase().endsWith(".gguf");
+}
+
+/** Which format a directory (or a .gguf file) holds (errors when none). */
 export function checkpointFormat(dir: string): CheckpointFormat {
+  if (isGGUFPath(dir)) return "gguf";
   if (existsSync(join(dir, "config.json"))) return "hf";
   if (existsSync(join(dir, "params.json"))) return "meta";
   throw new Error(`${dir}: no config.json (Hugging Face) or params.json (Meta) here`);
@@ -38,6 +47,7 @@ export function checkpointFormat(dir: string): CheckpointFormat {
 /** The config of a checkpoint directory without reading its weights. */
 export function readConfig(dir: string, meta: MetaParamsOptions = {}): LlamaConfig {
   const format = checkpointFormat(dir);
+  if (format === "gguf") return readGGUFConfig(dir);
   const file = join(dir, format === "hf" ? "config.json" : "params.json");
   let json: unknown;
   try {
@@ -46,6 +56,15 @@ export function readConfig(dir: string, meta: MetaParamsOptions = {}): LlamaConf
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }
   return format === "hf" ? fromHFConfig(json, file) : fromMetaParams(json, file, meta);
+}
+
+function readGGUFConfig(path: string): LlamaConfig {
+  const f = GGUFFile.open(path);
+  try {
+    return ggufConfig(f);
+  } finally {
+    f.close();
+  }
 }
 
 /** True when two tensors hold the same values bit for bit (same dtype and shape). */
@@ -65,6 +84,10 @@ function identical(a: Tensor, b: Tensor): boolean {
 export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Llama> {
   const format = checkpointFormat(dir);
   const read = { dtype: opts.dtype ?? "f32" };
+  if (format === "gguf") {
+    const { config, tensors } = readGGUFModel(dir, read.dtype);
+    return build(config, tensors, dir);
+  }
   if (format === "hf" && quantFormatOf(dir)) {
     const config = readConfig(dir);
     const shapes = weightShapes(config);

@@ -1,0 +1,94 @@
+// `herd export --format gguf [--type f32|f16|bf16|q8_0|q4_0] MODEL OUT.gguf`: write a herd model (an HF,
+// Meta or quantised checkpoint directory, or a GGUF file) as a GGUF file that llama.cpp, ollama and LM
+// Studio load (layout: src/model/checkpoint/ggufLlama.ts). The vocabulary goes in too: the tokenizer
+// beside the model (tokenizer.model ranks, herd's own trained BPE included), else Llama 3's for a
+// 128,256-id model, else byte placeholders (such a model is driven by ids). The file is written
+// atomically; progress is one line per tensor with rate and ETA on stderr.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { commandHelp, parseCli, type Schema } from "../core/schema.js";
+import { GGUF_EXPORT_TYPES, writeGGUFModel } from "../model/checkpoint/ggufLlama.js";
+import { readGGUFTokenizer } from "../model/checkpoint/ggufVocab.js";
+import { isGGUFPath, loadModel } from "../model/load.js";
+import type { QuantTensor } from "../tensor/quant.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { Tokenizer } from "../tokenizer/index.js";
+import { formatDuration } from "./duration.js";
+import { UsageError } from "./modelArgs.js";
+
+const OPTIONS = {
+  format: { type: "enum", choices: ["gguf"], default: "gguf", doc: "output format" },
+  type: {
+    type: "enum",
+    choices: GGUF_EXPORT_TYPES,
+    default: null,
+    doc: "weight type of the matrices (default: bf16 for a bf16/f32 model, the model's own for a q8_0/q4_0 one); norms stay f32",
+  },
+  force: { type: "boolean", default: false, doc: "replace OUT if it exists" },
+  help: { type: "boolean", short: "h", default: false, doc: "this help" },
+} as const satisfies Schema;
+
+export const HELP = commandHelp(
+  "usage: herd export [--format gguf] [--type f32|f16|bf16|q8_0|q4_0] MODEL OUT.gguf",
+  OPTIONS,
+);
+
+/** The tokenizer to store for the model at `path` (see the header), or null. */
+function tokenizerFor(path: string, vocabSize: number): Tokenizer | null {
+  if (isGGUFPath(path)) return readGGUFTokenizer(path);
+  const ranks = join(path, "tokenizer.model");
+  if (existsSync(ranks)) return Tokenizer.fromFile(ranks);
+  if (vocabSize === 128256) return Tokenizer.llama3();
+  return null;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  try {
+    const { values, positionals } = parseCli(OPTIONS, argv, { positionals: true });
+    if (values.help) {
+      process.stdout.write(`${HELP}\n`);
+      return 0;
+    }
+    if (positionals.length !== 2) throw new UsageError("give the model and the output file: MODEL OUT.gguf");
+    const [src, out] = positionals as [string, string];
+    if (!isGGUFPath(out)) throw new UsageError(`${out}: the output file must end in .gguf`);
+    if (existsSync(out) && !values.force) throw new UsageError(`${out}: exists; pass --force to replace it`);
+    if (!existsSync(src)) throw new Error(`${src}: no such model directory or file`);
+    const model = await loadModel(src, { dtype: "keep" });
+    try {
+      const held = model.quantized.size > 0 ? [...model.quantized.values()][0]!.format : null;
+      const type = values.type ?? held ?? "bf16";
+      const tokenizer = tokenizerFor(src, model.config.vocabSize);
+      const t0 = performance.now();
+      writeGGUFModel(
+        out,
+        {
+          config: model.config,
+          weights: new Map<string, Tensor | QuantTensor>([...model.weights, ...model.quantized]),
+          tokenizer,
+          name: src,
+        },
+        type,
+        (name, i, n) => {
+          const s = (performance.now() - t0) / 1000;
+          const eta = ((n - i - 1) * s) / (i + 1);
+          process.stderr.write(
+            `[${i + 1}/${n}] ${name} ${((i + 1) / Math.max(s, 1e-3)).toFixed(1)} tensors/s ETA ${formatDuration(eta)}\n`,
+          );
+        },
+      );
+      process.stdout.write(
+        `${out}: ${type} GGUF, ${tokenizer ? `vocabulary ${tokenizer.name}` : "placeholder vocabulary"}, in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
+      );
+    } finally {
+      model.dispose();
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`herd export: ${e.message}\n\n${HELP}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
