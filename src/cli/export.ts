@@ -16,7 +16,7 @@ import { Tokenizer } from "../tokenizer/index.js";
 import { formatDuration } from "./duration.js";
 import { UsageError } from "./modelArgs.js";
 
-const OPTIONS = {
+export const OPTIONS = {
   format: { type: "enum", choices: ["gguf"], default: "gguf", doc: "output format" },
   type: {
     type: "enum",
