@@ -34,7 +34,19 @@ export const OPTIONS = {
   ...HELP_OPTION,
 } as const satisfies Schema;
 
-export const HELP = commandHelp(USAGE, OPTIONS, `${PROSE}${configTable(ROUNDS_SCHEMA)}`);
+// The table lists the rounds file's own fields and rs's; sft, rm and dpo take their commands' options.
+const TABLE: Schema = {
+  ...ROUNDS_SCHEMA,
+  sft: {
+    type: "object",
+    default: {},
+    doc: "herd sft's options, spelled without --: lr, steps, batch, seq-len, …",
+  },
+  rm: { type: "object", default: {}, doc: "herd rm's options (not --heldout): lr, steps, batch, …" },
+  dpo: { type: "object", default: {}, doc: "herd dpo's options (not --reference): lr, beta, nll-weight, …" },
+};
+
+export const HELP = commandHelp(USAGE, OPTIONS, `${PROSE}${configTable(TABLE)}`);
 
 /** The line of a rounds event (null: nothing to print). */
 export function eventText(e: RoundsEvent, rounds: number): string | null {

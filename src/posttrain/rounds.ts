@@ -204,7 +204,9 @@ export async function runRounds(cfg: RoundsConfig, opts: RoundsOptions = {}): Pr
     const sftOut = await stage(run, n, "sft", sftRec, emit, async (dir) => {
       const model = await loadModel(from);
       const s = seq(cfg.sft["seq-len"]);
-      const sets: Dataset<SftExample>[] = sftFiles.map((f) => readSft(f, { ...read, maxLen: s }));
+      // The previous round's kept dialogs may be none (a file with no lines), which readSft refuses.
+      const files = sftFiles.filter((f, i) => i === 0 || readFileSync(f, "utf8").trim() !== "");
+      const sets: Dataset<SftExample>[] = files.map((f) => readSft(f, { ...read, maxLen: s }));
       writeSkips(
         dir,
         sets.flatMap((d) => d.skipped),
