@@ -181,6 +181,8 @@ export async function runRounds(cfg: RoundsConfig, opts: RoundsOptions = {}): Pr
   mkdirSync(run, { recursive: true });
   writeFileAtomic(join(run, "rounds.json"), `${JSON.stringify(cfg, null, 2)}\n`);
   const emit = opts.onProgress ?? (() => {});
+  // The records of the stages that read dialogs also hold how they are tokenised.
+  const chatRec = { tokenizer: cfg.tokenizer && fileHash(cfg.tokenizer), "tool-format": cfg["tool-format"] };
   const base = readConfig(cfg.model);
   const chat = chatFormatFor(cfg.model, base.vocabSize, cfg.tokenizer ?? undefined, cfg["tool-format"]);
   const read = { chat, vocabSize: base.vocabSize };
@@ -196,6 +198,7 @@ export async function runRounds(cfg: RoundsConfig, opts: RoundsOptions = {}): Pr
     // SFT: the round's dialogs and the previous round's rejection-sampled ones, from the previous model.
     const sftFiles = [of(cfg.data.sft, n), ...(prevKept ? [prevKept.file] : [])];
     const sftRec = {
+      ...chatRec,
       settings: cfg.sft,
       model: prev.key,
       data: [fileHash(sftFiles[0]!), ...(prevKept ? [prevKept.key] : [])],
@@ -219,7 +222,7 @@ export async function runRounds(cfg: RoundsConfig, opts: RoundsOptions = {}): Pr
       return `${data.length} dialogs`;
     });
     // The reward model, on the pre-trained checkpoint.
-    const rmRec = { settings: cfg.rm, model: baseKey, data: [fileHash(prefs)] };
+    const rmRec = { ...chatRec, settings: cfg.rm, model: baseKey, data: [fileHash(prefs)] };
     const rmOut = await stage(run, n, "rm", rmRec, emit, async (dir) => {
       const s = seq(cfg.rm["seq-len"]);
       const d = readPreferences(prefs, { ...read, maxLen: s });
@@ -234,6 +237,7 @@ export async function runRounds(cfg: RoundsConfig, opts: RoundsOptions = {}): Pr
     // Rejection sampling from the round's SFT model.
     const prompts = of(cfg.data.prompts, n);
     const rsRec = {
+      ...chatRec,
       settings: cfg.rs,
       model: sftOut.key,
       scorer: cfg.rs.scorer === "reward" ? rmOut.key : "checker",
@@ -268,7 +272,7 @@ export async function runRounds(cfg: RoundsConfig, opts: RoundsOptions = {}): Pr
       return `kept ${r.report.kept} of ${r.report.prompts} prompts`;
     });
     // DPO from the SFT model, which is also its reference.
-    const dpoRec = { settings: cfg.dpo, model: sftOut.key, data: [fileHash(prefs)] };
+    const dpoRec = { ...chatRec, settings: cfg.dpo, model: sftOut.key, data: [fileHash(prefs)] };
     const dpoOut = await stage(run, n, "dpo", dpoRec, emit, async (dir) => {
       const model = await loadModel(sftOut.final);
       const c = { ...cfg.dpo, lr: lr(cfg.dpo.lr), "seq-len": seq(cfg.dpo["seq-len"]) };

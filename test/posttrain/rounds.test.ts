@@ -54,7 +54,7 @@ async function setup(): Promise<Record<string, unknown>> {
     sft: train,
     rm: train,
     rs: { k: 2, scorer: "reward", "max-tokens": 8 },
-    dpo: train,
+    dpo: { ...train, "checkpoint-every": 1 },
     average: { weights: [1, 1] },
   };
 }
@@ -66,7 +66,9 @@ test("two rounds: folders as documented, a kill in round 2 resumed, a finished r
   const seen: RoundsEvent[] = [];
   const kill = (e: RoundsEvent) => {
     seen.push(e);
-    if (e.kind === "step" && e.round === 2 && e.stage === "dpo") throw new Error("killed");
+    // After step 2's update, before its checkpoint: the rerun resumes from step 1's.
+    if (e.kind === "step" && e.round === 2 && e.stage === "dpo" && e.step.step === 2)
+      throw new Error("killed");
   };
   await assert.rejects(runRounds(cfg(), { onProgress: kill }), /killed/);
   const started = (es: RoundsEvent[]) =>
@@ -76,6 +78,8 @@ test("two rounds: folders as documented, a kill in round 2 resumed, a finished r
   const again: RoundsEvent[] = [];
   const final = await runRounds(cfg(), { onProgress: (e) => again.push(e) });
   assert.deepEqual(started(again), ["2/dpo", "2/average"]);
+  const dpoSteps = again.flatMap((e) => (e.kind === "step" && e.stage === "dpo" ? [e.step.step] : []));
+  assert.deepEqual(dpoSteps, [2], "round 2's DPO resumed from its step-1 checkpoint");
   assert.equal(again.filter((e) => e.kind === "skip").length, 7);
   assert.equal(final, join(run, "round-2", "average", "final"));
   for (const n of [1, 2]) {
