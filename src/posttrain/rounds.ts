@@ -10,11 +10,11 @@
 // `{round}` (the round's number), so each round can have its own SFT, preference and prompt files.
 // Resumable: each stage runs in RUN/round-N/<stage>/ with the trainers' own resume, and records in
 // stage.json what it is made of (its settings, a hash of every input file, the record of the stage
-// that made its input model); a rerun skips a stage whose record is unchanged and that finished (final/
+// that made its input model; for the starting model, its files' names, sizes and times); a rerun skips a stage whose record is unchanged and that finished (final/
 // there), and refuses one whose record changed, naming the changes. Paths in a rounds file are relative
 // to its folder; the validated file, every default filled, is written to RUN/rounds.json.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { type Infer, type Schema, UsageError, validate } from "../core/schema.js";
@@ -171,6 +171,19 @@ const fileHash = (p: string) => {
   return sha(readFileSync(p));
 };
 
+/** The starting checkpoint's files by name, size and time (hashing a large checkpoint on every run would be slow). */
+function statKey(dir: string): string {
+  if (!existsSync(dir)) throw new Error(`${dir}: the model folder is missing`);
+  return readdirSync(dir)
+    .filter((f) => /\.(safetensors|pth|json)$/.test(f))
+    .sort()
+    .map((f) => {
+      const st = statSync(join(dir, f));
+      return `${f} ${st.size} ${st.mtimeMs}`;
+    })
+    .join("\n");
+}
+
 /** The folder of stage `stage` of round `n`. */
 export const stageDir = (run: string, n: number, stage: Stage) => join(run, `round-${n}`, stage);
 
@@ -189,7 +202,7 @@ export async function runRounds(cfg: RoundsConfig, opts: RoundsOptions = {}): Pr
   const lr = (x: number | null) => resolveLR(x, base.hiddenSize);
   const seq = (x: number | null) => resolveSeqLen(x, base.maxPositionEmbeddings);
   const of = (p: string, n: number) => p.replaceAll("{round}", String(n));
-  const baseKey = sha(`model ${checkpointHash(cfg.model)}`);
+  const baseKey = sha(`model ${resolve(cfg.model)} ${statKey(cfg.model)}`);
   let prev = { dir: cfg.model, key: baseKey };
   let prevKept: { file: string; key: string } | null = null;
   for (let n = 1; n <= cfg.rounds; n++) {
