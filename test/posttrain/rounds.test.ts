@@ -141,6 +141,11 @@ test("a bad rounds file names the field", () => {
     () => roundsConfig({ ...ok, average: { weights: [1] } }, "r.yaml"),
     /'average\.weights' must be two weights/,
   );
+  const bad = join(tempDir(), "bad.yaml");
+  writeFileSync(bad, "model: m\ndata: { sft: s, preferences: p, prompts: q }\ndpo: { beta: -1 }\n");
+  const cli = spawnSync(process.execPath, [MAIN, "posttrain", bad], { encoding: "utf8" });
+  assert.notEqual(cli.status, 0);
+  assert.match(cli.stderr, /bad\.yaml: field 'dpo\.beta' must be/);
   const c = roundsConfig(ok, "r.yaml", "/x");
   assert.equal(c.data.sft, "/x/s");
   assert.equal(c.rounds, 2);
