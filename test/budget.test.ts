@@ -20,7 +20,7 @@ const BUDGET: Record<string, number> = {
   "src/model": 4650, // 4233: + GGUF read/write with its Llama metadata and vocabulary (checkpoint/gguf*.ts, issue 19)
   "src/train": 2200, // 1996
   "src/generate": 850, // 665; +115 for shared.ts (K samples of one prompt decoded as one batch, #16)
-  "src/posttrain": 3400, // #16: LoRA (lora.ts, peft.ts) ~550, rejection sampling and tasks/ ~800, SFT/RM/DPO/averaging and their data and loop ~1700 (3058 in all)
+  "src/posttrain": 3700, // #16: LoRA (lora.ts, peft.ts) ~550, rejection sampling and tasks/ ~800, SFT/RM/DPO/averaging and their data and loop ~1700 (3058 in all); +~330 for the rounds (rounds.ts) and the reward scorer
   "src/eval": 3300, // 737, then 1460 with eval/code/ (HumanEval, the bubblewrap sandbox and its seccomp filter, pass@k: #17), then about 3000 with the harness (#17: tasks, readers, prompts, scoring, reports)
   "src/recipe": 200, // 144
   "src/cli": 2950, // 1638; 1907 with herd eval and herd eval compare (#17); ~2140 with herd lora; +180 for herd tasks and herd rs; +300 for herd sft, rm, dpo, average (#16)

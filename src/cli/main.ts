@@ -104,6 +104,10 @@ export const commands: Record<string, Command> = {
     summary: "rejection sampling: K completions per prompt, the best kept as SFT data",
     load: () => import("./rs.js"),
   },
+  posttrain: {
+    summary: "the post-training rounds of a ROUNDS.yaml: SFT → RM → rejection sampling → DPO → average",
+    load: () => import("./posttrain.js"),
+  },
   scaling: {
     summary: "fit or predict compute-optimal tokens and parameters (herd scaling fit|predict)",
     load: () => import("./scaling.js"),

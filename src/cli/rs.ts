@@ -3,14 +3,15 @@
 // cache, scored by each prompt's checker (prompts.jsonl from `herd tasks`); the best acceptable one of
 // each prompt is written as an SFT dialog (`messages`) to FILE, and a report (kept, prompts with no
 // acceptable sample and their ids, per-prompt scores) to FILE.report.json and, summarised, to stdout.
-// `--scorer reward:DIR` (a reward model from `herd rm`) is not wired yet: the library takes any
-// score(promptMessages, completion) function, the reward model's loader is for the integrator to add.
+// `--scorer reward:DIR` scores with a reward model from `herd rm` (RUN/final) instead: each completion
+// rendered as the reward model was trained (src/posttrain/reward.ts's rewardScorer).
 
 import { commandHelp, parseCli, type Schema } from "../core/schema.js";
 import { codecFor } from "../generate/codec.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { loadModel } from "../model/load.js";
-import { rejectionSample } from "../posttrain/rejectionSampling.js";
+import { rejectionSample, type ScoreFn } from "../posttrain/rejectionSampling.js";
+import { loadRewardModel, type RewardModel, rewardScorer } from "../posttrain/reward.js";
 import { readTasks } from "../posttrain/tasks/generate.js";
 import { ChatFormat } from "../tokenizer/chat.js";
 import { formatDuration } from "./duration.js";
@@ -40,12 +41,12 @@ export const OPTIONS = {
     type: "string",
     default: "checker",
     arg: "S",
-    doc: "checker (each prompt's task check) or reward:DIR (a reward model; not wired yet)",
+    doc: "checker (each prompt's task check) or reward:DIR (a reward model from herd rm: its RUN/final)",
   },
   "min-score": {
     type: "number",
     default: null,
-    defaultDoc: "1 with the checker (correct)",
+    defaultDoc: "1 with the checker (correct), none with a reward model",
     arg: "X",
     doc: "lowest score a kept sample may have",
   },
@@ -62,7 +63,7 @@ export const OPTIONS = {
 } as const satisfies Schema;
 
 export const HELP = commandHelp(
-  "usage: herd rs --model DIR --prompts FILE --out FILE [--k K] [--scorer checker] [options]",
+  "usage: herd rs --model DIR --prompts FILE --out FILE [--k K] [--scorer checker|reward:DIR] [options]",
   OPTIONS,
   "Samples that run out of tokens are never kept; ties go to the lowest sample index. Sample i of prompt p uses its own seed (sampleSeed(seed, p, i)), so a run is reproducible.",
 );
@@ -76,11 +77,8 @@ export async function run(argv: string[]): Promise<number> {
     }
     for (const need of ["model", "prompts", "out"] as const)
       if (!values[need]) throw new UsageError(`--${need} is required`);
-    if (values.scorer.startsWith("reward:"))
-      throw new UsageError(
-        "--scorer reward:DIR: the reward model is not wired into herd rs yet; use --scorer checker",
-      );
-    if (values.scorer !== "checker")
+    const rmDir = values.scorer.startsWith("reward:") ? values.scorer.slice("reward:".length) : null;
+    if (values.scorer !== "checker" && !rmDir)
       throw new UsageError(`--scorer: '${values.scorer}' is not checker or reward:DIR`);
     const rows = readTasks(values.prompts!).slice(0, values.limit ?? undefined);
     const model = await loadModel(values.model!, { dtype: values.f32 ? "f32" : "keep" });
@@ -89,12 +87,23 @@ export async function run(argv: string[]): Promise<number> {
       throw new UsageError(
         `${values.model}: rs needs a tiktoken tokenizer with the chat special tokens (--tokenizer PATH)`,
       );
+    const chat = new ChatFormat(codec.tokenizer);
+    let rm: RewardModel | null = null;
+    let scorer: "checker" | ScoreFn = "checker";
+    if (rmDir) {
+      rm = await loadRewardModel(rmDir);
+      if (rm.base.config.vocabSize !== model.config.vocabSize)
+        throw new UsageError(
+          `--scorer reward:${rmDir}: a vocabulary of ${rm.base.config.vocabSize}, --model's is ${model.config.vocabSize}`,
+        );
+      scorer = rewardScorer(rm, chat);
+    }
     const tty = process.stderr.isTTY === true && !values.quiet;
     let logged = 0; // seconds of the last progress line off a terminal (one each 5 s, and the last)
     const sampling = samplingFrom(values);
-    const { dialogs, report } = rejectionSample(model, new ChatFormat(codec.tokenizer), codec, rows, {
+    const { dialogs, report } = rejectionSample(model, chat, codec, rows, {
       k: values.k,
-      scorer: "checker",
+      scorer,
       ...(values["min-score"] !== null ? { minScore: values["min-score"] } : {}),
       ...sampling,
       onProgress: (p) => {
@@ -110,6 +119,7 @@ export async function run(argv: string[]): Promise<number> {
       },
     });
     model.dispose();
+    rm?.base.dispose();
     if (tty) process.stderr.write("\n");
     writeFileAtomic(values.out!, dialogs.map((d) => `${JSON.stringify(d)}\n`).join(""));
     writeFileAtomic(`${values.out}.report.json`, `${JSON.stringify(report, null, 2)}\n`);

@@ -1,5 +1,5 @@
 // Post-training (spec §7): data readers and dialog tags, SFT, the reward model, DPO and model averaging,
-// LoRA adapters (PEFT layout), rejection sampling and the verifiable tasks, and the loop they share:
+// LoRA adapters (PEFT layout), rejection sampling and the verifiable tasks, the rounds that chain them, and the loop they share:
 // `import { sft, dpo, … } from "herd/posttrain"`.
 export { averageModels, normaliseWeights } from "./average.js";
 export * from "./config.js";
@@ -14,5 +14,6 @@ export * from "./peft.js";
 export * from "./rejectionSampling.js";
 export * from "./render.js";
 export * from "./reward.js";
+export * from "./rounds.js";
 export * from "./sft.js";
 export * from "./tasks/index.js";

@@ -7,7 +7,7 @@
 // Scoring: "checker" uses the prompt's own task check (src/posttrain/tasks/, 1 correct, 0 not), or any
 // `score(promptMessages, completionText) → number` (a reward model plugs in here). A sample is acceptable
 // when it ended with a stop id (a completion cut off at maxNewTokens or the context is never kept), is
-// not empty (an empty assistant turn is bad SFT data) and scores at least minScore (default: 1 with the checker, i.e. correct; −∞ with a score function).
+// not empty (an empty assistant turn is bad SFT data) and scores at least minScore (default: 1 with the checker, i.e. correct; −∞ with a score function); a score that is not finite (a reward model's −∞ for a completion past its context) is never acceptable.
 // The best is the acceptable sample with the highest score, ties going to the lowest sample index.
 // Prompts with no acceptable sample are counted and listed in the report, never silently dropped.
 import { performance } from "node:perf_hooks";
@@ -143,7 +143,11 @@ export function rejectionSample(
         : opts.scorer(messages, text);
     const scores = r.samples.map((s) => score(s.text));
     const ok = r.samples.map(
-      (s, i) => s.finishReason === "stop_id" && s.text.trim() !== "" && scores[i]! >= minScore,
+      (s, i) =>
+        s.finishReason === "stop_id" &&
+        s.text.trim() !== "" &&
+        Number.isFinite(scores[i]) &&
+        scores[i]! >= minScore,
     );
     const best = pickBest(scores, ok);
     if (best !== null)

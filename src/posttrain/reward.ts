@@ -5,7 +5,9 @@
 // gives the orderings edited > chosen > rejected (3 pairs), otherwise chosen > rejected. The loss is the
 // mean over the step's orderings (exact under accumulation); accuracy is the share of orderings scored
 // the right way round. Saved as an HF directory: config.json with architectures
-// ["LlamaForSequenceClassification"] and num_labels 1, the weights plus score.weight.
+// ["LlamaForSequenceClassification"] and num_labels 1, the weights plus score.weight. As rejection
+// sampling's scorer (rewardScorer), a completion is rendered as training rendered a response — the
+// prompt's messages as context, the completion as one assistant turn — and read at its <|eot_id|>.
 import { join } from "node:path";
 import { Rng } from "../core/rng.js";
 import { readHFCheckpoint, writeHFCheckpoint } from "../model/checkpoint/hf.js";
@@ -16,11 +18,14 @@ import { embedding, linear, reshape } from "../tensor/ops.js";
 import { assign } from "../tensor/optim.js";
 import { backward, noGrad } from "../tensor/tape.js";
 import { parameter, scope, type Tensor } from "../tensor/tensor.js";
+import type { ChatFormat, Message } from "../tokenizer/chat.js";
 import type { RmConfig } from "./config.js";
 import type { PreferenceExample } from "./data.js";
 import { dataHash, responseSequence } from "./dpo.js";
 import { type LoopOptions, trainLoop } from "./loop.js";
 import { pack } from "./pack.js";
+import type { ScoreFn } from "./rejectionSampling.js";
+import { renderPrompt, renderResponse } from "./render.js";
 
 export const SCORE = "score.weight";
 
@@ -72,6 +77,35 @@ function scores(rm: RewardModel, seqs: ReturnType<typeof responseSequence>[], se
   const last = Int32Array.from(seqs, (s, i) => b.starts[i]! + s.ids.length - 1);
   const x = embedding(reshape(h, [b.ids.length, rm.base.config.hiddenSize]), last, [seqs.length]);
   return linear(x, rm.head);
+}
+
+/** The reward of `completion` as the assistant's reply to `prompt` (no gradients). */
+export function rewardOf(
+  rm: RewardModel,
+  chat: ChatFormat,
+  prompt: readonly Message[],
+  completion: string,
+): number {
+  const p = renderPrompt(chat, prompt).ids;
+  const r = renderResponse(chat, [{ role: "assistant", content: completion }]).ids;
+  const ids = Int32Array.from([...p, ...r]);
+  const limit = rm.base.config.maxPositionEmbeddings;
+  if (ids.length > limit)
+    throw new Error(`reward model: prompt and completion are ${ids.length} tokens, its context ${limit}`);
+  return noGrad(() =>
+    scope(() => scores(rm, [{ ids, trained: new Uint8Array(ids.length) }], ids.length).data[0]!),
+  );
+}
+
+/** Rejection sampling's score function from a reward model (rewardOf; −∞, never kept, past its context). */
+export function rewardScorer(rm: RewardModel, chat: ChatFormat): ScoreFn {
+  const limit = rm.base.config.maxPositionEmbeddings;
+  return (prompt, completion) => {
+    const n =
+      renderPrompt(chat, prompt).ids.length +
+      renderResponse(chat, [{ role: "assistant", content: completion }]).ids.length;
+    return n > limit ? Number.NEGATIVE_INFINITY : rewardOf(rm, chat, prompt, completion);
+  };
 }
 
 const logSigmoid = (x: number) => (x >= 0 ? -Math.log1p(Math.exp(-x)) : x - Math.log1p(Math.exp(x)));

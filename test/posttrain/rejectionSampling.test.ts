@@ -175,7 +175,7 @@ test("herd rs: kept dialogs as JSONL, the report beside them, bad prompt lines n
   const bad = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8" });
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /prompts\.jsonl:2: field 'messages\[0\]' needs a 'role'/);
-  const reward = spawnSync(process.execPath, [cli, ...args, "--scorer", "reward:x"], { encoding: "utf8" });
-  assert.equal(reward.status, 2);
-  assert.match(reward.stderr, /not wired/);
+  const scorer = spawnSync(process.execPath, [cli, ...args, "--scorer", "judge"], { encoding: "utf8" });
+  assert.equal(scorer.status, 2);
+  assert.match(scorer.stderr, /--scorer: 'judge' is not checker or reward:DIR/);
 });
