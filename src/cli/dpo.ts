@@ -3,8 +3,7 @@
 // --reference over --data as JSON. Argument parsing and printing only (src/posttrain/dpo.ts trains).
 import { createHash } from "node:crypto";
 import { resolve } from "node:path";
-import { setBackend } from "../backends/index.js";
-import { commandHelp, HELP_OPTION, parseCli, type Schema, UsageError } from "../core/schema.js";
+import { commandHelp, HELP_OPTION, type Schema, UsageError } from "../core/schema.js";
 import { loadModel } from "../model/load.js";
 import { DPO_SCHEMA, resolveLR, resolveSeqLen } from "../posttrain/config.js";
 import { readPreferences } from "../posttrain/data.js";
@@ -18,7 +17,7 @@ import {
   pairLogps,
 } from "../posttrain/dpo.js";
 import { chatFormatFor, writeFinal, writeSkips } from "../posttrain/io.js";
-import { POST_OPTIONS, progressPrinter, reportSkips } from "./postArgs.js";
+import { POST_OPTIONS, parsePostArgs, progressPrinter, reportSkips } from "./postArgs.js";
 
 const USAGE = `usage: herd dpo --model DIR --data PAIRS.jsonl --output RUN_DIR [--reference DIR] [options]
        herd dpo --evaluate --model DIR --reference DIR --data PAIRS.jsonl`;
@@ -44,15 +43,8 @@ export const OPTIONS = {
 export const HELP = commandHelp(USAGE, OPTIONS, PROSE);
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseCli(OPTIONS, argv);
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
-  if (!values.model || !values.data) throw new UsageError("--model DIR and --data FILE are required");
-  if (!values.evaluate && !values.output)
-    throw new UsageError("--output RUN_DIR is required (or --evaluate)");
-  if (values.backend) setBackend(values.backend);
+  const values = parsePostArgs(OPTIONS, HELP, argv);
+  if (!values) return 0;
   const model = await loadModel(values.model);
   const c = model.config;
   const cfg = {
@@ -66,7 +58,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.output && !values.evaluate) writeSkips(values.output, data.skipped);
   const refDir = values.reference ?? values.model;
   const compute = async () => {
-    if (resolve(refDir) === resolve(values.model!))
+    if (resolve(refDir) === resolve(values.model))
       return pairLogps(model, data.examples, cfg["seq-len"], cfg["micro-batch"]);
     const ref = await loadModel(refDir);
     if (ref.config.vocabSize !== c.vocabSize)

@@ -1,7 +1,8 @@
 // What `herd sft`, `herd dpo` and `herd rm` share on the command line: the input options (model, data,
 // run folder, tokenizer, backend, --evaluate), the progress line (step, loss, rate, ETA) and the report
 // of skipped lines. Parsing and printing only; the trainers are src/posttrain/'s.
-import type { Schema } from "../core/schema.js";
+import { setBackend } from "../backends/index.js";
+import { type CliValues, parseCli, type Schema, UsageError } from "../core/schema.js";
 import type { Skip } from "../posttrain/data.js";
 import type { PostStep } from "../posttrain/loop.js";
 import { formatDuration } from "./duration.js";
@@ -75,4 +76,31 @@ export function reportSkips(skipped: readonly Skip[], total: number): void {
   if (skipped.length === 0) return;
   process.stderr.write(`skipped ${skipped.length} of ${total} lines:\n`);
   for (const s of skipped) process.stderr.write(`  ${s.file}:${s.line}: ${s.reason}\n`);
+}
+
+/** The values of a post-training command once parsePostArgs has checked them: --model and --data given. */
+export type PostValues<S extends typeof POST_OPTIONS & Schema> = CliValues<S> & {
+  model: string;
+  data: string;
+};
+
+/**
+ * The start `herd sft`, `herd rm` and `herd dpo` share: parse argv, print --help (then null), require
+ * --model and --data, and --output unless --evaluate, and switch to --backend.
+ */
+export function parsePostArgs<S extends typeof POST_OPTIONS & Schema>(
+  options: S,
+  help: string,
+  argv: string[],
+): PostValues<S> | null {
+  const { values } = parseCli(options, argv);
+  const v = values as CliValues<typeof POST_OPTIONS> & { help?: boolean };
+  if (v.help) {
+    process.stdout.write(`${help}\n`);
+    return null;
+  }
+  if (!v.model || !v.data) throw new UsageError("--model DIR and --data FILE are required");
+  if (!v.evaluate && !v.output) throw new UsageError("--output RUN_DIR is required (or --evaluate)");
+  if (v.backend) setBackend(v.backend);
+  return values as PostValues<S>;
 }

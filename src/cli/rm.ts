@@ -1,9 +1,5 @@
-// `herd rm --model DIR --data PAIRS.jsonl --output RUN_DIR`: trains a reward model (spec §7.2.1) and
-// reports its pairwise accuracy on held-out pairs; `--evaluate --model RM_DIR --data FILE` prints the
-// loss and accuracy of a trained one as JSON. Argument parsing and printing only (src/posttrain/reward.ts).
-import { setBackend } from "../backends/index.js";
 import { Rng } from "../core/rng.js";
-import { commandHelp, HELP_OPTION, parseCli, type Schema, UsageError } from "../core/schema.js";
+import { commandHelp, HELP_OPTION, type Schema } from "../core/schema.js";
 import { loadModel, readConfig } from "../model/load.js";
 import { RM_SCHEMA, resolveLR, resolveSeqLen } from "../posttrain/config.js";
 import { readPreferences, type Skip } from "../posttrain/data.js";
@@ -16,7 +12,7 @@ import {
   trainRewardModel,
   withRewardHead,
 } from "../posttrain/reward.js";
-import { POST_OPTIONS, progressPrinter, reportSkips } from "./postArgs.js";
+import { POST_OPTIONS, parsePostArgs, progressPrinter, reportSkips } from "./postArgs.js";
 
 const USAGE = `usage: herd rm --model DIR --data PAIRS.jsonl --output RUN_DIR [--heldout FILE | --heldout-share F] [options]
        herd rm --evaluate --model RM_DIR --data PAIRS.jsonl`;
@@ -46,15 +42,8 @@ export const OPTIONS = {
 export const HELP = commandHelp(USAGE, OPTIONS, PROSE);
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseCli(OPTIONS, argv);
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
-  if (!values.model || !values.data) throw new UsageError("--model DIR and --data FILE are required");
-  if (!values.evaluate && !values.output)
-    throw new UsageError("--output RUN_DIR is required (or --evaluate)");
-  if (values.backend) setBackend(values.backend);
+  const values = parsePostArgs(OPTIONS, HELP, argv);
+  if (!values) return 0;
   const c = readConfig(values.model);
   const seqLen = resolveSeqLen(values["seq-len"], c.maxPositionEmbeddings);
   const chat = chatFormatFor(values.model, c.vocabSize, values.tokenizer, values["tool-format"]);

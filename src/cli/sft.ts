@@ -1,14 +1,10 @@
-// `herd sft --model DIR --data FILE.jsonl --output RUN_DIR`: supervised fine-tuning (spec §7.1–7.2) on
-// conversational or pre-tokenised JSONL; `--evaluate` prints the loss of --model over --data as JSON.
-// Argument parsing and printing only (src/posttrain/sft.ts trains).
-import { setBackend } from "../backends/index.js";
-import { commandHelp, HELP_OPTION, parseCli, type Schema, UsageError } from "../core/schema.js";
+import { commandHelp, HELP_OPTION, type Schema } from "../core/schema.js";
 import { loadModel } from "../model/load.js";
 import { resolveLR, resolveSeqLen, SFT_SCHEMA } from "../posttrain/config.js";
 import { readSft } from "../posttrain/data.js";
 import { chatFormatFor, writeFinal, writeSkips } from "../posttrain/io.js";
 import { sft, sftEvaluate } from "../posttrain/sft.js";
-import { POST_OPTIONS, progressPrinter, reportSkips } from "./postArgs.js";
+import { POST_OPTIONS, parsePostArgs, progressPrinter, reportSkips } from "./postArgs.js";
 
 const USAGE = `usage: herd sft --model DIR --data FILE.jsonl --output RUN_DIR [options]
        herd sft --evaluate --model DIR --data FILE.jsonl`;
@@ -25,15 +21,8 @@ export const OPTIONS = { ...POST_OPTIONS, ...SFT_SCHEMA, ...HELP_OPTION } as con
 export const HELP = commandHelp(USAGE, OPTIONS, PROSE);
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseCli(OPTIONS, argv);
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
-  if (!values.model || !values.data) throw new UsageError("--model DIR and --data FILE are required");
-  if (!values.evaluate && !values.output)
-    throw new UsageError("--output RUN_DIR is required (or --evaluate)");
-  if (values.backend) setBackend(values.backend);
+  const values = parsePostArgs(OPTIONS, HELP, argv);
+  if (!values) return 0;
   const model = await loadModel(values.model);
   const c = model.config;
   const seqLen = resolveSeqLen(values["seq-len"], c.maxPositionEmbeddings);
