@@ -2,7 +2,10 @@
 // KV pages across the K samples): one prefill forward of batch 1, the cache copied into K rows
 // (KVCache.selectRows), then the K sequences decoded as ONE batch, one token per row per forward step.
 // Each row samples with its own Sampler seeded from `seeds[i]`, drawing once per token as generate()
-// does, so row i is the continuation generate() gives with seed seeds[i] (greedy rows are all the same).
+// does, so row i is a draw from the distribution generate() samples with seed seeds[i]: the same tokens
+// wherever the batched forward and the one-row forward round alike (the js backend, small shapes); on
+// native at real shapes a batch goes through the GEMM and one row through the GEMV, which sum in another
+// order, so a sampled token can differ once a logit rounds differently (bench/RESULTS.md, rejection sampling).
 // A row that stops (a stop id, maxNewTokens, the context) is dropped from the batch: the cache is
 // compacted to the rows still running (selectRows again), so no forward step is spent on padding and the
 // batch shrinks as samples end. Stop strings are not supported here (rejection sampling scores whole

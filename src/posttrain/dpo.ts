@@ -62,8 +62,9 @@ export interface DpoLoss {
   sums: Record<string, number>;
 }
 
-const logSigmoid = (x: number) => (x >= 0 ? -Math.log1p(Math.exp(-x)) : x - Math.log1p(Math.exp(x)));
-const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+/** log σ(x) and σ(x), stable for large |x| (DPO and the reward model's pairwise loss). */
+export const logSigmoid = (x: number) => (x >= 0 ? -Math.log1p(Math.exp(-x)) : x - Math.log1p(Math.exp(x)));
+export const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
 /** The DPO (+ NLL) loss of some pairs and its gradient w.r.t. the policy log-probabilities, in closed form. */
 export function dpoLoss(pairs: readonly DpoPair[], o: DpoLossOptions): DpoLoss {

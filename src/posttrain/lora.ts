@@ -13,7 +13,7 @@
 import { getBackend } from "../backends/index.js";
 import { fmix32, Rng } from "../core/rng.js";
 import type { Schema } from "../core/schema.js";
-import { f32ToBf16Bits } from "../io/half.js";
+import { bf16BitsToF32, f32ToBf16Bits } from "../io/half.js";
 import type { ForwardPass, LinearAdapter, Llama, Matrix } from "../model/llama.js";
 import { add, linear, mul, scale } from "../tensor/ops.js";
 import { dequantizeRow, QuantTensor, quantizeRow, quantRowBytes } from "../tensor/quant.js";
@@ -357,10 +357,5 @@ function foldRow(w: Matrix, j: number, delta: Float32Array, s: number, row: Floa
   if (w.dtype !== "bf16") throw new Error(`LoRA.merge: base weight${w.label()} is ${w.dtype}`);
   const bits = w.halfBits;
   const o = j * k;
-  const wide = new Float32Array(1);
-  const u = new Uint32Array(wide.buffer);
-  for (let p = 0; p < k; p++) {
-    u[0] = bits[o + p]! << 16;
-    bits[o + p] = f32ToBf16Bits(wide[0]! + s * delta[p]!);
-  }
+  for (let p = 0; p < k; p++) bits[o + p] = f32ToBf16Bits(bf16BitsToF32(bits[o + p]!) + s * delta[p]!);
 }

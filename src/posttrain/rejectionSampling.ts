@@ -1,9 +1,9 @@
 // Rejection sampling (spec §7.7): K completions per prompt from the current model, each scored, the best
 // kept as a new SFT dialog (`messages`: the prompt plus the chosen assistant reply). The K samples share
 // the prompt's KV cache: one prefill, then the K sequences decoded as one batch (src/generate/shared.ts;
-// rows that stop leave the batch). Sample i of prompt p is sampled with seed sampleSeed(seed, p, i), so
-// it is exactly the completion generate() gives with that seed: a run is reproducible and any sample can
-// be regenerated alone.
+// rows that stop leave the batch). Sample i of prompt p is sampled with seed sampleSeed(seed, p, i), so a
+// run is reproducible; regenerated alone with generate() and that seed, a sample is the same wherever the
+// batched and one-row forwards round alike (see src/generate/shared.ts).
 // Scoring: "checker" uses the prompt's own task check (src/posttrain/tasks/, 1 correct, 0 not), or any
 // `score(promptMessages, completionText) → number` (a reward model plugs in here). A sample is acceptable
 // when it ended with a stop id (a completion cut off at maxNewTokens or the context is never kept), is

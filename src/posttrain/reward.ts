@@ -21,7 +21,7 @@ import { parameter, scope, type Tensor } from "../tensor/tensor.js";
 import type { ChatFormat, Message } from "../tokenizer/chat.js";
 import type { RmConfig } from "./config.js";
 import type { PreferenceExample } from "./data.js";
-import { dataHash, responseSequence } from "./dpo.js";
+import { dataHash, logSigmoid, responseSequence, sigmoid } from "./dpo.js";
 import { type LoopOptions, trainLoop } from "./loop.js";
 import { pack } from "./pack.js";
 import type { ScoreFn } from "./rejectionSampling.js";
@@ -107,9 +107,6 @@ export function rewardScorer(rm: RewardModel, chat: ChatFormat): ScoreFn {
     return n > limit ? Number.NEGATIVE_INFINITY : rewardOf(rm, chat, prompt, completion);
   };
 }
-
-const logSigmoid = (x: number) => (x >= 0 ? -Math.log1p(Math.exp(-x)) : x - Math.log1p(Math.exp(x)));
-const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
 /** One step (or, with train false, an evaluation) over pairs `idx`: mean pairwise loss, accuracy. */
 export function rmStep(
