@@ -13,6 +13,7 @@ import { writeFileAtomic } from "../io/atomic.js";
 import type { Llama } from "../model/llama.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { listCheckpoints, loadCheckpoint, removeStaleTemps, saveCheckpoint } from "../train/checkpoint.js";
+import { configChanges } from "../train/config.js";
 import { MetricsLog, type StepMetrics } from "../train/metrics.js";
 import { PretrainOptimizer } from "../train/optimizer.js";
 import { cosineLR } from "../train/schedule.js";
@@ -216,12 +217,10 @@ function checkResume(runDir: string, settings: Record<string, unknown>, resuming
   const path = join(runDir, "run.json");
   if (resuming && existsSync(path)) {
     const old = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
-    const changed = [...new Set([...Object.keys(old), ...Object.keys(settings)])].filter(
-      (k) => JSON.stringify(old[k]) !== JSON.stringify(settings[k]),
-    );
+    const changed = configChanges(old, settings);
     if (changed.length > 0)
       throw new Error(
-        `${path}: the run was started with other settings or data (${changed.map((k) => `${k}: ${JSON.stringify(old[k])} → ${JSON.stringify(settings[k])}`).join("; ")}); resume with the same ones, or use a new run folder`,
+        `${path}: the run was started with other settings or data (${changed.join("; ")}); resume with the same ones, or use a new run folder`,
       );
   }
   writeFileAtomic(path, `${JSON.stringify(settings, null, 2)}\n`);
