@@ -4,7 +4,7 @@
 import { commandHelp, parseCli, type Schema } from "../core/schema.js";
 import { codecFor } from "../generate/codec.js";
 import { generate } from "../generate/generate.js";
-import { LLAMA3_STOP_IDS } from "../model/config.js";
+import { stopIdsOf } from "../model/config.js";
 import { loadModel } from "../model/load.js";
 import { loadAdapter } from "../posttrain/peft.js";
 import { MODEL_OPTIONS, rate, samplingFrom, UsageError } from "./modelArgs.js";
@@ -77,9 +77,7 @@ export async function run(argv: string[]): Promise<number> {
       const bos = !values["no-bos"] && c.bosTokenId !== null ? [c.bosTokenId] : [];
       prompt = [...bos, ...codec.encode(values.prompt!)];
     }
-    const stopIds = values["ignore-eos"]
-      ? []
-      : [...new Set([...c.eosTokenIds, ...(c.vocabSize === 128256 ? LLAMA3_STOP_IDS : [])])];
+    const stopIds = values["ignore-eos"] ? [] : stopIdsOf(c);
     const r = generate(model, prompt, {
       ...sampling,
       stopIds,

@@ -9,7 +9,7 @@
 // `onProgress`; nothing here prints.
 import type { TextCodec } from "../generate/codec.js";
 import { generate } from "../generate/generate.js";
-import { LLAMA3_STOP_IDS } from "../model/config.js";
+import { stopIdsOf } from "../model/config.js";
 import { KVCache } from "../model/kvcache.js";
 import type { Llama } from "../model/llama.js";
 import { noGrad } from "../tensor/tape.js";
@@ -65,8 +65,7 @@ export interface TaskResults {
 
 /** Stop ids: the config's eos ids, and every Llama 3 end id for a Llama 3 vocabulary. */
 export function stopIdsFor(model: Llama): number[] {
-  const c = model.config;
-  return [...new Set([...c.eosTokenIds, ...(c.vocabSize === 128256 ? LLAMA3_STOP_IDS : [])])];
+  return stopIdsOf(model.config);
 }
 
 /** Context and continuation ids as the harness's _encode_pair (base) or the dialog then the answer (chat). */

@@ -118,7 +118,9 @@ function naive(
   // Group by length so a batch is rectangular without padding.
   const byLen = new Map<number, number[]>();
   continuations.forEach((c, i) => {
-    byLen.set(c.length, [...(byLen.get(c.length) ?? []), i]);
+    const group = byLen.get(c.length);
+    if (group) group.push(i);
+    else byLen.set(c.length, [i]);
   });
   for (const [len, all] of byLen)
     for (let s = 0; s < all.length; s += batch) {

@@ -44,6 +44,11 @@ export interface LlamaConfig {
 }
 
 /** The stop ids of the Llama 3 instruct models: <|end_of_text|>, <|eom_id|>, <|eot_id|> (spec §2.9). */
+/** Stop ids of a model: its config's eos ids and, for a Llama 3 vocabulary, every Llama 3 end id. */
+export function stopIdsOf(c: LlamaConfig): number[] {
+  return [...new Set([...c.eosTokenIds, ...(c.vocabSize === 128256 ? LLAMA3_STOP_IDS : [])])];
+}
+
 export const LLAMA3_STOP_IDS: readonly number[] = [128001, 128008, 128009];
 
 /** The Llama 3.1 scaling parameters (spec §2.6); 3.2 1B/3B use factor 32. */

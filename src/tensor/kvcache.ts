@@ -138,6 +138,7 @@ export class KVCache {
   truncate(length: number): void {
     if (!(Number.isInteger(length) && length >= 0 && length <= this.length))
       throw new Error(`KVCache.truncate: ${length} is not in 0..${this.length}`);
+    this.live();
     this.length = length;
   }
 

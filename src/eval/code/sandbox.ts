@@ -31,7 +31,7 @@
 // The program talks back on fd 3: the wrapper writes "ready" there before it execs the program (so a
 // sandbox that failed to start is an error, never a failed sample), and the program may write more.
 // Not enforced: the program can read what is bound read-only (system files under /usr, the Python
-// install), and use CPU and memory up to its limits; no seccomp filter is installed.
+// install), and use CPU and memory up to its limits; other architectures than x86-64 get no seccomp filter.
 import { execFileSync, type StdioOptions, spawn } from "node:child_process";
 import {
   accessSync,

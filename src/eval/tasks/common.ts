@@ -2,17 +2,15 @@
 // length in characters, as the harness's multiple_choice output type) and a generated item scored by
 // exact match after each of the task's filters (regex extraction, take_first). Task files only say
 // what their documents, prompts and filters are.
+
 import { join } from "node:path";
+import { argmax } from "../../generate/sampling.js";
 import type { Turn } from "../prompt.js";
 import type { Item, Response, Sample, TaskContext } from "../task.js";
 import { type ExactMatchOptions, exactMatch, regexExtract } from "../task.js";
 
 /** The index of the first maximum (numpy's argmax). */
-export function argmaxOf(xs: readonly number[]): number {
-  let best = 0;
-  for (let i = 1; i < xs.length; i++) if (xs[i]! > xs[best]!) best = i;
-  return best;
-}
+export const argmaxOf = argmax;
 
 export function choiceItem(
   doc: number,
