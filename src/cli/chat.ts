@@ -3,13 +3,15 @@
 // work too (one user message per line). Commands: /reset starts over, /exit (or end of input) leaves.
 // When the dialog outgrows --context the oldest turns are dropped with a notice on stderr (the system
 // message stays); a message too long even alone is refused with a notice, and the chat goes on.
+
 import { createInterface } from "node:readline";
-import { type CliValues, commandHelp, parseCli, type Schema } from "../core/schema.js";
+import { commandHelp, type Schema } from "../core/schema.js";
 import { ChatSession, ContextFullError, DEFAULT_CONTEXT } from "../generate/chat.js";
 import { codecFor } from "../generate/codec.js";
 import { loadModel } from "../model/load.js";
 import { loadAdapter } from "../posttrain/peft.js";
 import { ChatFormat } from "../tokenizer/index.js";
+import { parseCommand } from "./command.js";
 import { MODEL_OPTIONS, rate, samplingFrom, UsageError } from "./modelArgs.js";
 
 export const OPTIONS = {
@@ -30,39 +32,26 @@ export const HELP = commandHelp(
 );
 
 export async function run(argv: string[]): Promise<number> {
-  let session: ChatSession;
-  let values: CliValues<typeof OPTIONS>;
-  try {
-    values = parseCli(OPTIONS, argv).values;
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
-    if (!values.model) throw new UsageError("--model DIR is required");
-    const sampling = samplingFrom(values);
-    const context = values.context;
-    const model = await loadModel(values.model, { dtype: values.f32 ? "f32" : "keep" });
-    if (values.adapter) await loadAdapter(model, values.adapter);
-    const max = model.config.maxPositionEmbeddings;
-    if (context !== undefined && context > max)
-      throw new UsageError(`--context ${context}: this model's context is ${max} tokens`);
-    const codec = codecFor(values.model, model.config.vocabSize, values.tokenizer);
-    if (!codec?.tokenizer)
-      throw new UsageError(
-        `${values.model}: chat needs the Llama 3 tokenizer (its special tokens); this model has none`,
-      );
-    session = new ChatSession(model, new ChatFormat(codec.tokenizer), {
-      ...sampling,
-      ...(values.system !== undefined ? { system: values.system } : {}),
-      ...(context !== undefined ? { contextTokens: context } : {}),
-    });
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`herd chat: ${e.message}\n\n${HELP}\n`);
-      return 2;
-    }
-    throw e;
-  }
+  const parsed = parseCommand(OPTIONS, HELP, argv, { required: ["model"] });
+  if (!parsed) return 0;
+  const { values } = parsed;
+  const sampling = samplingFrom(values);
+  const context = values.context;
+  const model = await loadModel(values.model, { dtype: values.f32 ? "f32" : "keep" });
+  if (values.adapter) await loadAdapter(model, values.adapter);
+  const max = model.config.maxPositionEmbeddings;
+  if (context !== undefined && context > max)
+    throw new UsageError(`--context ${context}: this model's context is ${max} tokens`);
+  const codec = codecFor(values.model, model.config.vocabSize, values.tokenizer);
+  if (!codec?.tokenizer)
+    throw new UsageError(
+      `${values.model}: chat needs the Llama 3 tokenizer (its special tokens); this model has none`,
+    );
+  const session = new ChatSession(model, new ChatFormat(codec.tokenizer), {
+    ...sampling,
+    ...(values.system !== undefined ? { system: values.system } : {}),
+    ...(context !== undefined ? { contextTokens: context } : {}),
+  });
 
   const tty = process.stdin.isTTY === true;
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: tty });

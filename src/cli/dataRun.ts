@@ -1,18 +1,19 @@
 // `herd data run PIPELINE.(json|yaml)`: runs a pipeline file locally on worker threads (resumable: run it
 // again to continue), or one stage's share of tasks (--stage with TASK_INDEX/TASK_COUNT, as cluster array
 // jobs do), or submits it to Slurm (--executor slurm).
+
 import { resolve } from "node:path";
 import {
   type CliValues,
   commandHelp,
   HELP_OPTION,
-  parseCli,
   type Schema,
   SchemaError,
   UsageError,
 } from "../core/schema.js";
 import { loadPipeline, type PipelineConfig } from "../data/pipeline/config.js";
 import { RunFolderError, restartRun, runLocal, runStageTasks } from "../data/pipeline/run.js";
+import { parseCommand } from "./command.js";
 import { progressPrinter } from "./dataProgress.js";
 import { printSummary } from "./dataSummary.js";
 
@@ -48,22 +49,16 @@ export const HELP = commandHelp(
 );
 
 export async function run(argv: string[]): Promise<number> {
+  const parsed = parseCommand(OPTIONS, HELP, argv, { positionals: true });
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
+  if (positionals.length !== 1) throw new UsageError("give one pipeline file");
   try {
-    const { values, positionals } = parseCli(OPTIONS, argv, { positionals: true });
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
-    if (positionals.length !== 1) throw new UsageError("give one pipeline file");
     const config = loadPipeline(positionals[0]!);
     if (values.output) config.output = resolve(values.output);
     if (values.workers !== undefined) config.workers = values.workers;
     return await dispatch(config, values);
   } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`herd data run: ${e.message}\n\n${HELP}\n`);
-      return 2;
-    }
     if (e instanceof SchemaError || e instanceof RunFolderError) {
       process.stderr.write(`herd data run: ${e.message}\n`);
       return 2;

@@ -1,12 +1,13 @@
 // `herd generate --model DIR --prompt TEXT` (or `--prompt-ids 1,2,3`): continue a prompt with a Llama
 // model, text streaming to stdout as it is generated; `--print-ids` prints the generated ids (for models
 // without a tokenizer, such as the reference models). Timings go to stderr.
-import { commandHelp, parseCli, type Schema } from "../core/schema.js";
+import { commandHelp, type Schema } from "../core/schema.js";
 import { codecFor } from "../generate/codec.js";
 import { generate } from "../generate/generate.js";
 import { stopIdsOf } from "../model/config.js";
 import { loadModel } from "../model/load.js";
 import { loadAdapter } from "../posttrain/peft.js";
+import { parseCommand } from "./command.js";
 import { MODEL_OPTIONS, rate, samplingFrom, UsageError } from "./modelArgs.js";
 
 export const OPTIONS = {
@@ -47,56 +48,45 @@ export function parseIds(s: string): number[] {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  try {
-    const { values } = parseCli(OPTIONS, argv);
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
-    if (!values.model) throw new UsageError("--model DIR is required");
-    if ((values.prompt === undefined) === (values["prompt-ids"] === undefined))
-      throw new UsageError("give exactly one of --prompt TEXT and --prompt-ids IDS");
-    const sampling = samplingFrom(values);
-    const ids = values["prompt-ids"] !== undefined ? parseIds(values["prompt-ids"]) : null;
+  const parsed = parseCommand(OPTIONS, HELP, argv, { required: ["model"] });
+  if (!parsed) return 0;
+  const { values } = parsed;
+  if ((values.prompt === undefined) === (values["prompt-ids"] === undefined))
+    throw new UsageError("give exactly one of --prompt TEXT and --prompt-ids IDS");
+  const sampling = samplingFrom(values);
+  const ids = values["prompt-ids"] !== undefined ? parseIds(values["prompt-ids"]) : null;
 
-    const model = await loadModel(values.model, { dtype: values.f32 ? "f32" : "keep" });
-    if (values.adapter) await loadAdapter(model, values.adapter);
-    const c = model.config;
-    const codec = codecFor(values.model, c.vocabSize, values.tokenizer);
-    let prompt: number[];
-    if (ids) {
-      const bad = ids.find((id) => id >= c.vocabSize);
-      if (bad !== undefined)
-        throw new UsageError(`--prompt-ids: ${bad} is outside the vocabulary of ${c.vocabSize}`);
-      prompt = ids;
-    } else {
-      if (!codec?.encode)
-        throw new UsageError(
-          `${values.model}: no tokenizer that can encode text for this model; use --prompt-ids (or --tokenizer PATH)`,
-        );
-      const bos = !values["no-bos"] && c.bosTokenId !== null ? [c.bosTokenId] : [];
-      prompt = [...bos, ...codec.encode(values.prompt!)];
-    }
-    const stopIds = values["ignore-eos"] ? [] : stopIdsOf(c);
-    const r = generate(model, prompt, {
-      ...sampling,
-      stopIds,
-      stopStrings: values.stop ?? [],
-      codec,
-      onText: (t) => process.stdout.write(t),
-    });
-    if (codec && !r.text.endsWith("\n")) process.stdout.write("\n");
-    if (values["print-ids"] || !codec) process.stdout.write(`${r.tokens.join(",")}\n`);
-    process.stderr.write(
-      `[${r.promptTokens} prompt tokens: ${rate(r.promptTokens, r.prefillSeconds)}; ${r.tokens.length} new tokens: ${rate(r.decodeTokens, r.decodeSeconds)}; stopped: ${r.finishReason}; ${model.dtype} weights]\n`,
-    );
-    model.dispose();
-    return 0;
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`herd generate: ${e.message}\n\n${HELP}\n`);
-      return 2;
-    }
-    throw e;
+  const model = await loadModel(values.model, { dtype: values.f32 ? "f32" : "keep" });
+  if (values.adapter) await loadAdapter(model, values.adapter);
+  const c = model.config;
+  const codec = codecFor(values.model, c.vocabSize, values.tokenizer);
+  let prompt: number[];
+  if (ids) {
+    const bad = ids.find((id) => id >= c.vocabSize);
+    if (bad !== undefined)
+      throw new UsageError(`--prompt-ids: ${bad} is outside the vocabulary of ${c.vocabSize}`);
+    prompt = ids;
+  } else {
+    if (!codec?.encode)
+      throw new UsageError(
+        `${values.model}: no tokenizer that can encode text for this model; use --prompt-ids (or --tokenizer PATH)`,
+      );
+    const bos = !values["no-bos"] && c.bosTokenId !== null ? [c.bosTokenId] : [];
+    prompt = [...bos, ...codec.encode(values.prompt!)];
   }
+  const stopIds = values["ignore-eos"] ? [] : stopIdsOf(c);
+  const r = generate(model, prompt, {
+    ...sampling,
+    stopIds,
+    stopStrings: values.stop ?? [],
+    codec,
+    onText: (t) => process.stdout.write(t),
+  });
+  if (codec && !r.text.endsWith("\n")) process.stdout.write("\n");
+  if (values["print-ids"] || !codec) process.stdout.write(`${r.tokens.join(",")}\n`);
+  process.stderr.write(
+    `[${r.promptTokens} prompt tokens: ${rate(r.promptTokens, r.prefillSeconds)}; ${r.tokens.length} new tokens: ${rate(r.decodeTokens, r.decodeSeconds)}; stopped: ${r.finishReason}; ${model.dtype} weights]\n`,
+  );
+  model.dispose();
+  return 0;
 }

@@ -3,7 +3,8 @@
 // Each command lives in its own file under src/cli/ and exports `run(argv: string[]): Promise<number>`
 // (the exit code). This file holds no logic of its own beyond dispatch and error reporting; it checks the
 // HERD_* knobs (src/core/knobs.ts) before a command loads, so a bad value fails before any work. A
-// UsageError escaping a command (a bad option value) exits 2. Every command module also exports its
+// UsageError escaping a command (a bad or missing option) prints its message and the command's --help,
+// and exits 2; commands never catch it themselves (src/cli/command.ts parses their options). Every command module also exports its
 // option schema and --help (OPTIONS, HELP: src/core/schema.ts's commandHelp; SUBCOMMANDS for the words
 // after it, e.g. `scaling fit`), which test/cli/help.test.ts checks against what `--help` prints, for
 // every command of the table below.
@@ -139,7 +140,9 @@ async function main(argv: string[]): Promise<number> {
   running = key;
   checkKnobs();
   const mod = await cmd.load();
-  return mod.run(key === two ? rest.slice(1) : rest);
+  const args = key === two ? rest.slice(1) : rest;
+  runningHelp = (args[0] !== undefined && mod.SUBCOMMANDS?.[args[0]]?.HELP) || mod.HELP;
+  return mod.run(args);
 }
 
 /** HERD_DEBUG, false where it is itself the bad value being reported. */
@@ -153,6 +156,8 @@ function debug(): boolean {
 
 /** The command being run, so an error that escapes it is reported under its name. */
 let running = "";
+/** Its --help (a subcommand's, for `herd scaling fit`), printed after a usage error. */
+let runningHelp = "";
 
 /** Whether this file is the program (`herd`, `node main.js`) rather than a module a test imports. */
 function isProgram(): boolean {
@@ -175,8 +180,10 @@ if (isProgram())
     },
     (err: unknown) => {
       const msg = err instanceof Error ? (debug() ? (err.stack ?? err.message) : err.message) : String(err);
-      process.stderr.write(`herd${running ? ` ${running}` : ""}: ${msg}\n`);
-      // A bad option (src/core/schema.ts's parseCli) is a usage error: exit 2, as the commands' own checks.
-      process.exitCode = err instanceof UsageError ? 2 : 1;
+      const usage = err instanceof UsageError;
+      process.stderr.write(
+        `herd${running ? ` ${running}` : ""}: ${msg}\n${usage && runningHelp ? `\n${runningHelp}\n` : ""}`,
+      );
+      process.exitCode = usage ? 2 : 1;
     },
   );

@@ -2,10 +2,11 @@
 // text (src/eval/perplexity.ts), so the cost of `herd quantize` can be checked. Several --model options
 // are scored on the same ids, one line each, with the change against the first.
 import { existsSync, readFileSync } from "node:fs";
-import { commandHelp, HELP_OPTION, parseCli, type Schema } from "../core/schema.js";
+import { commandHelp, HELP_OPTION, type Schema } from "../core/schema.js";
 import { perplexity } from "../eval/perplexity.js";
 import { codecFor } from "../generate/codec.js";
 import { loadModel, readConfig } from "../model/load.js";
+import { parseCommand } from "./command.js";
 import { MODEL_OPTIONS, UsageError } from "./modelArgs.js";
 
 export const OPTIONS = {
@@ -47,50 +48,38 @@ function textIds(dir: string, vocabSize: number, text: string, tokenizer?: strin
 }
 
 export async function run(argv: string[]): Promise<number> {
-  try {
-    const { values } = parseCli(OPTIONS, argv);
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
+  const parsed = parseCommand(OPTIONS, HELP, argv);
+  if (!parsed) return 0;
+  const { values } = parsed;
+  const dirs = values.model ?? [];
+  if (dirs.length === 0) throw new UsageError("--model DIR is required");
+  if (!values.text) throw new UsageError("--text FILE is required");
+  if (!existsSync(values.text)) throw new Error(`${values.text}: file is missing`);
+  const context = values.context;
+  const max = values["max-tokens"];
+  const first = readConfig(dirs[0]!);
+  let ids = textIds(dirs[0]!, first.vocabSize, readFileSync(values.text, "utf8"), values.tokenizer);
+  if (max !== undefined) ids = ids.slice(0, max);
+  let base: number | null = null;
+  for (const dir of dirs) {
+    const model = await loadModel(dir, { dtype: values.f32 ? "f32" : "keep" });
+    try {
+      if (model.config.vocabSize !== first.vocabSize)
+        throw new Error(`${dir}: vocabulary of ${model.config.vocabSize}, ${dirs[0]} has ${first.vocabSize}`);
+      const t0 = performance.now();
+      const r = perplexity(model, ids, context === undefined ? {} : { context });
+      const s = (performance.now() - t0) / 1000;
+      const change =
+        base === null
+          ? ""
+          : `  ${r.perplexity >= base ? "+" : ""}${(((r.perplexity - base) / base) * 100).toFixed(3)}%`;
+      base ??= r.perplexity;
+      process.stdout.write(
+        `${dir} (${model.dtype}): perplexity ${r.perplexity.toFixed(4)}  nll ${r.nll.toFixed(5)}  ${r.tokens} tokens in ${r.windows} windows, ${s.toFixed(1)} s${change}\n`,
+      );
+    } finally {
+      model.dispose();
     }
-    const dirs = values.model ?? [];
-    if (dirs.length === 0) throw new UsageError("--model DIR is required");
-    if (!values.text) throw new UsageError("--text FILE is required");
-    if (!existsSync(values.text)) throw new Error(`${values.text}: file is missing`);
-    const context = values.context;
-    const max = values["max-tokens"];
-    const first = readConfig(dirs[0]!);
-    let ids = textIds(dirs[0]!, first.vocabSize, readFileSync(values.text, "utf8"), values.tokenizer);
-    if (max !== undefined) ids = ids.slice(0, max);
-    let base: number | null = null;
-    for (const dir of dirs) {
-      const model = await loadModel(dir, { dtype: values.f32 ? "f32" : "keep" });
-      try {
-        if (model.config.vocabSize !== first.vocabSize)
-          throw new Error(
-            `${dir}: vocabulary of ${model.config.vocabSize}, ${dirs[0]} has ${first.vocabSize}`,
-          );
-        const t0 = performance.now();
-        const r = perplexity(model, ids, context === undefined ? {} : { context });
-        const s = (performance.now() - t0) / 1000;
-        const change =
-          base === null
-            ? ""
-            : `  ${r.perplexity >= base ? "+" : ""}${(((r.perplexity - base) / base) * 100).toFixed(3)}%`;
-        base ??= r.perplexity;
-        process.stdout.write(
-          `${dir} (${model.dtype}): perplexity ${r.perplexity.toFixed(4)}  nll ${r.nll.toFixed(5)}  ${r.tokens} tokens in ${r.windows} windows, ${s.toFixed(1)} s${change}\n`,
-        );
-      } finally {
-        model.dispose();
-      }
-    }
-    return 0;
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`herd perplexity: ${e.message}\n\n${HELP}\n`);
-      return 2;
-    }
-    throw e;
   }
+  return 0;
 }

@@ -8,11 +8,12 @@
 // resolving symlinks) the model folder, a folder inside it, or one that holds it.
 import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve, sep } from "node:path";
-import { commandHelp, HELP_OPTION, parseCli, type Schema } from "../core/schema.js";
+import { commandHelp, HELP_OPTION, type Schema } from "../core/schema.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { readRegularFile } from "../model/checkpoint/io.js";
 import { quantizeCheckpoint } from "../model/quantize.js";
 import { QUANT_FORMATS } from "../tensor/quant.js";
+import { parseCommand } from "./command.js";
 import { UsageError } from "./modelArgs.js";
 
 export const OPTIONS = {
@@ -120,43 +121,31 @@ export function replaceDir(tmp: string, target: string): void {
 }
 
 export async function run(argv: string[]): Promise<number> {
+  const parsed = parseCommand(OPTIONS, HELP, argv, { required: ["model", "out"] });
+  if (!parsed) return 0;
+  const { values } = parsed;
+  if (!values.format) throw new UsageError(`--format ${QUANT_FORMATS.join("|")} is required`);
+  if (!existsSync(values.model)) throw new Error(`${values.model}: no such directory`);
+  const target = outputTarget(values.model, values.out, values.force);
+  const t0 = performance.now();
+  const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${randomTag()}`);
+  let report: Awaited<ReturnType<typeof quantizeCheckpoint>>;
   try {
-    const { values } = parseCli(OPTIONS, argv);
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
+    report = await quantizeCheckpoint(values.model, tmp, values.format, (name, i, n) => {
+      process.stderr.write(`[${i + 1}/${n}] ${name}\n`);
+    });
+    for (const f of COPIED) {
+      const src = join(values.model, f);
+      if (existsSync(src)) writeFileAtomic(join(tmp, f), readRegularFile(src, MAX_COPIED_BYTES));
     }
-    if (!values.model) throw new UsageError("--model DIR is required");
-    if (!values.out) throw new UsageError("--out DIR is required");
-    if (!values.format) throw new UsageError(`--format ${QUANT_FORMATS.join("|")} is required`);
-    if (!existsSync(values.model)) throw new Error(`${values.model}: no such directory`);
-    const target = outputTarget(values.model, values.out, values.force);
-    const t0 = performance.now();
-    const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${randomTag()}`);
-    let report: Awaited<ReturnType<typeof quantizeCheckpoint>>;
-    try {
-      report = await quantizeCheckpoint(values.model, tmp, values.format, (name, i, n) => {
-        process.stderr.write(`[${i + 1}/${n}] ${name}\n`);
-      });
-      for (const f of COPIED) {
-        const src = join(values.model, f);
-        if (existsSync(src)) writeFileAtomic(join(tmp, f), readRegularFile(src, MAX_COPIED_BYTES));
-      }
-      replaceDir(tmp, target);
-    } catch (e) {
-      rmSync(tmp, { recursive: true, force: true });
-      throw e;
-    }
-    const mb = (b: number) => `${(b / 1e6).toFixed(b < 1e7 ? 2 : 0)} MB`;
-    process.stdout.write(
-      `${values.out}: ${report.tensors} tensors, ${report.format}, weights ${mb(report.bytesIn)} → ${mb(report.bytesOut)} (${((report.bytesOut / report.bytesIn) * 100).toFixed(1)}%) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
-    );
-    return 0;
+    replaceDir(tmp, target);
   } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`herd quantize: ${e.message}\n\n${HELP}\n`);
-      return 2;
-    }
+    rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
+  const mb = (b: number) => `${(b / 1e6).toFixed(b < 1e7 ? 2 : 0)} MB`;
+  process.stdout.write(
+    `${values.out}: ${report.tensors} tensors, ${report.format}, weights ${mb(report.bytesIn)} → ${mb(report.bytesOut)} (${((report.bytesOut / report.bytesIn) * 100).toFixed(1)}%) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
+  );
+  return 0;
 }

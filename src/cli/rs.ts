@@ -5,8 +5,7 @@
 // acceptable sample and their ids, per-prompt scores) to FILE.report.json and, summarised, to stdout.
 // `--scorer reward:DIR` scores with a reward model from `herd rm` (RUN/final) instead: each completion
 // rendered as the reward model was trained (src/posttrain/reward.ts's rewardScorer).
-
-import { commandHelp, parseCli, type Schema } from "../core/schema.js";
+import { commandHelp, type Schema } from "../core/schema.js";
 import { codecFor } from "../generate/codec.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { loadModel } from "../model/load.js";
@@ -14,6 +13,7 @@ import { rejectionSample, type ScoreFn } from "../posttrain/rejectionSampling.js
 import { loadRewardModel, type RewardModel, rewardScorer } from "../posttrain/reward.js";
 import { readTasks } from "../posttrain/tasks/generate.js";
 import { ChatFormat } from "../tokenizer/chat.js";
+import { parseCommand } from "./command.js";
 import { formatDuration } from "./duration.js";
 import { MODEL_OPTIONS, samplingFrom, UsageError } from "./modelArgs.js";
 
@@ -69,68 +69,55 @@ export const HELP = commandHelp(
 );
 
 export async function run(argv: string[]): Promise<number> {
-  try {
-    const { values } = parseCli(OPTIONS, argv);
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
-    for (const need of ["model", "prompts", "out"] as const)
-      if (!values[need]) throw new UsageError(`--${need} is required`);
-    const rmDir = values.scorer.startsWith("reward:") ? values.scorer.slice("reward:".length) : null;
-    if (values.scorer !== "checker" && !rmDir)
-      throw new UsageError(`--scorer: '${values.scorer}' is not checker or reward:DIR`);
-    const rows = readTasks(values.prompts!).slice(0, values.limit ?? undefined);
-    const model = await loadModel(values.model!, { dtype: values.f32 ? "f32" : "keep" });
-    const codec = codecFor(values.model!, model.config.vocabSize, values.tokenizer);
-    if (!codec?.tokenizer)
+  const parsed = parseCommand(OPTIONS, HELP, argv, { required: ["model", "prompts", "out"] });
+  if (!parsed) return 0;
+  const { values } = parsed;
+  const rmDir = values.scorer.startsWith("reward:") ? values.scorer.slice("reward:".length) : null;
+  if (values.scorer !== "checker" && !rmDir)
+    throw new UsageError(`--scorer: '${values.scorer}' is not checker or reward:DIR`);
+  const rows = readTasks(values.prompts).slice(0, values.limit ?? undefined);
+  const model = await loadModel(values.model, { dtype: values.f32 ? "f32" : "keep" });
+  const codec = codecFor(values.model, model.config.vocabSize, values.tokenizer);
+  if (!codec?.tokenizer)
+    throw new UsageError(
+      `${values.model}: rs needs a tiktoken tokenizer with the chat special tokens (--tokenizer PATH)`,
+    );
+  const chat = new ChatFormat(codec.tokenizer);
+  let rm: RewardModel | null = null;
+  let scorer: "checker" | ScoreFn = "checker";
+  if (rmDir) {
+    rm = await loadRewardModel(rmDir);
+    if (rm.base.config.vocabSize !== model.config.vocabSize)
       throw new UsageError(
-        `${values.model}: rs needs a tiktoken tokenizer with the chat special tokens (--tokenizer PATH)`,
+        `--scorer reward:${rmDir}: a vocabulary of ${rm.base.config.vocabSize}, --model's is ${model.config.vocabSize}`,
       );
-    const chat = new ChatFormat(codec.tokenizer);
-    let rm: RewardModel | null = null;
-    let scorer: "checker" | ScoreFn = "checker";
-    if (rmDir) {
-      rm = await loadRewardModel(rmDir);
-      if (rm.base.config.vocabSize !== model.config.vocabSize)
-        throw new UsageError(
-          `--scorer reward:${rmDir}: a vocabulary of ${rm.base.config.vocabSize}, --model's is ${model.config.vocabSize}`,
-        );
-      scorer = rewardScorer(rm, chat);
-    }
-    const tty = process.stderr.isTTY === true && !values.quiet;
-    let logged = 0; // seconds of the last progress line off a terminal (one each 5 s, and the last)
-    const sampling = samplingFrom(values);
-    const { dialogs, report } = rejectionSample(model, chat, codec, rows, {
-      k: values.k,
-      scorer,
-      ...(values["min-score"] !== null ? { minScore: values["min-score"] } : {}),
-      ...sampling,
-      onProgress: (p) => {
-        if (values.quiet) return;
-        const last = p.done === p.total;
-        if (!tty && !last && p.seconds - logged < 5) return;
-        logged = p.seconds;
-        const rate = p.seconds > 0 ? p.samples / p.seconds : 0;
-        const eta =
-          p.done < p.total && rate > 0 ? formatDuration(((p.total - p.done) * values.k) / rate) : "-";
-        const line = `[${p.done}/${p.total}] kept ${p.kept}  ${rate.toFixed(1)} samples/s  ETA ${eta}`;
-        process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
-      },
-    });
-    model.dispose();
-    rm?.base.dispose();
-    if (tty) process.stderr.write("\n");
-    writeFileAtomic(values.out!, dialogs.map((d) => `${JSON.stringify(d)}\n`).join(""));
-    writeFileAtomic(`${values.out}.report.json`, `${JSON.stringify(report, null, 2)}\n`);
-    const { outcomes: _, ...summary } = report;
-    process.stdout.write(`${JSON.stringify(summary)}\n`);
-    return 0;
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`herd rs: ${e.message}\n\n${HELP}\n`);
-      return 2;
-    }
-    throw e;
+    scorer = rewardScorer(rm, chat);
   }
+  const tty = process.stderr.isTTY === true && !values.quiet;
+  let logged = 0; // seconds of the last progress line off a terminal (one each 5 s, and the last)
+  const sampling = samplingFrom(values);
+  const { dialogs, report } = rejectionSample(model, chat, codec, rows, {
+    k: values.k,
+    scorer,
+    ...(values["min-score"] !== null ? { minScore: values["min-score"] } : {}),
+    ...sampling,
+    onProgress: (p) => {
+      if (values.quiet) return;
+      const last = p.done === p.total;
+      if (!tty && !last && p.seconds - logged < 5) return;
+      logged = p.seconds;
+      const rate = p.seconds > 0 ? p.samples / p.seconds : 0;
+      const eta = p.done < p.total && rate > 0 ? formatDuration(((p.total - p.done) * values.k) / rate) : "-";
+      const line = `[${p.done}/${p.total}] kept ${p.kept}  ${rate.toFixed(1)} samples/s  ETA ${eta}`;
+      process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
+    },
+  });
+  model.dispose();
+  rm?.base.dispose();
+  if (tty) process.stderr.write("\n");
+  writeFileAtomic(values.out, dialogs.map((d) => `${JSON.stringify(d)}\n`).join(""));
+  writeFileAtomic(`${values.out}.report.json`, `${JSON.stringify(report, null, 2)}\n`);
+  const { outcomes: _, ...summary } = report;
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+  return 0;
 }

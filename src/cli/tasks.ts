@@ -1,7 +1,8 @@
 // `herd tasks --out DIR`: write the seeded verifiable tasks of the small post-training recipe
 // (src/posttrain/tasks/): DIR/{train,heldout}/{sft,prompts,preferences}.jsonl and DIR/tasks.json.
-import { commandHelp, HELP_OPTION, parseCli, type Schema, UsageError } from "../core/schema.js";
+import { commandHelp, HELP_OPTION, type Schema, UsageError } from "../core/schema.js";
 import { TASK_KINDS, type TaskKind, writeTaskFiles } from "../posttrain/tasks/index.js";
+import { parseCommand } from "./command.js";
 
 export const OPTIONS = {
   out: { type: "string", short: "o", arg: "DIR", doc: "folder to write (train/ and heldout/ inside)" },
@@ -31,32 +32,21 @@ export const HELP = commandHelp(
 );
 
 export async function run(argv: string[]): Promise<number> {
-  try {
-    const { values } = parseCli(OPTIONS, argv);
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
-    if (!values.out) throw new UsageError("--out DIR is required");
-    const kinds = values.kinds.map((k) => k.trim());
-    const bad = kinds.find((k) => !TASK_KINDS.includes(k as TaskKind));
-    if (bad !== undefined || kinds.length === 0)
-      throw new UsageError(`--kinds: '${bad ?? ""}' is not a kind (have: ${TASK_KINDS.join(", ")})`);
-    const s = writeTaskFiles(values.out, {
-      seed: values.seed,
-      train: values.train,
-      heldout: values.heldout,
-      kinds: kinds as TaskKind[],
-    });
-    process.stderr.write(
-      `${values.out}: ${s.train.length} training and ${s.heldout.length} held-out tasks (${kinds.join(", ")})\n`,
-    );
-    return 0;
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`herd tasks: ${e.message}\n\n${HELP}\n`);
-      return 2;
-    }
-    throw e;
-  }
+  const parsed = parseCommand(OPTIONS, HELP, argv, { required: ["out"] });
+  if (!parsed) return 0;
+  const { values } = parsed;
+  const kinds = values.kinds.map((k) => k.trim());
+  const bad = kinds.find((k) => !TASK_KINDS.includes(k as TaskKind));
+  if (bad !== undefined || kinds.length === 0)
+    throw new UsageError(`--kinds: '${bad ?? ""}' is not a kind (have: ${TASK_KINDS.join(", ")})`);
+  const s = writeTaskFiles(values.out, {
+    seed: values.seed,
+    train: values.train,
+    heldout: values.heldout,
+    kinds: kinds as TaskKind[],
+  });
+  process.stderr.write(
+    `${values.out}: ${s.train.length} training and ${s.heldout.length} held-out tasks (${kinds.join(", ")})\n`,
+  );
+  return 0;
 }
