@@ -5,14 +5,12 @@
 // tokenizer files beside the base are copied along. OUT is written whole and atomically under the same
 // rules as `herd quantize` (a new or empty folder, never IN or a folder inside or around it; --force to
 // replace). A quantised base is refused: merge into its bf16/f32 source, then quantise.
-import { existsSync, rmSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { existsSync } from "node:fs";
 import { commandHelp, HELP_OPTION, parseCli, type Schema, UsageError } from "../core/schema.js";
-import { writeFileAtomic } from "../io/atomic.js";
-import { readRegularFile } from "../model/checkpoint/io.js";
 import { loadModel, saveModel } from "../model/load.js";
+import { copySideFiles } from "../model/sideFiles.js";
 import { loadAdapter } from "../posttrain/peft.js";
-import { COPIED, MAX_COPIED_BYTES, outputTarget, randomTag, replaceDir } from "./quantize.js";
+import { outputTarget, writeDirAtomic } from "./outputDir.js";
 
 export const OPTIONS = {
   model: {
@@ -60,18 +58,11 @@ export async function run(argv: string[]): Promise<number> {
       const lora = await loadAdapter(model, values.adapter);
       const n = lora.modules.length;
       lora.merge();
-      const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${randomTag()}`);
-      try {
+      const from = values.model;
+      await writeDirAtomic(target, async (tmp) => {
         await saveModel(tmp, model, values.dtype === "keep" ? {} : { dtype: values.dtype });
-        for (const f of COPIED) {
-          const src = join(values.model, f);
-          if (existsSync(src)) writeFileAtomic(join(tmp, f), readRegularFile(src, MAX_COPIED_BYTES));
-        }
-        replaceDir(tmp, target);
-      } catch (e) {
-        rmSync(tmp, { recursive: true, force: true });
-        throw e;
-      }
+        copySideFiles(from, tmp);
+      });
       process.stdout.write(
         `${values.out}: ${n} matrices merged (rank ${lora.rank}, scaling ${lora.scaling}), ${values.dtype === "keep" ? model.dtype : values.dtype}\n`,
       );

@@ -6,20 +6,13 @@
 // any HF directory herd writes, reward models (score.weight) included. Memory: one f32 accumulator of the
 // model plus one checkpoint being read. The output's files are written atomically, with the first
 // checkpoint's tokenizer and generation files beside them.
-import { existsSync, readFileSync } from "node:fs";
+
 import { join } from "node:path";
-import { writeFileAtomic } from "../io/atomic.js";
 import { decodeHalf, encodeHalf } from "../io/half.js";
 import { readHFCheckpoint, writeHFCheckpoint } from "../model/checkpoint/hf.js";
+import { copySideFiles } from "../model/sideFiles.js";
 import { fromArray, fromHalfBits, shapeStr, type Tensor } from "../tensor/tensor.js";
 
-const COPIED = [
-  "tokenizer.model",
-  "vocab.json",
-  "tokenizer.json",
-  "tokenizer_config.json",
-  "generation_config.json",
-];
 /** config.json fields that do not describe the architecture. */
 const BENIGN = new Set(["torch_dtype", "transformers_version", "_name_or_path"]);
 
@@ -99,7 +92,6 @@ export async function averageModels(
   } finally {
     for (const t of tensors.values()) t.dispose();
   }
-  for (const f of COPIED)
-    if (existsSync(join(dirs[0]!, f))) writeFileAtomic(join(output, f), readFileSync(join(dirs[0]!, f)));
+  copySideFiles(dirs[0]!, output);
   return tensors.size;
 }

@@ -3,26 +3,20 @@
 // the run's final/ folder: an HF checkpoint of the trained weights (f32) with the source model's tokenizer
 // and generation files copied beside it, so `herd chat --model RUN/final` works on it; and the record of
 // the input lines a run skipped (skipped.jsonl).
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.js";
 import { writeHFCheckpoint } from "../model/checkpoint/hf.js";
 import { toHFConfig } from "../model/config.js";
 import type { Llama } from "../model/llama.js";
+import { copySideFiles } from "../model/sideFiles.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { ChatFormat } from "../tokenizer/chat.js";
 import { readRanks } from "../tokenizer/ranks.js";
 import { Tokenizer } from "../tokenizer/tiktoken.js";
 import type { ToolPromptFormat } from "../tokenizer/tools.js";
 import type { Skip } from "./data.js";
-
-const COPIED = [
-  "tokenizer.model",
-  "vocab.json",
-  "tokenizer.json",
-  "tokenizer_config.json",
-  "generation_config.json",
-];
 
 /** The chat format (tool calls written in `toolPromptFormat`) for a model directory, or null when it has no tokenizer with the Llama 3 special tokens. */
 export function chatFormatFor(
@@ -55,8 +49,7 @@ export async function writeFinal(
   const tensors = new Map(model.weights);
   for (const [k, t] of extra.tensors ?? []) tensors.set(k, t);
   await writeHFCheckpoint(dir, { ...toHFConfig(model.config, "f32"), ...extra.config }, tensors);
-  for (const f of COPIED)
-    if (existsSync(join(sourceDir, f))) writeFileAtomic(join(dir, f), readFileSync(join(sourceDir, f)));
+  copySideFiles(sourceDir, dir);
   return dir;
 }
 
