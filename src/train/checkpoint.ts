@@ -7,11 +7,12 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { fsyncDir, fsyncTree } from "../io/atomic.js";
+import { averageWeights } from "../model/average.js";
 import { readHFCheckpoint, writeHFCheckpoint } from "../model/checkpoint/hf.js";
 import { toHFConfig } from "../model/config.js";
 import type { Llama } from "../model/llama.js";
 import { assign } from "../tensor/optim.js";
-import { fromArray, type Tensor } from "../tensor/tensor.js";
+import type { Tensor } from "../tensor/tensor.js";
 import type { LoaderPosition } from "./loader.js";
 import { allFinite, type PretrainOptimizer } from "./optimizer.js";
 import { POLYAK_STATE, type PolyakAverage } from "./polyak.js";
@@ -167,38 +168,13 @@ export function readTrainerState(file: string): TrainerState {
 }
 
 /**
- * Polyak averaging (spec §6.3): the element-wise mean of the weights of several checkpoint folders.
- * Every folder must hold the same tensor names and shapes; errors name the folder.
+ * Polyak averaging (spec §6.3): the element-wise mean of the weights of several checkpoint folders
+ * (model/average.ts, uniform weights). Every folder must hold the same tensor names and shapes; errors name
+ * the folder. The tensors are kept (the caller disposes them).
  */
 export async function averageCheckpoints(paths: string[]): Promise<Map<string, Tensor>> {
   if (paths.length === 0) throw new Error("averageCheckpoints: no checkpoints");
-  const sums = new Map<string, { shape: number[]; data: Float64Array }>();
-  for (const p of paths) {
-    const { tensors } = await readHFCheckpoint(p);
-    if (sums.size > 0 && tensors.size !== sums.size)
-      throw new Error(`${p}: ${tensors.size} tensors, the first checkpoint has ${sums.size}`);
-    for (const [name, t] of tensors) {
-      let s = sums.get(name);
-      if (!s) {
-        if (sums.size > 0 && p !== paths[0])
-          throw new Error(`${p}: tensor '${name}' not in the first checkpoint`);
-        s = { shape: [...t.shape], data: new Float64Array(t.size) };
-        sums.set(name, s);
-      }
-      if (s.data.length !== t.size) throw new Error(`${p}: tensor '${name}' has another shape`);
-      const d = t.data;
-      for (let i = 0; i < d.length; i++) s.data[i]! += d[i]!;
-      t.dispose();
-    }
-  }
-  const out = new Map<string, Tensor>();
-  for (const [name, s] of sums) {
-    const t = fromArray(
-      Float32Array.from(s.data, (v) => v / paths.length),
-      s.shape,
-    ).keep();
-    t.name = name;
-    out.set(name, t);
-  }
-  return out;
+  const { tensors } = await averageWeights(paths);
+  for (const t of tensors.values()) t.keep();
+  return tensors;
 }
