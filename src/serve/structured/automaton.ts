@@ -25,7 +25,7 @@ export type Frame =
   | { t: "arr"; node: Extract<Node, { kind: "array" }>; ph: ArrPhase; n: number; gap: number }
   | { t: "str"; s: number }
   | { t: "num"; integer: boolean; ph: NumPhase; n: number }
-  | { t: "lit"; options: readonly Uint8Array[]; pos: number; then: readonly Node[] | null }
+  | { t: "lit"; options: readonly Uint8Array[]; pos: number; next: readonly Node[] | null }
   | { t: "pend"; node: Node }
   | { t: "seq"; parts: readonly Node[]; i: number };
 
@@ -102,9 +102,9 @@ export function start(node: Node, b: number, up: State): State | null {
     case "number":
       return startNumber(node.integer, b, up);
     case "literal":
-      return litStep({ t: "lit", options: node.options, pos: 0, then: null }, b, up);
+      return litStep({ t: "lit", options: node.options, pos: 0, next: null }, b, up);
     case "branch":
-      return litStep({ t: "lit", options: node.prefixes, pos: 0, then: node.then }, b, up);
+      return litStep({ t: "lit", options: node.prefixes, pos: 0, next: node.next }, b, up);
     case "seq":
       return start(
         node.parts[0]!,
@@ -142,15 +142,15 @@ function litStep(fr: Extract<Frame, { t: "lit" }>, b: number, up: State): State 
   });
   if (keep.length === 0) {
     // a finished option ends the literal; the byte goes to the parent
-    if (fr.then === null && fr.options.some((o) => o.length === fr.pos)) return step(up, b);
+    if (fr.next === null && fr.options.some((o) => o.length === fr.pos)) return step(up, b);
     return null;
   }
   const pos = fr.pos + 1;
   const options = keep.map((i) => fr.options[i]!);
-  const then = fr.then && keep.map((i) => fr.then![i]!);
+  const next = fr.next && keep.map((i) => fr.next![i]!);
   if (options.every((o) => o.length === pos))
-    return then === null ? up : f({ t: "pend", node: then[0]! }, up);
-  return f({ t: "lit", options, pos, then }, up);
+    return next === null ? up : f({ t: "pend", node: next[0]! }, up);
+  return f({ t: "lit", options, pos, next }, up);
 }
 
 const DIGIT = (b: number) => b >= 0x30 && b <= 0x39;
@@ -306,7 +306,7 @@ export function accepting(st: State): boolean {
     case "num":
       return numberDone(fr.ph) && accepting(st.up!);
     case "lit":
-      return fr.then === null && fr.options.some((o) => o.length === fr.pos) && accepting(st.up!);
+      return fr.next === null && fr.options.some((o) => o.length === fr.pos) && accepting(st.up!);
     case "seq":
       return fr.i >= fr.parts.length && accepting(st.up!);
     default:
@@ -342,7 +342,7 @@ export function closer(st: State): number {
       if (fr.s < 100) return 0x30;
       return RANGES[fr.s % 10]![0];
     case "lit": {
-      if (fr.then === null && fr.options.some((o) => o.length === fr.pos)) return closer(st.up!);
+      if (fr.next === null && fr.options.some((o) => o.length === fr.pos)) return closer(st.up!);
       return fr.options.find((o) => o.length > fr.pos)![fr.pos]!;
     }
     case "num":

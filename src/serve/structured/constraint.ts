@@ -5,8 +5,10 @@
 // from it yields text that JSON.parse accepts and the schema validates. A top-level number may go on with
 // more digits after it is complete; every other complete value allows only the stop ids.
 import type { ConstraintFactory, TokenConstraint } from "../contracts.js";
+import type { OpenAITool, OpenAIToolChoice } from "../tools/openai.js";
 import { accepting, closer, feed, initial, inPlainString, type State } from "./automaton.js";
 import { ANY_OBJECT, compileSchema, type Node } from "./schema.js";
+import { toolChoiceNode } from "./toolChoice.js";
 import { type ConstraintVocab, plainTokens, VocabTrie } from "./trie.js";
 
 export class JsonConstraintFactory implements ConstraintFactory {
@@ -34,6 +36,12 @@ export class JsonConstraintFactory implements ConstraintFactory {
   /** `response_format`: json_schema's schema, or null for any JSON object (json_object). Throws SchemaError. */
   json(schema: object | null): JsonConstraint {
     return this.fromNode(schema === null ? ANY_OBJECT : compileSchema(schema));
+  }
+
+  /** `tool_choice` "required" or a named function: one call of a tool (null for "auto"/"none"). */
+  toolCall(tools: readonly OpenAITool[], choice: OpenAIToolChoice | undefined): JsonConstraint | null {
+    const node = toolChoiceNode(tools, choice);
+    return node && this.fromNode(node);
   }
 
   fromNode(node: Node): JsonConstraint {

@@ -17,8 +17,8 @@ export type Node =
   | { kind: "literal"; options: Uint8Array[] }
   /** Options with disjoint first bytes. */
   | { kind: "union"; options: Node[] }
-  /** One of `prefixes` verbatim, then the value `then[i]` of the prefix matched (tool calls). */
-  | { kind: "branch"; prefixes: Uint8Array[]; then: Node[] }
+  /** One of `prefixes` verbatim, then the value `next[i]` of the prefix matched (tool calls). */
+  | { kind: "branch"; prefixes: Uint8Array[]; next: Node[] }
   /** These values one after another, nothing between them. */
   | { kind: "seq"; parts: Node[] };
 
@@ -32,12 +32,13 @@ export interface ObjectNode {
   additional: Node | null;
 }
 
+/** A schema herd cannot enforce; `path` is a JSON pointer-ish path ("#.properties.a"), `reason` the why. */
 export class SchemaError extends Error {
   constructor(
     readonly path: string,
-    message: string,
+    readonly reason: string,
   ) {
-    super(`response_format schema at ${path}: ${message}`);
+    super(`schema at ${path}: ${reason}`);
   }
 }
 

@@ -5,9 +5,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Ajv } from "ajv";
-import { JsonConstraintFactory } from "../../../src/serve/structured/constraint.js";
+import { type JsonConstraint, JsonConstraintFactory } from "../../../src/serve/structured/constraint.js";
 import { SchemaError } from "../../../src/serve/structured/schema.js";
 import { tokenizerVocab } from "../../../src/serve/structured/trie.js";
+import type { OpenAITool } from "../../../src/serve/tools/openai.js";
 import { Tokenizer } from "../../../src/tokenizer/index.js";
 import { rng } from "../../helpers.js";
 import { SCHEMAS } from "./schemas.js";
@@ -18,8 +19,7 @@ const factory = new JsonConstraintFactory(tokenizerVocab(tok, [EOT]));
 const ajv = new Ajv({ strict: false });
 
 /** Random-logit greedy decoding for `free` steps, then the constraint's finishing tokens. */
-function decode(schema: object | null, seed: number, free: number): string {
-  const c = factory.json(schema);
+function decode(c: JsonConstraint, seed: number, free: number): string {
   const r = rng(seed);
   const ids: number[] = [];
   for (let i = 0; i < 600; i++) {
@@ -55,7 +55,7 @@ for (const [name, schema] of SCHEMAS)
       [2, 8],
       [3, 30],
     ] as const) {
-      const text = decode(schema, seed * 101 + name.length, free);
+      const text = decode(factory.json(schema), seed * 101 + name.length, free);
       const value = JSON.parse(text);
       assert.ok(validate(value), `${JSON.stringify(text)}: ${ajv.errorsText(validate.errors)}`);
     }
@@ -81,7 +81,7 @@ test("whitespace is bounded, so a model cannot loop on spaces", () => {
   c.accept(space);
   assert.equal(c.mask()[space], 0);
   const c2 = factory.json(null);
-  for (const id of tok.encode("{\n" + " ".repeat(20))) c2.accept(id);
+  for (const id of tok.encode(`{\n${" ".repeat(20)}`)) c2.accept(id);
   assert.equal(c2.mask()[space], 0);
 });
 
@@ -114,4 +114,44 @@ test("partial UTF-8: a token ending inside a character is allowed in a string, t
     if (m[id]) assert.ok(b[0]! >= 0x80 && b[0]! <= 0xbf, `token ${id} does not continue the character`);
   }
   assert.throws(() => c.accept(tok.encode('"')[0]!));
+});
+
+const TOOLS: OpenAITool[] = [
+  {
+    type: "function",
+    function: {
+      name: "get_weather",
+      parameters: {
+        type: "object",
+        properties: { city: { type: "string" }, unit: { enum: ["celsius", "fahrenheit"] } },
+        required: ["city", "unit"],
+      },
+    },
+  },
+  { type: "function", function: { name: "now", parameters: { type: "object", properties: {} } } },
+  { type: "function", function: { name: "echo" } },
+];
+
+test('tool_choice "required" and a named function force one call of a tool with valid parameters', () => {
+  const byName = new Map(TOOLS.map((t) => [t.function.name, t.function.parameters ?? { type: "object" }]));
+  for (let seed = 1; seed <= 9; seed++) {
+    const text = decode(factory.toolCall(TOOLS, "required")!, seed, seed * 4);
+    const call = JSON.parse(text);
+    assert.deepEqual(Object.keys(call), ["name", "parameters"]);
+    assert.ok(byName.has(call.name), text);
+    const validate = ajv.compile(byName.get(call.name)!);
+    assert.ok(validate(call.parameters), `${text}: ${ajv.errorsText(validate.errors)}`);
+  }
+  const named = decode(
+    factory.toolCall(TOOLS, { type: "function", function: { name: "get_weather" } })!,
+    5,
+    20,
+  );
+  assert.equal(JSON.parse(named).name, "get_weather");
+  assert.ok(named.startsWith('{"name": "get_weather", "parameters": {'));
+  assert.equal(factory.toolCall(TOOLS, "auto"), null);
+  assert.throws(
+    () => factory.toolCall(TOOLS, { type: "function", function: { name: "nope" } }),
+    /no tool named/,
+  );
 });
