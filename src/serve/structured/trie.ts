@@ -4,6 +4,7 @@
 // is a flat loop keeping one automaton state per depth. A second trie holds only the tokens that are not
 // "plain string text" (see plainTokens): inside a string those all keep the state unchanged, so their mask
 // bits are copied and only the others are walked.
+import { PieceVocab, type TextCodec } from "../../generate/codec.js";
 import type { Tokenizer } from "../../tokenizer/index.js";
 import { type State, step, strStep } from "./automaton.js";
 
@@ -32,6 +33,19 @@ export function tokenizerVocab(tok: Tokenizer, stopIds: readonly number[]): Cons
     }
   }
   return { size: tok.vocabSize, bytes, stopIds };
+}
+
+/** The vocabulary of a codec: the Llama 3 tokenizer's, or a SentencePiece piece list's (stories260K). */
+export function codecVocab(codec: TextCodec, stopIds: readonly number[]): ConstraintVocab {
+  if (codec.tokenizer) return tokenizerVocab(codec.tokenizer, stopIds);
+  if (!(codec instanceof PieceVocab))
+    throw new Error(`structured output: no byte vocabulary for ${codec.name}`);
+  const bytes: (Uint8Array | null)[] = [];
+  for (let id = 0; id < codec.size; id++) {
+    const b = codec.tokenBytes(id);
+    bytes.push(b.length > 0 ? b : null);
+  }
+  return { size: codec.size, bytes, stopIds };
 }
 
 export class VocabTrie {
