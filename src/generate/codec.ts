@@ -108,6 +108,11 @@ export class PieceVocab implements TextCodec {
     return this.bytes.length;
   }
 
+  /** The bytes of one piece (empty for BOS/EOS), e.g. for a structured-output vocabulary trie. */
+  tokenBytes(id: number): Uint8Array {
+    return this.piece(id);
+  }
+
   private piece(id: number): Uint8Array {
     const b = this.bytes[id];
     if (!b) throw new Error(`${this.name}: id ${id} is outside the vocabulary of ${this.bytes.length}`);
