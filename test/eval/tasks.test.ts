@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { parseCsv, readArcJsonl, readGsm8kJsonl, readMgsmTsv, readMmluCsv } from "../../src/eval/datasets.js";
 import { stopIdsFor } from "../../src/eval/harness.js";
-import type { Decoder } from "../../src/eval/niah.js";
+import { type Decoder, replayPrefix } from "../../src/eval/niah.js";
 import { promptIds, renderText } from "../../src/eval/prompt.js";
 import { resolveTasks } from "../../src/eval/registry.js";
 import { exactMatch, meanStderr, pooledStderr, regexExtract, type TaskSpec } from "../../src/eval/task.js";
@@ -226,12 +226,21 @@ test("multi-needle recall: a decoder that copies what followed the key retrieves
   };
   const filler = Int32Array.from(codec.encode!("The grass is green. The sky is blue. ".repeat(60)));
   const hay = (_: unknown, n: number) => Int32Array.from([1, ...filler.subarray(0, n - 1)]);
-  assert.equal(multiNeedleRecall(copier, codec.encode!, hay, 400, 3), 1);
+  assert.equal(
+    multiNeedleRecall((p) => replayPrefix(copier, p), codec.encode!, hay, 400, 3),
+    1,
+  );
   const blind = (): Decoder => ({
     start: () => new Float32Array(V),
     next: () => new Float32Array(V),
     close: () => {},
   });
-  assert.equal(multiNeedleRecall(blind, codec.encode!, hay, 400, 3), 0);
-  assert.equal(multiNeedleRecall(copier, codec.encode!, hay, 60, 1), null);
+  assert.equal(
+    multiNeedleRecall((p) => replayPrefix(blind, p), codec.encode!, hay, 400, 3),
+    0,
+  );
+  assert.equal(
+    multiNeedleRecall((p) => replayPrefix(copier, p), codec.encode!, hay, 60, 1),
+    null,
+  );
 });
