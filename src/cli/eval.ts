@@ -42,7 +42,7 @@ export const OPTIONS = {
   naive: {
     type: "boolean",
     default: false,
-    doc: "score each choice as its own full sequence (the harness's way) instead of one shared prefill",
+    doc: "compute every request from scratch, as the harness does (each choice its own full sequence, each completion its own generation) instead of sharing prefixes",
   },
   chat: {
     type: "boolean",

@@ -1,14 +1,20 @@
 // The evaluation harness: runs tasks (registry.ts) against a model and aggregates them the way
 // lm-evaluation-harness does. Each item's request is tokenised (the context's trailing spaces move to the
-// continuation, as the harness's _encode_pair; one BOS), run — choices by log-likelihood with one prefill
-// of the shared context (loglikelihood.ts), generations greedy with every Llama 3 end id and the task's
-// strings as stops, n completions of one prompt forking one prefilled cache — and scored; a subtask's
-// metrics are means with the sample stderr of the mean, a group's are weighted by subtask size with the
-// pooled stderr (the harness's) plus the plain mean over subtasks (`_macro`, the paper's MMLU average).
-// Contexts longer than the model's window are cut from the left, as the harness does. Progress goes to
-// `onProgress`; nothing here prints.
+// continuation, as the harness's _encode_pair; one BOS), run and scored. What the items of a subtask share
+// is computed once: the tokens every one of its contexts begins with (MMLU's description and five shots,
+// GSM8K's eight exemplars) are prefilled into one KV cache per subtask, and each item continues a copy of
+// it; choices are scored by log-likelihood with one prefill of the item's context and the continuations
+// as a batch (loglikelihood.ts); n completions of one prompt (HumanEval's pass@k) decode as one batch
+// from one prefill (generate/shared.ts); generation is greedy unless the task samples, stopped by every
+// Llama 3 end id and the task's strings. The naive path (`path: "naive"`) computes every request from
+// scratch, as the harness does: each choice its own full sequence, each completion its own generation.
+// A subtask's metrics are means with the sample stderr of the mean, a group's are weighted by subtask
+// size with the pooled stderr (the harness's) plus the plain mean over subtasks (`_macro`, the paper's
+// MMLU average). Contexts longer than the model's window are cut from the left, as the harness does.
+// Progress goes to `onProgress`; nothing here prints.
 import type { TextCodec } from "../generate/codec.js";
 import { generate } from "../generate/generate.js";
+import { generateShared } from "../generate/shared.js";
 import { stopIdsOf } from "../model/config.js";
 import { KVCache } from "../model/kvcache.js";
 import type { Llama } from "../model/llama.js";
@@ -22,7 +28,7 @@ import type { CustomContext, CustomTaskSpec } from "./tasks/custom.js";
 
 export interface EvalOptions extends TaskContext {
   codec: TextCodec;
-  /** "shared" (default) or "naive" multiple-choice scoring. */
+  /** "shared" (default: shared prefixes computed once) or "naive" (every request from scratch). */
   path?: "shared" | "naive";
   /** Naive path: sequences per forward. */
   batch?: number;
@@ -92,12 +98,16 @@ export function encodePair(
   return { context, continuations };
 }
 
-async function runItem(
-  model: Llama,
-  item: Item,
-  o: EvalOptions,
-  stopIds: number[],
-): Promise<[Response, number[] | string[]]> {
+/** An item's ids as the model sees them, after the harness's left truncation to the window. */
+interface Prepared {
+  context: number[];
+  /** Multiple choice: each choice's continuation ids. */
+  continuations: number[][];
+  /** Generation: new tokens at most. */
+  maxNewTokens: number;
+}
+
+function prepare(model: Llama, item: Item, o: EvalOptions): Prepared {
   const max = model.config.maxPositionEmbeddings;
   const bos = model.config.bosTokenId;
   const r = item.request;
@@ -105,41 +115,86 @@ async function runItem(
     const { context, continuations } = encodePair(item as Item & { request: typeof r }, o.codec, bos, o.chat);
     const longest = Math.max(...continuations.map((c) => c.length));
     const ctx = context.slice(Math.max(0, context.length + longest - 1 - max));
-    const scores = scoreContinuations(model, ctx, continuations, {
-      path: o.path ?? "shared",
-      batch: o.batch ?? 1,
-    });
-    return [{ type: "loglikelihood", scores }, scores.map((s) => s.logprob)];
+    return { context: ctx, continuations, maxNewTokens: 0 };
   }
   let ids = promptIds(r.turns, o.codec, bos, o.chat);
   // The harness keeps max − max_gen_toks prompt tokens; a window shorter than twice the generation keeps half.
   const room = Math.max(Math.floor(max / 2), max - r.maxNewTokens);
   if (ids.length > room) ids = ids.slice(ids.length - room);
-  const outputs: string[] = [];
-  const n = r.n ?? 1;
-  const maxNewTokens = Math.min(r.maxNewTokens, max - ids.length);
-  // n completions share the prompt: prefill all of it but its last token once, then fork the cache.
-  const cache = n > 1 && ids.length > 1 ? new KVCache(model.config, 1, ids.length + maxNewTokens) : null;
-  try {
-    if (cache)
-      noGrad(() => scope(() => model.forward(Int32Array.from(ids.slice(0, -1)), { cache, logits: "last" })));
-    for (let s = 0; s < n; s++) {
-      const g = generate(model, cache ? ids.slice(-1) : ids, {
-        maxNewTokens,
-        temperature: r.temperature ?? 0,
-        topP: r.topP ?? 1,
-        seed: s,
-        stopIds,
-        stopStrings: r.until,
-        codec: o.codec,
-        ...(cache ? { cache } : {}),
-      });
-      cache?.truncate(ids.length - 1);
-      outputs.push(g.text);
-    }
-  } finally {
-    cache?.dispose();
+  return { context: ids, continuations: [], maxNewTokens: Math.min(r.maxNewTokens, max - ids.length) };
+}
+
+/**
+ * How many tokens every one of `contexts` begins with (their longest common prefix), at most one short of
+ * the shortest so each item still computes its last context token; 0 for fewer than two contexts.
+ */
+export function commonPrefixLength(contexts: readonly (readonly number[])[]): number {
+  if (contexts.length < 2) return 0;
+  const first = contexts[0]!;
+  let n = Math.min(...contexts.map((c) => c.length)) - 1;
+  for (const c of contexts) {
+    let k = 0;
+    while (k < n && c[k] === first[k]) k++;
+    n = k;
   }
+  return Math.max(0, n);
+}
+
+/** The subtask's shared prefix prefilled into a batch-1 cache (null when there is none or on the naive path). */
+function prefillPrefix(model: Llama, prepared: readonly Prepared[], o: EvalOptions): KVCache | null {
+  if (o.path === "naive") return null;
+  const P = commonPrefixLength(prepared.map((p) => p.context));
+  if (P === 0) return null;
+  const cache = new KVCache(model.config, 1, P);
+  const ids = Int32Array.from(prepared[0]!.context.slice(0, P));
+  noGrad(() => scope(() => model.forward(ids, { cache, logits: "last" })));
+  return cache;
+}
+
+async function runItem(
+  model: Llama,
+  item: Item,
+  p: Prepared,
+  prefix: KVCache | null,
+  o: EvalOptions,
+  stopIds: number[],
+): Promise<[Response, number[] | string[]]> {
+  const r = item.request;
+  if (r.type === "loglikelihood") {
+    const scores = scoreContinuations(model, p.context, p.continuations, {
+      path: o.path ?? "shared",
+      batch: o.batch ?? 1,
+      ...(prefix ? { prefix } : {}),
+    });
+    return [{ type: "loglikelihood", scores }, scores.map((s) => s.logprob)];
+  }
+  const ids = p.context;
+  const n = r.n ?? 1;
+  const gen = {
+    maxNewTokens: p.maxNewTokens,
+    temperature: r.temperature ?? 0,
+    topP: r.topP ?? 1,
+    stopIds,
+    stopStrings: r.until,
+    codec: o.codec,
+  };
+  // Completion s is the one generate() draws with seed s, on every path.
+  let outputs: string[];
+  if (o.path === "naive")
+    outputs = Array.from({ length: n }, (_, seed) => generate(model, ids, { ...gen, seed }).text);
+  else if (n > 1) {
+    const seeds = Array.from({ length: n }, (_, s) => s);
+    outputs = generateShared(model, ids, { ...gen, seeds, ...(prefix ? { prefix } : {}) }).samples.map(
+      (s) => s.text,
+    );
+  } else if (prefix) {
+    const cache = prefix.selectRows([0], ids.length + p.maxNewTokens) as KVCache;
+    try {
+      outputs = [generate(model, ids.slice(prefix.length), { ...gen, seed: 0, cache }).text];
+    } finally {
+      cache.dispose();
+    }
+  } else outputs = [generate(model, ids, { ...gen, seed: 0 }).text];
   return [{ type: "generate_until", outputs }, outputs];
 }
 
@@ -197,22 +252,28 @@ export async function evaluateTasks(
       const values: Record<string, number[]> = {};
       const samples: SampleRecord[] = [];
       let done = 0;
-      for (const item of t.items) {
-        const [resp, output] = await runItem(model, item, o, stopIds);
-        const s = await item.score(resp);
-        for (const [k, v] of Object.entries(s.metrics)) (values[k] ??= []).push(v);
-        if (o.logSamples)
-          samples.push({
-            doc_id: item.doc,
-            prompt: promptText(item.request.turns, o.codec, o.chat),
-            target: s.target,
-            output,
-            extracted: s.extracted,
-            metrics: s.metrics,
-          });
-        done++;
-        allDone++;
-        o.onProgress?.({ task: t.name, done, total: t.items.length, allDone, allTotal });
+      const prepared = t.items.map((item) => prepare(model, item, o));
+      const prefix = prefillPrefix(model, prepared, o);
+      try {
+        for (const [at, item] of t.items.entries()) {
+          const [resp, output] = await runItem(model, item, prepared[at]!, prefix, o, stopIds);
+          const s = await item.score(resp);
+          for (const [k, v] of Object.entries(s.metrics)) (values[k] ??= []).push(v);
+          if (o.logSamples)
+            samples.push({
+              doc_id: item.doc,
+              prompt: promptText(item.request.turns, o.codec, o.chat),
+              target: s.target,
+              output,
+              extracted: s.extracted,
+              metrics: s.metrics,
+            });
+          done++;
+          allDone++;
+          o.onProgress?.({ task: t.name, done, total: t.items.length, allDone, allTotal });
+        }
+      } finally {
+        prefix?.dispose();
       }
       const row = { alias: t.name, ...aggregate(values) };
       rows.push(row);

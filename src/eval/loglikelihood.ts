@@ -3,8 +3,11 @@
 // over the continuation's tokens, and whether greedy decoding would have produced it (`is_greedy`).
 // Two paths give the same numbers:
 // - shared prefix (default): ONE prefill of the context into a KV cache (its last logits predict every
-//   continuation's first token), then each continuation's tokens but the last against the cache, which is
-//   rewound to the context (KVCache.truncate) before the next;
+//   continuation's first token), then the continuations' tokens but the last as ONE batch against copies
+//   of that cache (KVCache.selectRows; continuations of equal length per forward, so nothing is padded;
+//   MMLU's one-token letters need no forward beyond the context). `prefix` starts from a cache already
+//   holding the context's first tokens (a subject's 5-shot prefix, prefilled once for all its items), so
+//   only the rest of the context is computed;
 // - naive (the harness's way): every context + continuation as its own full sequence without a cache,
 //   sequences of equal length stacked up to `batch` rows per forward (never padded).
 // On a backend whose kernels sum each row the same way whatever the number of rows (js) the two are
@@ -28,6 +31,11 @@ export interface ScoreOptions {
   path?: "shared" | "naive";
   /** Naive path: sequences of equal length per forward at most (default 1). */
   batch?: number;
+  /**
+   * Shared path: a batch-1 cache holding the context's first `prefix.length` tokens, left unchanged (the
+   * caller vouches for its tokens); only the rest of the context is prefilled.
+   */
+  prefix?: KVCache;
 }
 
 /** log softmax(row)[id] in f64, and whether id is the row's argmax (first maximum, as torch.argmax). */
@@ -79,27 +87,71 @@ export function scoreContinuations(
   check(model, context, continuations);
   return opts.path === "naive"
     ? naive(model, context, continuations, opts.batch ?? 1)
-    : shared(model, context, continuations);
+    : shared(model, context, continuations, opts.prefix ?? null);
+}
+
+/** Indices of `lists` grouped by length, in first-seen order. */
+function byLength(lists: readonly (readonly number[])[]): [number, number[]][] {
+  const groups = new Map<number, number[]>();
+  lists.forEach((c, i) => {
+    const group = groups.get(c.length);
+    if (group) group.push(i);
+    else groups.set(c.length, [i]);
+  });
+  return [...groups];
 }
 
 function shared(
   model: Llama,
   context: readonly number[],
   continuations: readonly (readonly number[])[],
+  prefix: KVCache | null,
 ): ContinuationScore[] {
   const V = model.config.vocabSize;
-  const longest = Math.max(...continuations.map((c) => c.length));
-  const cache = new KVCache(model.config, 1, context.length + longest);
+  const P = prefix?.length ?? 0;
+  if (prefix && (prefix.batch !== 1 || P >= context.length))
+    throw new Error(
+      `loglikelihood: the prefix cache (batch ${prefix.batch}, ${P} tokens) must hold fewer tokens than the context of ${context.length}`,
+    );
+  const cache = prefix
+    ? (prefix.selectRows([0], context.length) as KVCache)
+    : new KVCache(model.config, 1, context.length);
   try {
-    const run = (ids: readonly number[], logits: "all" | "last") =>
-      noGrad(() => scope(() => model.forward(Int32Array.from(ids), { cache, logits }).toArray()));
-    const last = run(context, "last");
-    const C = cache.length;
-    return continuations.map((cont) => {
-      const rest = cont.length > 1 ? run(cont.slice(0, -1), "all") : null;
-      cache.truncate(C);
-      return sum(cont, (r) => (r === 0 ? [last, 0] : [rest!, (r - 1) * V]), V);
-    });
+    const last = noGrad(() =>
+      scope(() => model.forward(Int32Array.from(context.slice(P)), { cache, logits: "last" }).toArray()),
+    );
+    const out: ContinuationScore[] = new Array(continuations.length);
+    for (const [len, group] of byLength(continuations)) {
+      if (len === 1) {
+        for (const i of group) out[i] = sum(continuations[i]!, () => [last, 0], V);
+        continue;
+      }
+      // The group's tokens but the last, one row each, against copies of the context's cache.
+      const B = group.length;
+      const T = len - 1;
+      const ids = new Int32Array(B * T);
+      for (const [b, i] of group.entries()) ids.set(continuations[i]!.slice(0, -1), b * T);
+      // One row runs on the context's own cache (rewound after); several on copies of it.
+      const fork =
+        B === 1
+          ? cache
+          : (cache.selectRows(
+              group.map(() => 0),
+              context.length + T,
+            ) as KVCache);
+      try {
+        const rest = noGrad(() =>
+          scope(() => model.forward(ids, { batch: B, cache: fork, logits: "all" }).toArray()),
+        );
+        group.forEach((i, b) => {
+          out[i] = sum(continuations[i]!, (r) => (r === 0 ? [last, 0] : [rest, (b * T + r - 1) * V]), V);
+        });
+      } finally {
+        if (fork === cache) cache.truncate(context.length);
+        else fork.dispose();
+      }
+    }
+    return out;
   } finally {
     cache.dispose();
   }
@@ -116,13 +168,7 @@ function naive(
   const C = context.length;
   const out: ContinuationScore[] = new Array(continuations.length);
   // Group by length so a batch is rectangular without padding.
-  const byLen = new Map<number, number[]>();
-  continuations.forEach((c, i) => {
-    const group = byLen.get(c.length);
-    if (group) group.push(i);
-    else byLen.set(c.length, [i]);
-  });
-  for (const [len, all] of byLen)
+  for (const [len, all] of byLength(continuations))
     for (let s = 0; s < all.length; s += batch) {
       const group = all.slice(s, s + batch);
       const T = C + len - 1;

@@ -98,10 +98,53 @@ export interface Decoder {
 
 /** A Llama as a Decoder (noGrad, KV cache sized for the prompt and answer). */
 export function llamaDecoder(model: Llama, capacity: number): Decoder {
-  const cache = new KVCache(model.config, 1, capacity);
+  return cacheDecoder(model, new KVCache(model.config, 1, capacity));
+}
+
+function cacheDecoder(model: Llama, cache: KVCache): Decoder {
   const run = (ids: Int32Array) =>
     noGrad(() => scope(() => model.forward(ids, { cache, logits: "last" }).toArray()));
   return { start: run, next: (t) => run(Int32Array.of(t)), close: () => cache.dispose() };
+}
+
+/**
+ * Several prompts that begin with one prefix (the multi-needle haystack, asked two questions): each
+ * fork's start(rest) scores prefix + rest.
+ */
+export interface PrefixDecoder {
+  /** A decoder continuing after the prefix; `capacity` counts the prefix too. */
+  fork(capacity: number): Decoder;
+  close(): void;
+}
+
+/** The prefix prefilled once into a Llama's KV cache; each fork continues a copy of it. */
+export function llamaPrefix(model: Llama, prefix: Int32Array): PrefixDecoder {
+  const cache = new KVCache(model.config, 1, prefix.length);
+  noGrad(() => scope(() => model.forward(prefix, { cache, logits: "last" })));
+  return {
+    fork: (capacity) => cacheDecoder(model, cache.selectRows([0], capacity) as KVCache),
+    close: () => cache.dispose(),
+  };
+}
+
+/** The naive way: each fork is a fresh decoder that computes prefix + rest from the start. */
+export function replayPrefix(decoder: (capacity: number) => Decoder, prefix: Int32Array): PrefixDecoder {
+  return {
+    fork(capacity) {
+      const d = decoder(capacity);
+      return {
+        start: (rest) => {
+          const all = new Int32Array(prefix.length + rest.length);
+          all.set(prefix);
+          all.set(rest, prefix.length);
+          return d.start(all);
+        },
+        next: (t) => d.next(t),
+        close: () => d.close(),
+      };
+    },
+    close: () => {},
+  };
 }
 
 export interface Retrieval {

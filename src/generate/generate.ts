@@ -52,7 +52,7 @@ export interface GenerateResult {
 }
 
 /** Holds back text that may begin a stop string; reports the first stop string found. */
-class StopMatcher {
+export class StopMatcher {
   private held = "";
   constructor(private readonly stops: readonly string[]) {}
 

@@ -7,17 +7,19 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { getBackend, setBackend } from "../../src/backends/index.js";
 import { parseCsv, readArcJsonl, readGsm8kJsonl, readMgsmTsv, readMmluCsv } from "../../src/eval/datasets.js";
 import { stopIdsFor } from "../../src/eval/harness.js";
-import type { Decoder } from "../../src/eval/niah.js";
+import { type Decoder, llamaDecoder, llamaPrefix, replayPrefix } from "../../src/eval/niah.js";
 import { promptIds, renderText } from "../../src/eval/prompt.js";
 import { resolveTasks } from "../../src/eval/registry.js";
 import { exactMatch, meanStderr, pooledStderr, regexExtract, type TaskSpec } from "../../src/eval/task.js";
-import { multiNeedleRecall } from "../../src/eval/tasks/custom.js";
+import { multiNeedle, multiNeedleRecall } from "../../src/eval/tasks/custom.js";
 import { PieceVocab, tiktokenCodec } from "../../src/generate/index.js";
-import type { Llama } from "../../src/model/index.js";
+import { type Llama, loadModel } from "../../src/model/index.js";
 import { Tokenizer } from "../../src/tokenizer/index.js";
 import { repoPath } from "../helpers.js";
+import { countForwards } from "./forwards.js";
 
 const dataDir = repoPath("test", "fixtures", "eval");
 const ctx = { dataDir, chat: false, limit: 1 };
@@ -226,12 +228,54 @@ test("multi-needle recall: a decoder that copies what followed the key retrieves
   };
   const filler = Int32Array.from(codec.encode!("The grass is green. The sky is blue. ".repeat(60)));
   const hay = (_: unknown, n: number) => Int32Array.from([1, ...filler.subarray(0, n - 1)]);
-  assert.equal(multiNeedleRecall(copier, codec.encode!, hay, 400, 3), 1);
+  assert.equal(
+    multiNeedleRecall((p) => replayPrefix(copier, p), codec.encode!, hay, 400, 3),
+    1,
+  );
   const blind = (): Decoder => ({
     start: () => new Float32Array(V),
     next: () => new Float32Array(V),
     close: () => {},
   });
-  assert.equal(multiNeedleRecall(blind, codec.encode!, hay, 400, 3), 0);
-  assert.equal(multiNeedleRecall(copier, codec.encode!, hay, 60, 1), null);
+  assert.equal(
+    multiNeedleRecall((p) => replayPrefix(blind, p), codec.encode!, hay, 400, 3),
+    0,
+  );
+  assert.equal(
+    multiNeedleRecall((p) => replayPrefix(copier, p), codec.encode!, hay, 60, 1),
+    null,
+  );
+});
+
+test("multi-needle: the two questions share one prefill of the haystack, retrieving exactly as the naive path (js)", async () => {
+  const initial = getBackend();
+  setBackend("js");
+  const stories = repoPath("test", "fixtures", "stories260K");
+  const model = await loadModel(stories);
+  const codec = PieceVocab.fromFile(join(stories, "vocab.json"));
+  const filler = Int32Array.from(
+    codec.encode!("Lily and Tom went to the park. They saw a big dog. ".repeat(40)),
+  );
+  const hay = (_: unknown, n: number) => Int32Array.from([1, ...filler.subarray(0, n - 1)]);
+  const calls = countForwards(model);
+  const shared = multiNeedle((h) => llamaPrefix(model, h), codec.encode!, hay, 400, 2);
+  const sharedCalls = calls.splice(0);
+  const naive = multiNeedle(
+    (h) => replayPrefix((n) => llamaDecoder(model, n), h),
+    codec.encode!,
+    hay,
+    400,
+    2,
+  );
+  assert.ok(shared !== null && naive !== null);
+  assert.deepEqual(shared, naive, "the same greedy tokens, log-probabilities and ranks");
+  // Shared: one forward over each haystack (a fresh cache), then only each question and its answer.
+  const fresh = sharedCalls.filter((c) => c.cached === 0);
+  assert.equal(fresh.length, 2, "one haystack prefill per trial");
+  assert.ok(fresh.every((c) => c.tokens > 300));
+  assert.ok(sharedCalls.filter((c) => c.cached > 0).every((c) => c.tokens < 100));
+  // Naive: the haystack again for each of the two questions.
+  assert.equal(calls.filter((c) => c.cached === 0 && c.tokens > 300).length, 4);
+  model.dispose();
+  setBackend(initial);
 });

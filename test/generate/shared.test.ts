@@ -1,13 +1,18 @@
 // K sequences from one shared prefill, decoded as one batch (src/generate/shared.ts), against the plain
 // generation loop: greedy rows equal generate(), sampled row i equals generate() seeded with seeds[i],
-// with rows stopping at different steps (the batch is compacted as they end); and KVCache.selectRows
+// with rows stopping at different steps (the batch is compacted as they end); stop strings end a row as
+// they end generate() (finish reason "stop_string", the text cut before it), on a real vocabulary
+// (stories260K, js backend); a prefix cache continues as the full prompt would; and KVCache.selectRows
 // copies exactly the rows it names.
 import assert from "node:assert/strict";
-import { test } from "node:test";
-import { generate, generateShared } from "../../src/generate/index.js";
-import { initWeights, KVCache, Llama, preset } from "../../src/model/index.js";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { getBackend, setBackend } from "../../src/backends/index.js";
+import { generate, generateShared, PieceVocab } from "../../src/generate/index.js";
+import { initWeights, KVCache, Llama, loadModel, preset } from "../../src/model/index.js";
 import { noGrad } from "../../src/tensor/tape.js";
 import { scope } from "../../src/tensor/tensor.js";
+import { repoPath } from "../helpers.js";
 
 function tinyModel(dtype: "f32" | "bf16" = "f32"): Llama {
   const cfg = { ...preset("tiny"), numHiddenLayers: 2 };
@@ -15,6 +20,9 @@ function tinyModel(dtype: "f32" | "bf16" = "f32"): Llama {
 }
 
 const prompt = [1, 17, 42, 99, 7, 300, 12];
+const stories = repoPath("test", "fixtures", "stories260K");
+const initial = getBackend();
+after(() => setBackend(initial));
 
 test("KVCache.selectRows: row j of the copy is row rows[j] of the source, the source unchanged", () => {
   const m = tinyModel();
@@ -101,3 +109,45 @@ test("generateShared: the context ends rows as it ends generate()", () => {
   }
   m.dispose();
 });
+
+for (const temperature of [0, 1])
+  test(`generateShared (${temperature ? "sampled" : "greedy"}): stop strings end each row as generate() with the same seed (js)`, async () => {
+    setBackend("js");
+    const m = await loadModel(stories);
+    const codec = PieceVocab.fromFile(join(stories, "vocab.json"));
+    const story = [1, ...codec.encode!("Once upon a time, there was a little girl")];
+    // HumanEval's stops (as the harness's humaneval.yaml) and some a story hits: "." and ", s" span tokens.
+    const stopStrings = ["\ndef", "\nclass", "\nif", "\nprint", "\n#", ".", ", s", " and"];
+    const seeds = [0, 1, 2, 3, 4, 5, 6, 7];
+    const opts = { temperature, topP: 1, maxNewTokens: 10, stopIds: [2], stopStrings, codec };
+    const r = generateShared(m, story, { ...opts, seeds });
+    const reasons = new Set<string>();
+    for (const [i, s] of r.samples.entries()) {
+      const g = generate(m, story, { ...opts, seed: seeds[i]! });
+      assert.deepEqual(s.tokens, g.tokens, `row ${i}`);
+      assert.equal(s.text, g.text, `row ${i}`);
+      assert.equal(s.finishReason, g.finishReason, `row ${i}`);
+      assert.equal(s.stopId, g.stopId);
+      if (s.finishReason === "stop_string") {
+        // The text is cut before the stop string that the row's tokens completed.
+        const whole = codec.decode(s.tokens);
+        assert.ok(whole.startsWith(s.text) && whole.length > s.text.length);
+        assert.ok(stopStrings.some((x) => whole.slice(s.text.length).startsWith(x)));
+        assert.ok(!stopStrings.some((x) => s.text.includes(x)));
+      }
+      reasons.add(s.finishReason);
+    }
+    assert.ok(reasons.has("stop_string"), `finish reasons ${[...reasons]}`);
+    if (temperature > 0)
+      assert.ok(reasons.size >= 2, `rows ending alike (${[...reasons]}): the test needs both`);
+    // A prefix cache (the prompt's first tokens, prefilled once) gives the same rows.
+    const prefix = new KVCache(m.config, 1, 8);
+    noGrad(() => scope(() => m.forward(Int32Array.from(story.slice(0, 5)), { cache: prefix })));
+    const forked = generateShared(m, story, { ...opts, seeds, prefix });
+    assert.deepEqual(forked.samples, r.samples);
+    assert.equal(prefix.length, 5, "the prefix cache is left as it was");
+    assert.throws(() => generateShared(m, story, { ...opts, seeds, codec: null }), /stop strings need/);
+    prefix.dispose();
+    m.dispose();
+    setBackend(initial);
+  });

@@ -8,12 +8,14 @@ import { Rng } from "../../core/rng.js";
 import type { TextCodec } from "../../generate/codec.js";
 import type { Llama } from "../../model/llama.js";
 import {
-  type Decoder,
   type Encode,
   llamaDecoder,
+  llamaPrefix,
   type Needle,
   niahGrid,
   niahHeatmapSvg,
+  type PrefixDecoder,
+  type Retrieval,
   scoreRetrieval,
   textNeedle,
 } from "../niah.js";
@@ -88,17 +90,18 @@ const NAMES = ["Alice", "Bruno", "Chen", "Dalia"];
 
 /**
  * The paper's multi-needle test (spec §10.2): four needles at random depths of one haystack, two of them
- * asked for (each its own question after the same haystack); recall = share of the asked values
- * retrieved exactly, over `trials` haystacks per length (null: the length is too short for four needles).
+ * asked for (each its own question after the same haystack, which `prefixed` computes once: llamaPrefix
+ * prefills it into one KV cache and both questions continue a copy; replayPrefix is the naive way).
+ * Each trial's two retrievals, or null when the length is too short for four needles.
  */
-export function multiNeedleRecall(
-  decoder: (capacity: number) => Decoder,
+export function multiNeedle(
+  prefixed: (haystack: Int32Array) => PrefixDecoder,
   encode: Encode,
   haystack: (rng: Rng, count: number) => Int32Array,
   length: number,
   trials: number,
-): number | null {
-  let hit = 0;
+): Retrieval[][] | null {
+  const out: Retrieval[][] = [];
   for (let t = 0; t < trials; t++) {
     const rng = new Rng(9173 * length + t);
     const needles = NAMES.map((n) => namedNeedle(encode, rng, n));
@@ -111,17 +114,36 @@ export function multiNeedleRecall(
     // Positions after the BOS, inserted from the back so earlier ones stay where they were drawn.
     const at = NAMES.map(() => 1 + Math.floor(rng.next() * (hay.length - 1))).sort((a, b) => b - a);
     for (const [i, p] of at.entries()) hay.splice(p, 0, ...needles[i]!.needle);
-    for (const i of asked) {
-      const prompt = Int32Array.from([...hay, ...needles[i]!.query]);
-      const d = decoder(prompt.length + needles[i]!.answer.length);
-      try {
-        if (scoreRetrieval(d, prompt, needles[i]!.answer).exact) hit++;
-      } finally {
-        d.close();
-      }
+    const shared = prefixed(Int32Array.from(hay));
+    try {
+      out.push(
+        asked.map((i) => {
+          const d = shared.fork(hay.length + needles[i]!.query.length + needles[i]!.answer.length);
+          try {
+            return scoreRetrieval(d, needles[i]!.query, needles[i]!.answer);
+          } finally {
+            d.close();
+          }
+        }),
+      );
+    } finally {
+      shared.close();
     }
   }
-  return hit / (2 * trials);
+  return out;
+}
+
+/** Recall of multiNeedle: the share of the asked values retrieved exactly (null: too short). */
+export function multiNeedleRecall(
+  prefixed: (haystack: Int32Array) => PrefixDecoder,
+  encode: Encode,
+  haystack: (rng: Rng, count: number) => Int32Array,
+  length: number,
+  trials: number,
+): number | null {
+  const r = multiNeedle(prefixed, encode, haystack, length, trials);
+  if (r === null) return null;
+  return r.flat().filter((x) => x.exact).length / (2 * trials);
 }
 
 const FILLER = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. ";
@@ -152,7 +174,7 @@ export const niahTask: CustomTaskSpec = {
       decoder: (capacity: number) => llamaDecoder(model, capacity),
     });
     const recalls = [...new Set(lengths)]
-      .map((l) => multiNeedleRecall((n) => llamaDecoder(model, n), encode, haystack, l, ctx.limit ?? 1))
+      .map((l) => multiNeedleRecall((h) => llamaPrefix(model, h), encode, haystack, l, ctx.limit ?? 1))
       .filter((r) => r !== null);
     const trials = cells.reduce((a, c) => a + c.trials, 0);
     const exact = cells.reduce((a, c) => a + c.exact, 0);
