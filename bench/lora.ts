@@ -77,7 +77,7 @@ function stepOn(dtype: "bf16" | "q8_0", name: string, T: number): void {
 }
 
 /** dX = dY·W for W [n, k] frozen in bf16 / Q8_0 against the f32 matmul of the same shape. */
-function inputGradient(n: number, k: number, m: number): void {
+export function inputGradient(n: number, k: number, m: number): void {
   const backend = getBackend();
   const f32 = zeros([n, k]).keep();
   for (let i = 0; i < f32.size; i++) f32.data[i] = Math.sin(i * 0.37) * 0.02;
