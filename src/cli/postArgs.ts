@@ -1,10 +1,17 @@
 // What `herd sft`, `herd dpo` and `herd rm` share on the command line: the input options (model, data,
 // run folder, tokenizer, backend, --evaluate), the progress line (step, loss, rate, ETA) and the report
-// of skipped lines. Parsing and printing only; the trainers are src/posttrain/'s.
+// of skipped lines; and for `sft` and `dpo` the LoRA options (--lora …, --base-dtype, --adapter with
+// --evaluate, --recompute) and the loading of the policy they ask for. Parsing and printing only; the
+// trainers are src/posttrain/'s.
 import { setBackend } from "../backends/index.js";
 import { type CliValues, parseCli, type Schema, UsageError } from "../core/schema.js";
+import type { Llama } from "../model/llama.js";
+import { loadModel } from "../model/load.js";
 import type { Skip } from "../posttrain/data.js";
 import type { PostStep } from "../posttrain/loop.js";
+import { applyLora, LORA_OPTIONS, type Lora, type LoraOptions, loraOptionsFrom } from "../posttrain/lora.js";
+import { BASE_DTYPES, type BaseDtype, loadBase } from "../posttrain/loraRun.js";
+import { loadAdapter } from "../posttrain/peft.js";
 import { formatDuration } from "./duration.js";
 
 export const POST_OPTIONS = {
@@ -103,4 +110,75 @@ export function parsePostArgs<S extends typeof POST_OPTIONS & Schema>(
   if (!v.evaluate && !v.output) throw new UsageError("--output RUN_DIR is required (or --evaluate)");
   if (v.backend) setBackend(v.backend);
   return values as PostValues<S>;
+}
+
+/** The LoRA options of `herd sft` and `herd dpo`. */
+export const LORA_RUN_OPTIONS = {
+  ...LORA_OPTIONS,
+  "base-dtype": {
+    type: "enum",
+    choices: BASE_DTYPES,
+    default: "f32",
+    doc: "with --lora or --adapter: the frozen base's storage: f32, bf16 (as stored, or rounded at load) or q8_0 (quantised at load, ggml's Q8_0)",
+  },
+  adapter: {
+    type: "string",
+    arg: "DIR",
+    doc: "with --evaluate: a LoRA adapter (PEFT layout, e.g. RUN_DIR/final of a --lora run) on --model",
+  },
+  recompute: {
+    type: "boolean",
+    default: false,
+    doc: "activation recomputation: keep each block's input only and recompute the block in backward (less memory, more time)",
+  },
+} as const satisfies Schema;
+
+export interface LoraRunValues {
+  lora?: boolean;
+  "lora-rank"?: number;
+  "lora-alpha"?: number;
+  "lora-dropout"?: number;
+  "lora-targets"?: readonly string[];
+  "base-dtype": BaseDtype;
+  adapter?: string;
+  recompute: boolean;
+  evaluate: boolean;
+  model: string;
+  seed: number;
+}
+
+/** What the LoRA options ask for, checked: a combination that cannot mean anything is a usage error. */
+export function loraRunArgs(v: LoraRunValues): { lora: LoraOptions | null; baseDtype: BaseDtype } {
+  const lora = loraOptionsFrom(v);
+  if (lora && v.evaluate)
+    throw new UsageError("--evaluate evaluates a trained adapter: pass it with --adapter DIR, not --lora");
+  if (v.adapter && !v.evaluate)
+    throw new UsageError("--adapter DIR is for --evaluate; to train an adapter use --lora");
+  if (v["base-dtype"] !== "f32" && !lora && !v.adapter)
+    throw new UsageError(
+      `--base-dtype ${v["base-dtype"]} needs --lora (or --adapter with --evaluate): full fine-tuning trains f32 weights`,
+    );
+  return { lora, baseDtype: v["base-dtype"] };
+}
+
+/**
+ * The model a command works on: --model in f32 (full fine-tuning), or with --lora / --adapter the frozen
+ * base in --base-dtype with a new adapter (A seeded by --seed) or the one in --adapter attached.
+ */
+export async function loadPolicy(v: LoraRunValues): Promise<{ model: Llama; lora: Lora | null }> {
+  const { lora: opts, baseDtype } = loraRunArgs(v);
+  if (!opts && !v.adapter) {
+    const model = await loadModel(v.model);
+    model.recompute = v.recompute;
+    return { model, lora: null };
+  }
+  const model = await loadBase(v.model, baseDtype);
+  model.recompute = v.recompute;
+  try {
+    const lora = opts ? applyLora(model, { ...opts, seed: v.seed }) : await loadAdapter(model, v.adapter!);
+    return { model, lora };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
 }

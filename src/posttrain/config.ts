@@ -46,7 +46,11 @@ const COMMON = {
     default: 1,
     doc: "global gradient-norm clipping",
   },
-  seed: { type: "integer", default: 0, doc: "shuffling seed (and the reward head's initialisation)" },
+  seed: {
+    type: "integer",
+    default: 0,
+    doc: "shuffling seed (and the initialisation of the reward head or of LoRA's A, and its dropout masks)",
+  },
   "checkpoint-every": { type: "integer", min: 1, default: 100, doc: "steps between resumable checkpoints" },
   "keep-checkpoints": { type: "integer", min: 1, default: 2, doc: "checkpoints kept (newest)" },
 } as const satisfies Schema;

@@ -11,8 +11,17 @@
 // Metrics per step as TRL logs them: rewards/chosen, rewards/rejected, rewards/accuracies,
 // rewards/margins, logps/chosen, logps/rejected (and nll_loss).
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
-import { join } from "node:path";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statSync,
+} from "node:fs";
+import { basename, join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.js";
 import type { Llama } from "../model/llama.js";
 import { reshape } from "../tensor/ops.js";
@@ -240,14 +249,15 @@ export function dpoStep(
   return { loss, tokens, metrics };
 }
 
-/** sha256 of the files of a checkpoint directory (config and weights), streamed. */
+/** sha256 of the files of a checkpoint directory (config and weights), or of a .gguf file, streamed. */
 export function checkpointHash(dir: string): string {
   const h = createHash("sha256");
   const buf = Buffer.alloc(1 << 20);
-  for (const f of readdirSync(dir).sort()) {
-    if (!/\.(safetensors|pth|json)$/.test(f) || f.startsWith("tokenizer")) continue;
-    h.update(f);
-    const fd = openSync(join(dir, f), "r");
+  const file = statSync(dir).isFile();
+  for (const f of file ? [dir] : readdirSync(dir).sort()) {
+    if (!file && (!/\.(safetensors|pth|json)$/.test(f) || f.startsWith("tokenizer"))) continue;
+    h.update(file ? basename(f) : f);
+    const fd = openSync(file ? f : join(dir, f), "r");
     try {
       for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) h.update(buf.subarray(0, n));
     } finally {

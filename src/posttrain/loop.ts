@@ -1,7 +1,9 @@
 // The loop SFT, DPO and the reward model share, on pre-training's machinery (src/train/): AdamW with
 // global-norm clipping (PretrainOptimizer, over an explicit list of trainable tensors: all weights by
 // default, LoRA's adapters when it passes them), warm-up + cosine to lr/10 (schedule.ts), resumable
-// checkpoints (checkpoint.ts: runDir/checkpoints/step-N/, the newest resumed, the trajectory unchanged),
+// checkpoints (checkpoint.ts: runDir/checkpoints/step-N/, the newest resumed, the trajectory unchanged;
+// a run that trains no model weight — LoRA on a frozen base — writes no weights there, only its extra
+// state's files: the adapter, beside the optimiser state, step and data position),
 // metrics.jsonl (one JSON line per step) and a progress callback. Items (packed rows, pairs) are visited
 // in a seeded order per epoch; step s takes items [k·batch, (k+1)·batch) of epoch s / stepsPerEpoch's
 // order, so a resumed run sees exactly what an uninterrupted one would. A non-finite loss or gradient
@@ -41,18 +43,27 @@ export interface StepResult {
   metrics?: Record<string, number>;
 }
 
-/** Trainable tensors that are not model weights (the reward head, LoRA's adapters), saved beside each checkpoint. */
+/** Trainable tensors that are not model weights (the reward head, LoRA's adapters), saved in each checkpoint. */
 export interface ExtraState {
   params: Tensor[];
-  save: (path: string) => Promise<void>;
-  load: (path: string) => void;
+  /** Write the tensors into a checkpoint folder (file names of its own). */
+  save: (folder: string) => Promise<void>;
+  /** Read them back from a checkpoint folder. */
+  load: (folder: string) => void | Promise<void>;
+  /** Called before each optimiser step's gradients (0-based step; LoRA's dropout masks follow it). */
+  beginStep?: (step: number) => void;
 }
 
 export interface LoopOptions {
-  /** Trainable model weights (default: every weight of the model, made trainable); [] with `extra`: only those. */
+  /**
+   * Trainable model weights (default: every weight of the model, made trainable); [] with `extra`: only
+   * those, and checkpoints then hold no model weights (the base is frozen: LoRA).
+   */
   params?: Tensor[];
-  /** More trainable tensors, saved to checkpoints/extra-step-N.safetensors before each checkpoint. */
+  /** More trainable tensors, written into each checkpoint folder. */
   extra?: ExtraState;
+  /** More settings for run.json (LoRA's options, the base's identity): a resume with others is refused. */
+  settings?: Record<string, unknown>;
   onStart?: (resumedFrom: number, totalSteps: number) => void;
   onStep?: (m: PostStep) => void;
   onCheckpoint?: (path: string, step: number) => void;
@@ -90,9 +101,6 @@ export function itemsOfStep<T>(
   return { epoch, batch };
 }
 
-const extraFile = (ck: string, step: number) =>
-  join(ck, `extra-step-${String(step).padStart(8, "0")}.safetensors`);
-
 /** Train (or resume in runDir) for the config's steps; returns the per-step history of this process. */
 export async function trainLoop<T>(
   spec: LoopSpec<T>,
@@ -108,13 +116,18 @@ export async function trainLoop<T>(
       ? undefined
       : {
           params: extras.flatMap((e) => e.params),
-          save: async (path) => {
-            for (const [i, e] of extras.entries()) await e.save(i === 0 ? path : `${path}.${i}`);
+          save: async (folder) => {
+            for (const e of extras) await e.save(folder);
           },
-          load: (path) => {
-            for (const [i, e] of extras.entries()) e.load(i === 0 ? path : `${path}.${i}`);
+          load: async (folder) => {
+            for (const e of extras) await e.load(folder);
+          },
+          beginStep: (step) => {
+            for (const e of extras) e.beginStep?.(step);
           },
         };
+  const frozen = opts.params !== undefined && opts.params.length === 0;
+  const saved = frozen ? null : model;
   const params = [...(opts.params ?? model.trainable().parameters()), ...(extra?.params ?? [])];
   const opt = new PretrainOptimizer(params, {
     beta1: 0.9,
@@ -137,13 +150,14 @@ export async function trainLoop<T>(
   const settings: Record<string, unknown> = {
     items: spec.items.length,
     fingerprint: spec.fingerprint ?? null,
+    ...opts.settings,
   };
   for (const k of TRAIN_KEYS) settings[k] = (cfg as Record<string, unknown>)[k];
   checkResume(runDir, settings, newest !== undefined);
   try {
     if (newest) {
-      const state = await loadCheckpoint(newest.path, model, opt);
-      if (extra) extra.load(extraFile(ckDir, state.step));
+      const state = await loadCheckpoint(newest.path, saved, opt);
+      if (extra) await extra.load(newest.path);
       step = state.step;
       tokens = state.tokens;
     }
@@ -157,6 +171,7 @@ export async function trainLoop<T>(
       const t0 = performance.now();
       const { epoch, batch } = itemsOfStep(spec.items, cfg, step);
       const lr = cosineLR(sched, step);
+      extra?.beginStep?.(step);
       const r = spec.step(batch);
       const gradNorm = opt.clip();
       if (!Number.isFinite(r.loss) || !Number.isFinite(gradNorm)) {
@@ -188,16 +203,14 @@ export async function trainLoop<T>(
       history.push(m);
       opts.onStep?.(m);
       if (step % cfg["checkpoint-every"] === 0 || step === total) {
-        if (extra) {
-          mkdirSync(ckDir, { recursive: true });
-          await extra.save(extraFile(ckDir, step));
-        }
         const path = await saveCheckpoint(
           ckDir,
-          model,
+          saved,
           opt,
           { step, tokens, loader: { epoch, cursor: step }, rng: cfg.seed },
           cfg["keep-checkpoints"],
+          undefined,
+          extra?.save,
         );
         opts.onCheckpoint?.(path, step);
       }

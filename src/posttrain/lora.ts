@@ -179,13 +179,17 @@ export class Lora {
   readonly modules: LoraModule[];
   /**
    * Dropout applies while this is true in a forward that records gradients (PEFT: module.training). Its
-   * masks are a function of the seed, the forward's number and the module, so a recomputed block
-   * (Llama.recompute) draws the same ones again.
+   * masks are a function of the seed, the optimiser step (beginStep), the forward's number within the
+   * step and the module, so a recomputed block (Llama.recompute) draws the same ones again, and a run
+   * resumed at step s in a new process draws what the uninterrupted run drew.
    */
   training = true;
   readonly seed: number;
   private enabled = true;
   private detached = false;
+  private step = 0;
+  /** The index of the step's first forward (set by the first forward after beginStep). */
+  private firstPass: number | null = 0;
 
   constructor(
     readonly model: Llama,
@@ -239,6 +243,12 @@ export class Lora {
   /** The trainable tensors: A then B of each module, in module order. */
   parameters(): Tensor[] {
     return this.modules.flatMap((m) => [m.A, m.B]);
+  }
+
+  /** Start optimiser step `step` (0-based): dropout masks from here on are this step's. */
+  beginStep(step: number): void {
+    this.step = step;
+    this.firstPass = null;
   }
 
   /** Run fn with every adapter switched off (the base model alone), then switch them back on. */
@@ -325,7 +335,11 @@ export class Lora {
 
   /** Inverted dropout: each element kept with probability 1 − p and then scaled by 1/(1 − p). */
   private dropoutMask(x: Tensor, pass: ForwardPass, module: number): Tensor {
-    const rng = new Rng(fmix32(fmix32(this.seed ^ 0x6c6f7261) + fmix32(pass.index) * 31 + module));
+    this.firstPass ??= pass.index;
+    const within = pass.index - this.firstPass;
+    const rng = new Rng(
+      fmix32(fmix32(this.seed ^ 0x6c6f7261) + fmix32(within) * 31 + module + fmix32(this.step + 1) * 17),
+    );
     const mask = zeros(x.shape);
     const keep = 1 / (1 - this.dropout);
     const d = mask.data;

@@ -146,25 +146,63 @@ export function readAdapterConfig(dir: string): { options: LoraOptions; baseMode
  */
 export async function loadAdapter(model: Llama, dir: string): Promise<Lora> {
   const { options } = readAdapterConfig(dir);
-  const file = join(dir, ADAPTER_WEIGHTS);
-  if (!existsSync(file))
-    throw new Error(
-      `${dir}: no ${ADAPTER_WEIGHTS}${existsSync(join(dir, "adapter_model.bin")) ? " (adapter_model.bin is not read: convert it to safetensors)" : ""}`,
-    );
   let modules: ReturnType<typeof resolveTargets>;
   try {
     modules = resolveTargets(options.targets!, model.config.numHiddenLayers);
   } catch (e) {
     throw new Error(`${join(dir, ADAPTER_CONFIG)}: field 'target_modules': ${(e as Error).message}`);
   }
+  const tensors = await readAdapterTensors(model, dir, options.rank, modules);
+  try {
+    const lora = new Lora(model, options);
+    copyInto(lora, tensors);
+    return lora;
+  } finally {
+    for (const t of tensors.values()) t.dispose();
+  }
+}
+
+/**
+ * Read the adapter weights in `dir` into `lora`'s A and B (a resumed LoRA run: the checkpoint folder
+ * holds the adapter it had trained). The tensors must be exactly lora's modules' with their shapes.
+ */
+export async function readAdapterInto(lora: Lora, dir: string): Promise<void> {
+  const tensors = await readAdapterTensors(lora.model, dir, lora.rank, lora.modules);
+  try {
+    copyInto(lora, tensors);
+  } finally {
+    for (const t of tensors.values()) t.dispose();
+  }
+}
+
+function copyInto(lora: Lora, tensors: Map<string, Tensor>): void {
+  for (const m of lora.modules) {
+    const n = peftTensorNames(m.module);
+    m.A.data.set(tensors.get(n.A)!.data);
+    m.B.data.set(tensors.get(n.B)!.data);
+  }
+}
+
+/** adapter_model.safetensors of `dir` (as f32), checked to hold exactly `modules`' A and B of rank `rank`. */
+async function readAdapterTensors(
+  model: Llama,
+  dir: string,
+  rank: number,
+  modules: readonly { module: string }[],
+): Promise<Map<string, Tensor>> {
+  const file = join(dir, ADAPTER_WEIGHTS);
+  if (!existsSync(file))
+    throw new Error(
+      `${dir}: no ${ADAPTER_WEIGHTS}${existsSync(join(dir, "adapter_model.bin")) ? " (adapter_model.bin is not read: convert it to safetensors)" : ""}`,
+    );
   const tensors = await readSafetensors(file, { dtype: "f32" });
   try {
     const want = new Map<string, number[]>();
     for (const m of modules) {
       const [out, inp] = model.matrix(`${m.module}.weight`)!.shape as [number, number];
       const n = peftTensorNames(m.module);
-      want.set(n.A, [options.rank, inp]);
-      want.set(n.B, [out, options.rank]);
+      want.set(n.A, [rank, inp]);
+      want.set(n.B, [out, rank]);
     }
     for (const name of tensors.keys())
       if (!want.has(name))
@@ -179,14 +217,9 @@ export async function loadAdapter(model: Llama, dir: string): Promise<Lora> {
           `${file}: tensor '${name}' has shape ${shapeStr(t.shape)}, expected ${shapeStr(shape)}`,
         );
     }
-    const lora = new Lora(model, options);
-    for (const m of lora.modules) {
-      const n = peftTensorNames(m.module);
-      m.A.data.set(tensors.get(n.A)!.data);
-      m.B.data.set(tensors.get(n.B)!.data);
-    }
-    return lora;
-  } finally {
+    return tensors;
+  } catch (e) {
     for (const t of tensors.values()) t.dispose();
+    throw e;
   }
 }

@@ -28,6 +28,8 @@ import type { ScoreFn } from "./rejectionSampling.js";
 import { renderPrompt, renderResponse } from "./render.js";
 
 export const SCORE = "score.weight";
+/** The head's file in a checkpoint folder (the loop's extra state). */
+const HEAD_STATE = "score.safetensors";
 
 export interface RewardModel {
   base: Llama;
@@ -173,9 +175,9 @@ export async function trainRewardModel(run: RmRun, opts: LoopOptions = {}) {
       step: (idx) => rmStep(rm, run.data, idx, cfg["seq-len"], cfg["micro-batch"]),
       extra: {
         params: [rm.head],
-        save: (path) => writeSafetensors(path, new Map([[SCORE, rm.head]])),
-        load: (path) => {
-          const f = SafetensorsFile.open(path);
+        save: (folder) => writeSafetensors(join(folder, HEAD_STATE), new Map([[SCORE, rm.head]])),
+        load: (folder) => {
+          const f = SafetensorsFile.open(join(folder, HEAD_STATE));
           try {
             const t = f.read(SCORE);
             assign(rm.head, t.data);

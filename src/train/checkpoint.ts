@@ -4,6 +4,8 @@
 // (the running average, polyak.ts), and trainer_state.json (step, tokens, loader position, RNG state). The folder is written under a temporary name and renamed into place, and
 // trainer_state.json is written last, so a kill at any moment never leaves a folder a resume would pick;
 // every file and the folder are fsynced before the rename and the parent after it (a power loss too).
+// A run that trains no model weight (LoRA: a frozen base) passes model null: its folder then holds no
+// weights, and its trainable tensors go in as `files` (written into the folder before the rename).
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { fsyncDir, fsyncTree } from "../io/atomic.js";
@@ -52,20 +54,21 @@ export function firstNonFinite(tensors: ReadonlyMap<string, Tensor>): string | n
 }
 
 /**
- * Write a checkpoint folder atomically (with the running average when it has samples), keep the newest
- * `keep`. Refused when a weight or optimiser value is not finite, so the rotation only ever deletes
- * folders older than a finite one.
+ * Write a checkpoint folder atomically (with the running average when it has samples, and whatever
+ * `files` writes into the folder), keep the newest `keep`. Refused when a weight or optimiser value is
+ * not finite, so the rotation only ever deletes folders older than a finite one. model null: no weights.
  */
 export async function saveCheckpoint(
   dir: string,
-  model: Llama,
+  model: Llama | null,
   opt: PretrainOptimizer,
   state: TrainerState,
   keep: number,
   polyak?: PolyakAverage,
+  files?: (folder: string) => Promise<void>,
 ): Promise<string> {
   const bad =
-    firstNonFinite(model.weights) ??
+    (model ? firstNonFinite(model.weights) : null) ??
     opt.firstNonFinite() ??
     (polyak && polyak.count > 0 ? firstNonFinite(polyak.mean) : null);
   if (bad)
@@ -76,8 +79,10 @@ export async function saveCheckpoint(
   const final = join(dir, stepDirName(state.step));
   const tmp = join(dir, `.${stepDirName(state.step)}.tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
-  await writeHFCheckpoint(tmp, toHFConfig(model.config, "f32"), model.weights);
+  if (model) await writeHFCheckpoint(tmp, toHFConfig(model.config, "f32"), model.weights);
+  else mkdirSync(tmp, { recursive: true });
   await opt.save(join(tmp, OPTIMIZER_STATE));
+  if (files) await files(tmp);
   if (polyak && polyak.count > 0) await polyak.save(join(tmp, POLYAK_STATE));
   writeFileSync(join(tmp, TRAINER_STATE), `${JSON.stringify(state, null, 2)}\n`);
   fsyncTree(tmp); // every file and the folder on disk before the rename: a power loss keeps them whole
@@ -99,11 +104,11 @@ export function removeStaleTemps(dir: string): void {
 
 /**
  * Load weights, optimiser state and trainer state from a checkpoint folder into `model`/`opt`, and the
- * running average into `polyak` (emptied when the folder has none).
+ * running average into `polyak` (emptied when the folder has none). model null: a folder without weights.
  */
 export async function loadCheckpoint(
   path: string,
-  model: Llama,
+  model: Llama | null,
   opt: PretrainOptimizer,
   polyak?: PolyakAverage,
 ): Promise<TrainerState> {
@@ -111,27 +116,29 @@ export async function loadCheckpoint(
   const dirStep = STEP_DIR.exec(basename(path));
   if (dirStep && Number(dirStep[1]) !== state.step)
     throw new Error(`${join(path, TRAINER_STATE)}: field 'step' (${state.step}) is not the folder's step`);
-  const { tensors } = await readHFCheckpoint(path);
-  try {
-    for (const [name, t] of model.weights) {
-      const src = tensors.get(name);
-      if (!src) throw new Error(`${path}: weight '${name}' is missing`);
-      if (src.size !== t.size)
-        throw new Error(`${path}: weight '${name}' has shape [${src.shape}], the model's is [${t.shape}]`);
-      assign(t, src.data);
+  if (model) {
+    const { tensors } = await readHFCheckpoint(path);
+    try {
+      for (const [name, t] of model.weights) {
+        const src = tensors.get(name);
+        if (!src) throw new Error(`${path}: weight '${name}' is missing`);
+        if (src.size !== t.size)
+          throw new Error(`${path}: weight '${name}' has shape [${src.shape}], the model's is [${t.shape}]`);
+        assign(t, src.data);
+      }
+    } finally {
+      for (const t of tensors.values()) t.dispose();
     }
-  } finally {
-    for (const t of tensors.values()) t.dispose();
   }
   opt.load(join(path, OPTIMIZER_STATE));
-  if (polyak) {
+  if (polyak && model) {
     if (existsSync(join(path, POLYAK_STATE))) polyak.load(join(path, POLYAK_STATE), model.weights.keys());
     else polyak.dispose();
   }
   // A checkpoint is only ever written finite (saveCheckpoint), so a NaN here is damage: refuse it, and
   // the resume falls back to the checkpoint before (as for any unreadable one).
   const bad =
-    firstNonFinite(model.weights) ??
+    (model ? firstNonFinite(model.weights) : null) ??
     opt.firstNonFinite() ??
     (polyak && polyak.count > 0 ? firstNonFinite(polyak.mean) : null);
   if (bad) throw new Error(`${path}: '${bad}' holds a NaN or an infinity (a damaged checkpoint)`);

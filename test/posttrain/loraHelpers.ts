@@ -1,8 +1,13 @@
 // Shared by the LoRA tests: a tiny Llama (2 layers, GQA, tied embedding) whose matrices are f32, bf16 or
-// Q8_0/Q4_0, a fixed token batch, and the model's loss as a plain number.
+// Q8_0/Q4_0, a fixed token batch, and the model's loss as a plain number; for the CLI tests, a tiny base
+// model directory over the byte tokenizer (fixture.ts).
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Llama, type LlamaConfig } from "../../src/model/index.js";
+import { saveModel } from "../../src/model/load.js";
 import { initWeights } from "../../src/model/weights.js";
 import { noGrad, type QuantTensor, quantize, scope, type Tensor } from "../../src/tensor/index.js";
+import { TINY_CONFIG } from "./fixture.js";
 
 export type BaseDtype = "f32" | "bf16" | "q8_0" | "q4_0";
 
@@ -56,4 +61,19 @@ export function lossValue(model: Llama, mask?: Float32Array): number {
 /** Logits of the batch as a plain array. */
 export function logitsOf(model: Llama): Float32Array {
   return noGrad(() => scope(() => Float32Array.from(model.forward(ids, { batch: 2 }).toArray())));
+}
+
+/**
+ * fixture.ts's tiny model (vocabulary 512) saved in f32 at `path` with the byte tokenizer.model; the
+ * embedding's spread is 0.3 (15× the init's), so an adapter on the frozen base can move the logits.
+ */
+export async function tinyBaseDir(path: string, config: LlamaConfig = TINY_CONFIG): Promise<void> {
+  const ws = initWeights(config, { seed: 1 });
+  const e = ws.get("model.embed_tokens.weight")!;
+  for (let i = 0; i < e.size; i++) e.data[i] = e.data[i]! * 15;
+  const m = new Llama(config, ws);
+  await saveModel(path, m, { dtype: "f32" });
+  m.dispose();
+  const ranks = Array.from({ length: 256 }, (_, b) => `${Buffer.from([b]).toString("base64")} ${b}`);
+  writeFileSync(join(path, "tokenizer.model"), `${ranks.join("\n")}\n`);
 }
