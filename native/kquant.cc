@@ -2,7 +2,7 @@
 // weights exactly as a GGUF file stores them (layouts and the reference: src/backends/js/kquant.ts,
 // matmulKQ8, which test/tensor/kquant.test.ts checks these kernels against).
 //
-// Scheme, as llama.cpp's ggml_vec_dot_q*_K_q8_K: each row of A is first quantised to 8 bits per value
+// Scheme, as ggml's ggml_vec_dot_q*_K_q8_K: each row of A is first quantised to 8 bits per value
 // with one f32 scale per 256 (Q8_K: quantizeQ8K, ggml's quantize_row_q8_K_ref), then each super-block's
 // product is an exact integer sum, Σ_g s_g·Σ_l q·q8 (s_g the 16-value group's integer scale, q the
 // unsigned 4-, 5- or 6-bit level), with one float scale per block: d·d8·isum − dmin·d8·msum, where

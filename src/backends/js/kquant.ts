@@ -13,7 +13,7 @@
 //   Q6_K (210 B): u8 ql[128] (low 4 bits), u8 qh[64] (high 2 bits), i8 scales[16], f16 d
 // A value is d·scale·q − dmin·min (Q4_K, Q5_K; 8 sub-blocks of 32) or d·scale·(q − 32) (Q6_K; 16 of 16).
 //
-// Integer path (matmulKQ8, what llama.cpp's ggml_vec_dot_q*_K_q8_K compute): each row of x is quantised
+// Integer path (matmulKQ8, what ggml's ggml_vec_dot_q*_K_q8_K compute): each row of x is quantised
 // per 256 values to Q8_K (quantizeQ8K: d = max/−127 for the x of largest |x|, q = nearest(x/d) rounding
 // halves to even, clamped to 127; bsums = the sums of each 16 q), and each super-block's product is the
 // exact integer sum Σ_g s_g·Σ q·q8 with one float scale: fr(d·d8)·isum − fr(dmin·d8)·msum, where

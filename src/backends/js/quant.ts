@@ -15,7 +15,7 @@
 // is exact in f32; K-quants as ggml's dequantize_row_q*_K rounds), C[i][j] = Σ_p A[i][p]·w_j[p] summed in
 // f64 and stored as f32. Activations are not quantised, so a quantised model differs from its source
 // only by the weights' rounding. (The native K-quant kernels quantise the activations to 8 bits, as
-// llama.cpp does: ./kquant.ts matmulKQ8 is their reference.)
+// ggml does: ./kquant.ts matmulKQ8 is their reference.)
 
 import { f16BitsToF32 } from "../../io/half.js";
 import { dequantizeKBlock, K_BLOCK_BYTES, type KQuant, QK_K } from "./kquant.js";
