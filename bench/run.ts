@@ -16,6 +16,7 @@ register("data", () => import("./data.js"));
 register("train", () => import("./train.js"));
 register("recompute", () => import("./recompute.js"));
 register("quant", () => import("./quant.js"));
+register("kquant", () => import("./kquant.js"));
 register("lora", () => import("./lora.js"));
 register("eval", () => import("./eval.js"));
 register("rs", () => import("./rs.js"));

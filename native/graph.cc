@@ -21,7 +21,7 @@ namespace {
 // Node kinds; the numbering is shared with src/backends/native/graph.ts (GRAPH_KINDS).
 enum Kind {
   kMatmulBf16 = 1,  // nums: m, k, count, n_q…; bufs: a, then (b, c, packed) per product
-  kMatmulQuant = 2,  // nums: m, n, k, format; bufs: a, blocks, c
+  kMatmulQuant = 2,  // nums: m, n, k, format (herd.h Format); bufs: a, blocks, c
   kRmsNorm = 3,      // nums: rows, dim, eps; bufs: x, w, out, rstd
   kRope = 4,         // nums: tokens, heads, headDim, inverse; bufs: x, out, positions, invFreq
   kSwiglu = 5,       // nums: n; bufs: gate, up, out
@@ -77,8 +77,9 @@ std::string runNode(const Graph& G, const Node& n) {
     }
     case kMatmulQuant: {
       const int64_t m = C.size(0), rows = C.size(1), k = C.size(2), f = C.size(3);
-      if (f != 0 && f != 1) return "matmulQuant format must be 0 or 1";
-      const int64_t rowBytes = (k + 31) / 32 * (f == 0 ? 34 : 18);
+      if (f < Q8_0 || f > Q6_K) return "matmulQuant format must be 0..4";
+      if (isKQuant((int)f) && k % QK_K != 0) return "matmulQuant: a K-quant k must be a multiple of 256";
+      const int64_t rowBytes = quantRowBytes((int)f, k);
       const float* a = C.buf<float>(0, f32, m * k);
       const uint8_t* w = C.buf<const uint8_t>(1, BufType::U8, rows * rowBytes);
       float* c = C.buf<float>(2, f32, m * rows);

@@ -321,11 +321,40 @@ struct Bandwidth {
 };
 Bandwidth memoryBandwidth(int64_t bytes, int reps, bool huge);
 
-// quant.cc: C (m×n) = A (m×k) · Wᵀ, W in Q8_0 (f = 0) or Q4_0 (f = 1) blocks of QK weights.
-constexpr int QK = 32;
-enum Format { Q8_0 = 0, Q4_0 = 1 };
-constexpr int64_t blockBytes(int f) { return f == Q8_0 ? 34 : 18; }
+// quant.cc: C (m×n) = A (m×k) · Wᵀ, W in Q8_0 (f = 0) or Q4_0 (f = 1) blocks of QK weights, or in the
+// K-quants Q4_K (2), Q5_K (3), Q6_K (4), super-blocks of QK_K weights (k a multiple of QK_K), which it
+// hands to kquant.cc's matmulKQuant.
+constexpr int QK = 32, QK_K = 256;
+enum Format { Q8_0 = 0, Q4_0 = 1, Q4_K = 2, Q5_K = 3, Q6_K = 4 };
+constexpr bool isKQuant(int f) { return f >= Q4_K && f <= Q6_K; }
+constexpr int64_t blockValues(int f) { return isKQuant(f) ? QK_K : QK; }
+constexpr int64_t blockBytes(int f) {
+  return f == Q8_0 ? 34 : f == Q4_0 ? 18 : f == Q4_K ? 144 : f == Q5_K ? 176 : 210;
+}
+constexpr int64_t quantRowBytes(int f, int64_t k) { return (k + blockValues(f) - 1) / blockValues(f) * blockBytes(f); }
 void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f);
+// kquant.cc: the same for a K-quant f, with A quantised to Q8_K (below) and integer dot products.
+void matmulKQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f);
+// kquant.cc: ggml's quantize_row_q8_K_ref on `rows` rows of x (k a multiple of QK_K): per 256 values
+// d[b], qs[b·256..], and bsums[b·16..] (the sums of each 16 qs).
+void quantizeQ8K(const float* x, int64_t rows, int64_t k, int8_t* qs, float* d, int16_t* bsums);
+// An IEEE half's value (subnormals included).
+inline float halfToFloat(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+  const uint32_t exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
+  float f;
+  if (exp == 0) {
+    f = (float)frac * (1.0f / 16777216.0f);  // subnormal (or zero): frac · 2^-24
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    u |= sign;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+  uint32_t u = sign | (exp == 31 ? 0x7f800000u | (frac << 13) : ((exp + 112) << 23) | (frac << 13));
+  std::memcpy(&f, &u, 4);
+  return f;
+}
 
 // cpu.cc: this core's data caches in bytes (l2, l3: its share of each), from sysfs, else CPUID, else all 0
 // (source "none"); read once.

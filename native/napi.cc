@@ -432,20 +432,37 @@ napi_value AttentionBackward(napi_env env, napi_callback_info info) {
 // quant.cc
 // ------------------------------------------------------------------------------------------------
 
-// matmulQuant(a, blocks, c, m, n, k, format): format "q8_0" or "q4_0".
+// matmulQuant(a, blocks, c, m, n, k, format): format "q8_0", "q4_0", "q4_k", "q5_k" or "q6_k" (the
+// K-quants need k a multiple of 256).
 napi_value MatmulQuant(napi_env env, napi_callback_info info) {
   Args A(env, info);
   int64_t m = A.i64(3), n = A.i64(4), k = A.i64(5), f = -1;
+  static const char* const names[] = {"q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
   char name[8] = {0};
   size_t len = 0;
   if (!A.failed && napi_get_value_string_utf8(env, A.v[6], name, sizeof name, &len) == napi_ok)
-    f = std::strcmp(name, "q8_0") == 0 ? Q8_0 : std::strcmp(name, "q4_0") == 0 ? Q4_0 : -1;
-  if (!A.failed && f != Q8_0 && f != Q4_0) A.fail("herd native: matmulQuant format must be 'q8_0' or 'q4_0'");
+    for (int i = 0; i < 5; i++)
+      if (std::strcmp(name, names[i]) == 0) f = i;
+  if (!A.failed && f < 0) A.fail("herd native: matmulQuant format must be 'q8_0', 'q4_0', 'q4_k', 'q5_k' or 'q6_k'");
+  if (!A.failed && isKQuant((int)f) && k % QK_K != 0) A.fail("herd native: matmulQuant: a K-quant k must be a multiple of 256");
   const float* a = A.f32(0, m * k);
-  const int64_t rowBytes = (k + QK - 1) / QK * blockBytes((int)f);
-  const uint8_t* w = static_cast<const uint8_t*>(A.arr(1, napi_uint8_array, n * rowBytes));
+  const uint8_t* w = static_cast<const uint8_t*>(A.arr(1, napi_uint8_array, n * quantRowBytes((int)f, k)));
   float* c = A.f32(2, m * n);
   if (!A.failed) matmulQuant(a, w, c, m, n, k, (int)f);
+  return undef(env);
+}
+
+// quantizeQ8K(x, rows, k, qs: Int8Array, d: Float32Array, bsums: Int16Array): the K-quant kernels'
+// activation quantiser (k a multiple of 256), for tests.
+napi_value QuantizeQ8K(napi_env env, napi_callback_info info) {
+  Args A(env, info);
+  int64_t rows = A.i64(1), k = A.i64(2);
+  if (!A.failed && (k % QK_K != 0 || rows < 0)) A.fail("herd native: quantizeQ8K: k must be a multiple of 256");
+  const float* x = A.f32(0, rows * k);
+  int8_t* qs = static_cast<int8_t*>(A.arr(3, napi_int8_array, rows * k));
+  float* d = A.f32(4, rows * k / QK_K);
+  int16_t* bs = static_cast<int16_t*>(A.arr(5, napi_int16_array, rows * k / 16));
+  if (!A.failed) quantizeQ8K(x, rows, k, qs, d, bs);
   return undef(env);
 }
 
@@ -571,6 +588,7 @@ void registerKernels(napi_env env, napi_value exports) {
       {"attentionBackward", AttentionBackward},
       // quant.cc
       {"matmulQuant", MatmulQuant},
+      {"quantizeQ8K", QuantizeQ8K},
       // memory.cc
       {"allocBuffer", AllocBuffer},
       // cpu.cc

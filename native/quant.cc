@@ -1,4 +1,5 @@
-// Weight-only quantised inference: C (m×n) = A (m×k) · Wᵀ with W in GGUF Q8_0 or Q4_0 blocks (layout and
+// Weight-only quantised inference: C (m×n) = A (m×k) · Wᵀ with W in GGUF Q8_0 or Q4_0 blocks (the
+// K-quants: kquant.cc; layout and
 // semantics: src/backends/js/quant.ts, the reference these kernels are tested against in
 // test/tensor/quant.test.ts).
 //
@@ -20,23 +21,6 @@
 namespace herd {
 namespace {
 
-
-inline float halfToFloat(uint16_t h) {
-  const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-  const uint32_t exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
-  float f;
-  if (exp == 0) {
-    f = (float)frac * (1.0f / 16777216.0f);  // subnormal (or zero): frac · 2^-24
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    u |= sign;
-    std::memcpy(&f, &u, 4);
-    return f;
-  }
-  uint32_t u = sign | (exp == 31 ? 0x7f800000u | (frac << 13) : ((exp + 112) << 23) | (frac << 13));
-  std::memcpy(&f, &u, 4);
-  return f;
-}
 
 // Software prefetch: while a group of four rows is dotted, the SIMD kernels prefetch the same position in
 // the rows PREFETCH_GROUPS groups further on (pf bytes ahead). They spend many instructions per byte (a
@@ -193,6 +177,7 @@ DotQRows pickDot(int f) {
 }  // namespace
 
 void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f) {
+  if (isKQuant(f)) return matmulKQuant(a, w, c, m, n, k, f);
   if (m == 0 || n == 0) return;
   const int64_t nb = (k + QK - 1) / QK, kp = nb * QK, rowBytes = nb * blockBytes(f);
   std::vector<float> padded;

@@ -57,7 +57,8 @@ export async function run(argv: string[]): Promise<number> {
     const model = await loadModel(src, { dtype: "keep" });
     try {
       const held = model.quantized.size > 0 ? [...model.quantized.values()][0]!.format : null;
-      const type = values.type ?? held ?? "bf16";
+      // A K-quant model (read from a GGUF file) has no matching export type yet: bf16 then.
+      const type = values.type ?? (held === "q8_0" || held === "q4_0" ? held : null) ?? "bf16";
       const tokenizer = tokenizerFor(src, model.config.vocabSize);
       const t0 = performance.now();
       writeGGUFModel(

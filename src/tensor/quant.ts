@@ -1,9 +1,10 @@
-// Weight-only quantised matrices (GGUF Q8_0 and Q4_0 blocks; layout in src/backends/js/quant.ts): the
-// QuantTensor that holds one, `quantize` by ggml's reference rules (quantize_row_q8_0_ref /
+// Weight-only quantised matrices (GGUF Q8_0 and Q4_0 blocks, and the K-quants Q4_K, Q5_K, Q6_K as GGUF
+// files store them; layouts in src/backends/js/quant.ts and kquant.ts): the QuantTensor that holds one, `quantize` by ggml's reference rules (quantize_row_q8_0_ref /
 // quantize_row_q4_0_ref, so a file made here holds the bytes llama.cpp would make from the same
 // values), `dequantize`, and `linearQuant`, the `linear` of a quantised weight. The weight is frozen (it
 // has no gradient), but a grad-requiring input gets dx = dy·W (a LoRA adapter on a quantised base),
-// dequantised a block of rows at a time (matmulQuantGrad or its fallback).
+// dequantised a block of rows at a time (matmulQuantGrad or its fallback). herd quantises to Q8_0 and
+// Q4_0 only (QUANT_FORMATS); K-quant matrices come from GGUF files (model/checkpoint/ggufLlama.ts).
 //
 // Rules, per block of 32 values x (f32 arithmetic throughout, as ggml's C):
 //   Q8_0: amax = max|x|, d = amax/127, id = d ? 1/d : 0, q = round(x·id) (halves away from 0); store f16(d).
@@ -14,19 +15,49 @@
 import { kernelOf } from "../backends/fallbacks.js";
 import { type Backend, getBackend } from "../backends/index.js";
 import {
+  dequantizeK,
+  K_BLOCK_BYTES,
+  type KQuant,
+  matmulKQ8,
+  QK_K,
+  quantizeQ8K,
+  scaleMinK4,
+} from "../backends/js/kquant.js";
+import {
   dequantizeRow,
+  isKQuant,
   QUANT_BLOCK,
   QUANT_BLOCK_BYTES,
   type QuantFormat,
+  quantBlockValues,
   quantRowBytes,
 } from "../backends/js/quant.js";
 import { decodeHalf, f32ToF16Bits } from "./dtype.js";
 import { needsGrad, record } from "./tape.js";
 import { shapeStr, type Tensor, zeros } from "./tensor.js";
 
-export { dequantizeRow, QUANT_BLOCK, QUANT_BLOCK_BYTES, type QuantFormat, quantRowBytes };
+export {
+  dequantizeK,
+  dequantizeRow,
+  isKQuant,
+  K_BLOCK_BYTES,
+  type KQuant,
+  matmulKQ8,
+  QK_K,
+  QUANT_BLOCK,
+  QUANT_BLOCK_BYTES,
+  type QuantFormat,
+  quantBlockValues,
+  quantizeQ8K,
+  quantRowBytes,
+  scaleMinK4,
+};
 
+/** The formats herd quantises to (`quantize`, `herd quantize`); the K-quants are read from GGUF files. */
 export const QUANT_FORMATS: readonly QuantFormat[] = ["q8_0", "q4_0"];
+
+/** The K-quant formats a QuantTensor holds as GGUF stores them. */
+export const K_QUANT_FORMATS: readonly KQuant[] = ["q4_k", "q5_k", "q6_k"];
 
 export function isQuantFormat(s: string): s is QuantFormat {
   return (QUANT_FORMATS as readonly string[]).includes(s);
@@ -66,6 +97,8 @@ export class QuantTensor {
     if (shape.length !== 2 || !shape.every((d) => Number.isInteger(d) && d >= 0))
       throw new Error(`QuantTensor: shape ${shapeStr(shape)} is not [rows, columns]`);
     const [n, k] = shape as [number, number];
+    if (isKQuant(format) && k % QK_K !== 0)
+      throw new Error(`QuantTensor: ${format} ${shapeStr(shape)}: a row must be whole blocks of ${QK_K}`);
     const need = n * quantRowBytes(format, k);
     if (blocks.length !== need)
       throw new Error(`QuantTensor: ${blocks.length} bytes for ${format} ${shapeStr(shape)} (needs ${need})`);
@@ -106,6 +139,8 @@ const fr = Math.fround;
 
 /** Quantise one row of k values (any k; the last block zero-padded) into out at offset o. */
 export function quantizeRow(x: ArrayLike<number>, format: QuantFormat, out: Uint8Array, o: number): void {
+  if (isKQuant(format))
+    throw new Error(`quantize: herd quantises to ${QUANT_FORMATS.join(", ")}, not ${format}`);
   const k = x.length;
   const bb = QUANT_BLOCK_BYTES[format];
   const v = new Float32Array(QUANT_BLOCK);

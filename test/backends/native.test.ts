@@ -94,8 +94,12 @@ describe("native backend", { skip }, () => {
     assert.throws(() => b.matmul(a, a, c, noK as never), /the argument record lacks 'k'/);
     assert.throws(() => b.matmul(a, a, c, { ...matmulArgs(2, 2, 3), m: -1 }), /non-negative integers/);
     assert.throws(
-      () => b.matmulQuant?.(a, new Uint8Array(64), c, 1, 1, 32, "q5_k" as never),
-      /'q8_0' or 'q4_0'/,
+      () => b.matmulQuant?.(a, new Uint8Array(144), c, 1, 1, 128, "q4_k"),
+      /a K-quant k must be a multiple of 256/,
+    );
+    assert.throws(
+      () => b.matmulQuant?.(a, new Uint8Array(64), c, 1, 1, 32, "q2_k" as never),
+      /'q8_0', 'q4_0', 'q4_k', 'q5_k' or 'q6_k'/,
     );
   });
 

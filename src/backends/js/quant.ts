@@ -1,7 +1,7 @@
-// Weight-only quantised matrices in GGUF's Q8_0 and Q4_0 block layouts, and the reference kernel for a
-// linear layer over them (C = A·Wᵀ, W stored n×k as blocks). The native addon's kernels (native/quant.cc)
-// are tested against this one; a backend without its own gets this one from the front end
-// (src/tensor/quant.ts).
+// Weight-only quantised matrices in GGUF's Q8_0 and Q4_0 block layouts and its K-quants Q4_K, Q5_K,
+// Q6_K (./kquant.ts), and the reference kernel for a linear layer over them (C = A·Wᵀ, W stored n×k as
+// blocks). The native addon's kernels (native/quant.cc, native/kquant.cc) are tested against this one; a
+// backend without its own gets this one from the front end (src/tensor/quant.ts).
 //
 // Layout, per row of W (k values along the input dimension), ceil(k/32) blocks of 32 values back to back;
 // a row whose k is not a multiple of 32 has its last block padded with zeros (GGUF itself needs k % 32 = 0):
@@ -9,23 +9,42 @@
 //   Q4_0 (18 bytes): d: f16 little-endian, then 16 bytes of nibbles:     w[j] = d·(q[j] − 8)
 //                    q[j] for j < 16 is the low nibble of byte j, for j ≥ 16 the high nibble of byte j−16.
 //
-// Semantics of the kernel: every weight is dequantised exactly (an f16 times a small integer is exact in
-// f32), C[i][j] = Σ_p A[i][p]·w_j[p] summed in f64 and stored as f32. Activations are not quantised, so a
-// quantised model differs from its source only by the weights' rounding.
+// The K-quants come in super-blocks of 256 values (layouts in ./kquant.ts) and need k % 256 = 0.
+//
+// Semantics of the kernel: every weight is dequantised (Q8_0/Q4_0 exactly: an f16 times a small integer
+// is exact in f32; K-quants as ggml's dequantize_row_q*_K rounds), C[i][j] = Σ_p A[i][p]·w_j[p] summed in
+// f64 and stored as f32. Activations are not quantised, so a quantised model differs from its source
+// only by the weights' rounding. (The native K-quant kernels quantise the activations to 8 bits, as
+// ggml does: ./kquant.ts matmulKQ8 is their reference.)
 
 import { f16BitsToF32 } from "../../io/half.js";
+import { dequantizeKBlock, K_BLOCK_BYTES, type KQuant, QK_K } from "./kquant.js";
 
-export type QuantFormat = "q8_0" | "q4_0";
+export type QuantFormat = "q8_0" | "q4_0" | KQuant;
 
-/** Values per block (QK8_0 = QK4_0 = 32 in ggml). */
+/** Values per block of Q8_0 and Q4_0 (QK8_0 = QK4_0 = 32 in ggml). */
 export const QUANT_BLOCK = 32;
 
-/** Bytes per block of each format. */
-export const QUANT_BLOCK_BYTES: Readonly<Record<QuantFormat, number>> = { q8_0: 34, q4_0: 18 };
+/** Bytes per block of each format (a block: quantBlockValues(format) values). */
+export const QUANT_BLOCK_BYTES: Readonly<Record<QuantFormat, number>> = {
+  q8_0: 34,
+  q4_0: 18,
+  ...K_BLOCK_BYTES,
+};
+
+/** Whether `format` is a K-quant (super-blocks of 256). */
+export function isKQuant(format: QuantFormat): format is KQuant {
+  return format === "q4_k" || format === "q5_k" || format === "q6_k";
+}
+
+/** Values per block: 32 (Q8_0, Q4_0) or 256 (the K-quants). */
+export function quantBlockValues(format: QuantFormat): number {
+  return isKQuant(format) ? QK_K : QUANT_BLOCK;
+}
 
 /** Bytes one row of k values takes. */
 export function quantRowBytes(format: QuantFormat, k: number): number {
-  return Math.ceil(k / QUANT_BLOCK) * QUANT_BLOCK_BYTES[format];
+  return Math.ceil(k / quantBlockValues(format)) * QUANT_BLOCK_BYTES[format];
 }
 
 /** Dequantise row j of W (k values) into out[0..k). */
@@ -38,6 +57,11 @@ export function dequantizeRow(
 ): void {
   const bb = QUANT_BLOCK_BYTES[format];
   let o = j * quantRowBytes(format, k);
+  if (isKQuant(format)) {
+    if (k % QK_K !== 0) throw new Error(`dequantizeRow: ${format} needs k a multiple of ${QK_K}, not ${k}`);
+    for (let p0 = 0; p0 < k; p0 += QK_K, o += bb) dequantizeKBlock(format, blocks, o, out, p0);
+    return;
+  }
   for (let p0 = 0; p0 < k; p0 += QUANT_BLOCK, o += bb) {
     const d = f16BitsToF32(blocks[o]! | (blocks[o + 1]! << 8));
     const len = Math.min(QUANT_BLOCK, k - p0);

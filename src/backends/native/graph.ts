@@ -77,7 +77,7 @@ function flatten(c: GraphCall, packed: PackedFor): Flat | null {
       return { kind: KIND.matmulBf16, bufs, nums: [m, k, bs.length, ...ns], at: { 3: 0, 5: 1 } };
     }
     case "matmulQuant": {
-      const format = a[6] === "q8_0" ? 0 : a[6] === "q4_0" ? 1 : -1;
+      const format = ["q8_0", "q4_0", "q4_k", "q5_k", "q6_k"].indexOf(a[6] as string);
       if (format < 0) return null;
       return {
         kind: KIND.matmulQuant,

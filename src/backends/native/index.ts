@@ -6,7 +6,7 @@
 // Every kernel of
 // the interface is native: herd.cc has matmul (packed, cache-blocked SGEMM), RMSNorm, SwiGLU, softmax and
 // AdamW; gemv.cc matmulBf16 (decode GEMV reading bf16 weights) and the bandwidth probe; quant.cc
-// matmulQuant (Q8_0/Q4_0); attention.cc flash attention forward and backward; rows.cc RoPE, embedding,
+// matmulQuant (Q8_0/Q4_0; kquant.cc the K-quants Q4_K/Q5_K/Q6_K); attention.cc flash attention forward and backward; rows.cc RoPE, embedding,
 // cross-entropy and the elementwise kernels; memory.cc the hugepage-backed buffers; graph.cc replays
 // recorded kernel calls (compileGraph, ./graph.ts). The js reference
 // (src/backends/js/) is what the conformance suite checks them against.
@@ -81,6 +81,15 @@ interface Addon extends GraphAddon, Kernels {
   memoryBandwidth(bytes: number, reps: number, huge: boolean): { read: number; copy: number };
   /** native/memory.cc: `bytes` zeroed bytes, 2 MiB aligned and hugepage-advised; null if unmapped. */
   allocBuffer(bytes: number): ArrayBuffer | null;
+  /** native/kquant.cc: the K-quant kernels' activation quantiser (Q8_K; k a multiple of 256). */
+  quantizeQ8K(
+    x: Float32Array,
+    rows: number,
+    k: number,
+    qs: Int8Array,
+    d: Float32Array,
+    bsums: Int16Array,
+  ): void;
 }
 
 /** Path of the built addon (native/build/Release/herd_native.node; it may not exist). */
@@ -163,6 +172,27 @@ export function nativeFmaFlopsPerCycle(isa: "avx512" | "avx2"): number | null {
   if (!n) return null;
   const f = n.fmaFlopsPerCycle(isa);
   return f > 0 ? f : null;
+}
+
+/**
+ * The native K-quant kernels' activation quantiser on `rows` rows of x (native/kquant.cc quantizeQ8K:
+ * per 256 values the scale d, int8 qs and the sums of each 16; src/backends/js/kquant.ts is its
+ * reference); null where the addon does not load.
+ */
+export function nativeQuantizeQ8K(
+  x: Float32Array,
+  rows: number,
+  k: number,
+): { d: Float32Array; qs: Int8Array; bsums: Int16Array } | null {
+  const n = loadAddon();
+  if (!n) return null;
+  const out = {
+    d: new Float32Array((rows * k) / 256),
+    qs: new Int8Array(rows * k),
+    bsums: new Int16Array((rows * k) / 16),
+  };
+  n.quantizeQ8K(x, rows, k, out.qs, out.d, out.bsums);
+  return out;
 }
 
 /** Whether the addon was built and loads here. */

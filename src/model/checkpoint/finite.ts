@@ -63,12 +63,17 @@ export function checkTensorFinite(t: Tensor, file: string): Tensor {
   return t;
 }
 
-/** Throw if a quantised tensor's block scales (f16, the first 2 bytes of each block) hold a NaN or ±Inf. */
+/**
+ * Throw if a quantised tensor's block scales (f16: the first 2 bytes of each block; Q4_K/Q5_K: d and dmin,
+ * the first 4; Q6_K: d, the last 2) hold a NaN or ±Inf.
+ */
 export function checkFiniteBlocks(blocks: Uint8Array, format: QuantFormat, file: string, name: string): void {
   const b = QUANT_BLOCK_BYTES[format];
+  const at = format === "q6_k" ? [208] : format === "q4_k" || format === "q5_k" ? [0, 2] : [0];
   for (let o = 0; o < blocks.length; o += b)
-    if ((blocks[o + 1]! & 0x7c) === 0x7c)
-      throw new Error(
-        `${file}: tensor '${name}' holds a non-finite block scale at byte ${o}; the checkpoint is corrupt`,
-      );
+    for (const a of at)
+      if ((blocks[o + a + 1]! & 0x7c) === 0x7c)
+        throw new Error(
+          `${file}: tensor '${name}' holds a non-finite block scale at byte ${o + a}; the checkpoint is corrupt`,
+        );
 }

@@ -10,19 +10,18 @@
 // (llama.cpp rotates pairs), so they are permuted to HF's split halves on reading and back on writing.
 // Llama 3.1 RoPE scaling is stored as `rope_freqs.weight`, one divisor per frequency band; the reader
 // recovers the llama3 scaling parameters from it and checks they reproduce every stored divisor.
-// Weight types read: F32, F16, BF16 (as stored, or widened to f32), Q8_0 and Q4_0 (as herd QuantTensors:
-// herd's block layout is ggml's), and Q4_K/Q5_K/Q6_K, which are DEQUANTISED on loading (ggufKQuant.ts;
-// native K-quant kernels are the next step). Other ggml types are refused by name.
+// Weight types read: F32, F16, BF16 (as stored, or widened to f32), and Q8_0, Q4_0, Q4_K, Q5_K and Q6_K
+// matrices as QuantTensors holding the file's blocks as stored (herd's block layouts are ggml's; the
+// K-quants' in ggufKQuant.ts), computed by the quantised kernels. Other ggml types are refused by name.
 import { decodeHalf, encodeHalf } from "../../tensor/dtype.js";
 import { dequantize, type QuantFormat, QuantTensor, quantize, quantRowBytes } from "../../tensor/quant.js";
-import { fromHalfBits, halfZeros, type Tensor, zeros } from "../../tensor/tensor.js";
+import { halfZeros, type Tensor, zeros } from "../../tensor/tensor.js";
 import type { Tokenizer } from "../../tokenizer/tiktoken.js";
 import { CONFIG_LIMITS, type LlamaConfig, type RopeScaling, validateConfig } from "../config.js";
 import { baseInvFreq, scaleFrequency } from "../rope.js";
 import { EMBED, FINAL_NORM, type LAYER_PARTS, LM_HEAD, weightShapes } from "../weights.js";
 import { checkFiniteBlocks, checkTensorFinite } from "./finite.js";
 import { GGML, GGML_TYPES, type GGUFEntry, GGUFFile, type GGUFTensorOut, gguf, writeGGUF } from "./gguf.js";
-import { dequantizeK, type KQuant } from "./ggufKQuant.js";
 import { vocabMetadata } from "./ggufVocab.js";
 import { permuteRowsInPlace } from "./permute.js";
 
@@ -197,8 +196,13 @@ export function ggufConfig(f: GGUFFile): LlamaConfig {
   return validateConfig(c, f.path);
 }
 
-const QUANT_OF: Record<number, QuantFormat> = { [GGML.Q8_0]: "q8_0", [GGML.Q4_0]: "q4_0" };
-const K_QUANT_OF: Record<number, KQuant> = { 12: "q4_k", 13: "q5_k", 14: "q6_k" };
+const QUANT_OF: Record<number, QuantFormat> = {
+  [GGML.Q8_0]: "q8_0",
+  [GGML.Q4_0]: "q4_0",
+  12: "q4_k",
+  13: "q5_k",
+  14: "q6_k",
+};
 
 /** Permute whole rows (of `rowBytes` bytes) of each head between Meta's and HF's order (permute.ts). */
 function permuteRowBytes(data: Uint8Array, heads: number, rowBytes: number, toHF: boolean): void {
@@ -214,7 +218,7 @@ function permuteRowBytes(data: Uint8Array, heads: number, rowBytes: number, toHF
 
 /**
  * Read every weight of a GGUF Llama file by HF name. `dtype: "f32"` widens F16/BF16 to f32; "keep"
- * leaves them half tensors. Q8_0/Q4_0 matrices become QuantTensors whatever `dtype` says.
+ * leaves them half tensors. Q8_0/Q4_0/Q4_K/Q5_K/Q6_K matrices become QuantTensors whatever `dtype` says.
  */
 export function readGGUFWeights(
   f: GGUFFile,
@@ -275,19 +279,6 @@ export function readGGUFWeights(
           if (heads) permuteRowsInPlace(bits, heads, k, true);
           const z = zeros(shape);
           decodeHalf(bits, half, z.data as Float32Array<ArrayBuffer>);
-          t = z;
-        }
-      } else if (K_QUANT_OF[info.type]) {
-        // No native K-quant kernels yet: the matrix is dequantised here (f32, or bf16 with "keep").
-        const raw = new Uint8Array(info.bytes);
-        f.readInto(gname, raw);
-        const v = new Float32Array(n * k);
-        dequantizeK(K_QUANT_OF[info.type]!, raw, n * k, v);
-        if (heads) permuteRowsInPlace(v, heads, k, true);
-        if (dtype === "keep") t = fromHalfBits(encodeHalf(v, "bf16"), shape, "bf16");
-        else {
-          const z = zeros(shape);
-          z.data.set(v);
           t = z;
         }
       } else
