@@ -5,6 +5,7 @@ import type { TaskSpec } from "./task.js";
 import { arcChallenge } from "./tasks/arc.js";
 import { type CustomTaskSpec, niahTask, perplexityTask } from "./tasks/custom.js";
 import { gsm8k, gsm8kCot, gsm8kCotLlama } from "./tasks/gsm8k.js";
+import { herdTasks } from "./tasks/herdTasks.js";
 import { humaneval } from "./tasks/humaneval.js";
 import { mgsmNativeCot } from "./tasks/mgsm.js";
 import { mmlu, mmluCotLlama, mmluLlama } from "./tasks/mmlu.js";
@@ -23,6 +24,7 @@ export const TASKS: readonly AnyTask[] = [
   humaneval, // n completions per prompt, run in src/eval/code/'s sandbox by an async scorer
   perplexityTask,
   niahTask,
+  herdTasks, // the held-out split of `herd tasks`, scored by its checkers (the small recipe's table)
 ];
 
 export const isCustom = (t: AnyTask): t is CustomTaskSpec => "custom" in t;

@@ -242,3 +242,29 @@ test("herd tasks: writes sft, prompts and preferences for both splits, JSONL the
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /poetry/);
 });
+
+test("arithmetic difficulty: the options bound steps and numbers, and leaving them out is the defaults (2–3 steps, 20, 10, 5)", () => {
+  const easy = generateTasks({
+    seed: 5,
+    train: 40,
+    heldout: 10,
+    kinds: ["arithmetic"],
+    arithmetic: { minSteps: 1, maxSteps: 1, maxStart: 9, maxAdd: 5, maxPack: 3 },
+  });
+  for (const it of [...easy.train, ...easy.heldout]) {
+    const lines = it.correct.split("\n");
+    assert.equal(lines.length, 3, it.correct); // start, one step, the #### line
+    const nums = it.task.messages[0]!.content.match(/\d+/g)!.map(Number);
+    assert.ok(nums[0]! >= 2 && nums[0]! <= 9, it.task.messages[0]!.content);
+    assert.ok(
+      nums.slice(1).every((n) => n <= 5),
+      it.task.messages[0]!.content,
+    );
+    assert.equal(check(it.task, it.correct).correct, true);
+    assert.equal(check(it.task, it.wrong).correct, false);
+  }
+  const explicit = { minSteps: 2, maxSteps: 3, maxStart: 20, maxAdd: 10, maxPack: 5 };
+  const a = generateTasks({ seed: 5, train: 20, heldout: 5, kinds: ["arithmetic"] });
+  const b = generateTasks({ seed: 5, train: 20, heldout: 5, kinds: ["arithmetic"], arithmetic: explicit });
+  assert.deepEqual(a, b);
+});

@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fmix32, Rng } from "../../core/rng.js";
 import { writeFileAtomic } from "../../io/atomic.js";
-import { arithmeticItem } from "./arithmetic.js";
+import { type ArithmeticOptions, arithmeticItem } from "./arithmetic.js";
 import { type CheckSpec, checkSpecProblem, type Item, TASK_KINDS, type TaskKind } from "./checker.js";
 import { factItem, factPool } from "./facts.js";
 import { instructionItem } from "./instructions.js";
@@ -20,6 +20,8 @@ export interface TaskOptions {
   train: number;
   heldout: number;
   kinds?: readonly TaskKind[];
+  /** The arithmetic problems' difficulty (steps per problem). */
+  arithmetic?: ArithmeticOptions;
 }
 
 export interface TaskSplits {
@@ -41,7 +43,7 @@ function hash8(s: string): string {
 }
 
 /** `need` items of one kind with distinct prompts, in stream order. */
-function drawKind(kind: TaskKind, seed: number, need: number): Item[] {
+function drawKind(kind: TaskKind, seed: number, need: number, arith: ArithmeticOptions = {}): Item[] {
   const rng = new Rng(fmix32((seed ^ SALT[kind]) >>> 0));
   const out: Item[] = [];
   const seen = new Set<string>();
@@ -56,7 +58,7 @@ function drawKind(kind: TaskKind, seed: number, need: number): Item[] {
     for (let tries = 0; out.length < need; tries++) {
       if (tries > 50 * need + 1000)
         throw new Error(`tasks: only ${out.length} distinct ${kind} prompts found; ${need} were asked for`);
-      const item = kind === "arithmetic" ? arithmeticItem(rng) : instructionItem(rng);
+      const item = kind === "arithmetic" ? arithmeticItem(rng, arith) : instructionItem(rng);
       const key = item?.task.messages.map((m) => m.content).join("\n");
       if (!item || seen.has(key!)) continue;
       seen.add(key!);
@@ -80,7 +82,7 @@ export function generateTasks(opts: TaskOptions): TaskSplits {
       throw new Error(`tasks: unknown kind '${k}' (have: ${TASK_KINDS.join(", ")})`);
   const per = kinds.map((k, j) => {
     const h = share(opts.heldout, kinds.length, j);
-    const items = drawKind(k, opts.seed, h + share(opts.train, kinds.length, j));
+    const items = drawKind(k, opts.seed, h + share(opts.train, kinds.length, j), opts.arithmetic);
     return { heldout: items.slice(0, h), train: items.slice(h) };
   });
   const interleave = (split: "train" | "heldout", total: number) =>
