@@ -18,7 +18,12 @@ const pct = (xs: number[], p: number) => {
 export async function run(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "herd-bench-serve-"));
   // The small preset's shape with the Llama 3 vocabulary, so the server has its tokenizer.
-  const cfg = { ...preset("small"), vocabSize: 128256, bosTokenId: 128000, eosTokenIds: [128001, 128008, 128009] };
+  const cfg = {
+    ...preset("small"),
+    vocabSize: 128256,
+    bosTokenId: 128000,
+    eosTokenIds: [128001, 128008, 128009],
+  };
   const m = new Llama(cfg, initWeights(cfg, { seed: 1, dtype: "bf16" }), "init");
   await saveModel(join(dir, "small"), m);
   m.dispose();
