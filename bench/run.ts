@@ -23,6 +23,8 @@ register("rs", () => import("./rs.js"));
 register("posttrain", () => import("./posttrain.js"));
 register("structured", () => import("./structured.js"));
 
+register("serve", () => import("./serve.js"));
+
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
   for (const name of wanted)

@@ -41,6 +41,10 @@ export const commands: Record<string, Command> = {
   },
   generate: { summary: "continue a prompt with a Llama model", load: () => import("./generate.js") },
   chat: { summary: "interactive chat with a Llama 3 instruct model", load: () => import("./chat.js") },
+  serve: {
+    summary: "OpenAI-compatible HTTP server with continuous batching (docs/serve.md)",
+    load: () => import("./serve.js"),
+  },
   quantize: {
     summary: "weight-only int8/4-bit quantisation of a checkpoint (q8_0, q4_0)",
     load: () => import("./quantize.js"),

@@ -55,6 +55,17 @@ export interface ForwardOptions {
   recompute?: boolean;
 }
 
+/**
+ * One row of a continuous batch (forwardRows): its own KV cache, how many of the step's ids are its
+ * (consecutive, in row order), and whether it wants the logits of all of them (prompt log-probs) or of its
+ * last only.
+ */
+export interface BatchRow {
+  cache: KVCache;
+  tokens: number;
+  allLogits?: boolean;
+}
+
 /** Tensors old HF checkpoints carry that are not weights (recomputed from the config). */
 const IGNORED = /\.rotary_emb\.inv_freq$/;
 
@@ -274,6 +285,46 @@ export class Llama {
     });
   }
 
+  /**
+   * One step of continuous batching: rows of different lengths, each with its own batch-1 KV cache (a
+   * decode row feeds 1 id, a prefill row a chunk of its prompt). The linear layers run over all the
+   * step's tokens at once; RoPE takes each token at its row's position; attention runs per row over that
+   * row's own cache, so a row computes what it would alone wherever the matrix products round the same
+   * for a batch as for one row (the js backend). Returns logits [outputs, V]: per row its last token's,
+   * or all its tokens' when `allLogits`. Inference only (call under noGrad + scope); no adapters.
+   */
+  forwardRows(ids: Int32Array, rows: readonly BatchRow[]): Tensor {
+    const c = this.config;
+    if (isGradEnabled() && this.parameters().length > 0)
+      throw new Error("Llama.forwardRows: inference only; run it under noGrad");
+    if (this.adapters.size > 0) throw new Error("Llama.forwardRows: adapters are not supported here");
+    const N = rows.reduce((n, r) => n + r.tokens, 0);
+    if (N !== ids.length || N === 0 || rows.some((r) => !(r.tokens >= 1)))
+      throw new Error(`Llama.forwardRows: ${ids.length} ids for rows of ${rows.map((r) => r.tokens)}`);
+    const positions = new Int32Array(N);
+    const pick: number[] = [];
+    let at = 0;
+    for (const r of rows) {
+      if (r.cache.batch !== 1) throw new Error("Llama.forwardRows: each row's cache must be of batch 1");
+      for (let t = 0; t < r.tokens; t++) positions[at + t] = r.cache.length + t;
+      if (r.allLogits) for (let t = 0; t < r.tokens; t++) pick.push(at + t);
+      else pick.push(at + r.tokens - 1);
+      r.cache.reserve(r.tokens);
+      at += r.tokens;
+    }
+    let h = this.embedTokens(ids, [1, N]);
+    for (let l = 0; l < this.layers.length; l++) {
+      const prev = h;
+      h = scope(() => this.rowsBlock(l, prev, N, positions, rows));
+      prev.dispose();
+    }
+    for (const r of rows) r.cache.advance(r.tokens);
+    return scope(() => {
+      const x = embedding(reshape(h, [N, c.hiddenSize]), Int32Array.from(pick), [pick.length]);
+      return linear(rmsNorm(x, this.norm, c.rmsNormEps), this.head);
+    });
+  }
+
   /** Mean cross-entropy of the next-token predictions against targets (−100 = ignored). */
   loss(ids: Int32Array, targets: Int32Array, opts: ForwardOptions & { mask?: Float32Array } = {}): Tensor {
     if (targets.length !== ids.length)
@@ -420,6 +471,46 @@ export class Llama {
     const [gate, up] = this.adapt(l, pass, ["mlp.gate_proj", "mlp.up_proj"], y, [w.w1, w.w3]);
     const [down] = this.adapt(l, pass, ["mlp.down_proj"], swiglu(gate!, up!), [w.w2]);
     return add(h, down!);
+  }
+
+  /** `block` for forwardRows: batched matrices, attention row by row over each row's own cache. */
+  private rowsBlock(
+    l: number,
+    h: Tensor,
+    N: number,
+    positions: Int32Array,
+    rows: readonly BatchRow[],
+  ): Tensor {
+    const c = this.config;
+    const w = this.layers[l]!;
+    const H = c.numAttentionHeads;
+    const K = c.numKeyValueHeads;
+    const hd = c.headDim;
+    const x = rmsNorm(h, w.attnNorm, c.rmsNormEps);
+    const [xq, xk, xv] = linears(x, [w.wq, w.wk, w.wv]);
+    const q = rope(reshape(xq!, [1, N, H, hd]), positions, this.invFreq);
+    const k = rope(reshape(xk!, [1, N, K, hd]), positions, this.invFreq);
+    const v = reshape(xv!, [1, N, K, hd]);
+    const a = zeros([1, N, H * hd]);
+    const slice = (t: Tensor, from: number, n: number, heads: number) => {
+      const out = zeros([1, n, heads, hd]);
+      out.data.set(t.data.subarray(from * heads * hd, (from + n) * heads * hd));
+      return out;
+    };
+    let at = 0;
+    for (const r of rows) {
+      const n = r.tokens;
+      cacheWrite(r.cache, l, slice(k, at, n, K), slice(v, at, n, K), n);
+      const ar = cachedAttention(r.cache, l, slice(q, at, n, H));
+      a.data.set(ar.data, at * H * hd);
+      at += n;
+    }
+    const [o] = linears(a, [w.wo]);
+    const h2 = add(h, o!);
+    const y = rmsNorm(h2, w.ffnNorm, c.rmsNormEps);
+    const [gate, up] = linears(y, [w.w1, w.w3]);
+    const [down] = linears(swiglu(gate!, up!), [w.w2]);
+    return add(h2, down!);
   }
 
   /** `linears(x, ws)` with each output passed through the adapter of layer l's matrix `parts[i]`, if any. */

@@ -1,0 +1,108 @@
+// `herd serve --model DIR`: an OpenAI-compatible HTTP server (src/serve/, docs/serve.md) — the engine
+// decodes with continuous batching in a worker thread, the HTTP API runs on this one. Prints the URL once
+// listening and serves until interrupted (SIGINT/SIGTERM close it cleanly). Loopback only unless --host.
+import { commandHelp, HELP_OPTION, parseCli, type Schema, UsageError } from "../core/schema.js";
+import { serve } from "../serve/index.js";
+import { MODEL_OPTIONS } from "./modelArgs.js";
+
+export const OPTIONS = {
+  model: MODEL_OPTIONS.model,
+  tokenizer: MODEL_OPTIONS.tokenizer,
+  f32: MODEL_OPTIONS.f32,
+  host: {
+    type: "string",
+    arg: "HOST",
+    default: "127.0.0.1",
+    doc: "address to listen on (loopback unless given)",
+  },
+  port: { type: "integer", min: 0, max: 65535, default: 8080, arg: "N", doc: "port (0: any free one)" },
+  "api-key": { type: "string", arg: "KEY", doc: "require Authorization: Bearer KEY (not /health, /metrics)" },
+  parallel: {
+    type: "integer",
+    min: 1,
+    max: 256,
+    default: 8,
+    arg: "N",
+    doc: "sequences decoded together at most",
+  },
+  queue: { type: "integer", min: 0, default: 64, arg: "N", doc: "requests waiting at most; beyond, 429" },
+  "kv-blocks": {
+    type: "integer",
+    min: 1,
+    arg: "N",
+    defaultDoc: "--parallel full contexts, at most 256 MiB",
+    doc: "KV cache blocks of 16 tokens (sequences and prefix cache together)",
+  },
+  "no-prefix-cache": { type: "boolean", default: false, doc: "do not reuse cached prompt blocks" },
+  "model-name": {
+    type: "string",
+    arg: "NAME",
+    defaultDoc: "DIR's name",
+    doc: "the name clients pass as model",
+  },
+  backend: {
+    type: "string",
+    arg: "NAME",
+    defaultDoc: "the fastest available",
+    doc: "tensor backend (js, wasm, native)",
+  },
+  guard: { type: "string", arg: "DIR", doc: "Llama Guard 3 checkpoint (NOT WIRED YET: refused)" },
+  lora: {
+    type: "strings",
+    arg: "NAME=DIR",
+    doc: "LoRA adapter served as model NAME (NOT WIRED YET: refused)",
+  },
+  ...HELP_OPTION,
+} as const satisfies Schema;
+
+export const HELP = commandHelp(
+  "usage: herd serve --model DIR [--port N] [--host H] [--api-key K] [--parallel N] [options]",
+  OPTIONS,
+  "OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/models, /tokenize, /detokenize, /health, /metrics (docs/serve.md). Wired: chat, completions (echo + logprobs), streaming, continuous batching, prefix cache, auth. Tools, response_format and the guard need their feature modules; --guard and --lora are declared but not wired yet.",
+);
+
+export async function run(argv: string[]): Promise<number> {
+  try {
+    const { values } = parseCli(OPTIONS, argv);
+    if (values.help) {
+      process.stdout.write(`${HELP}\n`);
+      return 0;
+    }
+    if (!values.model) throw new UsageError("--model DIR is required");
+    if (values.guard) throw new UsageError("--guard is not wired into herd serve yet");
+    if (values.lora && values.lora.length > 0)
+      throw new UsageError("--lora is not wired into herd serve yet");
+    const served = await serve({
+      model: values.model,
+      ...(values.tokenizer ? { tokenizer: values.tokenizer } : {}),
+      f32: values.f32,
+      host: values.host,
+      port: values.port,
+      apiKey: values["api-key"] ?? null,
+      backend: values.backend ?? null,
+      engine: {
+        parallel: values.parallel,
+        maxQueue: values.queue,
+        prefixCache: !values["no-prefix-cache"],
+        ...(values["kv-blocks"] !== undefined ? { kvBlocks: values["kv-blocks"] } : {}),
+      },
+      ...(values["model-name"] ? { modelName: values["model-name"] } : {}),
+    });
+    process.stdout.write(`herd serve: listening on ${served.url} (loading the model…)\n`);
+    await served.ready;
+    process.stdout.write(`herd serve: ready — ${served.url}/v1\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
+    await served.close();
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`herd serve: ${e.message}\n\n${HELP}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,84 @@
+// `herd serve` as a library: the engine in a worker thread (engine/host.ts), the OpenAI-compatible HTTP
+// server on this thread (http/server.ts). `serve` starts listening at once — /health answers 503 while
+// the model loads — and resolves with the server, its URL and `ready` (the model loaded).
+import { basename, resolve } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { codecFor } from "../generate/codec.js";
+import { stopIdsOf } from "../model/config.js";
+import { readConfig } from "../model/load.js";
+import type { EngineOptions } from "./engine/engine.js";
+import { WorkerEngineClient } from "./engine/host.js";
+import type { ServeFeatures } from "./http/features.js";
+import { createServer } from "./http/server.js";
+
+export * from "./contracts.js";
+export { type ConstraintSpec, type EngineClient, LocalEngineClient } from "./engine/client.js";
+export { Engine, type EngineOptions } from "./engine/engine.js";
+export { WorkerEngineClient } from "./engine/host.js";
+export * from "./engine/types.js";
+export type { OpenAITool, ServeFeatures } from "./http/features.js";
+export { createServer, type ServerOptions } from "./http/server.js";
+
+export interface ServeOptions {
+  model: string;
+  tokenizer?: string;
+  /** Widen bf16 weights to f32 (default: keep them as stored). */
+  f32?: boolean;
+  host?: string;
+  port?: number;
+  apiKey?: string | null;
+  /** The tensor backend of the engine thread (default: the process's). */
+  backend?: string | null;
+  engine?: EngineOptions;
+  features?: ServeFeatures;
+  /** A module the engine thread imports for structured output (`createConstraintFactory`). */
+  constraintModule?: string | null;
+  /** The name clients give as `model` (default: the directory's name). */
+  modelName?: string;
+}
+
+export interface Served {
+  app: FastifyInstance;
+  url: string;
+  ready: Promise<WorkerEngineClient>;
+  close(): Promise<void>;
+}
+
+export async function serve(opts: ServeOptions): Promise<Served> {
+  const config = readConfig(opts.model);
+  const codec = codecFor(opts.model, config.vocabSize, opts.tokenizer);
+  if (!codec) throw new Error(`${opts.model}: no tokenizer for this model (give --tokenizer PATH)`);
+  const ready = WorkerEngineClient.start({
+    model: { dir: resolve(opts.model), dtype: opts.f32 ? "f32" : "keep" },
+    backend: opts.backend ?? null,
+    engine: opts.engine ?? {},
+    constraintModule: opts.constraintModule ?? null,
+  });
+  ready.catch(() => {});
+  const app = createServer({
+    engine: ready,
+    codec,
+    modelName: opts.modelName ?? basename(resolve(opts.model)),
+    stopIds: stopIdsOf(config),
+    bosId: config.bosTokenId,
+    apiKey: opts.apiKey ?? null,
+    features: {
+      ...opts.features,
+      structuredOutput: opts.constraintModule ? true : opts.features?.structuredOutput,
+    },
+  });
+  const host = opts.host ?? "127.0.0.1";
+  await app.listen({ host, port: opts.port ?? 8080 });
+  const addr = app.server.address();
+  const port = typeof addr === "object" && addr ? addr.port : opts.port;
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  return {
+    app,
+    url,
+    ready,
+    close: async () => {
+      await app.close();
+      await (await ready.catch(() => null))?.close();
+    },
+  };
+}
