@@ -1,9 +1,11 @@
-// `herd export --format gguf [--type f32|f16|bf16|q8_0|q4_0] MODEL OUT.gguf`: write a herd model (an HF,
+// `herd export --format gguf [--type f32|f16|bf16|q8_0|q4_0|q4_k_m|q5_k_m] MODEL OUT.gguf`: write a herd model (an HF,
 // Meta or quantised checkpoint directory, or a GGUF file) as a GGUF file that llama.cpp, ollama and LM
 // Studio load (layout: src/model/checkpoint/ggufLlama.ts). The vocabulary goes in too: the tokenizer
 // beside the model (tokenizer.model ranks, herd's own trained BPE included), else Llama 3's for a
 // 128,256-id model, else byte placeholders (such a model is driven by ids). The file is written
-// atomically; progress is one line per tensor with rate and ETA on stderr.
+// atomically; progress is one line per tensor with rate and ETA on stderr. q4_k_m / q5_k_m are
+// llama.cpp's mixes (Q4_K or Q5_K, Q6_K for the output and some attn_v/ffn_down layers), quantised as
+// llama-quantize does without an importance matrix: the same bytes.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { commandHelp, parseCli, type Schema } from "../core/schema.js";
@@ -22,14 +24,14 @@ export const OPTIONS = {
     type: "enum",
     choices: GGUF_EXPORT_TYPES,
     default: null,
-    doc: "weight type of the matrices (default: bf16 for a bf16/f32 model, the model's own for a q8_0/q4_0 one); norms stay f32",
+    doc: "weight type of the matrices: f32, f16, bf16, q8_0 or q4_0 for every matrix, or llama.cpp's q4_k_m / q5_k_m mix (default: bf16 for a bf16/f32 model, the model's own for a q8_0/q4_0 one); norms stay f32",
   },
   force: { type: "boolean", default: false, doc: "replace OUT if it exists" },
   help: { type: "boolean", short: "h", default: false, doc: "this help" },
 } as const satisfies Schema;
 
 export const HELP = commandHelp(
-  "usage: herd export [--format gguf] [--type f32|f16|bf16|q8_0|q4_0] MODEL OUT.gguf",
+  "usage: herd export [--format gguf] [--type f32|f16|bf16|q8_0|q4_0|q4_k_m|q5_k_m] MODEL OUT.gguf",
   OPTIONS,
 );
 
