@@ -20,6 +20,7 @@ register("lora", () => import("./lora.js"));
 register("eval", () => import("./eval.js"));
 register("rs", () => import("./rs.js"));
 register("posttrain", () => import("./posttrain.js"));
+register("llamacpp", () => import("./llamacpp.js"));
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
