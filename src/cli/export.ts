@@ -9,10 +9,17 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { commandHelp, parseCli, type Schema } from "../core/schema.js";
-import { GGUF_EXPORT_TYPES, writeGGUFModel } from "../model/checkpoint/ggufLlama.js";
-import { readGGUFTokenizer } from "../model/checkpoint/ggufVocab.js";
+import { GGUFFile } from "../model/checkpoint/gguf.js";
+import {
+  GGUF_EXPORT_TYPES,
+  type GGUFExportSource,
+  ggufConfig,
+  readGGUFWeights,
+  writeGGUFModel,
+} from "../model/checkpoint/ggufLlama.js";
+import { tokenizerFromGGUF } from "../model/checkpoint/ggufVocab.js";
 import { isGGUFPath, loadModel } from "../model/load.js";
-import type { QuantTensor } from "../tensor/quant.js";
+import { QuantTensor } from "../tensor/quant.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { Tokenizer } from "../tokenizer/index.js";
 import { formatDuration } from "./duration.js";
@@ -35,13 +42,43 @@ export const HELP = commandHelp(
   OPTIONS,
 );
 
-/** The tokenizer to store for the model at `path` (see the header), or null. */
+/** The tokenizer to store for the model directory at `path` (see the header), or null. */
 function tokenizerFor(path: string, vocabSize: number): Tokenizer | null {
-  if (isGGUFPath(path)) return readGGUFTokenizer(path);
   const ranks = join(path, "tokenizer.model");
   if (existsSync(ranks)) return Tokenizer.fromFile(ranks);
   if (vocabSize === 128256) return Tokenizer.llama3();
   return null;
+}
+
+/** The model at `src` as an export source, and how to free it. A GGUF file's header is parsed once. */
+async function sourceOf(src: string): Promise<{ source: GGUFExportSource; free: () => void }> {
+  if (isGGUFPath(src)) {
+    const f = GGUFFile.open(src);
+    try {
+      const config = ggufConfig(f);
+      const weights = readGGUFWeights(f, config, "keep");
+      const tokenizer = tokenizerFromGGUF(f);
+      return {
+        source: { config, weights, tokenizer, name: src },
+        free: () => {
+          for (const t of weights.values()) t.dispose();
+        },
+      };
+    } finally {
+      f.close();
+    }
+  }
+  const model = await loadModel(src, { dtype: "keep" });
+  const weights = new Map<string, Tensor | QuantTensor>([...model.weights, ...model.quantized]);
+  return {
+    source: {
+      config: model.config,
+      weights,
+      tokenizer: tokenizerFor(src, model.config.vocabSize),
+      name: src,
+    },
+    free: () => model.dispose(),
+  };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -56,34 +93,24 @@ export async function run(argv: string[]): Promise<number> {
     if (!isGGUFPath(out)) throw new UsageError(`${out}: the output file must end in .gguf`);
     if (existsSync(out) && !values.force) throw new UsageError(`${out}: exists; pass --force to replace it`);
     if (!existsSync(src)) throw new Error(`${src}: no such model directory or file`);
-    const model = await loadModel(src, { dtype: "keep" });
+    const { source, free } = await sourceOf(src);
     try {
-      const held = model.quantized.size > 0 ? [...model.quantized.values()][0]!.format : null;
-      const type = values.type ?? held ?? "bf16";
-      const tokenizer = tokenizerFor(src, model.config.vocabSize);
+      const held = [...source.weights.values()].find((t) => t instanceof QuantTensor);
+      const type = values.type ?? (held instanceof QuantTensor ? held.format : null) ?? "bf16";
+      const tokenizer = source.tokenizer;
       const t0 = performance.now();
-      writeGGUFModel(
-        out,
-        {
-          config: model.config,
-          weights: new Map<string, Tensor | QuantTensor>([...model.weights, ...model.quantized]),
-          tokenizer,
-          name: src,
-        },
-        type,
-        (name, i, n) => {
-          const s = (performance.now() - t0) / 1000;
-          const eta = ((n - i - 1) * s) / (i + 1);
-          process.stderr.write(
-            `[${i + 1}/${n}] ${name} ${((i + 1) / Math.max(s, 1e-3)).toFixed(1)} tensors/s ETA ${formatDuration(eta)}\n`,
-          );
-        },
-      );
+      writeGGUFModel(out, source, type, (name, i, n) => {
+        const s = (performance.now() - t0) / 1000;
+        const eta = ((n - i - 1) * s) / (i + 1);
+        process.stderr.write(
+          `[${i + 1}/${n}] ${name} ${((i + 1) / Math.max(s, 1e-3)).toFixed(1)} tensors/s ETA ${formatDuration(eta)}\n`,
+        );
+      });
       process.stdout.write(
         `${out}: ${type} GGUF, ${tokenizer ? `vocabulary ${tokenizer.name}` : "placeholder vocabulary"}, in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
       );
     } finally {
-      model.dispose();
+      free();
     }
     return 0;
   } catch (e) {

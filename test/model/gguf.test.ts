@@ -396,6 +396,17 @@ describe("GGUF vocabulary and herd export", () => {
     const k = await loadModel(km);
     assert.equal(k.config.hiddenSize, 96);
     k.dispose();
+    // a GGUF file is a source too (its header parsed once), read as inference holds it (dequantised
+    // blocks in bf16): re-exported as f32, the logits of the source's within bf16's rounding
+    const again = join(tmp, "cli-again.gguf");
+    assert.equal(await runExport(["--type", "f32", km, again]), 0);
+    const [x, y] = [await loadModel(km), await loadModel(again)];
+    const [lx, ly] = [logitsOf(x, [0, 5, 9]), logitsOf(y, [0, 5, 9])];
+    let scale = 0;
+    for (const v of lx) scale = Math.max(scale, Math.abs(v));
+    assert.ok(closeness(ly, lx, 0, 2e-2 * scale) <= 1, "q4_k_m → f32 re-export");
+    x.dispose();
+    y.dispose();
   });
 
   test("a file whose tensors do not match its metadata is refused by name", async () => {
