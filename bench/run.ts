@@ -22,8 +22,8 @@ register("eval", () => import("./eval.js"));
 register("rs", () => import("./rs.js"));
 register("posttrain", () => import("./posttrain.js"));
 register("structured", () => import("./structured.js"));
-
 register("serve", () => import("./serve.js"));
+register("llamacpp", () => import("./llamacpp.js"));
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

@@ -17,7 +17,7 @@ const BUDGET: Record<string, number> = {
   "src/tensor": 1850, // 1678
   "src/tokenizer": 2100, // 1906
   "src/data": 5000, // 4533
-  "src/model": 4650, // 4233: + GGUF read/write with its Llama metadata and vocabulary (checkpoint/gguf*.ts, issue 19)
+  "src/model": 5050, // 4233: + GGUF read/write with its Llama metadata and vocabulary (checkpoint/gguf*.ts, issue 19); +400 for ggml's K-quant quantisers and the Q4_K_M/Q5_K_M writer (#19)
   "src/train": 2200, // 1996
   "src/generate": 850, // 665; +115 for shared.ts (K samples of one prompt decoded as one batch, #16)
   "src/posttrain": 3700, // #16: LoRA (lora.ts, peft.ts) ~550, rejection sampling and tasks/ ~800, SFT/RM/DPO/averaging and their data and loop ~1700 (3058 in all); +~330 for the rounds (rounds.ts) and the reward scorer
@@ -26,7 +26,7 @@ const BUDGET: Record<string, number> = {
   "src/cli": 2950, // 1638; 1907 with herd eval and herd eval compare (#17); ~2140 with herd lora; +180 for herd tasks and herd rs; +300 for herd sft, rm, dpo, average (#16)
   native: 4000, // 3631
   assembly: 1450, // 1307
-  bench: 1800, // 1375; ~1500 with bench lora and eval; +60 for bench rs, +90 for bench posttrain (#16)
+  bench: 1950, // 1375; ~1500 with bench lora and eval; +60 for bench rs, +90 for bench posttrain (#16); +150 for bench llamacpp (#19)
   scripts: 300, // 185; ~240 with scripts/small-recipe.mjs (#16/#17)
   test: 16600, // 11163; 12543 with the evaluation harness's tests (#17); +550 for the task generator, rejection sampling and shared decode tests, +850 for the SFT/RM/DPO/average tests (#16); +600 for the GGUF tests (container, fuzz, round trip, K-quants, llama.cpp; #19)
 };

@@ -306,7 +306,10 @@ for (const name of ["tiny-scaled", "tiny-tied"]) {
         const f = src.config.ropeScaling ? base[i]! / w : 1;
         assert.ok(Math.abs(factors[i]! - f) <= 1e-5 * f, `band ${i}: ${factors[i]} vs ${f}`);
       });
-      const f = GGUFFile.open(join(tmp, `${name}-f32.gguf`));
+      // its own file, so the test does not depend on another having run first
+      const path = join(tmp, `${name}-rope.gguf`);
+      writeGGUFModel(path, { config: src.config, weights, tokenizer: null }, "f32");
+      const f = GGUFFile.open(path);
       assert.equal(f.tensors.has("rope_freqs.weight"), src.config.ropeScaling !== null);
       assert.equal(f.tensors.has("output.weight"), !src.config.tieWordEmbeddings);
       assert.deepEqual(ggufConfig(f), src.config);
@@ -378,12 +381,43 @@ describe("GGUF vocabulary and herd export", () => {
     assert.equal(await runExport([dir, out]), 2, "exists without --force");
     assert.equal(await runExport([dir, join(tmp, "x.bin")]), 2, "not .gguf");
     assert.equal(await runExport(["--type", "q5_k", dir, out]), 2, "unknown type");
+    // a K-quant mix: this model's 96-wide rows fall back as llama.cpp's do (Q5_0, Q8_0 for the output)
+    const km = join(tmp, "cli-q4km.gguf");
+    assert.equal(await runExport(["--type", "q4_k_m", dir, km]), 0);
+    const g = GGUFFile.open(km);
+    assert.equal(g.get("general.file_type"), 15);
+    assert.equal(
+      g.tensors.get("token_embd.weight")!.type,
+      8,
+      "tied output: Q8_0 (96 is not whole 256-blocks)",
+    );
+    assert.equal(g.tensors.get("blk.1.attn_q.weight")!.type, 6, "Q4_K → Q5_0");
+    g.close();
+    const k = await loadModel(km);
+    assert.equal(k.config.hiddenSize, 96);
+    k.dispose();
+    // a GGUF file is a source too (its header parsed once), read as inference holds it (dequantised
+    // blocks in bf16): re-exported as f32, the logits of the source's within bf16's rounding
+    const again = join(tmp, "cli-again.gguf");
+    assert.equal(await runExport(["--type", "f32", km, again]), 0);
+    const [x, y] = [await loadModel(km), await loadModel(again)];
+    const [lx, ly] = [logitsOf(x, [0, 5, 9]), logitsOf(y, [0, 5, 9])];
+    let scale = 0;
+    for (const v of lx) scale = Math.max(scale, Math.abs(v));
+    assert.ok(closeness(ly, lx, 0, 2e-2 * scale) <= 1, "q4_k_m → f32 re-export");
+    x.dispose();
+    y.dispose();
   });
 
   test("a file whose tensors do not match its metadata is refused by name", async () => {
     const path = join(tmp, "lying.gguf");
-    // The f32 export rewritten with llama.feed_forward_length 256 (its tensors are 384 wide).
-    const g = GGUFFile.open(join(tmp, "tiny-tied-f32.gguf"));
+    // An f32 export rewritten with llama.feed_forward_length 256 (its tensors are 384 wide).
+    const dir = repoPath("test", "fixtures", "reference", "tiny-tied");
+    const base = join(tmp, "lying-base.gguf");
+    const src = await loadModel(dir);
+    writeGGUFModel(base, { config: src.config, weights: src.weights, tokenizer: null }, "f32");
+    src.dispose();
+    const g = GGUFFile.open(base);
     const meta = new Map(g.metadata);
     meta.set("llama.feed_forward_length", gguf.u32(256));
     const tensors = [...g.tensors.values()].map((t) => {

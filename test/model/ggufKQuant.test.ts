@@ -1,7 +1,7 @@
 // K-quant dequantisation (Q4_K, Q5_K, Q6_K): bit for bit against ggml's formulas restated per element
 // (which 6-bit scale, which nibble, which high bits a value takes, from the block layout of ggml-common.h)
 // on fixed pseudo-random blocks, plus hand-computed values; and a GGUF file whose matrices are K-quant
-// blocks loads in herd with llama.cpp's logits (node-llama-cpp; skipped when it cannot load), which checks
+// blocks loads in herd with llama.cpp's logits (node-llama-cpp, test/model/llamacpp.ts; skipped when it cannot load), which checks
 // the layout against ggml itself, and (the file's matrices load as K-quant QuantTensors) herd's native
 // K-quant kernels against llama.cpp's. Tolerance: 8e-2 of the largest |logit|: both quantise the
 // activations to 8 bits (Q8_K) for the dot products, but llama.cpp keeps an f16 KV cache and orders its
@@ -21,6 +21,7 @@ import { hfToGGUFName, writeGGUFModel } from "../../src/model/checkpoint/ggufLla
 import { Llama, type LlamaConfig, loadModel } from "../../src/model/index.js";
 import { initWeights } from "../../src/model/weights.js";
 import { dequantize, noGrad, type QuantTensor, scope, type Tensor } from "../../src/tensor/index.js";
+import { llamaCppLogits, skip } from "./llamacpp.js";
 
 const f = Math.fround;
 
@@ -241,29 +242,10 @@ describe("a GGUF file with Q4_K, Q5_K and Q6_K matrices (as a Q4_K_M file mixes 
   });
 });
 
-// biome-ignore lint/suspicious/noExplicitAny: node-llama-cpp is loaded dynamically (optional)
-type Any = any;
-let llama: Any = null;
-let skip: string | false = false;
-try {
-  const mod = await import("node-llama-cpp");
-  llama = await mod.getLlama({
-    gpu: false,
-    build: "never",
-    progressLogs: false,
-    logLevel: mod.LlamaLogLevel.error,
-  });
-} catch (e) {
-  skip = `node-llama-cpp's prebuilt llama.cpp cannot load here: ${(e as Error).message.split("\n")[0]}`;
-}
-
 describe("a K-quant GGUF file: herd's logits are llama.cpp's", { skip }, async () => {
   if (skip) return;
   const tmp = mkdtempSync(join(tmpdir(), "herd-kquant-"));
-  after(async () => {
-    await llama?.dispose();
-    rmSync(tmp, { recursive: true, force: true });
-  });
+  after(() => rmSync(tmp, { recursive: true, force: true }));
   const config: LlamaConfig = {
     hiddenSize: 256,
     intermediateSize: 512,
@@ -314,25 +296,14 @@ describe("a K-quant GGUF file: herd's logits are llama.cpp's", { skip }, async (
       const ids = [0, 17, 42, 99, 200, 3, 64, 128];
       const h = noGrad(() => scope(() => m.forward(Int32Array.from(ids), { batch: 1 }).toArray()));
       m.dispose();
-      const lm = await llama.loadModel({ modelPath: path, useMmap: false });
-      const ctx = await lm.createContext({
-        contextSize: 64,
-        batchSize: 64,
-        threads: 1,
-        flashAttention: false,
-      });
-      const res = await ctx
-        .getSequence()
-        .controlledEvaluate(ids.map((t) => [t, { generateNext: { logits: true } }]));
-      await ctx.dispose();
-      await lm.dispose();
+      const l = await llamaCppLogits(path, ids, 256);
       let scale = 0;
       let worst = 0;
       for (let i = 0; i < ids.length; i++)
         for (let v = 0; v < 256; v++) {
           const a = h[i * 256 + v]!;
           scale = Math.max(scale, Math.abs(a));
-          worst = Math.max(worst, Math.abs(a - res[i].next.logits.get(v)));
+          worst = Math.max(worst, Math.abs(a - l[i * 256 + v]!));
         }
       assert.ok(scale > 0 && worst <= 8e-2 * scale, `${type}: worst ${worst} vs scale ${scale}`);
     });

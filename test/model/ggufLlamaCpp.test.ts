@@ -4,7 +4,9 @@
 //   - llama.cpp's logits at every prompt position equal herd's within a tolerance per type, relative to
 //     the largest |logit|: f32 1e-5 (both compute in f32; the KV cache is F32 here); f16 5e-3, bf16 3e-2
 //     and q8_0/q4_0 8e-2, because llama.cpp rounds the activations to the weight's type (f16, bf16) or
-//     quantises them to 8 bits (q8_0 blocks) before its dot products, where herd keeps them f32;
+//     quantises them to 8 bits (q8_0 blocks; Q8_K for the K-quants) before its dot products, where herd
+//     keeps them f32; q4_k_m and q5_k_m 8e-2 likewise (a 256-wide model, so its matrices are K-quants,
+//     and the reference models, whose narrow rows fall back to Q5_0/Q5_1/Q8_0 as in llama.cpp);
 //   - herd's greedy continuation is llama.cpp's: at every step llama.cpp's argmax is herd's token
 //     (steps where herd's top two logits are closer than twice the tolerance are not a disagreement;
 //     for f32 none may be skipped);
@@ -18,67 +20,34 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { generate } from "../../src/generate/index.js";
-import { type GGUFExportType, writeGGUFModel } from "../../src/model/checkpoint/ggufLlama.js";
+import { GGML_TYPES } from "../../src/model/checkpoint/gguf.js";
+import { dequantizeK } from "../../src/model/checkpoint/ggufKQuant.js";
+import { type GGUFExportType, ggufTensorPlan, writeGGUFModel } from "../../src/model/checkpoint/ggufLlama.js";
+import { dequantizeQ5, type GGMLQuant, quantizeGGML } from "../../src/model/checkpoint/ggufQuantize.js";
 import { readGGUFTokenizer } from "../../src/model/checkpoint/ggufVocab.js";
 import { Llama, type LlamaConfig, loadModel } from "../../src/model/index.js";
 import { quantizeWeights } from "../../src/model/quantize.js";
 import { initWeights } from "../../src/model/weights.js";
-import { noGrad, scope, type Tensor } from "../../src/tensor/index.js";
+import { fromArray, noGrad, scope, type Tensor } from "../../src/tensor/index.js";
+import { dequantizeRow, quantizeRow } from "../../src/tensor/quant.js";
 import { formatRanks, parseRanks, Tokenizer, trainBpe } from "../../src/tokenizer/index.js";
 import { repoPath } from "../helpers.js";
+import { llamaCppLogits, llamaCppTokenize, skip } from "./llamacpp.js";
 
-const TOL: Record<GGUFExportType, number> = { f32: 1e-5, f16: 5e-3, bf16: 3e-2, q8_0: 8e-2, q4_0: 8e-2 };
+const TOL: Record<GGUFExportType, number> = {
+  f32: 1e-5,
+  f16: 5e-3,
+  bf16: 3e-2,
+  q8_0: 8e-2,
+  q4_0: 8e-2,
+  q4_k_m: 8e-2,
+  q5_k_m: 8e-2,
+};
 const TYPES = Object.keys(TOL) as GGUFExportType[];
 const NEW_TOKENS = 8;
 
-// biome-ignore lint/suspicious/noExplicitAny: node-llama-cpp is loaded dynamically (optional)
-type Any = any;
-let llama: Any = null;
-let skip: string | false = false;
-try {
-  const mod = await import("node-llama-cpp");
-  llama = await mod.getLlama({
-    gpu: false,
-    build: "never",
-    progressLogs: false,
-    logLevel: mod.LlamaLogLevel.error,
-  });
-} catch (e) {
-  skip = `node-llama-cpp's prebuilt llama.cpp cannot load here: ${(e as Error).message.split("\n")[0]}`;
-}
-
 const tmp = mkdtempSync(join(tmpdir(), "herd-llamacpp-"));
-after(async () => {
-  await llama?.dispose();
-  rmSync(tmp, { recursive: true, force: true });
-});
-
-/** llama.cpp's logits [T, V] for `ids` from the GGUF file at `path`. */
-async function llamaCppLogits(path: string, ids: number[], V: number): Promise<Float32Array> {
-  const model = await llama.loadModel({ modelPath: path, useMmap: false });
-  try {
-    const ctx = await model.createContext({
-      contextSize: 64,
-      batchSize: 64,
-      threads: 1,
-      flashAttention: false,
-      experimentalKvCacheKeyType: "F32",
-      experimentalKvCacheValueType: "F32",
-    });
-    const out = await ctx
-      .getSequence()
-      .controlledEvaluate(ids.map((t) => [t, { generateNext: { logits: true } }]));
-    await ctx.dispose();
-    const logits = new Float32Array(ids.length * V);
-    for (let i = 0; i < ids.length; i++) {
-      const m: Map<number, number> = out[i].next.logits;
-      for (let v = 0; v < V; v++) logits[i * V + v] = m.get(v) ?? Number.NaN;
-    }
-    return logits;
-  } finally {
-    await model.dispose();
-  }
-}
+after(() => rmSync(tmp, { recursive: true, force: true }));
 
 function herdLogits(m: Llama, ids: number[]): Float32Array {
   return noGrad(() => scope(() => m.forward(Int32Array.from(ids), { batch: 1 }).toArray()));
@@ -98,6 +67,38 @@ function asType(src: Llama, type: GGUFExportType): { model: Llama; free: () => v
         for (const t of q.quantized.values()) t.dispose(); // its norms are the source's
       },
     };
+  }
+  if (type === "q4_k_m" || type === "q5_k_m") {
+    // Each matrix quantised row by row (HF order) to the type the plan gives it, and dequantised.
+    const types = new Map(ggufTensorPlan(src.config, type).map((p) => [p.hf, p.type]));
+    const out = new Map<string, Tensor>();
+    for (const [n, t] of src.weights) {
+      if (t.rank !== 2) {
+        out.set(n, t.toF32());
+        continue;
+      }
+      const [rows, k] = t.shape as [number, number];
+      const name = GGML_TYPES[types.get(n)!]!.name.toLowerCase();
+      const v = t.toArray();
+      const w = new Float32Array(v.length);
+      const row = new Float32Array(k);
+      for (let r = 0; r < rows; r++) {
+        const x = v.subarray(r * k, (r + 1) * k);
+        if (name === "q8_0") {
+          const b = new Uint8Array((k / 32) * 34);
+          quantizeRow(x, "q8_0", b, 0);
+          dequantizeRow(b, "q8_0", 0, k, row);
+        } else {
+          const b = quantizeGGML(name as GGMLQuant, Float32Array.from(x));
+          if (name === "q5_0" || name === "q5_1") dequantizeQ5(name, b, k, row);
+          else dequantizeK(name as "q4_k" | "q5_k" | "q6_k", b, k, row);
+        }
+        w.set(row, r * k);
+      }
+      out.set(n, fromArray(w, [rows, k]));
+    }
+    const m = new Llama(src.config, out, type);
+    return { model: m, free: () => m.dispose() };
   }
   const rounded = new Map<string, Tensor>();
   for (const [n, t] of src.weights) rounded.set(n, t.rank === 2 ? t.toDtype(type) : t.toF32());
@@ -159,6 +160,51 @@ for (const name of ["tiny-scaled", "tiny-tied"]) {
   });
 }
 
+describe("llama.cpp runs herd's Q4_K_M and Q5_K_M export of a 256-wide model (K-quant matrices)", {
+  skip,
+}, () => {
+  if (skip) return;
+  // 256-wide rows, so every matrix is a K-quant; 9 layers, so the mix's Q6_K layers (0, 3, 6, 7, 8) and
+  // Q4_K/Q5_K ones both occur.
+  const config: LlamaConfig = {
+    hiddenSize: 256,
+    intermediateSize: 512,
+    numHiddenLayers: 9,
+    numAttentionHeads: 4,
+    numKeyValueHeads: 2,
+    headDim: 64,
+    vocabSize: 384,
+    rmsNormEps: 1e-5,
+    ropeTheta: 500000,
+    ropeScaling: null,
+    tieWordEmbeddings: false,
+    maxPositionEmbeddings: 1024,
+    bosTokenId: 0,
+    eosTokenIds: [1],
+  };
+  const src = new Llama(config, initWeights(config, { seed: 11 }), "random");
+  after(() => src.dispose());
+  const prompt = [0, 17, 42, 99, 200, 3, 64, 128, 300, 5];
+  for (const type of ["q4_k_m", "q5_k_m"] as const)
+    test(`${type}: same logits within ${TOL[type]} and the same greedy tokens; herd reads the file back as made`, async () => {
+      const path = join(tmp, `wide-${type}.gguf`);
+      writeGGUFModel(path, { config, weights: src.weights, tokenizer: null }, type);
+      await compare(path, src, prompt, type);
+      // herd's reader dequantises the file's blocks to the values asType made in memory.
+      const { model: mem, free } = asType(src, type);
+      const file = await loadModel(path);
+      try {
+        const a = herdLogits(mem, prompt);
+        const b = herdLogits(file, prompt);
+        for (let i = 0; i < a.length; i++)
+          if (!Object.is(a[i], b[i])) assert.fail(`logit ${i}: ${a[i]} ≠ ${b[i]}`);
+      } finally {
+        file.dispose();
+        free();
+      }
+    });
+});
+
 describe("llama.cpp runs a tiny random model with Llama 3's vocabulary", { skip }, async () => {
   if (skip) return;
   const config: LlamaConfig = {
@@ -201,12 +247,11 @@ describe("llama.cpp runs a tiny random model with Llama 3's vocabulary", { skip 
   });
 
   test("llama.cpp tokenises with herd's vocabulary as Meta's tokenizer does", async () => {
-    const m = await llama.loadModel({ modelPath: path, useMmap: false });
-    try {
-      for (const c of cases) assert.deepEqual([...m.tokenize(c.text)], c.ids, JSON.stringify(c.text));
-    } finally {
-      await m.dispose();
-    }
+    const got = await llamaCppTokenize(
+      path,
+      cases.map((c) => c.text),
+    );
+    for (const [i, c] of cases.entries()) assert.deepEqual(got[i], c.ids, JSON.stringify(c.text));
   });
 
   test("f16: same logits and greedy tokens", async () => {
@@ -251,15 +296,11 @@ describe("llama.cpp tokenises with a BPE vocabulary herd trained", { skip }, asy
 
   test("the same ids as herd's tokenizer, and herd reads the vocabulary back unchanged", async () => {
     const back = readGGUFTokenizer(path)!;
-    const m = await llama.loadModel({ modelPath: path, useMmap: false });
-    try {
-      for (const text of held) {
-        const want = tok.encode(text);
-        assert.deepEqual(back.encode(text), want, JSON.stringify(text));
-        assert.deepEqual([...m.tokenize(text)], want, JSON.stringify(text));
-      }
-    } finally {
-      await m.dispose();
-    }
+    const got = await llamaCppTokenize(path, held);
+    held.forEach((text, i) => {
+      const want = tok.encode(text);
+      assert.deepEqual(back.encode(text), want, JSON.stringify(text));
+      assert.deepEqual(got[i], want, JSON.stringify(text));
+    });
   });
 });

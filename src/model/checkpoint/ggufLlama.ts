@@ -12,16 +12,35 @@
 // recovers the llama3 scaling parameters from it and checks they reproduce every stored divisor.
 // Weight types read: F32, F16, BF16 (as stored, or widened to f32), and Q8_0, Q4_0, Q4_K, Q5_K and Q6_K
 // matrices as QuantTensors holding the file's blocks as stored (herd's block layouts are ggml's; the
-// K-quants' in ggufKQuant.ts), computed by the quantised kernels. Other ggml types are refused by name.
+// K-quants' in ggufKQuant.ts), computed by the quantised kernels; Q5_0/Q5_1 (a K-quant mix's fallback for
+// rows that are not whole 256-blocks) are dequantised on loading. Other ggml types are refused by name.
+// Writing: f32/f16/bf16, q8_0/q4_0 (every matrix), or llama.cpp's Q4_K_M / Q5_K_M mixes (kQuantMixType)
+// quantised by ggml's reference rules (ggufQuantize.ts), tensor by tensor and a row at a time.
 import { decodeHalf, encodeHalf } from "../../tensor/dtype.js";
-import { dequantize, type QuantFormat, QuantTensor, quantize, quantRowBytes } from "../../tensor/quant.js";
+import {
+  dequantizeRow,
+  type QuantFormat,
+  QuantTensor,
+  quantizeRow,
+  quantRowBytes,
+} from "../../tensor/quant.js";
 import { halfZeros, type Tensor, zeros } from "../../tensor/tensor.js";
 import type { Tokenizer } from "../../tokenizer/tiktoken.js";
 import { CONFIG_LIMITS, type LlamaConfig, type RopeScaling, validateConfig } from "../config.js";
 import { baseInvFreq, scaleFrequency } from "../rope.js";
 import { EMBED, FINAL_NORM, type LAYER_PARTS, LM_HEAD, weightShapes } from "../weights.js";
 import { checkFiniteBlocks, checkTensorFinite } from "./finite.js";
-import { GGML, GGML_TYPES, type GGUFEntry, GGUFFile, type GGUFTensorOut, gguf, writeGGUF } from "./gguf.js";
+import {
+  GGML,
+  GGML_TYPES,
+  type GGUFEntry,
+  GGUFFile,
+  type GGUFTensorOut,
+  ggmlTensorBytes,
+  gguf,
+  writeGGUF,
+} from "./gguf.js";
+import { dequantizeQ5, type GGMLQuant, quantizeGGML } from "./ggufQuantize.js";
 import { vocabMetadata } from "./ggufVocab.js";
 import { permuteRowsInPlace } from "./permute.js";
 
@@ -281,9 +300,19 @@ export function readGGUFWeights(
           decodeHalf(bits, half, z.data as Float32Array<ArrayBuffer>);
           t = z;
         }
+      } else if (info.type === 6 || info.type === 7) {
+        // Q5_0 / Q5_1: what llama.cpp stores a K-quant mix's matrix as when its rows are not whole
+        // 256-blocks; dequantised here as the K-quants are.
+        const raw = new Uint8Array(info.bytes);
+        f.readInto(gname, raw);
+        const z = zeros(shape);
+        dequantizeQ5(info.type === 6 ? "q5_0" : "q5_1", raw, n * k, z.data);
+        if (heads) permuteRowsInPlace(z.data, heads, k, true);
+        t = dtype === "keep" ? z.toDtype("bf16") : z;
+        if (t !== z) z.dispose();
       } else
         throw new Error(
-          `${f.path}: tensor '${gname}' is ${tname}; herd reads F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K GGUF weights`,
+          `${f.path}: tensor '${gname}' is ${tname}; herd reads F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K GGUF weights`,
         );
       if (!(t instanceof QuantTensor)) {
         t.name = hf;
@@ -312,55 +341,125 @@ export function readGGUFModel(
   }
 }
 
-export type GGUFExportType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0";
-export const GGUF_EXPORT_TYPES: readonly GGUFExportType[] = ["f32", "f16", "bf16", "q8_0", "q4_0"];
-const GGML_OF: Record<GGUFExportType, number> = {
-  f32: GGML.F32,
-  f16: GGML.F16,
-  bf16: GGML.BF16,
-  q8_0: GGML.Q8_0,
-  q4_0: GGML.Q4_0,
-};
-/** llama.cpp's general.file_type (LLAMA_FTYPE_ALL_F32, MOSTLY_F16, MOSTLY_Q4_0, MOSTLY_Q8_0, MOSTLY_BF16). */
-const FILE_TYPE: Record<GGUFExportType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, bf16: 32 };
+// --- writing -----------------------------------------------------------------------------------------
 
-export interface GGUFExportSource {
-  config: LlamaConfig;
-  /** Every weight by HF name (f32, half or quantised). */
-  weights: ReadonlyMap<string, Tensor | QuantTensor>;
-  tokenizer: Tokenizer | null;
-  name?: string;
+export type GGUFExportType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_k_m" | "q5_k_m";
+export const GGUF_EXPORT_TYPES: readonly GGUFExportType[] = [
+  "f32",
+  "f16",
+  "bf16",
+  "q8_0",
+  "q4_0",
+  "q4_k_m",
+  "q5_k_m",
+];
+/** The ggml types the writer stores (ggml.h's enum ggml_type). */
+const T = { F32: 0, F16: 1, Q4_0: 2, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 };
+const GGML_OF = { f32: T.F32, f16: T.F16, bf16: T.BF16, q8_0: T.Q8_0, q4_0: T.Q4_0 } as const;
+const GGML_QUANT: Partial<Record<number, GGMLQuant>> = {
+  [T.Q4_K]: "q4_k",
+  [T.Q5_K]: "q5_k",
+  [T.Q6_K]: "q6_k",
+  [T.Q5_0]: "q5_0",
+  [T.Q5_1]: "q5_1",
+};
+/** llama.cpp's general.file_type (enum llama_ftype: ALL_F32, MOSTLY_F16, _Q4_0, _Q8_0, _Q4_K_M, _Q5_K_M, _BF16). */
+const FILE_TYPE: Record<GGUFExportType, number> = {
+  f32: 0,
+  f16: 1,
+  q4_0: 2,
+  q8_0: 7,
+  q4_k_m: 15,
+  q5_k_m: 17,
+  bf16: 32,
+};
+
+/** llama-quant.cpp's use_more_bits: the layers (first and last eighth, every third between) given 6 bits. */
+function useMoreBits(i: number, n: number): boolean {
+  const e = Math.trunc(n / 8);
+  return i < e || i >= Math.trunc((7 * n) / 8) || (i - e) % 3 === 2;
 }
 
-/** The f32 values of a weight (a host copy). */
-function valuesOf(t: Tensor | QuantTensor): Float32Array {
-  if (t instanceof QuantTensor) {
-    const d = dequantize(t);
-    const v = d.toArray() as Float32Array;
-    d.dispose();
-    return Float32Array.from(v);
-  }
-  return Float32Array.from(t.toArray());
+/** llama-quant.cpp's tensor_type_fallback: a type whose block does not divide the row length `k`. */
+function fallback(type: number, k: number): number {
+  const block = GGML_TYPES[type]!.block;
+  if (k % block === 0) return type;
+  const next = { [T.Q4_K]: T.Q5_0, [T.Q5_K]: T.Q5_1, [T.Q6_K]: T.Q8_0 }[type] ?? type;
+  return k % GGML_TYPES[next]!.block === 0 ? next : T.F16;
 }
 
 /**
- * Write a Llama model as a GGUF file llama.cpp loads (atomic). Matrices are stored as `type` (RMSNorm
- * weights always F32, as llama.cpp's converter does); a matrix whose rows are not whole 32-blocks falls
- * back to F16 for q8_0/q4_0. A quantised source matrix already in `type` is copied as stored.
+ * The ggml type of the matrix `gname` (row length k) in a Q4_K_M / Q5_K_M file, by llama-quant.cpp's
+ * llama_tensor_get_type for the llama architecture without an importance matrix: the output matrix (the
+ * token embedding when tied) Q6_K, or Q8_0 when its rows are not whole 256-blocks; attn_v and ffn_down Q6_K
+ * in the use_more_bits layers (a 70B's other attn_v Q5_K for Q4_K_M); everything else Q4_K (Q5_K); then the
+ * fallback for rows that are not whole super-blocks (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, else F16).
  */
-export function writeGGUFModel(
-  path: string,
-  src: GGUFExportSource,
+function kQuantMixType(c: LlamaConfig, mix: "q4_k_m" | "q5_k_m", gname: string, k: number): number {
+  const base = mix === "q4_k_m" ? T.Q4_K : T.Q5_K;
+  const layer = /^blk\.(\d+)\./.exec(gname);
+  const i = layer ? Number(layer[1]) : -1;
+  const n = c.numHiddenLayers;
+  let type = base;
+  if (gname === "output.weight" || (gname === "token_embd.weight" && c.tieWordEmbeddings))
+    type = k % 256 === 0 ? T.Q6_K : T.Q8_0;
+  else if (gname.endsWith(".attn_v.weight")) {
+    if (useMoreBits(i, n)) type = T.Q6_K;
+    // llama.cpp's LLM_TYPE_70B: a llama with 80 layers and grouped-query attention.
+    else if (type === T.Q4_K && n === 80 && c.numAttentionHeads !== c.numKeyValueHeads) type = T.Q5_K;
+  } else if (gname.endsWith(".ffn_down.weight") && useMoreBits(i, n)) type = T.Q6_K;
+  return fallback(type, k);
+}
+
+/** One tensor of a GGUF export: GGUF name, HF name (null: rope_freqs), ggml dims and type, Q/K heads. */
+export interface GGUFTensorPlan {
+  name: string;
+  hf: string | null;
+  dims: number[];
+  type: number;
+  /** Heads whose rows are permuted to Meta's order (q_proj, k_proj), else 0. */
+  heads: number;
+}
+
+/**
+ * The tensors of `c` exported as `type`, in file order: RMSNorm weights and rope_freqs F32 (as llama.cpp's
+ * converter writes them); matrices in `type`: q8_0 and q4_0 for every matrix (llama-quantize --pure; F16
+ * when rows are not whole 32-blocks), q4_k_m / q5_k_m by llama.cpp's mix (kQuantMixType).
+ */
+export function ggufTensorPlan(c: LlamaConfig, type: GGUFExportType): GGUFTensorPlan[] {
+  const plan: GGUFTensorPlan[] = [];
+  if (c.ropeScaling) plan.push({ name: ROPE_FREQS, hf: null, dims: [c.headDim / 2], type: T.F32, heads: 0 });
+  for (const [hf, shape] of weightShapes(c)) {
+    const name = hfToGGUFName(hf);
+    const k = shape[1] ?? shape[0]!;
+    let t: number;
+    if (shape.length === 1) t = T.F32;
+    else if (type === "q4_k_m" || type === "q5_k_m") t = kQuantMixType(c, type, name, k);
+    else
+      t = GGML_OF[type] === T.Q8_0 || GGML_OF[type] === T.Q4_0 ? fallback(GGML_OF[type], k) : GGML_OF[type];
+    const heads = hf.endsWith("q_proj.weight")
+      ? c.numAttentionHeads
+      : hf.endsWith("k_proj.weight")
+        ? c.numKeyValueHeads
+        : 0;
+    plan.push({ name, hf, dims: [...shape].reverse(), type: t, heads });
+  }
+  return plan;
+}
+
+/** The metadata of a GGUF export (llama.* hyperparameters, the vocabulary and its special ids). */
+export function ggufMetadata(
+  c: LlamaConfig,
+  tokenizer: Tokenizer | null,
   type: GGUFExportType,
-  onTensor?: (name: string, index: number, count: number) => void,
-): void {
-  const c = src.config;
+  name = "herd model",
+): Map<string, GGUFEntry> {
   const meta = new Map<string, GGUFEntry>();
   meta.set("general.architecture", gguf.str("llama"));
-  meta.set("general.name", gguf.str(src.name ?? "herd model"));
+  meta.set("general.name", gguf.str(name));
   meta.set("general.alignment", gguf.u32(32));
   meta.set("general.file_type", gguf.u32(FILE_TYPE[type]));
-  if (type === "q8_0" || type === "q4_0") meta.set("general.quantization_version", gguf.u32(2));
+  if (!["f32", "f16", "bf16"].includes(type)) meta.set("general.quantization_version", gguf.u32(2));
   meta.set("llama.vocab_size", gguf.u32(c.vocabSize));
   meta.set("llama.context_length", gguf.u32(c.maxPositionEmbeddings));
   meta.set("llama.embedding_length", gguf.u32(c.hiddenSize));
@@ -373,50 +472,83 @@ export function writeGGUFModel(
   meta.set("llama.attention.value_length", gguf.u32(c.headDim));
   meta.set("llama.attention.layer_norm_rms_epsilon", gguf.f32(c.rmsNormEps));
   meta.set("llama.rope.freq_base", gguf.f32(c.ropeTheta));
-  for (const [k, v] of vocabMetadata(src.tokenizer, c.vocabSize, { bos: c.bosTokenId, eos: c.eosTokenIds }))
+  for (const [k, v] of vocabMetadata(tokenizer, c.vocabSize, { bos: c.bosTokenId, eos: c.eosTokenIds }))
     meta.set(k, v);
+  return meta;
+}
 
-  const tensors: GGUFTensorOut[] = [];
-  if (c.ropeScaling) {
-    const factors = ropeFreqFactors(c);
-    tensors.push({
-      name: ROPE_FREQS,
-      dims: [factors.length],
-      type: GGML.F32,
-      data: () => new Uint8Array(factors.buffer),
-    });
+/** HF row of GGUF row g of a q_proj/k_proj with `heads` heads of hd rows (permute.ts's metaRow inverted). */
+function hfRowOf(g: number, hd: number): number {
+  const h = Math.floor(g / hd);
+  const r = g - h * hd;
+  return h * hd + (r % 2 === 0 ? r / 2 : (r - 1) / 2 + hd / 2);
+}
+
+/**
+ * The stored bytes of one tensor of the plan from its source `t`, a row at a time: the only buffers are
+ * the output (the tensor's size in the file) and one row of f32, so nothing is widened whole. A source
+ * already in the stored type (a quantised matrix, or half bits) is copied as held, its rows reordered.
+ */
+export function ggufTensorBytes(p: GGUFTensorPlan, t: Tensor | QuantTensor): Uint8Array {
+  const k = p.dims[0]!;
+  const n = p.dims[1] ?? 1;
+  const out = new Uint8Array(ggmlTensorBytes(p.type, p.dims));
+  const rb = out.length / n;
+  const src = (g: number) => (p.heads ? hfRowOf(g, n / p.heads) : g);
+  if (t instanceof QuantTensor && QUANT_OF[p.type] === t.format) {
+    for (let g = 0; g < n; g++) out.set(t.blocks.subarray(src(g) * rb, (src(g) + 1) * rb), g * rb);
+    return out;
   }
-  for (const [hf, shape] of weightShapes(c)) {
-    const t = src.weights.get(hf);
-    if (!t) throw new Error(`GGUF export: weight '${hf}' is missing`);
-    const heads = hf.endsWith("q_proj.weight")
-      ? c.numAttentionHeads
-      : hf.endsWith("k_proj.weight")
-        ? c.numKeyValueHeads
-        : 0;
-    const k = shape[1] ?? shape[0]!;
-    let gtype = shape.length === 1 ? GGML.F32 : GGML_OF[type];
-    if ((gtype === GGML.Q8_0 || gtype === GGML.Q4_0) && k % 32 !== 0) gtype = GGML.F16;
-    const data = (): Uint8Array => {
-      if (t instanceof QuantTensor && QUANT_OF[gtype] === t.format) {
-        const b = t.blocks.slice();
-        if (heads) permuteRowBytes(b, heads, quantRowBytes(t.format, k), false);
-        return b;
-      }
-      const v = valuesOf(t);
-      if (heads) permuteRowsInPlace(v, heads, k, false);
-      if (gtype === GGML.F32) return new Uint8Array(v.buffer);
-      if (gtype === GGML.F16 || gtype === GGML.BF16) {
-        const h = encodeHalf(v, gtype === GGML.F16 ? "f16" : "bf16");
-        return new Uint8Array(h.buffer, h.byteOffset, h.byteLength);
-      }
-      const z = zeros(shape);
-      z.data.set(v);
-      const q = quantize(z, QUANT_OF[gtype]!);
-      z.dispose();
-      return q.blocks;
-    };
-    tensors.push({ name: hfToGGUFName(hf), dims: [...shape].reverse(), type: gtype, data });
+  const half = t instanceof QuantTensor || t.dtype === "f32" ? null : (t.dtype as "f16" | "bf16");
+  const keep = half && p.type === (half === "f16" ? T.F16 : T.BF16);
+  const row = new Float32Array(k);
+  const u16 = new Uint16Array(out.buffer);
+  for (let g = 0; g < n; g++) {
+    const r = src(g);
+    if (keep) {
+      u16.set((t as Tensor).halfBits.subarray(r * k, (r + 1) * k), g * k);
+      continue;
+    }
+    if (t instanceof QuantTensor) dequantizeRow(t.blocks, t.format, r, k, row);
+    else if (half) decodeHalf(t.halfBits.subarray(r * k, (r + 1) * k), half, row);
+    else row.set(t.data.subarray(r * k, (r + 1) * k));
+    if (p.type === T.F32) out.set(new Uint8Array(row.buffer), g * rb);
+    else if (p.type === T.F16 || p.type === T.BF16)
+      encodeHalf(row, p.type === T.F16 ? "f16" : "bf16", u16.subarray(g * k, (g + 1) * k));
+    else if (QUANT_OF[p.type]) quantizeRow(row, QUANT_OF[p.type]!, out, g * rb);
+    else quantizeGGML(GGML_QUANT[p.type]!, row, out, g * rb);
   }
-  writeGGUF(path, meta, tensors, onTensor);
+  return out;
+}
+
+export interface GGUFExportSource {
+  config: LlamaConfig;
+  /** Every weight by HF name (f32, half or quantised). */
+  weights: ReadonlyMap<string, Tensor | QuantTensor>;
+  tokenizer: Tokenizer | null;
+  name?: string;
+}
+
+/**
+ * Write a Llama model as a GGUF file llama.cpp loads (atomic), its tensors laid out by ggufTensorPlan and
+ * produced one at a time by ggufTensorBytes (so the export holds one tensor's stored bytes beside the
+ * model). A quantised source matrix already in the stored type is copied as held.
+ */
+export function writeGGUFModel(
+  path: string,
+  src: GGUFExportSource,
+  type: GGUFExportType,
+  onTensor?: (name: string, index: number, count: number) => void,
+): void {
+  const c = src.config;
+  const tensors: GGUFTensorOut[] = ggufTensorPlan(c, type).map((p) => {
+    if (p.hf === null) {
+      const factors = ropeFreqFactors(c);
+      return { name: p.name, dims: p.dims, type: p.type, data: () => new Uint8Array(factors.buffer) };
+    }
+    const t = src.weights.get(p.hf);
+    if (!t) throw new Error(`GGUF export: weight '${p.hf}' is missing`);
+    return { name: p.name, dims: p.dims, type: p.type, data: () => ggufTensorBytes(p, t) };
+  });
+  writeGGUF(path, ggufMetadata(c, src.tokenizer, type, src.name), tensors, onTensor);
 }
