@@ -1,8 +1,9 @@
 // `herd serve --model DIR`: an OpenAI-compatible HTTP server (src/serve/, docs/serve.md) — the engine
 // decodes with continuous batching in a worker thread, the HTTP API runs on this one. Prints the URL once
 // listening and serves until interrupted (SIGINT/SIGTERM close it cleanly). Loopback only unless --host.
-import { commandHelp, HELP_OPTION, parseCli, type Schema, UsageError } from "../core/schema.js";
+import { commandHelp, HELP_OPTION, type Schema, UsageError } from "../core/schema.js";
 import { serve } from "../serve/index.js";
+import { parseCommand } from "./command.js";
 import { MODEL_OPTIONS } from "./modelArgs.js";
 
 export const OPTIONS = {
@@ -46,7 +47,17 @@ export const OPTIONS = {
     defaultDoc: "the fastest available",
     doc: "tensor backend (js, wasm, native)",
   },
-  guard: { type: "string", arg: "DIR", doc: "Llama Guard 3 checkpoint (NOT WIRED YET: refused)" },
+  guard: {
+    type: "string",
+    arg: "DIR",
+    doc: "Llama Guard 3 checkpoint: user turns and replies are classified, unsafe ones refused (its own thread)",
+  },
+  "guard-categories": {
+    type: "strings",
+    arg: "S1,...",
+    defaultDoc: "all of S1–S14",
+    doc: "the guard categories judged",
+  },
   lora: {
     type: "strings",
     arg: "NAME=DIR",
@@ -58,51 +69,40 @@ export const OPTIONS = {
 export const HELP = commandHelp(
   "usage: herd serve --model DIR [--port N] [--host H] [--api-key K] [--parallel N] [options]",
   OPTIONS,
-  "OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/models, /tokenize, /detokenize, /health, /metrics (docs/serve.md). Wired: chat, completions (echo + logprobs), streaming, continuous batching, prefix cache, auth. Tools, response_format and the guard need their feature modules; --guard and --lora are declared but not wired yet.",
+  "OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/models, /tokenize, /detokenize, /health, /metrics (docs/serve.md). Chat and completions (echo + logprobs), streaming, continuous batching, prefix cache, auth, tools (Llama 3.1 JSON calls; tool_choice required constrains the call), response_format json_object / json_schema, and the guard with --guard. --lora is declared but not wired yet (refused).",
 );
 
 export async function run(argv: string[]): Promise<number> {
-  try {
-    const { values } = parseCli(OPTIONS, argv);
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
-    if (!values.model) throw new UsageError("--model DIR is required");
-    if (values.guard) throw new UsageError("--guard is not wired into herd serve yet");
-    if (values.lora && values.lora.length > 0)
-      throw new UsageError("--lora is not wired into herd serve yet");
-    const served = await serve({
-      model: values.model,
-      ...(values.tokenizer ? { tokenizer: values.tokenizer } : {}),
-      f32: values.f32,
-      host: values.host,
-      port: values.port,
-      apiKey: values["api-key"] ?? null,
-      backend: values.backend ?? null,
-      engine: {
-        parallel: values.parallel,
-        maxQueue: values.queue,
-        prefixCache: !values["no-prefix-cache"],
-        ...(values["kv-blocks"] !== undefined ? { kvBlocks: values["kv-blocks"] } : {}),
-      },
-      ...(values["model-name"] ? { modelName: values["model-name"] } : {}),
-    });
-    process.stdout.write(`herd serve: listening on ${served.url} (loading the model…)\n`);
-    await served.ready;
-    process.stdout.write(`herd serve: ready — ${served.url}/v1\n`);
-    await new Promise<void>((resolve) => {
-      const stop = () => resolve();
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
-    });
-    await served.close();
-    return 0;
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`herd serve: ${e.message}\n\n${HELP}\n`);
-      return 2;
-    }
-    throw e;
-  }
+  const parsed = parseCommand(OPTIONS, HELP, argv, { required: ["model"] });
+  if (!parsed) return 0;
+  const { values } = parsed;
+  if (values.lora && values.lora.length > 0) throw new UsageError("--lora is not wired into herd serve yet");
+  const served = await serve({
+    model: values.model,
+    ...(values.tokenizer ? { tokenizer: values.tokenizer } : {}),
+    f32: values.f32,
+    host: values.host,
+    port: values.port,
+    apiKey: values["api-key"] ?? null,
+    backend: values.backend ?? null,
+    engine: {
+      parallel: values.parallel,
+      maxQueue: values.queue,
+      prefixCache: !values["no-prefix-cache"],
+      ...(values["kv-blocks"] !== undefined ? { kvBlocks: values["kv-blocks"] } : {}),
+    },
+    ...(values["model-name"] ? { modelName: values["model-name"] } : {}),
+    guard: values.guard ?? null,
+    ...(values["guard-categories"] ? { guardCategories: values["guard-categories"] } : {}),
+  });
+  process.stdout.write(`herd serve: listening on ${served.url} (loading the model…)\n`);
+  await served.ready;
+  process.stdout.write(`herd serve: ready — ${served.url}/v1\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await served.close();
+  return 0;
 }

@@ -20,10 +20,18 @@ export interface TokenConstraint {
   readonly complete: boolean;
 }
 
-/** What the HTTP layer asks of structured output: a constraint for one request, or an error message. */
+/** A function tool as OpenAI's API gives it (what a forced tool call is built from). */
+export interface FunctionTool {
+  type: "function";
+  function: { name: string; description?: string; parameters?: object };
+}
+
+/** What the HTTP layer asks of structured output: a constraint for one request (throws on a bad schema). */
 export interface ConstraintFactory {
   /** `response_format` of type json_object (schema null) or json_schema (its `schema`). */
   json(schema: object | null): TokenConstraint;
+  /** `tool_choice` "required" (one call of any of `tools`): the Llama 3.1 JSON call shape. */
+  toolCall?(tools: readonly FunctionTool[], choice: "required"): TokenConstraint | null;
 }
 
 /** Content and tool calls released so far by a ToolCallStream. */

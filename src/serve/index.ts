@@ -6,10 +6,17 @@ import type { FastifyInstance } from "fastify";
 import { codecFor } from "../generate/codec.js";
 import { stopIdsOf } from "../model/config.js";
 import { readConfig } from "../model/load.js";
+import { ChatFormat } from "../tokenizer/chat.js";
+import { CONSTRAINT_MODULE } from "./constraints.js";
+import type { GuardClassifier } from "./contracts.js";
 import type { EngineOptions } from "./engine/engine.js";
 import { WorkerEngineClient } from "./engine/host.js";
+import { EngineGuardClassifier } from "./guard/engineGuard.js";
 import type { ServeFeatures } from "./http/features.js";
 import { createServer } from "./http/server.js";
+import type { OpenAITool as ToolsOpenAITool } from "./tools/openai.js";
+import { chatMessages, type OpenAIMessage } from "./tools/prompt.js";
+import { LlamaToolCallStream } from "./tools/stream.js";
 
 export * from "./contracts.js";
 export { type ConstraintSpec, type EngineClient, LocalEngineClient } from "./engine/client.js";
@@ -31,8 +38,13 @@ export interface ServeOptions {
   backend?: string | null;
   engine?: EngineOptions;
   features?: ServeFeatures;
-  /** A module the engine thread imports for structured output (`createConstraintFactory`). */
+  /** The module the engine thread imports for structured output (`createConstraintFactory`); default
+   * constraints.ts (JSON schema over the model's vocabulary), null for none. */
   constraintModule?: string | null;
+  /** A Llama Guard 3 checkpoint: user turns and replies are classified (its own engine thread). */
+  guard?: string | null;
+  /** Guard categories to judge (default all of S1–S14). */
+  guardCategories?: readonly string[];
   /** The name clients give as `model` (default: the directory's name). */
   modelName?: string;
 }
@@ -48,11 +60,18 @@ export async function serve(opts: ServeOptions): Promise<Served> {
   const config = readConfig(opts.model);
   const codec = codecFor(opts.model, config.vocabSize, opts.tokenizer);
   if (!codec) throw new Error(`${opts.model}: no tokenizer for this model (give --tokenizer PATH)`);
-  const ready = WorkerEngineClient.start({
+  const constraintModule = opts.constraintModule === undefined ? CONSTRAINT_MODULE : opts.constraintModule;
+  const engineReady = WorkerEngineClient.start({
     model: { dir: resolve(opts.model), dtype: opts.f32 ? "f32" : "keep" },
     backend: opts.backend ?? null,
     engine: opts.engine ?? {},
-    constraintModule: opts.constraintModule ?? null,
+    constraintModule,
+    tokenizer: opts.tokenizer ?? null,
+  });
+  const guard = opts.guard ? startGuard(opts.guard, opts) : null;
+  const ready = engineReady.then(async (e) => {
+    await guard?.ready;
+    return e;
   });
   ready.catch(() => {});
   const app = createServer({
@@ -63,8 +82,12 @@ export async function serve(opts: ServeOptions): Promise<Served> {
     bosId: config.bosTokenId,
     apiKey: opts.apiKey ?? null,
     features: {
+      toolDialog: (messages, tools) =>
+        chatMessages(messages as OpenAIMessage[], tools as readonly ToolsOpenAITool[]),
+      toolStream: () => new LlamaToolCallStream(),
+      ...(guard ? { guard: guard.classifier } : {}),
       ...opts.features,
-      structuredOutput: opts.constraintModule ? true : opts.features?.structuredOutput,
+      structuredOutput: constraintModule ? true : opts.features?.structuredOutput,
     },
   });
   const host = opts.host ?? "127.0.0.1";
@@ -78,7 +101,29 @@ export async function serve(opts: ServeOptions): Promise<Served> {
     ready,
     close: async () => {
       await app.close();
-      await (await ready.catch(() => null))?.close();
+      await (await engineReady.catch(() => null))?.close();
+      await (await guard?.engine.catch(() => null))?.close();
     },
   };
+}
+
+/** The guard model in its own engine thread, and a classifier that waits for it. */
+function startGuard(dir: string, opts: ServeOptions) {
+  const config = readConfig(dir);
+  const codec = codecFor(dir, config.vocabSize);
+  if (!codec?.tokenizer) throw new Error(`${dir}: the guard needs the Llama 3 tokenizer (tokenizer.model)`);
+  const chat = new ChatFormat(codec.tokenizer);
+  const engine = WorkerEngineClient.start({
+    model: { dir: resolve(dir), dtype: opts.f32 ? "f32" : "keep" },
+    backend: opts.backend ?? null,
+    engine: { parallel: 4 },
+    constraintModule: null,
+  });
+  engine.catch(() => {});
+  const judge = engine.then(
+    (e) =>
+      new EngineGuardClassifier(e, chat, opts.guardCategories ? { categories: opts.guardCategories } : {}),
+  );
+  const classifier: GuardClassifier = { classify: async (turns) => (await judge).classify(turns) };
+  return { engine, ready: judge, classifier };
 }

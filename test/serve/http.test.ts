@@ -183,8 +183,14 @@ test("errors: OpenAI error objects for bad JSON, wrong types, unknown model, max
     (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && e.code === "context_length_exceeded",
   );
   await assert.rejects(
-    client.chat.completions.create({ ...chat("x", 1), response_format: { type: "json_object" } }),
-    (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && e.param === "response_format",
+    client.chat.completions.create({
+      ...chat("x", 1),
+      response_format: {
+        type: "json_schema",
+        json_schema: { name: "s", schema: { type: "string", pattern: "^a+$" } },
+      },
+    }),
+    (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && /pattern/.test(e.message),
   );
   // The server goes on serving.
   const ok = await client.chat.completions.create(chat("still there?", 4, 2));

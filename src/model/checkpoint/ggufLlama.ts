@@ -515,8 +515,8 @@ export function ggufTensorBytes(p: GGUFTensorPlan, t: Tensor | QuantTensor): Uin
     if (p.type === T.F32) out.set(new Uint8Array(row.buffer), g * rb);
     else if (p.type === T.F16 || p.type === T.BF16)
       encodeHalf(row, p.type === T.F16 ? "f16" : "bf16", u16.subarray(g * k, (g + 1) * k));
-    else if (QUANT_OF[p.type]) quantizeRow(row, QUANT_OF[p.type]!, out, g * rb);
-    else quantizeGGML(GGML_QUANT[p.type]!, row, out, g * rb);
+    else if (GGML_QUANT[p.type]) quantizeGGML(GGML_QUANT[p.type]!, row, out, g * rb);
+    else quantizeRow(row, QUANT_OF[p.type]!, out, g * rb);
   }
   return out;
 }

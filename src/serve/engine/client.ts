@@ -2,12 +2,23 @@
 // RejectedError), cancel it, read the figures. Two implementations: `LocalEngineClient`, the engine in
 // this thread (tests, benchmarks of the engine alone), and `WorkerEngineClient` (host.ts), the engine in
 // a worker thread, which is what `herd serve` runs.
-import type { ConstraintFactory } from "../contracts.js";
+import type { ConstraintFactory, FunctionTool, TokenConstraint } from "../contracts.js";
 import type { Engine, RequestListener } from "./engine.js";
-import type { EngineInfo, EngineStats, GenerationRequest } from "./types.js";
+import { type EngineInfo, type EngineStats, type GenerationRequest, RejectedError } from "./types.js";
 
-/** A constraint as data (it crosses to the worker, which builds it with its ConstraintFactory). */
-export type ConstraintSpec = { type: "json"; schema: object | null };
+/** A request's constraint as plain data (it crosses the worker boundary): built by `constraintOf`. */
+export type ConstraintSpec =
+  | { type: "json"; schema: object | null }
+  | { type: "tool_call"; tools: FunctionTool[] };
+
+/** The TokenConstraint of a spec, from the server's factory; throws when the server has none. */
+export function constraintOf(factory: ConstraintFactory | null, spec: ConstraintSpec): TokenConstraint {
+  if (!factory) throw new RejectedError("invalid", "structured output is not available on this server");
+  if (spec.type === "json") return factory.json(spec.schema);
+  const c = factory.toolCall?.(spec.tools, "required");
+  if (!c) throw new RejectedError("invalid", "a forced tool call is not available on this server");
+  return c;
+}
 
 export interface EngineClient {
   readonly info: EngineInfo;
@@ -35,11 +46,7 @@ export class LocalEngineClient implements EngineClient {
     listener: RequestListener,
     constraint: ConstraintSpec | null = null,
   ): Promise<() => void> {
-    let c = null;
-    if (constraint) {
-      if (!this.constraints) throw new Error("structured output is not available on this server");
-      c = this.constraints.json(constraint.schema);
-    }
+    const c = constraint ? constraintOf(this.constraints, constraint) : null;
     const id = this.engine.submit(req, listener, c);
     return () => this.engine.cancel(id);
   }

@@ -9,7 +9,7 @@ import { Llama } from "../../model/llama.js";
 import { loadModel } from "../../model/load.js";
 import { initWeights } from "../../model/weights.js";
 import type { ConstraintFactory } from "../contracts.js";
-import type { ConstraintSpec } from "./client.js";
+import { type ConstraintSpec, constraintOf } from "./client.js";
 import { Engine, type EngineOptions } from "./engine.js";
 import { type GenerationRequest, RejectedError } from "./types.js";
 
@@ -18,8 +18,10 @@ export interface WorkerSetup {
   model: { dir: string; dtype: "f32" | "keep" } | { config: LlamaConfig; seed: number };
   backend: string | null;
   engine: EngineOptions;
-  /** A module exporting `createConstraintFactory(modelDir, vocabSize)` (structured output), or null. */
+  /** A module exporting `createConstraintFactory(modelDir, vocabSize, tokenizer?)` (structured output), or null. */
   constraintModule: string | null;
+  /** The tokenizer file given with --tokenizer (default: the model folder's). */
+  tokenizer?: string | null;
 }
 
 export type ToWorker =
@@ -43,11 +45,13 @@ async function main(): Promise<void> {
       createConstraintFactory: (
         dir: string,
         vocabSize: number,
+        tokenizer?: string,
       ) => ConstraintFactory | Promise<ConstraintFactory>;
     };
     constraints = await mod.createConstraintFactory(
       "dir" in setup.model ? setup.model.dir : "",
       model.config.vocabSize,
+      setup.tokenizer ?? undefined,
     );
   }
   const ids = new Map<number, number>();
@@ -59,9 +63,7 @@ async function main(): Promise<void> {
       if (e !== undefined) engine.cancel(e);
     } else {
       try {
-        if (m.constraint && !constraints)
-          throw new RejectedError("invalid", "structured output is not available on this server");
-        const c = m.constraint ? constraints!.json(m.constraint.schema) : null;
+        const c = m.constraint ? constraintOf(constraints, m.constraint) : null;
         const e = engine.submit(
           m.req,
           {

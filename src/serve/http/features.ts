@@ -2,35 +2,24 @@
 // them against src/serve/contracts.ts): `createServer({ engine, features })`. A request that needs an
 // absent feature gets a clear 400. Structured output itself runs on the engine's thread (its constraint
 // masks every sampling step), so here it is only a flag: the engine was started with a ConstraintFactory.
-import type { GuardClassifier, ToolCallStream } from "../contracts.js";
+import type { Message } from "../../tokenizer/chat.js";
+import type { FunctionTool, GuardClassifier, ToolCallStream } from "../contracts.js";
 
 /** A tool as the OpenAI API gives it. */
-export interface OpenAITool {
-  type: "function";
-  function: { name: string; description?: string; parameters?: object };
-}
+/** A tool as the OpenAI API gives it. */
+export type OpenAITool = FunctionTool;
 
 export interface ServeFeatures {
-  /** The engine builds `response_format` constraints (json_object, json_schema). */
+  /** The engine builds `response_format` constraints (json_object, json_schema) and forced tool calls. */
   structuredOutput?: boolean;
-  /** The Llama 3.1 custom-tool system prompt for these tools (joined to the request's system message). */
-  toolsSystemPrompt?: (tools: readonly OpenAITool[]) => string;
+  /**
+   * The dialog for a request with tools: its OpenAI `messages` and `tools` as Meta's tool prompt places
+   * them (system "Environment: ipython", the definitions, assistant tool_calls, `role: tool` as ipython).
+   * Throws an Error naming the message field on bad input (a 400).
+   */
+  toolDialog?: (messages: readonly unknown[], tools: readonly OpenAITool[]) => Message[];
   /** A parser of the streamed reply into content and tool calls. */
-  toolStream?: (tools: readonly OpenAITool[]) => ToolCallStream;
+  toolStream?: () => ToolCallStream;
   /** Llama Guard: user turns before generating, the reply before it is released. */
   guard?: GuardClassifier;
-}
-
-/** The JSON schema a forced tool call must match (`tool_choice: "required"` or a named function). */
-export function toolCallSchema(tools: readonly OpenAITool[]): object {
-  return {
-    anyOf: tools.map((t) => ({
-      type: "object",
-      properties: {
-        name: { enum: [t.function.name] },
-        parameters: t.function.parameters ?? { type: "object" },
-      },
-      required: ["name", "parameters"],
-    })),
-  };
 }

@@ -13,6 +13,7 @@ import { ChatFormat, type Message, type Role } from "../../tokenizer/chat.js";
 import type { ToolCall } from "../../tokenizer/tools.js";
 import type { ConstraintSpec, EngineClient } from "../engine/client.js";
 import { type GenerationRequest, RejectedError, type TokenLogprob } from "../engine/types.js";
+import { refusalMessage } from "../guard/classifier.js";
 import { type ChoiceHandle, type ChoiceResult, type ChoiceSink, startChoice } from "./choice.js";
 import {
   ApiError,
@@ -25,7 +26,7 @@ import {
   optString,
   stopStrings,
 } from "./errors.js";
-import { type OpenAITool, type ServeFeatures, toolCallSchema } from "./features.js";
+import type { OpenAITool, ServeFeatures } from "./features.js";
 
 export interface ServeContext {
   engine: EngineClient | null;
@@ -260,9 +261,6 @@ const openAICall = (c: ToolCall, k: number) => ({
   function: { name: c.toolName, arguments: JSON.stringify(c.arguments) },
 });
 
-const refusal = (categories: string[]) =>
-  `I can't help with that: it falls under the Llama Guard categor${categories.length === 1 ? "y" : "ies"} ${categories.join(", ")}.`;
-
 export async function chatRoute(
   ctx: ServeContext,
   engine: EngineClient,
@@ -286,12 +284,13 @@ export async function chatRoute(
   const useTools = tools !== null && choice !== "none";
   let constraint: ConstraintSpec | null = null;
   if (useTools) {
-    if (!f.toolStream || !f.toolsSystemPrompt)
+    if (!f.toolStream || !f.toolDialog)
       throw new ApiError(400, "tool calling is not available on this server", "tools", "unsupported");
-    const sys = f.toolsSystemPrompt(tools);
-    if (messages[0]?.role === "system")
-      messages = [{ ...messages[0], content: `${sys}\n\n${messages[0].content}` }, ...messages.slice(1)];
-    else messages = [{ role: "system", content: sys }, ...messages];
+    try {
+      messages = f.toolDialog(b.messages as unknown[], tools);
+    } catch (e) {
+      throw new ApiError(400, (e as Error).message, "messages", "invalid_value");
+    }
     if (choice === "required" || (typeof choice === "object" && choice !== null)) {
       const name =
         typeof choice === "object" ? ((choice as Body).function as Body | undefined)?.name : undefined;
@@ -305,7 +304,7 @@ export async function chatRoute(
           "tool_choice",
           "unsupported",
         );
-      constraint = { type: "json", schema: toolCallSchema(chosen) };
+      constraint = { type: "tool_call", tools: chosen };
     } else if (choice !== "auto")
       throw new ApiError(
         400,
@@ -358,7 +357,7 @@ export async function chatRoute(
   if (f.guard && turns.at(-1)?.role === "user") {
     const v = await f.guard.classify(turns);
     if (!v.safe) {
-      const content = refusal(v.categories);
+      const content = refusalMessage(v, "input");
       const usage = {
         prompt_tokens: prompt.length,
         completion_tokens: 0,
@@ -450,7 +449,7 @@ export async function chatRoute(
           if (!v.safe) {
             withheld.add(i);
             started[i]?.cancel();
-            chunk(i, { content: refusal(v.categories) }, null);
+            chunk(i, { content: refusalMessage(v, "output") }, null);
             return;
           }
           released += pending;
@@ -471,7 +470,7 @@ export async function chatRoute(
             ]);
             if (!v.safe) {
               withheld.add(i);
-              chunk(i, { content: refusal(v.categories) }, null);
+              chunk(i, { content: refusalMessage(v, "output") }, null);
             } else write(pending, []);
             pending = "";
           },
@@ -487,7 +486,7 @@ export async function chatRoute(
               stops: s.stops,
               bosId: ctx.bosId,
               constraint,
-              tools: useTools ? f.toolStream!(tools) : null,
+              tools: useTools ? f.toolStream!() : null,
               sink,
             }),
         ),
@@ -542,7 +541,7 @@ export async function chatRoute(
               stops: s.stops,
               bosId: ctx.bosId,
               constraint,
-              tools: useTools ? f.toolStream!(tools) : null,
+              tools: useTools ? f.toolStream!() : null,
               sink: nop,
             }),
         ),
@@ -560,7 +559,7 @@ export async function chatRoute(
       if (guardReply && r.toolCalls.length === 0) {
         const v = await guardReply.classify([...turns, { role: "assistant", content: r.text }]);
         if (!v.safe) {
-          content = refusal(v.categories);
+          content = refusalMessage(v, "output");
           finish = "content_filter";
         }
       }
