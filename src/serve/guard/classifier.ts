@@ -34,11 +34,7 @@ export class LlamaGuardClassifier implements GuardClassifier {
     private readonly chat: ChatFormat,
     opts: GuardClassifierOptions = {},
   ) {
-    if (opts.categories)
-      for (const c of opts.categories)
-        if (!LLAMA_GUARD_3_CATEGORIES.some((k) => k.code === c)) throw new Error(`guard: no category ${c}`);
-    this.categories = opts.categories;
-    this.maxNewTokens = opts.maxNewTokens ?? 16;
+    ({ categories: this.categories, maxNewTokens: this.maxNewTokens } = guardSettings(opts));
   }
 
   /** The ids the model is given for these turns. */
@@ -54,6 +50,16 @@ export class LlamaGuardClassifier implements GuardClassifier {
     });
     return verdictOf(this.chat.tokenizer.decode(r.tokens), this.categories);
   }
+}
+
+/** The options checked (every category one of S1–S14) with their defaults (16 verdict tokens). */
+export function guardSettings(opts: GuardClassifierOptions): {
+  categories: readonly string[] | undefined;
+  maxNewTokens: number;
+} {
+  for (const c of opts.categories ?? [])
+    if (!LLAMA_GUARD_3_CATEGORIES.some((k) => k.code === c)) throw new Error(`guard: no category ${c}`);
+  return { categories: opts.categories, maxNewTokens: opts.maxNewTokens ?? 16 };
 }
 
 /** The verdict in a guard's output, counting only `categories` (all when absent); malformed = unsafe. */

@@ -3,10 +3,10 @@
 // verdict, malformed output counted unsafe — with the decoding submitted to the guard model's engine, so
 // classifying never blocks the event loop that serves the other requests.
 import type { ChatFormat } from "../../tokenizer/chat.js";
-import { encodeGuardPrompt, LLAMA_GUARD_3_CATEGORIES } from "../../tokenizer/guard.js";
+import { encodeGuardPrompt } from "../../tokenizer/guard.js";
 import type { GuardClassifier } from "../contracts.js";
 import type { EngineClient } from "../engine/client.js";
-import { type GuardClassifierOptions, type JudgedVerdict, verdictOf } from "./classifier.js";
+import { type GuardClassifierOptions, guardSettings, type JudgedVerdict, verdictOf } from "./classifier.js";
 
 export class EngineGuardClassifier implements GuardClassifier {
   private readonly categories: readonly string[] | undefined;
@@ -17,11 +17,7 @@ export class EngineGuardClassifier implements GuardClassifier {
     private readonly chat: ChatFormat,
     opts: GuardClassifierOptions = {},
   ) {
-    if (opts.categories)
-      for (const c of opts.categories)
-        if (!LLAMA_GUARD_3_CATEGORIES.some((k) => k.code === c)) throw new Error(`guard: no category ${c}`);
-    this.categories = opts.categories;
-    this.maxNewTokens = opts.maxNewTokens ?? 16;
+    ({ categories: this.categories, maxNewTokens: this.maxNewTokens } = guardSettings(opts));
   }
 
   async classify(turns: readonly { role: "user" | "assistant"; content: string }[]): Promise<JudgedVerdict> {

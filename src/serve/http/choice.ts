@@ -5,11 +5,11 @@
 // boundaries; its calls are chained). Resolves when the engine has finished the request and the sink has
 // heard everything.
 import type { TextCodec } from "../../generate/codec.js";
+import { StopMatcher } from "../../generate/generate.js";
 import type { ToolCall } from "../../tokenizer/tools.js";
 import type { ToolCallStream } from "../contracts.js";
 import type { ConstraintSpec, EngineClient } from "../engine/client.js";
 import type { DoneEvent, GenerationRequest, TokenLogprob } from "../engine/types.js";
-import { StopMatcher } from "./stops.js";
 
 export interface ChoiceSink {
   content(text: string, logprobs: TokenLogprob[]): void | Promise<void>;
@@ -83,9 +83,9 @@ export async function startChoice(
         if (tFirst === 0) tFirst = performance.now();
         for (const t of tokens) {
           if (t.logprob) logprobs.push(t.logprob);
-          const r = matcher.push(decoder.push(t.id));
-          release(r.text, t.logprob ? [t.logprob] : []);
-          if (r.stopped) {
+          const [text, stop] = matcher.push(decoder.push(t.id));
+          release(text, t.logprob ? [t.logprob] : []);
+          if (stop) {
             stopped = true;
             cancel();
             break;
@@ -99,9 +99,9 @@ export async function startChoice(
   const result = (async (): Promise<ChoiceResult> => {
     const d = await done;
     if (!stopped) {
-      const r = matcher.push(decoder.flush());
-      stopped = r.stopped;
-      release(r.stopped ? r.text : r.text + matcher.flush(), [], true);
+      const [text, stop] = matcher.push(decoder.flush());
+      stopped = stop;
+      release(stop ? text : text + matcher.flush(), [], true);
     } else release("", [], true);
     await chain;
     let finishReason: ChoiceResult["finishReason"] =
