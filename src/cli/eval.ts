@@ -3,16 +3,18 @@
 // own files under --data-dir. Writes results.json (the harness's shape) and, with --log-samples,
 // samples_<task>.jsonl into --output; prints the harness's summary table. A progress line with items/s
 // and ETA goes to stderr.
+
 import { existsSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { packageRoot } from "../core/paths.js";
-import { commandHelp, HELP_OPTION, parseCli, type Schema, UsageError } from "../core/schema.js";
+import { commandHelp, HELP_OPTION, type Schema, UsageError } from "../core/schema.js";
 import { evaluate } from "../eval/harness.js";
 import { resolveTasks, TASKS } from "../eval/registry.js";
 import { resultsJson, summaryTable, writeRun } from "../eval/report.js";
 import { codecFor } from "../generate/codec.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { loadModel } from "../model/load.js";
+import { parseCommand } from "./command.js";
 import { formatDuration } from "./duration.js";
 
 export const OPTIONS = {
@@ -125,65 +127,55 @@ function progress(): (p: {
 }
 
 export async function run(argv: string[]): Promise<number> {
+  const parsed = parseCommand(OPTIONS, HELP, argv);
+  if (!parsed) return 0;
+  const { values } = parsed;
+  if (!values.model) throw new UsageError("--model DIR is required");
+  if (!values.tasks || values.tasks.length === 0) throw new UsageError("--tasks A,B is required");
+  let tasks: ReturnType<typeof resolveTasks>;
   try {
-    const { values } = parseCli(OPTIONS, argv);
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
-    if (!values.model) throw new UsageError("--model DIR is required");
-    if (!values.tasks || values.tasks.length === 0) throw new UsageError("--tasks A,B is required");
-    let tasks: ReturnType<typeof resolveTasks>;
-    try {
-      tasks = resolveTasks(values.tasks);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-    const dataDir = values["data-dir"] ?? defaultDataDir();
-    if (!dataDir && tasks.some((t) => !("custom" in t)))
-      throw new UsageError("--data-dir DIR is required (no ../shared/data/eval here)");
-    if (dataDir && !existsSync(dataDir)) throw new Error(`${dataDir}: data directory is missing`);
-    const model = await loadModel(values.model, { dtype: values.f32 ? "f32" : "keep" });
-    try {
-      const codec = codecFor(values.model, model.config.vocabSize, values.tokenizer);
-      if (!codec?.encode)
-        throw new UsageError(`${values.model}: no tokenizer that can encode text; pass --tokenizer PATH`);
-      const t0 = performance.now();
-      const { results, files } = await evaluate(model, tasks, {
-        dataDir: dataDir ?? "",
-        ...(values.limit === undefined ? {} : { limit: values.limit }),
-        ...(values.shots === undefined ? {} : { shots: values.shots }),
-        ...(values.samples === undefined ? {} : { samples: values.samples }),
-        ...(values.text === undefined ? {} : { textFile: values.text }),
-        chat: values.chat,
-        codec,
-        path: values.naive ? "naive" : "shared",
-        batch: values.batch,
-        logSamples: values["log-samples"],
-        onProgress: progress(),
-      });
-      const seconds = (performance.now() - t0) / 1000;
-      const out = values.output ?? join("runs", `eval-${basename(resolve(values.model))}`);
-      const json = resultsJson(results, {
-        model: values.model,
-        dtype: model.dtype,
-        chat: values.chat,
-        limit: values.limit ?? null,
-        batch: values.batch,
-        seconds,
-      });
-      const path = writeRun(out, json, results.samples);
-      for (const [name, body] of Object.entries(files)) writeFileAtomic(join(out, name), body);
-      process.stdout.write(`${summaryTable(results)}\n\n${path} (${formatDuration(seconds)})\n`);
-    } finally {
-      model.dispose();
-    }
-    return 0;
+    tasks = resolveTasks(values.tasks);
   } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`herd eval: ${e.message}\n\n${HELP}\n`);
-      return 2;
-    }
-    throw e;
+    throw new UsageError((e as Error).message);
   }
+  const dataDir = values["data-dir"] ?? defaultDataDir();
+  if (!dataDir && tasks.some((t) => !("custom" in t)))
+    throw new UsageError("--data-dir DIR is required (no ../shared/data/eval here)");
+  if (dataDir && !existsSync(dataDir)) throw new Error(`${dataDir}: data directory is missing`);
+  const model = await loadModel(values.model, { dtype: values.f32 ? "f32" : "keep" });
+  try {
+    const codec = codecFor(values.model, model.config.vocabSize, values.tokenizer);
+    if (!codec?.encode)
+      throw new UsageError(`${values.model}: no tokenizer that can encode text; pass --tokenizer PATH`);
+    const t0 = performance.now();
+    const { results, files } = await evaluate(model, tasks, {
+      dataDir: dataDir ?? "",
+      ...(values.limit === undefined ? {} : { limit: values.limit }),
+      ...(values.shots === undefined ? {} : { shots: values.shots }),
+      ...(values.samples === undefined ? {} : { samples: values.samples }),
+      ...(values.text === undefined ? {} : { textFile: values.text }),
+      chat: values.chat,
+      codec,
+      path: values.naive ? "naive" : "shared",
+      batch: values.batch,
+      logSamples: values["log-samples"],
+      onProgress: progress(),
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const out = values.output ?? join("runs", `eval-${basename(resolve(values.model))}`);
+    const json = resultsJson(results, {
+      model: values.model,
+      dtype: model.dtype,
+      chat: values.chat,
+      limit: values.limit ?? null,
+      batch: values.batch,
+      seconds,
+    });
+    const path = writeRun(out, json, results.samples);
+    for (const [name, body] of Object.entries(files)) writeFileAtomic(join(out, name), body);
+    process.stdout.write(`${summaryTable(results)}\n\n${path} (${formatDuration(seconds)})\n`);
+  } finally {
+    model.dispose();
+  }
+  return 0;
 }

@@ -6,9 +6,10 @@
 // atomically; progress is one line per tensor with rate and ETA on stderr. q4_k_m / q5_k_m are
 // llama.cpp's mixes (Q4_K or Q5_K, Q6_K for the output and some attn_v/ffn_down layers), quantised as
 // llama-quantize does without an importance matrix: the same bytes.
+
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { commandHelp, parseCli, type Schema } from "../core/schema.js";
+import { commandHelp, type Schema } from "../core/schema.js";
 import { GGUFFile } from "../model/checkpoint/gguf.js";
 import {
   GGUF_EXPORT_TYPES,
@@ -22,6 +23,7 @@ import { isGGUFPath, loadModel } from "../model/load.js";
 import { QuantTensor } from "../tensor/quant.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { Tokenizer } from "../tokenizer/index.js";
+import { parseCommand } from "./command.js";
 import { formatDuration } from "./duration.js";
 import { UsageError } from "./modelArgs.js";
 
@@ -82,46 +84,36 @@ async function sourceOf(src: string): Promise<{ source: GGUFExportSource; free: 
 }
 
 export async function run(argv: string[]): Promise<number> {
+  const parsed = parseCommand(OPTIONS, HELP, argv, { positionals: true });
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
+  if (positionals.length !== 2) throw new UsageError("give the model and the output file: MODEL OUT.gguf");
+  const [src, out] = positionals as [string, string];
+  if (!isGGUFPath(out)) throw new UsageError(`${out}: the output file must end in .gguf`);
+  if (existsSync(out) && !values.force) throw new UsageError(`${out}: exists; pass --force to replace it`);
+  if (!existsSync(src)) throw new Error(`${src}: no such model directory or file`);
+  const { source, free } = await sourceOf(src);
   try {
-    const { values, positionals } = parseCli(OPTIONS, argv, { positionals: true });
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
-    if (positionals.length !== 2) throw new UsageError("give the model and the output file: MODEL OUT.gguf");
-    const [src, out] = positionals as [string, string];
-    if (!isGGUFPath(out)) throw new UsageError(`${out}: the output file must end in .gguf`);
-    if (existsSync(out) && !values.force) throw new UsageError(`${out}: exists; pass --force to replace it`);
-    if (!existsSync(src)) throw new Error(`${src}: no such model directory or file`);
-    const { source, free } = await sourceOf(src);
-    try {
-      const held = [...source.weights.values()].find((t) => t instanceof QuantTensor);
-      const heldFormat = held instanceof QuantTensor ? held.format : null;
-      // A K-quant model (read from a GGUF file) exports as bf16 unless --type says otherwise: its blocks
-      // are not re-quantised behind the user's back.
-      const type =
-        values.type ?? (heldFormat === "q8_0" || heldFormat === "q4_0" ? heldFormat : null) ?? "bf16";
-      const tokenizer = source.tokenizer;
-      const t0 = performance.now();
-      writeGGUFModel(out, source, type, (name, i, n) => {
-        const s = (performance.now() - t0) / 1000;
-        const eta = ((n - i - 1) * s) / (i + 1);
-        process.stderr.write(
-          `[${i + 1}/${n}] ${name} ${((i + 1) / Math.max(s, 1e-3)).toFixed(1)} tensors/s ETA ${formatDuration(eta)}\n`,
-        );
-      });
-      process.stdout.write(
-        `${out}: ${type} GGUF, ${tokenizer ? `vocabulary ${tokenizer.name}` : "placeholder vocabulary"}, in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
+    const held = [...source.weights.values()].find((t) => t instanceof QuantTensor);
+    const heldFormat = held instanceof QuantTensor ? held.format : null;
+    // A K-quant model (read from a GGUF file) exports as bf16 unless --type says otherwise: its blocks
+    // are not re-quantised behind the user's back.
+    const type =
+      values.type ?? (heldFormat === "q8_0" || heldFormat === "q4_0" ? heldFormat : null) ?? "bf16";
+    const tokenizer = source.tokenizer;
+    const t0 = performance.now();
+    writeGGUFModel(out, source, type, (name, i, n) => {
+      const s = (performance.now() - t0) / 1000;
+      const eta = ((n - i - 1) * s) / (i + 1);
+      process.stderr.write(
+        `[${i + 1}/${n}] ${name} ${((i + 1) / Math.max(s, 1e-3)).toFixed(1)} tensors/s ETA ${formatDuration(eta)}\n`,
       );
-    } finally {
-      free();
-    }
-    return 0;
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`herd export: ${e.message}\n\n${HELP}\n`);
-      return 2;
-    }
-    throw e;
+    });
+    process.stdout.write(
+      `${out}: ${type} GGUF, ${tokenizer ? `vocabulary ${tokenizer.name}` : "placeholder vocabulary"}, in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
+    );
+  } finally {
+    free();
   }
+  return 0;
 }

@@ -5,11 +5,13 @@
 // tokenizer files beside the base are copied along. OUT is written whole and atomically under the same
 // rules as `herd quantize` (a new or empty folder, never IN or a folder inside or around it; --force to
 // replace). A quantised base is refused: merge into its bf16/f32 source, then quantise.
+
 import { existsSync } from "node:fs";
-import { commandHelp, HELP_OPTION, parseCli, type Schema, UsageError } from "../core/schema.js";
+import { commandHelp, HELP_OPTION, type Schema, UsageError } from "../core/schema.js";
 import { loadModel, saveModel } from "../model/load.js";
 import { copySideFiles } from "../model/sideFiles.js";
 import { loadAdapter } from "../posttrain/peft.js";
+import { parseCommand } from "./command.js";
 import { outputTarget, writeDirAtomic } from "./outputDir.js";
 
 export const OPTIONS = {
@@ -38,43 +40,33 @@ export const HELP = commandHelp(
 );
 
 export async function run(argv: string[]): Promise<number> {
+  const parsed = parseCommand(OPTIONS, HELP, argv);
+  if (!parsed) return 0;
+  const { values } = parsed;
+  if (!values.model) throw new UsageError("--model IN is required");
+  if (!values.adapter) throw new UsageError("--adapter DIR is required");
+  if (!values.out) throw new UsageError("--out OUT is required");
+  if (!existsSync(values.model)) throw new Error(`${values.model}: no such directory`);
+  const target = outputTarget(values.model, values.out, values.force);
+  const model = await loadModel(values.model, { dtype: "keep" });
   try {
-    const { values } = parseCli(OPTIONS, argv);
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
-    if (!values.model) throw new UsageError("--model IN is required");
-    if (!values.adapter) throw new UsageError("--adapter DIR is required");
-    if (!values.out) throw new UsageError("--out OUT is required");
-    if (!existsSync(values.model)) throw new Error(`${values.model}: no such directory`);
-    const target = outputTarget(values.model, values.out, values.force);
-    const model = await loadModel(values.model, { dtype: "keep" });
-    try {
-      if (model.quantized.size > 0)
-        throw new UsageError(
-          `--model ${values.model} is ${model.dtype}: merge into its bf16/f32 checkpoint, then run herd quantize`,
-        );
-      const lora = await loadAdapter(model, values.adapter);
-      const n = lora.modules.length;
-      lora.merge();
-      const from = values.model;
-      await writeDirAtomic(target, async (tmp) => {
-        await saveModel(tmp, model, values.dtype === "keep" ? {} : { dtype: values.dtype });
-        copySideFiles(from, tmp);
-      });
-      process.stdout.write(
-        `${values.out}: ${n} matrices merged (rank ${lora.rank}, scaling ${lora.scaling}), ${values.dtype === "keep" ? model.dtype : values.dtype}\n`,
+    if (model.quantized.size > 0)
+      throw new UsageError(
+        `--model ${values.model} is ${model.dtype}: merge into its bf16/f32 checkpoint, then run herd quantize`,
       );
-    } finally {
-      model.dispose();
-    }
-    return 0;
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`herd lora merge: ${e.message}\n\n${HELP}\n`);
-      return 2;
-    }
-    throw e;
+    const lora = await loadAdapter(model, values.adapter);
+    const n = lora.modules.length;
+    lora.merge();
+    const from = values.model;
+    await writeDirAtomic(target, async (tmp) => {
+      await saveModel(tmp, model, values.dtype === "keep" ? {} : { dtype: values.dtype });
+      copySideFiles(from, tmp);
+    });
+    process.stdout.write(
+      `${values.out}: ${n} matrices merged (rank ${lora.rank}, scaling ${lora.scaling}), ${values.dtype === "keep" ? model.dtype : values.dtype}\n`,
+    );
+  } finally {
+    model.dispose();
   }
+  return 0;
 }

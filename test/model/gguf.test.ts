@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { run as runExport } from "../../src/cli/export.js";
+import { UsageError } from "../../src/core/schema.js";
 import { GGUFFile, GGUFType, gguf, writeGGUF } from "../../src/model/checkpoint/gguf.js";
 import { ggufConfig, ropeFreqFactors, writeGGUFModel } from "../../src/model/checkpoint/ggufLlama.js";
 import { byteToUnicode, readGGUFTokenizer, vocabMetadata } from "../../src/model/checkpoint/ggufVocab.js";
@@ -378,9 +379,9 @@ describe("GGUF vocabulary and herd export", () => {
     assert.equal(m.quantized.get("model.embed_tokens.weight")?.format, "q4_0");
     assert.equal(readGGUFTokenizer(out), null, "a model without a tokenizer gets placeholders, read as none");
     m.dispose();
-    assert.equal(await runExport([dir, out]), 2, "exists without --force");
-    assert.equal(await runExport([dir, join(tmp, "x.bin")]), 2, "not .gguf");
-    assert.equal(await runExport(["--type", "q5_k", dir, out]), 2, "unknown type");
+    await assert.rejects(runExport([dir, out]), UsageError, "exists without --force");
+    await assert.rejects(runExport([dir, join(tmp, "x.bin")]), UsageError, "not .gguf");
+    await assert.rejects(runExport(["--type", "q5_k", dir, out]), UsageError, "unknown type");
     // a K-quant mix: this model's 96-wide rows fall back as llama.cpp's do (Q5_0, Q8_0 for the output)
     const km = join(tmp, "cli-q4km.gguf");
     assert.equal(await runExport(["--type", "q4_k_m", dir, km]), 0);
