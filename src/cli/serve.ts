@@ -97,7 +97,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   process.stdout.write(`herd serve: listening on ${served.url} (loading the model…)\n`);
   await served.ready;
-  process.stdout.write(`herd serve: ready — ${served.url}/v1\n`);
+  process.stdout.write(`herd serve: ready — ${served.url}/v1 (chat page: ${served.url}/)\n`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once("SIGINT", stop);

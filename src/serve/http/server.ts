@@ -1,8 +1,9 @@
 // The OpenAI-compatible HTTP server (fastify): /v1/chat/completions and /v1/completions (routes.ts),
 // /v1/models, /tokenize, /detokenize, /health (503 until the engine is ready), /metrics (Prometheus
-// text). It runs on the main thread — parsing, tokenising, detokenising and streaming — while the engine
-// decodes in its worker thread (src/serve/engine/host.ts), so neither waits on the other. Bearer-token
-// auth with `apiKey` (compared in constant time on SHA-256 digests); every error is OpenAI's error object.
+// text), and the web chat page at / (web.ts). It runs on the main thread — parsing, tokenising,
+// detokenising and streaming — while the engine decodes in its worker thread (src/serve/engine/host.ts),
+// so neither waits on the other. Bearer-token auth with `apiKey` (compared in constant time on SHA-256
+// digests; the page and its assets are open); every error is OpenAI's error object.
 import { createHash, timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { TextCodec } from "../../generate/codec.js";
@@ -11,6 +12,7 @@ import { TTFT_BUCKETS } from "../engine/types.js";
 import { ApiError, asBody } from "./errors.js";
 import type { ServeFeatures } from "./features.js";
 import { chatRoute, completionsRoute, type ServeContext } from "./routes.js";
+import { isWebRoute, webRoutes } from "./web.js";
 
 export interface ServerOptions {
   /** The engine, or its start (the server answers 503 until it resolves). */
@@ -71,7 +73,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   app.addHook("onRequest", async (req) => {
     const route = req.routeOptions.url ?? "other";
     ctx.httpRequests.set(route, (ctx.httpRequests.get(route) ?? 0) + 1);
-    if (!key || req.url === "/health" || req.url === "/metrics") return;
+    if (!key || req.url === "/health" || req.url === "/metrics" || isWebRoute(req.routeOptions.url)) return;
     const h = req.headers.authorization ?? "";
     const m = /^Bearer\s+(.+)$/i.exec(h);
     if (!m || !timingSafeEqual(digest(m[1]!.trim()), key))
@@ -187,5 +189,6 @@ export function createServer(opts: ServerOptions): FastifyInstance {
 
   app.post("/v1/chat/completions", async (req, reply) => chatRoute(ctx, ready(), req, reply));
   app.post("/v1/completions", async (req, reply) => completionsRoute(ctx, ready(), req, reply));
+  webRoutes(app);
   return app;
 }
