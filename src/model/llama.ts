@@ -635,7 +635,7 @@ function addLowRank(y: Tensor, x: Tensor, d: LowRankDelta, tokens: Int32Array, n
     d.B.shape[1] !== d.A.shape[0]
   )
     throw new Error(
-      `Llama.forwardRows: the update of '${name}' has A ${shapeStr(d.A.shape)}, B ${shapeStr(d.B.shape)}; the matrix is [${out}, ${inp}]`,
+      `Llama.forwardRows: the update of '${name}' has A ${shapeStr(d.A.shape)}, B ${shapeStr(d.B.shape)}; the matrix is ${shapeStr([out, inp])}`,
     );
   const rowsX = reshape(x, [N, inp]);
   const xs = tokens.length === N ? rowsX : embedding(rowsX, tokens, [tokens.length]);
