@@ -21,7 +21,6 @@ import {
   reshape,
   rmsNorm,
   rope,
-  scale,
   swiglu,
 } from "../tensor/ops.js";
 import { embeddingQuant, QuantTensor } from "../tensor/quant.js";
@@ -639,11 +638,12 @@ function addLowRank(y: Tensor, x: Tensor, d: LowRankDelta, tokens: Int32Array, n
     );
   const rowsX = reshape(x, [N, inp]);
   const xs = tokens.length === N ? rowsX : embedding(rowsX, tokens, [tokens.length]);
-  const delta = linear(scale(linear(xs, d.A), d.scale), d.B).data;
+  const delta = linear(linear(xs, d.A), d.B).data;
   const yd = y.data;
+  const s = d.scale;
   for (let j = 0; j < tokens.length; j++) {
     const o = tokens[j]! * out;
-    for (let p = 0; p < out; p++) yd[o + p] = yd[o + p]! + delta[j * out + p]!;
+    for (let p = 0; p < out; p++) yd[o + p] = yd[o + p]! + s * delta[j * out + p]!;
   }
 }
 
