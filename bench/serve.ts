@@ -2,13 +2,15 @@
 // with the Llama 3 vocabulary and random weights (prompts as token ids through /v1/completions): aggregate
 // tokens/s and p50/p99 time to first token at 1, 4, 16 and 32 concurrent streaming clients, greedy, 16
 // new tokens each; prefix-cache hit against miss TTFT for a 512-token shared prompt; and autocannon (an
-// independent load generator) driving non-streaming requests. Kept short: the machine has 2 cores.
+// independent load generator) driving non-streaming requests. First, serveLora.ts: the cost of LoRA
+// adapters (mixed per row) in a batched step against base-only steps. Kept short: the machine has 2 cores.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import { initWeights, Llama, preset, saveModel } from "../src/model/index.js";
 import { serve } from "../src/serve/index.js";
+import { run as loraSteps } from "./serveLora.js";
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -16,6 +18,7 @@ const pct = (xs: number[], p: number) => {
 };
 
 export async function run(): Promise<void> {
+  await loraSteps();
   const dir = mkdtempSync(join(tmpdir(), "herd-bench-serve-"));
   // The small preset's shape with the Llama 3 vocabulary, so the server has its tokenizer.
   const cfg = {

@@ -61,7 +61,7 @@ export const OPTIONS = {
   lora: {
     type: "strings",
     arg: "NAME=DIR",
-    doc: "LoRA adapter served as model NAME (NOT WIRED YET: refused)",
+    doc: "a LoRA adapter (PEFT directory) served beside the base as model NAME; repeat for more (mixed in one batch)",
   },
   ...HELP_OPTION,
 } as const satisfies Schema;
@@ -69,14 +69,13 @@ export const OPTIONS = {
 export const HELP = commandHelp(
   "usage: herd serve --model DIR [--port N] [--host H] [--api-key K] [--parallel N] [options]",
   OPTIONS,
-  "OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/models, /tokenize, /detokenize, /health, /metrics (docs/serve.md). Chat and completions (echo + logprobs), streaming, continuous batching, prefix cache, auth, tools (Llama 3.1 JSON calls; tool_choice required constrains the call), response_format json_object / json_schema, and the guard with --guard. --lora is declared but not wired yet (refused).",
+  "OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/models, /tokenize, /detokenize, /health, /metrics (docs/serve.md). Chat and completions (echo + logprobs), streaming, continuous batching, prefix cache, auth, tools (Llama 3.1 JSON calls; tool_choice required constrains the call), response_format json_object / json_schema, the guard with --guard, and LoRA adapters with --lora NAME=DIR (a request picks one by model; different adapters share a decode step).",
 );
 
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand(OPTIONS, HELP, argv, { required: ["model"] });
   if (!parsed) return 0;
   const { values } = parsed;
-  if (values.lora && values.lora.length > 0) throw new UsageError("--lora is not wired into herd serve yet");
   const served = await serve({
     model: values.model,
     ...(values.tokenizer ? { tokenizer: values.tokenizer } : {}),
@@ -92,6 +91,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(values["kv-blocks"] !== undefined ? { kvBlocks: values["kv-blocks"] } : {}),
     },
     ...(values["model-name"] ? { modelName: values["model-name"] } : {}),
+    lora: loraSpecs(values.lora ?? []),
     guard: values.guard ?? null,
     ...(values["guard-categories"] ? { guardCategories: values["guard-categories"] } : {}),
   });
@@ -105,4 +105,16 @@ export async function run(argv: string[]): Promise<number> {
   });
   await served.close();
   return 0;
+}
+
+/** `--lora NAME=DIR` values as adapter specs (split at the first "="). */
+export function loraSpecs(values: readonly string[]): { name: string; dir: string }[] {
+  return values.map((v) => {
+    const eq = v.indexOf("=");
+    if (eq <= 0 || eq === v.length - 1)
+      throw new UsageError(
+        `--lora '${v}': expected NAME=DIR (the model name requests use, the adapter's directory)`,
+      );
+    return { name: v.slice(0, eq), dir: v.slice(eq + 1) };
+  });
 }

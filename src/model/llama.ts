@@ -5,6 +5,8 @@
 // used as stored). Weights are a map from Hugging Face names to tensors (weights.ts); a quantised
 // checkpoint's matrices are QuantTensors (Q8_0/Q4_0, frozen) kept in `quantized`. `adapters` holds
 // updates added to a layer matrix's output (LoRA, src/posttrain/lora.ts), keyed by the matrix's HF name.
+// forwardRows (a step of continuous batching) takes a RowAdapter per row instead: the base matrices run
+// once over every row's tokens, then each adapter adds its low-rank updates to its own rows' outputs.
 
 import { knob } from "../core/knobs.js";
 import { capture, type Graph, graphsReplayNatively } from "../tensor/graph.js";
@@ -64,6 +66,27 @@ export interface BatchRow {
   cache: KVCache;
   tokens: number;
   allLogits?: boolean;
+  /** The adapter this row runs with (null or absent: the base alone). */
+  adapter?: RowAdapter | null;
+}
+
+/**
+ * A low-rank update of one layer matrix W [out, in] for forwardRows: the matrix's output x·Wᵀ gains
+ * scale·(x·Aᵀ)·Bᵀ (LoRA's B·A·x·α/r, unmerged), with A [r, in] and B [out, r] in f32.
+ */
+export interface LowRankDelta {
+  readonly A: Tensor;
+  readonly B: Tensor;
+  readonly scale: number;
+}
+
+/** One row's adapter in forwardRows: its updates by the HF name of the matrix each updates (…q_proj.weight). */
+export type RowAdapter = ReadonlyMap<string, LowRankDelta>;
+
+/** The step's tokens (indices into its ids) that run with one adapter. */
+interface AdapterGroup {
+  adapter: RowAdapter;
+  tokens: Int32Array;
 }
 
 /** Tensors old HF checkpoints carry that are not weights (recomputed from the config). */
@@ -291,13 +314,17 @@ export class Llama {
    * step's tokens at once; RoPE takes each token at its row's position; attention runs per row over that
    * row's own cache, so a row computes what it would alone wherever the matrix products round the same
    * for a batch as for one row (the js backend). Returns logits [outputs, V]: per row its last token's,
-   * or all its tokens' when `allLogits`. Inference only (call under noGrad + scope); no adapters.
+   * or all its tokens' when `allLogits`. Inference only (call under noGrad + scope). Each row may name a
+   * RowAdapter: the base matrices still run once over all the tokens, then the tokens of each adapter
+   * (gathered across the rows that use it) get its low-rank updates, so rows with different adapters and
+   * rows with none share one step. Model-level `adapters` (training's LoRA) are not supported here.
    */
   forwardRows(ids: Int32Array, rows: readonly BatchRow[]): Tensor {
     const c = this.config;
     if (isGradEnabled() && this.parameters().length > 0)
       throw new Error("Llama.forwardRows: inference only; run it under noGrad");
-    if (this.adapters.size > 0) throw new Error("Llama.forwardRows: adapters are not supported here");
+    if (this.adapters.size > 0)
+      throw new Error("Llama.forwardRows: attached adapters are not supported here; pass BatchRow.adapter");
     const N = rows.reduce((n, r) => n + r.tokens, 0);
     if (N !== ids.length || N === 0 || rows.some((r) => !(r.tokens >= 1)))
       throw new Error(`Llama.forwardRows: ${ids.length} ids for rows of ${rows.map((r) => r.tokens)}`);
@@ -312,10 +339,11 @@ export class Llama {
       r.cache.reserve(r.tokens);
       at += r.tokens;
     }
+    const groups = adapterGroups(rows);
     let h = this.embedTokens(ids, [1, N]);
     for (let l = 0; l < this.layers.length; l++) {
       const prev = h;
-      h = scope(() => this.rowsBlock(l, prev, N, positions, rows));
+      h = scope(() => this.rowsBlock(l, prev, N, positions, rows, groups));
       prev.dispose();
     }
     for (const r of rows) r.cache.advance(r.tokens);
@@ -480,14 +508,21 @@ export class Llama {
     N: number,
     positions: Int32Array,
     rows: readonly BatchRow[],
+    groups: readonly AdapterGroup[],
   ): Tensor {
     const c = this.config;
     const w = this.layers[l]!;
     const H = c.numAttentionHeads;
     const K = c.numKeyValueHeads;
     const hd = c.headDim;
+    const lin = (parts: readonly string[], x: Tensor, ws: readonly Matrix[]) =>
+      rowsLinears(l, parts, x, ws, groups);
     const x = rmsNorm(h, w.attnNorm, c.rmsNormEps);
-    const [xq, xk, xv] = linears(x, [w.wq, w.wk, w.wv]);
+    const [xq, xk, xv] = lin(["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], x, [
+      w.wq,
+      w.wk,
+      w.wv,
+    ]);
     const q = rope(reshape(xq!, [1, N, H, hd]), positions, this.invFreq);
     const k = rope(reshape(xk!, [1, N, K, hd]), positions, this.invFreq);
     const v = reshape(xv!, [1, N, K, hd]);
@@ -505,11 +540,11 @@ export class Llama {
       a.data.set(ar.data, at * H * hd);
       at += n;
     }
-    const [o] = linears(a, [w.wo]);
+    const [o] = lin(["self_attn.o_proj"], a, [w.wo]);
     const h2 = add(h, o!);
     const y = rmsNorm(h2, w.ffnNorm, c.rmsNormEps);
-    const [gate, up] = linears(y, [w.w1, w.w3]);
-    const [down] = linears(swiglu(gate!, up!), [w.w2]);
+    const [gate, up] = lin(["mlp.gate_proj", "mlp.up_proj"], y, [w.w1, w.w3]);
+    const [down] = lin(["mlp.down_proj"], swiglu(gate!, up!), [w.w2]);
     return add(h2, down!);
   }
 
@@ -547,6 +582,69 @@ function linears(x: Tensor, ws: readonly Matrix[]): Tensor[] {
   const fused = bf16 ? linearsBf16(reshape(x, [x.size / d, d]), ws) : null;
   if (!fused) return ws.map((w) => linear(x, w));
   return fused.map((y, i) => reshape(y, [...x.shape.slice(0, -1), ws[i]!.shape[0]!]));
+}
+
+/** The rows' tokens grouped by adapter (rows without one are in no group), in first-use order. */
+function adapterGroups(rows: readonly BatchRow[]): AdapterGroup[] {
+  const byAdapter = new Map<RowAdapter, number[]>();
+  let at = 0;
+  for (const r of rows) {
+    if (r.adapter) {
+      const tokens = byAdapter.get(r.adapter) ?? [];
+      for (let t = 0; t < r.tokens; t++) tokens.push(at + t);
+      byAdapter.set(r.adapter, tokens);
+    }
+    at += r.tokens;
+  }
+  return [...byAdapter].map(([adapter, tokens]) => ({ adapter, tokens: Int32Array.from(tokens) }));
+}
+
+/**
+ * `linears(x, ws)` over a forwardRows step ([1, N, in]), then for layer l's matrix `parts[i]` each
+ * group's low-rank update added to its own tokens' rows of output i: the base product once for all
+ * rows, the adapters' small ones per adapter.
+ */
+function rowsLinears(
+  l: number,
+  parts: readonly string[],
+  x: Tensor,
+  ws: readonly Matrix[],
+  groups: readonly AdapterGroup[],
+): Tensor[] {
+  const ys = linears(x, ws);
+  for (const g of groups)
+    for (const [i, part] of parts.entries()) {
+      const name = layerName(l, part);
+      const d = g.adapter.get(name);
+      if (d) addLowRank(ys[i]!, x, d, g.tokens, name);
+    }
+  return ys;
+}
+
+/** y[t] += scale·(x[t]·Aᵀ)·Bᵀ for the token rows t of `tokens` (x [.., N, in], y [.., N, out]). */
+function addLowRank(y: Tensor, x: Tensor, d: LowRankDelta, tokens: Int32Array, name: string): void {
+  const inp = x.shape[x.rank - 1]!;
+  const out = y.shape[y.rank - 1]!;
+  const N = x.size / inp;
+  if (
+    d.A.rank !== 2 ||
+    d.A.shape[1] !== inp ||
+    d.B.rank !== 2 ||
+    d.B.shape[0] !== out ||
+    d.B.shape[1] !== d.A.shape[0]
+  )
+    throw new Error(
+      `Llama.forwardRows: the update of '${name}' has A ${shapeStr(d.A.shape)}, B ${shapeStr(d.B.shape)}; the matrix is ${shapeStr([out, inp])}`,
+    );
+  const rowsX = reshape(x, [N, inp]);
+  const xs = tokens.length === N ? rowsX : embedding(rowsX, tokens, [tokens.length]);
+  const delta = linear(linear(xs, d.A), d.B).data;
+  const yd = y.data;
+  const s = d.scale;
+  for (let j = 0; j < tokens.length; j++) {
+    const o = tokens[j]! * out;
+    for (let p = 0; p < out; p++) yd[o + p] = yd[o + p]! + s * delta[j * out + p]!;
+  }
 }
 
 /** The captured decode step and what it was captured for. */

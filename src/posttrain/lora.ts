@@ -161,6 +161,11 @@ export function resolveTargets(
   return all.filter((m) => targets.some((key) => matches(m, key)));
 }
 
+/** The factor of a LoRA update: alpha / rank, or alpha / √rank with rsLoRA. */
+export function loraScaling(rank: number, alpha: number, useRslora = false): number {
+  return useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
+}
+
 /** A's PEFT initialisation: torch's kaiming_uniform_(a=√5) bound √(6/((1+a²)·fan_in)) = 1/√in. */
 export function kaimingUniformBound(fanIn: number): number {
   return Math.sqrt(6 / ((1 + 5) * fanIn));
@@ -206,7 +211,7 @@ export class Lora {
     this.alpha = alpha;
     this.dropout = dropout;
     this.useRslora = opts.useRslora ?? false;
-    this.scaling = this.useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
+    this.scaling = loraScaling(rank, alpha, this.useRslora);
     this.seed = (opts.seed ?? 0) >>> 0;
     const picked = resolveTargets(opts.targets ?? "all-linear", model.config.numHiddenLayers);
     for (const p of picked)

@@ -15,7 +15,7 @@ import { readRegularFile } from "../io/regular.js";
 import { readSafetensors, writeSafetensors } from "../model/checkpoint/safetensors.js";
 import type { Llama } from "../model/llama.js";
 import { shapeStr, type Tensor } from "../tensor/tensor.js";
-import { LORA_TARGETS, Lora, type LoraOptions, resolveTargets } from "./lora.js";
+import { LORA_TARGETS, Lora, type LoraOptions, loraScaling, resolveTargets } from "./lora.js";
 
 export const ADAPTER_CONFIG = "adapter_config.json";
 export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
@@ -146,12 +146,7 @@ export function readAdapterConfig(dir: string): { options: LoraOptions; baseMode
  */
 export async function loadAdapter(model: Llama, dir: string): Promise<Lora> {
   const { options } = readAdapterConfig(dir);
-  let modules: ReturnType<typeof resolveTargets>;
-  try {
-    modules = resolveTargets(options.targets!, model.config.numHiddenLayers);
-  } catch (e) {
-    throw new Error(`${join(dir, ADAPTER_CONFIG)}: field 'target_modules': ${(e as Error).message}`);
-  }
+  const modules = targetModules(model, dir, options);
   const tensors = await readAdapterTensors(model, dir, options.rank, modules);
   try {
     const lora = new Lora(model, options);
@@ -160,6 +155,34 @@ export async function loadAdapter(model: Llama, dir: string): Promise<Lora> {
   } finally {
     for (const t of tensors.values()) t.dispose();
   }
+}
+
+/** A PEFT adapter read and checked against a model, not attached to it. */
+export interface AdapterWeights {
+  options: LoraOptions;
+  /** alpha / r (alpha / √r with rsLoRA). */
+  scaling: number;
+  /** Each adapted module (HF name, e.g. model.layers.0.self_attn.q_proj) with its A [r, in] and B [out, r] (f32). */
+  modules: { module: string; A: Tensor; B: Tensor }[];
+}
+
+/**
+ * The PEFT adapter in `dir`, checked as loadAdapter checks it (config fields, target modules, every
+ * tensor's name and shape against `model`), but left detached: what a server holds beside the base to
+ * apply per request. The caller owns (and disposes) the tensors.
+ */
+export async function readAdapter(model: Llama, dir: string): Promise<AdapterWeights> {
+  const { options } = readAdapterConfig(dir);
+  const modules = targetModules(model, dir, options);
+  const tensors = await readAdapterTensors(model, dir, options.rank, modules);
+  return {
+    options,
+    scaling: loraScaling(options.rank, options.alpha, options.useRslora),
+    modules: modules.map((m) => {
+      const n = peftTensorNames(m.module);
+      return { module: m.module, A: tensors.get(n.A)!, B: tensors.get(n.B)! };
+    }),
+  };
 }
 
 /**
@@ -172,6 +195,15 @@ export async function readAdapterInto(lora: Lora, dir: string): Promise<void> {
     copyInto(lora, tensors);
   } finally {
     for (const t of tensors.values()) t.dispose();
+  }
+}
+
+/** The modules adapter_config.json's target_modules select in `model` (an error names the field). */
+function targetModules(model: Llama, dir: string, options: LoraOptions) {
+  try {
+    return resolveTargets(options.targets!, model.config.numHiddenLayers);
+  } catch (e) {
+    throw new Error(`${join(dir, ADAPTER_CONFIG)}: field 'target_modules': ${(e as Error).message}`);
   }
 }
 

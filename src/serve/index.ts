@@ -1,6 +1,8 @@
 // `herd serve` as a library: the engine in a worker thread (engine/host.ts), the OpenAI-compatible HTTP
 // server on this thread (http/server.ts). `serve` starts listening at once — /health answers 503 while
-// the model loads — and resolves with the server, its URL and `ready` (the model loaded).
+// the model loads — and resolves with the server, its URL and `ready` (the model loaded). LoRA adapters
+// (`lora`) load in the engine thread beside the base; a request names one by `model`.
+import { existsSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { codecFor } from "../generate/codec.js";
@@ -9,6 +11,7 @@ import { readConfig } from "../model/load.js";
 import { ChatFormat } from "../tokenizer/chat.js";
 import { CONSTRAINT_MODULE } from "./constraints.js";
 import type { GuardClassifier } from "./contracts.js";
+import type { LoraSpec } from "./engine/adapters.js";
 import type { EngineOptions } from "./engine/engine.js";
 import { WorkerEngineClient } from "./engine/host.js";
 import { EngineGuardClassifier } from "./guard/engineGuard.js";
@@ -19,6 +22,7 @@ import { chatMessages, type OpenAIMessage } from "./tools/prompt.js";
 import { LlamaToolCallStream } from "./tools/stream.js";
 
 export * from "./contracts.js";
+export { type LoraSpec, loadRowAdapter, loadRowAdapters } from "./engine/adapters.js";
 export { type ConstraintSpec, type EngineClient, LocalEngineClient } from "./engine/client.js";
 export { Engine, type EngineOptions } from "./engine/engine.js";
 export { WorkerEngineClient } from "./engine/host.js";
@@ -47,6 +51,8 @@ export interface ServeOptions {
   guardCategories?: readonly string[];
   /** The name clients give as `model` (default: the directory's name). */
   modelName?: string;
+  /** LoRA adapters (PEFT directories) served beside the base, each chosen by `model: name`. */
+  lora?: readonly LoraSpec[];
 }
 
 export interface Served {
@@ -61,12 +67,15 @@ export async function serve(opts: ServeOptions): Promise<Served> {
   const codec = codecFor(opts.model, config.vocabSize, opts.tokenizer);
   if (!codec) throw new Error(`${opts.model}: no tokenizer for this model (give --tokenizer PATH)`);
   const constraintModule = opts.constraintModule === undefined ? CONSTRAINT_MODULE : opts.constraintModule;
+  const modelName = opts.modelName ?? basename(resolve(opts.model));
+  const lora = checkLora(opts.lora ?? [], modelName);
   const engineReady = WorkerEngineClient.start({
     model: { dir: resolve(opts.model), dtype: opts.f32 ? "f32" : "keep" },
     backend: opts.backend ?? null,
     engine: opts.engine ?? {},
     constraintModule,
     tokenizer: opts.tokenizer ?? null,
+    lora,
   });
   const guard = opts.guard ? startGuard(opts.guard, opts) : null;
   const ready = engineReady.then(async (e) => {
@@ -77,7 +86,8 @@ export async function serve(opts: ServeOptions): Promise<Served> {
   const app = createServer({
     engine: ready,
     codec,
-    modelName: opts.modelName ?? basename(resolve(opts.model)),
+    modelName,
+    adapterNames: lora.map((l) => l.name),
     stopIds: stopIdsOf(config),
     bosId: config.bosTokenId,
     apiKey: opts.apiKey ?? null,
@@ -105,6 +115,20 @@ export async function serve(opts: ServeOptions): Promise<Served> {
       await (await guard?.engine.catch(() => null))?.close();
     },
   };
+}
+
+/** The adapters with absolute directories, checked: names non-empty, unique, not the base's; dirs exist. */
+function checkLora(specs: readonly LoraSpec[], base: string): LoraSpec[] {
+  const seen = new Set<string>();
+  return specs.map(({ name, dir }) => {
+    if (name === "") throw new Error(`--lora: an adapter name is empty (give NAME=DIR)`);
+    if (name === base)
+      throw new Error(`--lora: adapter name '${name}' is the base model's name; choose another`);
+    if (seen.has(name)) throw new Error(`--lora: adapter name '${name}' is given twice`);
+    seen.add(name);
+    if (!existsSync(dir)) throw new Error(`--lora ${name}=${dir}: no such directory`);
+    return { name, dir: resolve(dir) };
+  });
 }
 
 /** The guard model in its own engine thread, and a classifier that waits for it. */

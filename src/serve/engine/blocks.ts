@@ -2,17 +2,23 @@
 // rejection-sampling server admits a request only when the pages for its prompt and its longest answer
 // are free), and the prefix cache: full prompt blocks kept after a request's prefill, keyed by a chained
 // hash of their token ids (block i's key hashes block i−1's key and its own ids, so a key names the
-// whole prefix up to it). A later prompt that starts with cached blocks copies their K/V instead of
+// whole prefix up to it; the chain starts from the adapter's name, so the same prompt under two LoRA
+// adapters, or under one and the base, never shares K/V). A later prompt that starts with cached blocks copies their K/V instead of
 // recomputing them. Cached blocks count against the same pool; the least recently used are evicted when
 // an admission needs room. Each sequence owns a contiguous cache (a batch-1 KVCache sized to its blocks),
 // so the pool is bookkeeping over real allocations rather than one shared page table: what it bounds is
 // the memory all sequences and the prefix cache hold together.
 import { createHash } from "node:crypto";
 
-/** Chained keys of the full blocks of `ids` (at most `maxBlocks`). */
-export function blockKeys(ids: readonly number[], blockSize: number, maxBlocks: number): string[] {
+/** Chained keys of the full blocks of `ids` (at most `maxBlocks`) computed under `adapter` ("": the base). */
+export function blockKeys(
+  ids: readonly number[],
+  blockSize: number,
+  maxBlocks: number,
+  adapter = "",
+): string[] {
   const keys: string[] = [];
-  let parent = "";
+  let parent = adapter === "" ? "" : `lora:${adapter}`;
   for (let b = 0; b < maxBlocks && (b + 1) * blockSize <= ids.length; b++) {
     const h = createHash("sha256");
     h.update(parent);

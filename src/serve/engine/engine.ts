@@ -8,12 +8,15 @@
 // docs/serve.md records the native backend). Admission (spec §7.7): a request waits in a bounded queue
 // until `parallel` allows another sequence and the block pool (blocks.ts) has room for its prompt plus
 // max_tokens; beyond the queue it is rejected (the HTTP layer answers 429). Prefix caching: a prompt's
-// full blocks are kept after its prefill; a later prompt starting with them copies their K/V.
+// full blocks are kept after its prefill; a later prompt starting with them copies their K/V. LoRA
+// adapters (adapters.ts) are loaded beside the base and named by a request's `adapter`: rows with
+// different adapters, and rows with none, still share one step (forwardRows adds each row's low-rank
+// updates), and the prefix cache keys a prompt's blocks by its adapter too.
 // Single-threaded: run it in a worker thread (worker.ts) so HTTP work never waits on a step.
 import { performance } from "node:perf_hooks";
 import { Sampler } from "../../generate/sampling.js";
 import { KVCache } from "../../model/kvcache.js";
-import type { BatchRow, Llama } from "../../model/llama.js";
+import type { BatchRow, Llama, RowAdapter } from "../../model/llama.js";
 import { noGrad } from "../../tensor/tape.js";
 import { scope } from "../../tensor/tensor.js";
 import type { TokenConstraint } from "../contracts.js";
@@ -56,6 +59,9 @@ export interface RequestListener {
 interface Sequence {
   id: number;
   req: GenerationRequest;
+  /** The request's adapter (null: the base) and its name ("" for the base; the prefix cache's namespace). */
+  adapter: RowAdapter | null;
+  adapterName: string;
   listener: RequestListener;
   constraint: TokenConstraint | null;
   sampler: Sampler;
@@ -97,9 +103,14 @@ export class Engine {
   /** (time ms, tokens) of recent steps, for tokens/s. */
   private readonly recent: [number, number][] = [];
 
+  /**
+   * `adapters`: the LoRA adapters a request may name (GenerationRequest.adapter), by name, each already
+   * checked against the model (adapters.ts).
+   */
   constructor(
     readonly model: Llama,
     opts: EngineOptions = {},
+    readonly adapters: ReadonlyMap<string, RowAdapter> = new Map(),
   ) {
     const c = model.config;
     this.opts = {
@@ -149,6 +160,13 @@ export class Engine {
     const bad = req.prompt.find((id) => !(Number.isInteger(id) && id >= 0 && id < c.vocabSize));
     if (bad !== undefined) fail("invalid", `token id ${bad} is outside the vocabulary of ${c.vocabSize}`);
     if (!(Number.isInteger(req.maxTokens) && req.maxTokens >= 0)) fail("invalid", "max_tokens must be ≥ 0");
+    const adapterName = req.adapter ?? "";
+    const adapter = adapterName === "" ? null : (this.adapters.get(adapterName) ?? null);
+    if (adapterName !== "" && !adapter)
+      fail(
+        "invalid",
+        `unknown adapter '${adapterName}' (this engine has ${[...this.adapters.keys()].map((n) => `'${n}'`).join(", ") || "none"})`,
+      );
     const need = req.prompt.length + req.maxTokens;
     if (need > c.maxPositionEmbeddings)
       fail(
@@ -167,6 +185,8 @@ export class Engine {
     const seq: Sequence = {
       id: this.nextId++,
       req,
+      adapter,
+      adapterName,
       listener,
       constraint,
       sampler: new Sampler({
@@ -263,7 +283,8 @@ export class Engine {
       if (!s.req.promptLogprobs) {
         // At least the last prompt token is computed: its logits choose the first new token.
         const maxBlocks = Math.floor((s.req.prompt.length - 1) / this.pool.blockSize);
-        const hits = this.pool.lookup(blockKeys(s.req.prompt, this.pool.blockSize, maxBlocks));
+        const keys = blockKeys(s.req.prompt, this.pool.blockSize, maxBlocks, s.adapterName);
+        const hits = this.pool.lookup(keys);
         if (hits.length > 0) this.copyIn(s.cache, hits);
         s.fed = s.cached = hits.length * this.pool.blockSize;
       }
@@ -288,7 +309,7 @@ export class Engine {
   private storePrefix(s: Sequence): void {
     const bs = this.pool.blockSize;
     const cache = s.cache!;
-    const keys = blockKeys(s.req.prompt, bs, Math.floor(s.req.prompt.length / bs));
+    const keys = blockKeys(s.req.prompt, bs, Math.floor(s.req.prompt.length / bs), s.adapterName);
     const per = bs * cache.kvDim;
     for (const [i, key] of keys.entries()) {
       if (this.pool.has(key)) continue;
@@ -318,11 +339,16 @@ export class Engine {
         if (n > budget && members.some((m) => m.prefill)) continue;
         budget -= n;
         ids.push(...s.req.prompt.slice(s.fed, s.fed + n));
-        rows.push({ cache: s.cache!, tokens: n, allLogits: s.req.promptLogprobs === true });
+        rows.push({
+          cache: s.cache!,
+          tokens: n,
+          allLogits: s.req.promptLogprobs === true,
+          adapter: s.adapter,
+        });
         members.push({ s, n, prefill: true });
       } else {
         ids.push(s.pending!);
-        rows.push({ cache: s.cache!, tokens: 1 });
+        rows.push({ cache: s.cache!, tokens: 1, adapter: s.adapter });
         members.push({ s, n: 1, prefill: false });
       }
     }

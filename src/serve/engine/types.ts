@@ -19,6 +19,8 @@ export interface GenerationRequest {
   /** Score the prompt too: each prompt token's log-probability (and `logprobs` alternatives); the prompt
    * is then computed in full, without the prefix cache. */
   promptLogprobs?: boolean;
+  /** The LoRA adapter to run with, by its served name (absent or null: the base alone). */
+  adapter?: string | null;
 }
 
 /** A token's log-probability and the most likely alternatives at its position. */

@@ -9,6 +9,7 @@ import { Llama } from "../../model/llama.js";
 import { loadModel } from "../../model/load.js";
 import { initWeights } from "../../model/weights.js";
 import type { ConstraintFactory } from "../contracts.js";
+import { type LoraSpec, loadRowAdapters } from "./adapters.js";
 import { type ConstraintSpec, constraintOf } from "./client.js";
 import { Engine, type EngineOptions } from "./engine.js";
 import { type GenerationRequest, RejectedError } from "./types.js";
@@ -22,6 +23,8 @@ export interface WorkerSetup {
   constraintModule: string | null;
   /** The tokenizer file given with --tokenizer (default: the model folder's). */
   tokenizer?: string | null;
+  /** LoRA adapters loaded beside the base, named by requests (GenerationRequest.adapter). */
+  lora?: LoraSpec[];
 }
 
 export type ToWorker =
@@ -38,7 +41,7 @@ async function main(): Promise<void> {
     "dir" in setup.model
       ? await loadModel(setup.model.dir, { dtype: setup.model.dtype })
       : new Llama(setup.model.config, initWeights(setup.model.config, { seed: setup.model.seed }), "init");
-  const engine = new Engine(model, setup.engine);
+  const engine = new Engine(model, setup.engine, await loadRowAdapters(model, setup.lora ?? []));
   let constraints: ConstraintFactory | null = null;
   if (setup.constraintModule) {
     const mod = (await import(setup.constraintModule)) as {

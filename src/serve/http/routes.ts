@@ -32,6 +32,8 @@ export interface ServeContext {
   engine: EngineClient | null;
   codec: TextCodec;
   modelName: string;
+  /** LoRA adapters served beside the base, each a `model` name. */
+  adapterNames: readonly string[];
   stopIds: readonly number[];
   bosId: number | null;
   features: ServeFeatures;
@@ -62,15 +64,13 @@ function sampling(b: Body): Sampling {
   };
 }
 
-function checkModel(ctx: ServeContext, b: Body): void {
+/** The `model` asked for: the base (adapter null) or one of the LoRA adapters; else a 400. */
+function checkModel(ctx: ServeContext, b: Body): { name: string; adapter: string | null } {
   const m = optString(b, "model");
-  if (m !== undefined && m !== ctx.modelName)
-    throw new ApiError(
-      400,
-      `unknown model '${m}' (this server has '${ctx.modelName}')`,
-      "model",
-      "model_not_found",
-    );
+  if (m === undefined || m === ctx.modelName) return { name: ctx.modelName, adapter: null };
+  if (ctx.adapterNames.includes(m)) return { name: m, adapter: m };
+  const names = [ctx.modelName, ...ctx.adapterNames].map((n) => `'${n}'`).join(", ");
+  throw new ApiError(400, `unknown model '${m}' (this server has ${names})`, "model", "model_not_found");
 }
 
 /** max_tokens (or max_completion_tokens) checked against the context left after the prompt. */
@@ -268,7 +268,7 @@ export async function chatRoute(
   reply: FastifyReply,
 ): Promise<unknown> {
   const b = asBody(req.body);
-  checkModel(ctx, b);
+  const served = checkModel(ctx, b);
   const tokenizer = ctx.codec.tokenizer;
   if (!tokenizer)
     throw new ApiError(
@@ -353,7 +353,7 @@ export async function chatRoute(
     content: string;
   }[];
   const id = newId("chatcmpl");
-  const head = { id, created: Math.floor(Date.now() / 1000), model: ctx.modelName };
+  const head = { id, created: Math.floor(Date.now() / 1000), model: served.name };
   if (f.guard && turns.at(-1)?.role === "user") {
     const v = await f.guard.classify(turns);
     if (!v.safe) {
@@ -404,6 +404,7 @@ export async function chatRoute(
     seed: s.seed + i,
     stopIds,
     logprobs: wantLogprobs ? topLogprobs : null,
+    adapter: served.adapter,
   });
   const lp = (l: TokenLogprob) => {
     const tok = tokenizer.decode([l.id]);
@@ -629,14 +630,14 @@ export async function completionsRoute(
   reply: FastifyReply,
 ): Promise<unknown> {
   const b = asBody(req.body);
-  checkModel(ctx, b);
+  const served = checkModel(ctx, b);
   const s = sampling(b);
   const echo = optBool(b, "echo") ?? false;
   const logprobs = optInt(b, "logprobs", 0, 20);
   const prompts = promptsOf(ctx, b, engine.info.vocabSize);
   const maxes = prompts.map((p) => maxTokens(b, engine, p.length, 16));
   const id = newId("cmpl");
-  const head = { id, created: Math.floor(Date.now() / 1000), model: ctx.modelName };
+  const head = { id, created: Math.floor(Date.now() / 1000), model: served.name };
   const tokenStr = (t: number) => ctx.codec.decode([t]);
   /** A prompt as text (the BOS the server put first is not part of it). */
   const promptText = (p: number[]) => ctx.codec.decode(p[0] === ctx.bosId ? p.slice(1) : p);
@@ -659,6 +660,7 @@ export async function completionsRoute(
           stopIds: [...ctx.stopIds],
           logprobs: logprobs ?? null,
           promptLogprobs: echo && logprobs !== undefined,
+          adapter: served.adapter,
         },
       });
   let out: ReturnType<typeof sse> | null = null;

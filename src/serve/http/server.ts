@@ -21,6 +21,8 @@ export interface ServerOptions {
   codec: TextCodec;
   /** The name clients pass as `model`. */
   modelName: string;
+  /** The LoRA adapters the engine serves, each a `model` name of its own (default none). */
+  adapterNames?: readonly string[];
   /** Ids that end a reply (the model's stop ids). */
   stopIds: readonly number[];
   /** Does the model want BOS before a completion prompt (its bos id), or null. */
@@ -39,6 +41,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     engine: null,
     codec: opts.codec,
     modelName: opts.modelName,
+    adapterNames: opts.adapterNames ?? [],
     stopIds: opts.stopIds,
     bosId: opts.bosId,
     features: opts.features ?? {},
@@ -97,20 +100,25 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     return { status: "ok" };
   });
 
-  app.get("/v1/models", async () => ({
-    object: "list",
-    data: [
-      {
-        id: ctx.modelName,
-        object: "model",
-        created: ctx.created,
-        owned_by: "herd",
-        ...(ctx.engine
-          ? { meta: { n_ctx: ctx.engine.info.contextLength, n_vocab: ctx.engine.info.vocabSize } }
-          : {}),
-      },
-    ],
-  }));
+  // The base, then each LoRA adapter with parent/root naming the base (as vLLM lists them).
+  app.get("/v1/models", async () => {
+    const meta = ctx.engine
+      ? { meta: { n_ctx: ctx.engine.info.contextLength, n_vocab: ctx.engine.info.vocabSize } }
+      : {};
+    const model = (id: string, parent: string | null) => ({
+      id,
+      object: "model",
+      created: ctx.created,
+      owned_by: "herd",
+      root: parent ?? id,
+      parent,
+      ...meta,
+    });
+    return {
+      object: "list",
+      data: [model(ctx.modelName, null), ...ctx.adapterNames.map((n) => model(n, ctx.modelName))],
+    };
+  });
 
   app.post("/tokenize", async (req) => {
     const b = asBody(req.body);
