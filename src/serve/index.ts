@@ -14,6 +14,7 @@ import { WorkerEngineClient } from "./engine/host.js";
 import { EngineGuardClassifier } from "./guard/engineGuard.js";
 import type { ServeFeatures } from "./http/features.js";
 import { createServer } from "./http/server.js";
+import { CodeInterpreter, type CodeInterpreterOptions } from "./tools/codeInterpreter.js";
 import type { OpenAITool as ToolsOpenAITool } from "./tools/openai.js";
 import { chatMessages, type OpenAIMessage } from "./tools/prompt.js";
 import { LlamaToolCallStream } from "./tools/stream.js";
@@ -47,6 +48,8 @@ export interface ServeOptions {
   guardCategories?: readonly string[];
   /** The name clients give as `model` (default: the directory's name). */
   modelName?: string;
+  /** Run the model's `<|python_tag|>` code in the sandbox (refused at start when it cannot run here). */
+  codeInterpreter?: CodeInterpreterOptions | null;
 }
 
 export interface Served {
@@ -57,6 +60,8 @@ export interface Served {
 }
 
 export async function serve(opts: ServeOptions): Promise<Served> {
+  // First: a server that was asked to run code and cannot sandbox it does not start at all.
+  const interpreter = opts.codeInterpreter ? await CodeInterpreter.create(opts.codeInterpreter) : null;
   const config = readConfig(opts.model);
   const codec = codecFor(opts.model, config.vocabSize, opts.tokenizer);
   if (!codec) throw new Error(`${opts.model}: no tokenizer for this model (give --tokenizer PATH)`);
@@ -86,6 +91,7 @@ export async function serve(opts: ServeOptions): Promise<Served> {
         chatMessages(messages as OpenAIMessage[], tools as readonly ToolsOpenAITool[]),
       toolStream: () => new LlamaToolCallStream(),
       ...(guard ? { guard: guard.classifier } : {}),
+      ...(interpreter ? { codeInterpreter: interpreter } : {}),
       ...opts.features,
       structuredOutput: constraintModule ? true : opts.features?.structuredOutput,
     },
