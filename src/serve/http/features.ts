@@ -24,6 +24,6 @@ export interface ServeFeatures {
   /** Llama Guard: user turns before generating, the reply before it is released. */
   guard?: GuardClassifier;
   /** The built-in code interpreter (`--code-interpreter`): runs `<|python_tag|>` code in the sandbox for
-   * requests without tools of their own (needs `toolStream`); see interpreterChoice.ts. */
+   * requests without tools of their own; see interpreterChoice.ts. */
   codeInterpreter?: CodeInterpreter;
 }

@@ -11,10 +11,14 @@ import type { TextCodec } from "../../generate/codec.js";
 import type { ChatFormat } from "../../tokenizer/chat.js";
 import { EOM, PYTHON_TAG } from "../../tokenizer/specialTokens.js";
 import type { ToolCall } from "../../tokenizer/tools.js";
-import type { ToolCallStream } from "../contracts.js";
 import type { ConstraintSpec, EngineClient } from "../engine/client.js";
 import { type DoneEvent, type GenerationRequest, RejectedError } from "../engine/types.js";
-import { type CodeInterpreter, type CodeInterpreterCall, newCallId } from "../tools/codeInterpreter.js";
+import {
+  type CodeInterpreter,
+  type CodeInterpreterCall,
+  newCallId,
+  PythonTagCallStream,
+} from "../tools/codeInterpreter.js";
 import { type ChoiceHandle, type ChoiceResult, type ChoiceSink, startChoice } from "./choice.js";
 
 export interface InterpreterSink extends ChoiceSink {
@@ -36,7 +40,6 @@ export async function startInterpreterChoice(
     stops: readonly string[];
     bosId: number | null;
     constraint: ConstraintSpec | null;
-    toolStream: () => ToolCallStream;
     sink: InterpreterSink;
   },
   interpreter: CodeInterpreter,
@@ -55,7 +58,7 @@ export async function startInterpreterChoice(
     },
   };
   const round = (r: GenerationRequest) =>
-    startChoice(engine, codec, r, { ...opts, tools: opts.toolStream(), sink });
+    startChoice(engine, codec, r, { ...opts, tools: new PythonTagCallStream(), sink });
   current = await round(req);
 
   const result = (async (): Promise<InterpreterResult> => {

@@ -344,7 +344,7 @@ export async function chatRoute(
       );
   }
   // The built-in code interpreter (--code-interpreter) for requests without tools of their own.
-  const interpreter = tools === null && f.toolStream ? (f.codeInterpreter ?? null) : null;
+  const interpreter = tools === null ? (f.codeInterpreter ?? null) : null;
   if (interpreter) messages = withCodeInterpreter(messages);
   const wantLogprobs = optBool(b, "logprobs") ?? false;
   const topLogprobs = optInt(b, "top_logprobs", 0, 20) ?? 0;
@@ -424,15 +424,7 @@ export async function chatRoute(
   };
   const start = (i: number, sink: InterpreterSink) => {
     const o = { stops: s.stops, bosId: ctx.bosId, constraint, sink };
-    if (interpreter)
-      return startInterpreterChoice(
-        engine,
-        ctx.codec,
-        request(i),
-        { ...o, toolStream: f.toolStream! },
-        interpreter,
-        format,
-      );
+    if (interpreter) return startInterpreterChoice(engine, ctx.codec, request(i), o, interpreter, format);
     return startChoice(engine, ctx.codec, request(i), { ...o, tools: useTools ? f.toolStream!() : null });
   };
   const guardReply = f.guard;

@@ -16,6 +16,9 @@ import {
   sandboxCheck,
 } from "../../eval/code/sandbox.js";
 import type { Message } from "../../tokenizer/chat.js";
+import { PYTHON_TAG } from "../../tokenizer/specialTokens.js";
+import type { ToolCallStream, ToolStreamDelta } from "../contracts.js";
+import { LlamaToolCallStream } from "./stream.js";
 
 export interface CodeInterpreterOptions {
   /** Code runs per reply at most; a further code call is returned to the client as a tool call. */
@@ -190,6 +193,38 @@ export function withCodeInterpreter(messages: readonly Message[]): Message[] {
 }
 
 const ENVIRONMENT = "Environment: ipython";
+
+/**
+ * The reply parser of a request without tools of its own: only `<|python_tag|>` begins a call (code, a
+ * built-in, or JSON, read by LlamaToolCallStream from the tag on); other text is content, even text that
+ * looks like a custom call (no custom tool was offered). Text is held only while it could be the tag.
+ */
+export class PythonTagCallStream implements ToolCallStream {
+  private held = "";
+  private inner: LlamaToolCallStream | null = null;
+
+  push(text: string): ToolStreamDelta {
+    if (this.inner) return this.inner.push(text);
+    const s = this.held + text;
+    const at = s.indexOf(PYTHON_TAG);
+    if (at >= 0) {
+      this.held = "";
+      this.inner = new LlamaToolCallStream();
+      return { content: s.slice(0, at), calls: this.inner.push(s.slice(at)).calls };
+    }
+    let keep = Math.min(s.length, PYTHON_TAG.length - 1);
+    while (keep > 0 && !PYTHON_TAG.startsWith(s.slice(s.length - keep))) keep--;
+    this.held = s.slice(s.length - keep);
+    return { content: s.slice(0, s.length - keep), calls: [] };
+  }
+
+  end(): ToolStreamDelta {
+    if (this.inner) return this.inner.end();
+    const content = this.held;
+    this.held = "";
+    return { content, calls: [] };
+  }
+}
 
 /** A fresh call id ("ci_" and 24 hex digits). */
 export const newCallId = () => `ci_${randomBytes(12).toString("hex")}`;

@@ -22,7 +22,11 @@ import type { EngineClient } from "../../../src/serve/engine/client.js";
 import type { RequestListener } from "../../../src/serve/engine/engine.js";
 import type { EngineStats, GenerationRequest } from "../../../src/serve/engine/types.js";
 import { createServer, serve } from "../../../src/serve/index.js";
-import { CodeInterpreter, type CodeInterpreterOptions } from "../../../src/serve/tools/codeInterpreter.js";
+import {
+  CodeInterpreter,
+  type CodeInterpreterOptions,
+  PythonTagCallStream,
+} from "../../../src/serve/tools/codeInterpreter.js";
 import { chatMessages } from "../../../src/serve/tools/prompt.js";
 import { LlamaToolCallStream } from "../../../src/serve/tools/stream.js";
 import { Tokenizer } from "../../../src/tokenizer/index.js";
@@ -400,6 +404,25 @@ test("nothing runs without the flag, with the request's own tools, or when the c
   assert.equal(c.choices[0]!.finish_reason, "tool_calls");
   const metrics = await (await fetch(`${on.url}/metrics`)).text();
   assert.match(metrics, /^herd_code_interpreter_calls_total 0$/m);
+});
+
+test("without tools of its own, only <|python_tag|> begins a call, however the reply is split", () => {
+  const cases: [string, string, unknown[]][] = [
+    ['{"name": "get_time", "parameters": {}}', '{"name": "get_time", "parameters": {}}', []],
+    ["<function=f>{}</function> <|python", "<function=f>{}</function> <|python", []],
+    [`Let me compute.${PYTHON_TAG}print(6*7)`, "Let me compute.", [{ code: "print(6*7)" }]],
+    [`${PYTHON_TAG}brave_search.call(query="gold")`, "", [{ query: "gold" }]],
+  ];
+  for (const [reply, content, args] of cases)
+    for (let cut = 0; cut <= reply.length; cut++) {
+      const s = new PythonTagCallStream();
+      const parts = [s.push(reply.slice(0, cut)), s.push(reply.slice(cut)), s.end()];
+      assert.equal(parts.map((p) => p.content).join(""), content, `${reply} cut at ${cut}`);
+      assert.deepEqual(
+        parts.flatMap((p) => p.calls).map((c) => c.arguments),
+        args,
+      );
+    }
 });
 
 test("herd serve --code-interpreter refuses to start where code cannot be sandboxed", async () => {
