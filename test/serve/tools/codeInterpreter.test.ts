@@ -7,6 +7,8 @@
 // after it runs; hostile code (network, writing outside /tmp, a fork bomb, an endless loop) is contained,
 // reported as failed and counted on /metrics while the server goes on serving; rounds are bounded; output
 // is cut with a marker; without the flag, with a request's own tools, or with <|eot_id|>, nothing runs.
+// Once through the real engine too (the tiny random model, its replies forced by a token constraint): the
+// engine's <|eom_id|> stop starts the run, and round 2's prompt comes from the prefix cache.
 // Skipped, saying why, where bubblewrap cannot run; the refusal at start-up runs everywhere.
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -16,10 +18,12 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import type { FastifyInstance } from "fastify";
 import OpenAI from "openai";
+import { getBackend, setBackend } from "../../../src/backends/index.js";
 import { SandboxUnavailableError, sandboxCheck } from "../../../src/eval/code/sandbox.js";
 import { tiktokenCodec } from "../../../src/generate/codec.js";
-import type { EngineClient } from "../../../src/serve/engine/client.js";
-import type { RequestListener } from "../../../src/serve/engine/engine.js";
+import type { ConstraintFactory, TokenConstraint } from "../../../src/serve/contracts.js";
+import { type EngineClient, LocalEngineClient } from "../../../src/serve/engine/client.js";
+import { Engine, type RequestListener } from "../../../src/serve/engine/engine.js";
 import type { EngineStats, GenerationRequest } from "../../../src/serve/engine/types.js";
 import { createServer, serve } from "../../../src/serve/index.js";
 import {
@@ -32,6 +36,7 @@ import { LlamaToolCallStream } from "../../../src/serve/tools/stream.js";
 import { Tokenizer } from "../../../src/tokenizer/index.js";
 import { EOM, EOT, PYTHON_TAG } from "../../../src/tokenizer/specialTokens.js";
 import { repoPath } from "../../helpers.js";
+import { tinyLlama3 } from "../fixture.js";
 
 const why = await sandboxCheck();
 const skip = why ?? false;
@@ -137,11 +142,15 @@ interface Rig {
 }
 const rigs: Rig[] = [];
 
-async function rig(script: (p: string) => Reply, interp: CodeInterpreterOptions | null): Promise<Rig> {
+async function rig(
+  script: (p: string) => Reply,
+  interp: CodeInterpreterOptions | null,
+  real: EngineClient | null = null,
+): Promise<Rig> {
   const engine = new ScriptedEngine(script);
   const codeInterpreter = interp ? await CodeInterpreter.create(interp) : undefined;
   const app = createServer({
-    engine,
+    engine: real ?? engine,
     codec: tiktokenCodec(tok),
     modelName: "scripted",
     stopIds: [128001, 128008, 128009],
@@ -149,6 +158,7 @@ async function rig(script: (p: string) => Reply, interp: CodeInterpreterOptions 
     features: {
       toolDialog: (m, t) => chatMessages(m as never, t as never),
       toolStream: () => new LlamaToolCallStream(),
+      structuredOutput: real !== null,
       ...(codeInterpreter ? { codeInterpreter } : {}),
     },
   });
@@ -423,6 +433,62 @@ test("without tools of its own, only <|python_tag|> begins a call, however the r
         args,
       );
     }
+});
+
+/** Forces one scripted reply per request (its ids, then its stop id), in the order requests come. */
+class ForcedReplies implements ConstraintFactory {
+  constructor(private readonly replies: Reply[]) {}
+  json(): TokenConstraint {
+    const { ids, stopId } = this.replies.shift()!;
+    let at = 0;
+    return {
+      mask: () => {
+        const m = new Uint8Array(128256);
+        m[at < ids.length ? ids[at]! : stopId!] = 1;
+        return m;
+      },
+      accept: () => {
+        at++;
+      },
+      get complete() {
+        return at >= ids.length;
+      },
+    };
+  }
+}
+
+test("with the real engine (replies forced by a token constraint): round 2 reuses round 1 from the prefix cache", {
+  skip,
+}, async (t) => {
+  const previous = getBackend().name;
+  setBackend("js");
+  const model = tinyLlama3();
+  try {
+    const engine = new LocalEngineClient(
+      new Engine(model, { parallel: 2 }),
+      new ForcedReplies([code("print(6*7)"), say("Done.")]),
+    );
+    const { client } = await rig(() => say("unused"), {}, engine);
+    const r = await client.chat.completions.create({
+      model: "scripted",
+      messages: [
+        { role: "system", content: "You are a careful assistant who checks arithmetic with code." },
+        ...user("What is 6*7?"),
+      ],
+      max_tokens: 40,
+      temperature: 0,
+      response_format: { type: "json_object" },
+    });
+    const c = r.choices[0]!;
+    assert.equal(c.message.content, "Done.");
+    assert.equal(ranOf(c.message)[0]?.stdout, "42\n");
+    const details = r.usage!.prompt_tokens_details as { cached_tokens: number };
+    t.diagnostic(`prompt tokens ${r.usage!.prompt_tokens} over two rounds, ${details.cached_tokens} cached`);
+    assert.ok(details.cached_tokens >= 32, `cached ${details.cached_tokens} of ${r.usage!.prompt_tokens}`);
+  } finally {
+    model.dispose();
+    setBackend(previous);
+  }
 });
 
 test("herd serve --code-interpreter refuses to start where code cannot be sandboxed", async () => {
