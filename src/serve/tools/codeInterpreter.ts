@@ -14,6 +14,7 @@ import {
   type SandboxResult,
   SandboxUnavailableError,
   sandboxCheck,
+  sandboxLimits,
 } from "../../eval/code/sandbox.js";
 import type { Message } from "../../tokenizer/chat.js";
 import { PYTHON_TAG } from "../../tokenizer/specialTokens.js";
@@ -74,6 +75,7 @@ export class CodeInterpreter {
     this.rounds = positive(opts.rounds ?? CODE_INTERPRETER_DEFAULTS.rounds, "rounds", 0);
     this.outputChars = positive(opts.outputChars ?? CODE_INTERPRETER_DEFAULTS.outputChars, "outputChars", 1);
     this.concurrency = positive(opts.concurrency ?? CODE_INTERPRETER_DEFAULTS.concurrency, "concurrency", 1);
+    sandboxLimits(opts.limits ?? {}, "code interpreter limits"); // bad limits fail here, not on each run
   }
 
   /** The interpreter, once the sandbox is seen to work here; else SandboxUnavailableError saying why. */

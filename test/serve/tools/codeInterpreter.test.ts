@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as netServer, type Server } from "node:net";
-import { tmpdir } from "node:os";
+import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import type { FastifyInstance } from "fastify";
@@ -187,12 +187,14 @@ type Ran = {
 const ranOf = (m: unknown) =>
   ((m as { code_interpreter_calls?: Ran[] }).code_interpreter_calls ?? []) as Ran[];
 const user = (content: string) => [{ role: "user" as const, content }];
+/** Time enough for Python to start in the sandbox on a loaded machine (2 cores shared by many). */
+const ROOMY: CodeInterpreterOptions = { limits: { timeoutS: 60 } };
 const META_QUESTION = "Write code to check if number is prime, use that to see if the number 7 is prime";
 
 test("a <|python_tag|> call runs in the sandbox; its output goes back as ipython and into the answer", {
   skip,
 }, async () => {
-  const { engine, client } = await rig(answerAfter("print(6*7)"), {});
+  const { engine, client } = await rig(answerAfter("print(6*7)"), ROOMY);
   const r = await client.chat.completions.create({
     model: "scripted",
     messages: user(META_QUESTION),
@@ -226,7 +228,7 @@ test("Meta's own example reply (a syntax error) is reported as a failed call wit
 }, async () => {
   const reply = metaFormats.responses.code_interpreter!;
   const src = reply.slice(PYTHON_TAG.length, -EOM.length);
-  const { engine, client } = await rig((p) => (lastIpython(p) === null ? code(src) : say("Sorry.")), {});
+  const { engine, client } = await rig((p) => (lastIpython(p) === null ? code(src) : say("Sorry.")), ROOMY);
   const r = await client.chat.completions.create({
     model: "scripted",
     messages: user(META_QUESTION),
@@ -247,7 +249,7 @@ test("Meta's own example reply (a syntax error) is reported as a failed call wit
 test("streaming: the call is marked before and after it runs; the answer streams as content", {
   skip,
 }, async () => {
-  const { client } = await rig(answerAfter("print(6*7)"), {});
+  const { client } = await rig(answerAfter("print(6*7)"), ROOMY);
   const stream = await client.chat.completions.create({
     model: "scripted",
     messages: user("What is 6 times 7?"),
@@ -300,7 +302,7 @@ test("hostile code is contained, reported as failed and counted; the server goes
   };
   let snippet = "";
   const { client, url } = await rig((p) => (lastIpython(p) === null ? code(snippet) : say("done")), {
-    limits: { timeoutS: 2, cpuS: 2 },
+    limits: { timeoutS: 15, cpuS: 2, processes: 4 },
   });
   const counter = async (name: string) =>
     Number(new RegExp(`^${name} (\\S+)$`, "m").exec(await (await fetch(`${url}/metrics`)).text())?.[1]);
@@ -315,7 +317,13 @@ test("hostile code is contained, reported as failed and counted; the server goes
       const [ran] = ranOf(r.choices[0]!.message);
       assert.equal(ran?.status, "failed", `${name}: ${JSON.stringify(ran)}`);
       assert.equal(r.choices[0]!.message.content, "done", name);
-      if (name === "forkBomb" || name === "endlessLoop") assert.equal(ran!.timed_out, true, name);
+      if (name === "forkBomb" || name === "endlessLoop")
+        assert.ok(
+          ran!.timed_out ||
+            ran!.exit_code === 128 + constants.signals.SIGKILL ||
+            ran!.exit_code === 128 + constants.signals.SIGXCPU,
+          `${name}: ${JSON.stringify(ran)}`,
+        );
       else assert.match(ran!.stderr, /ConnectionRefusedError|FileNotFoundError|PermissionError/, name);
     }
     assert.equal(connections, 0);
@@ -323,7 +331,7 @@ test("hostile code is contained, reported as failed and counted; the server goes
     assert.equal(readFileSync(join(canary, "keep.txt"), "utf8"), "canary\n");
     assert.equal(await counter("herd_code_interpreter_calls_total"), 4);
     assert.equal(await counter("herd_code_interpreter_failures_total"), 4);
-    assert.ok((await counter("herd_code_interpreter_seconds_total")) >= 4, "two runs hit the 2 s limit");
+    assert.ok((await counter("herd_code_interpreter_seconds_total")) >= 4, "two runs used 2 CPU seconds");
     snippet = "print(6*7)";
     const ok = await client.chat.completions.create({
       model: "scripted",
@@ -341,7 +349,7 @@ test("hostile code is contained, reported as failed and counted; the server goes
 test("rounds are bounded: past --code-interpreter-rounds a code call comes back as a tool call", {
   skip,
 }, async () => {
-  const { engine, client } = await rig(() => code("print(1)"), { rounds: 2 });
+  const { engine, client } = await rig(() => code("print(1)"), { ...ROOMY, rounds: 2 });
   const r = await client.chat.completions.create({
     model: "scripted",
     messages: user("loop"),
@@ -357,7 +365,7 @@ test("rounds are bounded: past --code-interpreter-rounds a code call comes back 
 });
 
 test("long output is cut with a marker, in the report and in what the model reads", { skip }, async () => {
-  const { engine, client } = await rig(answerAfter("print('x' * 5000)"), { outputChars: 100 });
+  const { engine, client } = await rig(answerAfter("print('x' * 5000)"), { ...ROOMY, outputChars: 100 });
   const r = await client.chat.completions.create({
     model: "scripted",
     messages: user("long"),
@@ -385,7 +393,7 @@ test("nothing runs without the flag, with the request's own tools, or when the c
   assert.deepEqual(ranOf(a.choices[0]!.message), []);
   assert.equal(a.choices[0]!.message.tool_calls, undefined);
 
-  const on = await rig(() => code("print(6*7)"), {});
+  const on = await rig(() => code("print(6*7)"), ROOMY);
   const tools = [
     { type: "function" as const, function: { name: "get_time", parameters: { type: "object" } } },
   ];
@@ -468,7 +476,7 @@ test("with the real engine (replies forced by a token constraint): round 2 reuse
       new Engine(model, { parallel: 2 }),
       new ForcedReplies([code("print(6*7)"), say("Done.")]),
     );
-    const { client } = await rig(() => say("unused"), {}, engine);
+    const { client } = await rig(() => say("unused"), ROOMY, engine);
     const r = await client.chat.completions.create({
       model: "scripted",
       messages: [
