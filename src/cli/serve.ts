@@ -2,7 +2,9 @@
 // decodes with continuous batching in a worker thread, the HTTP API runs on this one. Prints the URL once
 // listening and serves until interrupted (SIGINT/SIGTERM close it cleanly). Loopback only unless --host.
 import { commandHelp, HELP_OPTION, type Schema, UsageError } from "../core/schema.js";
+import { SANDBOX_LIMITS } from "../eval/code/sandbox.js";
 import { serve } from "../serve/index.js";
+import { CODE_INTERPRETER_DEFAULTS } from "../serve/tools/codeInterpreter.js";
 import { parseCommand } from "./command.js";
 import { MODEL_OPTIONS } from "./modelArgs.js";
 
@@ -58,6 +60,26 @@ export const OPTIONS = {
     defaultDoc: "all of S1–S14",
     doc: "the guard categories judged",
   },
+  "code-interpreter": {
+    type: "boolean",
+    default: false,
+    doc: "run the model's <|python_tag|> code (Llama 3.1's built-in interpreter) in the bubblewrap sandbox",
+  },
+  "code-interpreter-rounds": {
+    type: "integer",
+    min: 0,
+    default: CODE_INTERPRETER_DEFAULTS.rounds,
+    arg: "N",
+    doc: "code runs per reply at most; a further code call is returned as a tool call",
+  },
+  "code-interpreter-timeout": {
+    type: "number",
+    min: 0,
+    minExclusive: true,
+    default: SANDBOX_LIMITS.timeoutS.default,
+    arg: "S",
+    doc: "wall-clock and CPU seconds per code run",
+  },
   lora: {
     type: "strings",
     arg: "NAME=DIR",
@@ -69,7 +91,7 @@ export const OPTIONS = {
 export const HELP = commandHelp(
   "usage: herd serve --model DIR [--port N] [--host H] [--api-key K] [--parallel N] [options]",
   OPTIONS,
-  "OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/models, /tokenize, /detokenize, /health, /metrics (docs/serve.md). Chat and completions (echo + logprobs), streaming, continuous batching, prefix cache, auth, tools (Llama 3.1 JSON calls; tool_choice required constrains the call), response_format json_object / json_schema, the guard with --guard, and LoRA adapters with --lora NAME=DIR (a request picks one by model; different adapters share a decode step).",
+  "OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/models, /tokenize, /detokenize, /health, /metrics (docs/serve.md). Chat and completions (echo + logprobs), streaming, continuous batching, prefix cache, auth, tools (Llama 3.1 JSON calls; tool_choice required constrains the call), response_format json_object / json_schema, the guard with --guard, Llama 3.1's code interpreter with --code-interpreter (sandboxed), and LoRA adapters with --lora NAME=DIR (a request picks one by model; different adapters share a decode step).",
 );
 
 export async function run(argv: string[]): Promise<number> {
@@ -94,6 +116,15 @@ export async function run(argv: string[]): Promise<number> {
     lora: loraSpecs(values.lora ?? []),
     guard: values.guard ?? null,
     ...(values["guard-categories"] ? { guardCategories: values["guard-categories"] } : {}),
+    codeInterpreter: values["code-interpreter"]
+      ? {
+          rounds: values["code-interpreter-rounds"],
+          limits: {
+            timeoutS: values["code-interpreter-timeout"],
+            cpuS: Math.max(1, Math.ceil(values["code-interpreter-timeout"])),
+          },
+        }
+      : null,
   });
   process.stdout.write(`herd serve: listening on ${served.url} (loading the model…)\n`);
   await served.ready;

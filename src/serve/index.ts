@@ -17,6 +17,7 @@ import { WorkerEngineClient } from "./engine/host.js";
 import { EngineGuardClassifier } from "./guard/engineGuard.js";
 import type { ServeFeatures } from "./http/features.js";
 import { createServer } from "./http/server.js";
+import { CodeInterpreter, type CodeInterpreterOptions } from "./tools/codeInterpreter.js";
 import type { OpenAITool as ToolsOpenAITool } from "./tools/openai.js";
 import { chatMessages, type OpenAIMessage } from "./tools/prompt.js";
 import { LlamaToolCallStream } from "./tools/stream.js";
@@ -53,6 +54,8 @@ export interface ServeOptions {
   modelName?: string;
   /** LoRA adapters (PEFT directories) served beside the base, each chosen by `model: name`. */
   lora?: readonly LoraSpec[];
+  /** Run the model's `<|python_tag|>` code in the sandbox (refused at start when it cannot run here). */
+  codeInterpreter?: CodeInterpreterOptions | null;
 }
 
 export interface Served {
@@ -63,6 +66,8 @@ export interface Served {
 }
 
 export async function serve(opts: ServeOptions): Promise<Served> {
+  // First: a server that was asked to run code and cannot sandbox it does not start at all.
+  const interpreter = opts.codeInterpreter ? await CodeInterpreter.create(opts.codeInterpreter) : null;
   const config = readConfig(opts.model);
   const codec = codecFor(opts.model, config.vocabSize, opts.tokenizer);
   if (!codec) throw new Error(`${opts.model}: no tokenizer for this model (give --tokenizer PATH)`);
@@ -96,6 +101,7 @@ export async function serve(opts: ServeOptions): Promise<Served> {
         chatMessages(messages as OpenAIMessage[], tools as readonly ToolsOpenAITool[]),
       toolStream: () => new LlamaToolCallStream(),
       ...(guard ? { guard: guard.classifier } : {}),
+      ...(interpreter ? { codeInterpreter: interpreter } : {}),
       ...opts.features,
       structuredOutput: constraintModule ? true : opts.features?.structuredOutput,
     },

@@ -4,6 +4,7 @@
 // masks every sampling step), so here it is only a flag: the engine was started with a ConstraintFactory.
 import type { Message } from "../../tokenizer/chat.js";
 import type { FunctionTool, GuardClassifier, ToolCallStream } from "../contracts.js";
+import type { CodeInterpreter } from "../tools/codeInterpreter.js";
 
 /** A tool as the OpenAI API gives it. */
 /** A tool as the OpenAI API gives it. */
@@ -22,4 +23,7 @@ export interface ServeFeatures {
   toolStream?: () => ToolCallStream;
   /** Llama Guard: user turns before generating, the reply before it is released. */
   guard?: GuardClassifier;
+  /** The built-in code interpreter (`--code-interpreter`): runs `<|python_tag|>` code in the sandbox for
+   * requests without tools of their own; see interpreterChoice.ts. */
+  codeInterpreter?: CodeInterpreter;
 }

@@ -14,6 +14,7 @@ import type { ToolCall } from "../../tokenizer/tools.js";
 import type { ConstraintSpec, EngineClient } from "../engine/client.js";
 import { type GenerationRequest, RejectedError, type TokenLogprob } from "../engine/types.js";
 import { refusalMessage } from "../guard/classifier.js";
+import { withCodeInterpreter } from "../tools/codeInterpreter.js";
 import { type ChoiceHandle, type ChoiceResult, type ChoiceSink, startChoice } from "./choice.js";
 import {
   ApiError,
@@ -27,6 +28,7 @@ import {
   stopStrings,
 } from "./errors.js";
 import type { OpenAITool, ServeFeatures } from "./features.js";
+import { type InterpreterResult, type InterpreterSink, startInterpreterChoice } from "./interpreterChoice.js";
 
 export interface ServeContext {
   engine: EngineClient | null;
@@ -341,6 +343,9 @@ export async function chatRoute(
         "invalid_value",
       );
   }
+  // The built-in code interpreter (--code-interpreter) for requests without tools of their own.
+  const interpreter = tools === null ? (f.codeInterpreter ?? null) : null;
+  if (interpreter) messages = withCodeInterpreter(messages);
   const wantLogprobs = optBool(b, "logprobs") ?? false;
   const topLogprobs = optInt(b, "top_logprobs", 0, 20) ?? 0;
   const prompt = format.encodeDialogPrompt(messages);
@@ -418,6 +423,11 @@ export async function chatRoute(
       }),
     };
   };
+  const start = (i: number, sink: InterpreterSink) => {
+    const o = { stops: s.stops, bosId: ctx.bosId, constraint, sink };
+    if (interpreter) return startInterpreterChoice(engine, ctx.codec, request(i), o, interpreter, format);
+    return startChoice(engine, ctx.codec, request(i), { ...o, tools: useTools ? f.toolStream!() : null });
+  };
   const guardReply = f.guard;
   const handles: ChoiceHandle[] = [];
   const cancelAll = () => {
@@ -434,7 +444,7 @@ export async function chatRoute(
         object: "chat.completion.chunk",
         choices: [{ index: i, delta, logprobs, finish_reason: finish }],
       });
-    const sinks = Array.from({ length: s.n }, (_, i): ChoiceSink => {
+    const sinks = Array.from({ length: s.n }, (_, i): InterpreterSink => {
       let callIndex = 0;
       let released = "";
       let pending = "";
@@ -461,6 +471,9 @@ export async function chatRoute(
           if (withheld.has(i)) return;
           chunk(i, { tool_calls: calls.map((c) => openAICall(c, callIndex++)) }, null);
         },
+        codeCall: (call, k) => {
+          if (!withheld.has(i)) chunk(i, { code_interpreter_calls: [{ index: k, ...call }] }, null);
+        },
         // The guard's last look at text held since the last sentence boundary happens in `finishStream`.
         ...({
           flush: async () => {
@@ -481,16 +494,7 @@ export async function chatRoute(
     try {
       const hs = await startAll(
         engine,
-        sinks.map(
-          (sink, i) => () =>
-            startChoice(engine, ctx.codec, request(i), {
-              stops: s.stops,
-              bosId: ctx.bosId,
-              constraint,
-              tools: useTools ? f.toolStream!() : null,
-              sink,
-            }),
-        ),
+        sinks.map((sink, i) => () => start(i, sink)),
       );
       handles.push(...hs);
       started.push(...hs);
@@ -535,17 +539,7 @@ export async function chatRoute(
     handles.push(
       ...(await startAll(
         engine,
-        Array.from(
-          { length: s.n },
-          (_, i) => () =>
-            startChoice(engine, ctx.codec, request(i), {
-              stops: s.stops,
-              bosId: ctx.bosId,
-              constraint,
-              tools: useTools ? f.toolStream!() : null,
-              sink: nop,
-            }),
-        ),
+        Array.from({ length: s.n }, (_, i) => () => start(i, nop)),
       )),
     );
   } catch (e) {
@@ -570,6 +564,8 @@ export async function chatRoute(
       };
       if (r.toolCalls.length > 0 && finish !== "content_filter")
         message.tool_calls = r.toolCalls.map(openAICall).map(({ index: _, ...c }) => c);
+      const ran = (r as Partial<InterpreterResult>).codeCalls;
+      if (ran && ran.length > 0) message.code_interpreter_calls = ran;
       return {
         index: i,
         message,

@@ -191,6 +191,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
       "# TYPE herd_http_requests_total counter",
     );
     for (const [route, n] of ctx.httpRequests) lines.push(`herd_http_requests_total{route="${route}"} ${n}`);
+    lines.push(...(ctx.features.codeInterpreter?.metricLines() ?? []));
     reply.type("text/plain; version=0.0.4");
     return `${lines.join("\n")}\n`;
   });
