@@ -23,6 +23,7 @@ const ORDER = [
   "data",
   "model",
   "train",
+  "scale",
   "generate",
   "posttrain",
   "eval",
