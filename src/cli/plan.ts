@@ -31,6 +31,7 @@ import { checkpointBytes, evaluate, type Plan, searchLayouts } from "../scale/se
 import { parseCommand } from "./command.js";
 
 const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const printsDefault = (d: unknown) => d !== undefined && d !== false;
 
 /** A config schema as CLI options: kebab-cased, defaults only in the help (a flag not given is absent). */
 function flags(schema: Schema): Schema {
@@ -40,7 +41,7 @@ function flags(schema: Schema): Schema {
     out[kebab(k)] = {
       ...rest,
       optional: true,
-      ...(d !== undefined ? { defaultDoc: defaultText(f) } : {}),
+      ...(printsDefault(d) ? { defaultDoc: defaultText(f) } : {}),
     } as Field;
   }
   return out;
@@ -63,25 +64,34 @@ export const OPTIONS = {
     type: "number",
     min: 0,
     minExclusive: true,
+    arg: "D",
     optional: true,
-    doc: "expected interruptions over D days",
+    doc: "expected interruptions (Table 5's rates) and the checkpoint interval over D days",
   },
   "train-tokens": {
     type: "number",
     min: 0,
     minExclusive: true,
+    arg: "N",
     optional: true,
-    doc: "the run's days from its tokens",
+    doc: "the same over the days N tokens take at the fastest layout's rate",
   },
   "checkpoint-seconds": {
     type: "number",
     min: 0,
     minExclusive: true,
+    arg: "S",
     optional: true,
-    defaultDoc: "weights + AdamW state over storage-gbps",
+    defaultDoc: "the bf16 weights and fp32 AdamW state over --storage-bandwidth",
     doc: "checkpoint write time",
   },
-  "restart-minutes": { type: "number", min: 0, default: 10, doc: "restart cost after an interruption" },
+  "restart-minutes": {
+    type: "number",
+    min: 0,
+    default: 10,
+    arg: "M",
+    doc: "minutes an interruption costs besides the lost work (detect, reschedule, reload)",
+  },
   calibrate: {
     type: "boolean",
     default: false,
@@ -94,12 +104,16 @@ export const HELP = commandHelp(
   `usage: herd plan PRESET|DIR --gpus N [--tp N --dp N [--cp N] [--pp N] …] [--svg FILE] [--json]
        herd plan --calibrate [--json]`,
   OPTIONS,
-  `PRESET is one of: ${presetNames().join(", ")}; DIR a checkpoint directory. Without --tp the search
-ranks every layout that fits by tokens/s. The calibration constants: ${JSON.stringify(CALIBRATION)}.`,
+  `PRESET is one of: ${presetNames().join(", ")};
+DIR a checkpoint directory. Without --tp or --dp the search ranks every layout that fits by tokens/s.
+The defaults are the paper's cluster (H100 80 GB, 8 a server, 400 Gbps a GPU). Calibration constants
+(src/scale/constants.ts): ${JSON.stringify(CALIBRATION)}.`,
 );
 
 const out = (l: string) => process.stdout.write(`${l}\n`);
-const gib = (b: number) => (b / GiB).toFixed(1);
+/** Three significant figures below 100, whole numbers above (a tiny model's figures stay readable). */
+const num = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 1 ? x.toFixed(1) : x.toPrecision(3));
+const gib = (b: number) => num(b / GiB);
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 /** The values of `schema`'s fields from the flags (kebab-cased) over `base`, checked by the schema. */
@@ -136,15 +150,16 @@ export async function run(argv: string[]): Promise<number> {
   if (v.calibrate) return runCalibrate(v.json);
   if (parsed.positionals.length !== 1) throw new UsageError("give one PRESET or DIR (or --calibrate)");
   const model = readModel(parsed.positionals[0]!);
-  const cluster = fromFlags(CLUSTER_SCHEMA, v, clusterFile(v.cluster), v.cluster ?? "herd plan");
-  const runCfg = fromFlags(RUN_SCHEMA, v, {}, "herd plan");
+  if (v.gpus === undefined && !v.cluster) throw new UsageError("--gpus N is required (or --cluster FILE)");
+  const cluster = fromFlags(CLUSTER_SCHEMA, v, clusterFile(v.cluster), v.cluster ?? "options");
+  const runCfg = fromFlags(RUN_SCHEMA, v, {}, "options");
   let plans: Plan[];
   let tooBig = 0;
   if (v.tp !== undefined || v.dp !== undefined) {
     const partial: Record<string, unknown> = { ...v };
     if (partial.dp === undefined && typeof v.tp === "number")
       partial.dp = cluster.gpus / (v.tp * ((v.cp as number) ?? 1) * ((v.pp as number) ?? 1));
-    const layout = fromFlags(LAYOUT_SCHEMA, partial, {}, "herd plan");
+    const layout = fromFlags(LAYOUT_SCHEMA, partial, {}, "layout");
     checkLayout(model, cluster, runCfg, layout);
     plans = [evaluate(model, cluster, runCfg, layout)];
   } else {
@@ -155,7 +170,7 @@ export async function run(argv: string[]): Promise<number> {
   const shown = plans.slice(0, v.top);
   const days =
     v.days ?? (v["train-tokens"] ? v["train-tokens"] / plans[0]!.time.tokensPerSecond / 86400 : undefined);
-  const ckptSeconds = v["checkpoint-seconds"] ?? checkpointBytes(model) / (cluster.storageGBps * 1e9);
+  const ckptSeconds = v["checkpoint-seconds"] ?? checkpointBytes(model) / (cluster.storageBandwidth * 1e9);
   const reliability =
     days === undefined ? undefined : reliabilityOf(cluster.gpus, days, ckptSeconds, v["restart-minutes"]);
   if (v.svg)
@@ -188,7 +203,7 @@ function printTable(plans: readonly Plan[]): void {
     String(i + 1),
     layoutName(p),
     gib(p.memory.total),
-    p.time.step.toFixed(2),
+    num(p.time.step),
     Math.round(p.time.tokensPerSecond).toLocaleString("en-US"),
     p.time.tflopsPerGpu.toFixed(0),
     pct(p.time.mfu),

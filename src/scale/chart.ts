@@ -9,7 +9,7 @@ const ROW = 22;
 const TOP = 48;
 const LABEL = 230;
 const BAR = 300;
-const GAP = 150;
+const GAP = 190;
 const W = LABEL + BAR + GAP + BAR + 40;
 const KINDS = [
   ["weights", "#1f77b4"],
@@ -23,6 +23,11 @@ const KINDS = [
 export function layoutName(p: Plan): string {
   const l = p.layout;
   return `TP${l.tp} CP${l.cp} PP${l.pp} DP${l.dp} V${l.virtualStages} mb${l.microBatch}${l.recompute ? " rc" : ""}`;
+}
+
+/** 2.68M, 57.6k, 812. */
+function tokens(n: number): string {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0);
 }
 
 function rect(x: number, y: number, w: number, color: string): string {
@@ -49,7 +54,7 @@ export function planSvg(plans: readonly Plan[], title: string): string {
     out.push(
       `<text x="${LABEL - 6}" y="${y + 12}" text-anchor="end">${escapeXml(layoutName(p))}</text>`,
       rect(LABEL, y, (BAR * t.tokensPerSecond) / fastest, "#4c72b0"),
-      `<text x="${LABEL + BAR + 4}" y="${y + 12}">${Math.round(t.tflopsPerGpu)} TF, ${(100 * t.mfu).toFixed(0)}%</text>`,
+      `<text x="${LABEL + BAR + 4}" y="${y + 12}">${tokens(t.tokensPerSecond)} (${Math.round(t.tflopsPerGpu)} TF, ${(100 * t.mfu).toFixed(0)}%)</text>`,
     );
     const parts = [m.weights, m.gradients, m.optimizer, m.activations, m.kvGather + m.logits];
     let x = mx;

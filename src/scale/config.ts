@@ -15,16 +15,28 @@ const positive = { type: "number", min: 0, minExclusive: true } as const;
 export const CLUSTER_SCHEMA = {
   gpus: { ...count, doc: "GPUs of the job" },
   gpusPerNode: { ...count, default: 8, doc: "GPUs a server (NVLink inside, the network between)" },
-  memoryGiB: { ...positive, default: 80, doc: "memory a GPU, GiB" },
-  peakTflops: { ...positive, default: 989, doc: "dense bf16 peak a GPU, TFLOP/s (H100 SXM: 989)" },
-  intraNodeGBps: { ...positive, default: 450, doc: "NVLink bandwidth a GPU, each way, GB/s" },
-  interNodeGBps: {
+  memory: { ...positive, default: 80, arg: "GIB", doc: "memory a GPU, GiB" },
+  peakTflops: {
     ...positive,
+    default: 989,
+    arg: "TFLOPS",
+    doc: "dense bf16 peak a GPU, TFLOP/s (H100 SXM: 989)",
+  },
+  intraNodeBandwidth: {
+    ...positive,
+    arg: "GB/S",
+    default: 450,
+    doc: "NVLink bandwidth a GPU, each way, GB/s",
+  },
+  interNodeBandwidth: {
+    ...positive,
+    arg: "GB/S",
     default: 50,
     doc: "network bandwidth a GPU (400 Gbps RoCE/InfiniBand), GB/s",
   },
-  storageGBps: {
+  storageBandwidth: {
     ...positive,
+    arg: "GB/S",
     default: 2000,
     doc: "sustained checkpoint-storage bandwidth of the cluster, GB/s",
   },

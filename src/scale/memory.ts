@@ -96,7 +96,7 @@ export function memoryPerGpu(
   const kvGather = l.cp > 1 ? 2 * l.microBatch * run.seqLen * kvRow : 0;
   const logits = (tokens * c.vocabSize * BYTES.logits) / l.tp;
   const total = weights + gradients + optimizer + activations + kvGather + logits;
-  const limit = (cluster.memoryGiB - cal.memoryReserveGiB) * GiB;
+  const limit = (cluster.memory - cal.memoryReserveGiB) * GiB;
   return {
     paramsPerGpu,
     weights,

@@ -43,7 +43,7 @@ export interface StepTime {
 
 /** Bytes/s a collective of `n` ranks spaced `stride` apart gets. */
 function bandwidth(cluster: Cluster, cal: Calibration, stride: number, n: number): number {
-  const link = stride * n <= cluster.gpusPerNode ? cluster.intraNodeGBps : cluster.interNodeGBps;
+  const link = stride * n <= cluster.gpusPerNode ? cluster.intraNodeBandwidth : cluster.interNodeBandwidth;
   return link * 1e9 * cal.commEfficiency;
 }
 

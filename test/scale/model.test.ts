@@ -26,11 +26,11 @@ const MODEL: LlamaConfig = {
 const CLUSTER: Cluster = {
   gpus: 16,
   gpusPerNode: 4,
-  memoryGiB: 1,
+  memory: 1,
   peakTflops: 1,
-  intraNodeGBps: 100,
-  interNodeGBps: 10,
-  storageGBps: 1,
+  intraNodeBandwidth: 100,
+  interNodeBandwidth: 10,
+  storageBandwidth: 1,
 };
 const RUN: Run = { seqLen: 32, batchTokens: 128 }; // 4 sequences
 const LAYOUT: Layout = { tp: 2, cp: 2, pp: 2, dp: 2, microBatch: 1, virtualStages: 1, recompute: false };
