@@ -138,7 +138,14 @@ function readModel(what: string): LlamaConfig {
 function clusterFile(path: string | undefined): Record<string, unknown> {
   if (!path) return {};
   const text = readRegularFile(path).toString("utf8");
-  const v: unknown = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  let v: unknown;
+  try {
+    v = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new Error(
+      `${path}: not valid ${path.endsWith(".json") ? "JSON" : "YAML"} (${(e as Error).message})`,
+    );
+  }
   if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error(`${path}: must be an object`);
   return v as Record<string, unknown>;
 }
@@ -165,7 +172,11 @@ export async function run(argv: string[]): Promise<number> {
   } else {
     ({ plans, tooBig } = searchLayouts(model, cluster, runCfg));
     if (plans.length === 0)
-      throw new Error(`no layout of ${cluster.gpus} GPUs fits (${tooBig} valid layouts too big)`);
+      throw new Error(
+        tooBig > 0
+          ? `no layout of ${cluster.gpus} GPUs fits in memory (${tooBig} valid layouts, all too big)`
+          : `no valid layout of ${cluster.gpus} GPUs: TP·CP·PP·DP = GPUs with DP × micro-batch dividing the ${runCfg.batchTokens / runCfg.seqLen} sequences of the batch (docs/scale.md lists the rules)`,
+      );
   }
   const shown = plans.slice(0, v.top);
   const days =

@@ -13,7 +13,7 @@ const count = { type: "integer", min: 1 } as const;
 const positive = { type: "number", min: 0, minExclusive: true } as const;
 
 export const CLUSTER_SCHEMA = {
-  gpus: { ...count, doc: "GPUs of the job" },
+  gpus: { ...count, max: 16777216, doc: "GPUs of the job" },
   gpusPerNode: { ...count, default: 8, doc: "GPUs a server (NVLink inside, the network between)" },
   memory: { ...positive, default: 80, arg: "GIB", doc: "memory a GPU, GiB" },
   peakTflops: {

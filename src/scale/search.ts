@@ -23,7 +23,17 @@ export interface SearchResult {
   tooBig: number;
 }
 
-const divisors = (n: number) => Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);
+/** The divisors of n, ascending (trial division up to √n: a GPU count of millions stays cheap). */
+function divisors(n: number): number[] {
+  const low: number[] = [];
+  const high: number[] = [];
+  for (let d = 1; d * d <= n; d++)
+    if (n % d === 0) {
+      low.push(d);
+      if (d * d !== n) high.unshift(n / d);
+    }
+  return [...low, ...high];
+}
 const powersUpTo = (n: number) => [1, 2, 4, 8, 16, 32, 64].filter((p) => p <= n);
 
 /** One layout's memory and time (no checks: see checkLayout). */
@@ -45,8 +55,8 @@ export function searchLayouts(
   let tooBig = 0;
   const gpuDivisors = divisors(cluster.gpus);
   for (const tp of divisors(cluster.gpusPerNode))
-    for (const cp of gpuDivisors)
-      for (const pp of gpuDivisors) {
+    for (const cp of gpuDivisors.filter((d) => run.seqLen % (2 * d) === 0))
+      for (const pp of gpuDivisors.filter((d) => d <= c.numHiddenLayers)) {
         const dp = cluster.gpus / (tp * cp * pp);
         if (!Number.isInteger(dp) || pp > c.numHiddenLayers) continue;
         for (const microBatch of [1, 2, 4, 8])
