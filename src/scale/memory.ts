@@ -4,7 +4,9 @@
 //   one fewer layer); DP shards them at rest, but they are not re-sharded after forward (spec §8.2), so
 //   a step holds the whole bf16 stage: 2 bytes a parameter over TP·PP.
 // - Gradients accumulate in fp32 across micro-batches (spec §6.1), unsharded until the step's fp32
-//   reduce-scatter: 4 bytes a parameter over TP·PP.
+//   reduce-scatter: 4 bytes a parameter over TP·PP. (torchtitan's FSDP2 instead reduce-scatters each
+//   micro-batch into an fp32 shard, 4/DP bytes, at the cost of DP traffic every micro-batch: the figure
+//   here is the larger of the two.)
 // - AdamW's fp32 master weights and two moments, 12 bytes a parameter, are sharded over DP as well.
 // - Activations of one layer and micro-batch, per token, with sequence parallelism inside TP (so the
 //   residual stream is split over TP too) and a flash-attention kernel (no S×S scores): the two RMSNorm
