@@ -19,6 +19,7 @@ const BUDGET: Record<string, number> = {
   "src/data": 5000, // 4533
   "src/model": 5500, // 4233: + GGUF read/write with its Llama metadata and vocabulary (checkpoint/gguf*.ts, issue 19); +400 for ggml's K-quant quantisers and the Q4_K_M/Q5_K_M writer (#19); +~150 for the K-quants loaded as stored and forwardRows (per-row caches for serving, #18)
   "src/train": 2200, // 1996
+  "src/scale": 750, // 646: herd plan, the cluster planner (memory, step time, layout search, calibration, reliability: #21)
   "src/generate": 950, // 665; +115 for shared.ts (K samples of one prompt decoded as one batch, #16); +~200 for stop strings and a prefix cache in shared decoding (#17)
   "src/posttrain": 3700, // #16: LoRA (lora.ts, peft.ts) ~550, rejection sampling and tasks/ ~800, SFT/RM/DPO/averaging and their data and loop ~1700 (3058 in all); +~330 for the rounds (rounds.ts) and the reward scorer
   "src/eval": 3450, // 737, then 1460 with eval/code/ (HumanEval, the bubblewrap sandbox and its seccomp filter, pass@k: #17), then about 3000 with the harness (#17: tasks, readers, prompts, scoring, reports); +~70 for herd_tasks (the small recipe's held-out checker task)

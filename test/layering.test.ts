@@ -1,7 +1,7 @@
 // The layering of /work/shared/design.md, enforced: every import under src/ (static, `export … from`,
 // dynamic `import()`, type-only ones too, as TypeScript's own pre-processor finds them) points at its own
 // layer or one below it. The order, bottom to top: core · io · backends · tensor · tokenizer · data · model ·
-// train · generate · posttrain · eval · serve · recipe · cli. Beside the order, design.md's two finer
+// train · scale · generate · posttrain · eval · serve · recipe · cli. Beside the order, design.md's two finer
 // rules: tokenizer/ and data/ do without tensor/ (and so backends/ and model/), and model/ reaches the
 // kernels only through tensor/. A folder under src/ that is not in the order fails the test: a new layer
 // must be placed in it (here and in design.md). Known exceptions are listed below, each with its reason;
@@ -23,6 +23,7 @@ const ORDER = [
   "data",
   "model",
   "train",
+  "scale",
   "generate",
   "posttrain",
   "eval",

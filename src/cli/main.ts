@@ -113,6 +113,11 @@ export const commands: Record<string, Command> = {
     summary: "the post-training rounds of a ROUNDS.yaml: SFT → RM → rejection sampling → DPO → average",
     load: () => import("./posttrain.js"),
   },
+  plan: {
+    summary:
+      "plan a cluster run: 4D layouts by memory and throughput, calibration, reliability (docs/scale.md)",
+    load: () => import("./plan.js"),
+  },
   scaling: {
     summary: "fit or predict compute-optimal tokens and parameters (herd scaling fit|predict)",
     load: () => import("./scaling.js"),
