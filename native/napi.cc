@@ -466,6 +466,30 @@ napi_value QuantizeQ8K(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+// quantizeQ8_0(x, rows, k, qs: Int8Array, d: Float32Array): q8dot.cc's activation quantiser (rows
+// zero-padded to whole blocks of 32), for tests.
+napi_value QuantizeQ8_0(napi_env env, napi_callback_info info) {
+  Args A(env, info);
+  int64_t rows = A.i64(1), k = A.i64(2);
+  const int64_t nb = (k + QK - 1) / QK;
+  const float* x = A.f32(0, rows * k);
+  int8_t* qs = static_cast<int8_t*>(A.arr(3, napi_int8_array, rows * nb * QK));
+  float* d = A.f32(4, rows * nb);
+  if (!A.failed) quantizeQ8_0(x, rows, k, qs, d);
+  return undef(env);
+}
+
+// setInt8Dot(on): whether matmulQuant takes q8dot.cc's int8 path for Q8_0/Q4_0 (HERD_NATIVE_INT8_DOT);
+// returns whether it will (false on a CPU without AVX2).
+napi_value SetInt8Dot(napi_env env, napi_callback_info info) {
+  Args A(env, info);
+  const bool on = A.flag(0);
+  if (!A.failed) int8Dot = on;
+  napi_value out;
+  napi_get_boolean(env, int8Dot && isa != Isa::Generic, &out);
+  return out;
+}
+
 // ------------------------------------------------------------------------------------------------
 // memory.cc: hugepage-backed ArrayBuffers
 // ------------------------------------------------------------------------------------------------
@@ -589,6 +613,8 @@ void registerKernels(napi_env env, napi_value exports) {
       // quant.cc
       {"matmulQuant", MatmulQuant},
       {"quantizeQ8K", QuantizeQ8K},
+      {"quantizeQ8_0", QuantizeQ8_0},
+      {"setInt8Dot", SetInt8Dot},
       // memory.cc
       {"allocBuffer", AllocBuffer},
       // cpu.cc

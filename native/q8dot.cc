@@ -1,0 +1,191 @@
+// Q8_0 / Q4_0 inference with 8-bit activations: C (m×n) = Q8_0(A) · Wᵀ, W in GGUF Q8_0 or Q4_0 blocks,
+// as ggml's ggml_vec_dot_q8_0_q8_0 / _q4_0_q8_0 compute it (the reference: matmulQuantQ8 in
+// src/backends/js/quant.ts, which test/tensor/quant.test.ts checks these kernels against). quant.cc's
+// matmulQuant hands Q8_0/Q4_0 here on a CPU with AVX2 unless HERD_NATIVE_INT8_DOT=0 (int8Dot, herd.h);
+// otherwise it dequantises the weights to f32 as before.
+//
+// Activations: each row of A is quantised once per call, per 32 values (zero-padded to whole blocks), as
+// ggml's quantize_row_q8_0_ref: d = amax/127, q = roundf(x·(1/d)) (halves away from zero), so the int8
+// values are ggml's byte for byte; the scale d stays f32 (ggml rounds it to f16, which only adds error).
+// A block holding a NaN or ±Inf gets d = NaN, so the non-finite value reaches the output as NaN.
+//
+// Dot: per block the exact integer sum Σ q_w·q_x, times the f32 product d_w·d_x, added into f32 lanes.
+// Q8_0: vpmaddubsw(|w|, sign(x, w)) (u8·s8 pairs → i16, at most 2·128·127: no saturation, right for
+// w = −128 too), vpmaddwd by ones (→ i32). Q4_0: vpmaddubsw(nibbles, x) − vpmaddubsw(8, x), the −8
+// offset folded in once per block of A. Four rows of W share every load of A, up to two rows of A share
+// every unpacked block of W; rows go to the pool in groups of four, chunked and prefetched as quant.cc's.
+// A CPU with AVX-512 runs the same AVX2 kernel (no VNNI variant: nothing here to test one on).
+//
+// Plain C++ (declared in herd.h), no N-API: the binding is in napi.cc.
+#include <cstring>
+
+#include "herd.h"
+
+namespace herd {
+
+namespace {
+
+// One block of 32 values (len of them real, the rest zero): ggml's quantize_row_q8_0_ref.
+void quantizeBlockScalar(const float* x, int len, int8_t* q, float* d) {
+  float amax = 0;
+  bool finite = true;
+  for (int j = 0; j < len; j++) {
+    const float ax = std::fabs(x[j]);
+    finite = finite && ax <= 3.4028235e38f;  // false for NaN and ±Inf
+    amax = std::max(amax, ax);
+  }
+  std::memset(q, 0, QK);
+  if (!finite) {
+    *d = NAN;
+    return;
+  }
+  *d = amax / 127.f;
+  const float id = *d != 0 ? 1.f / *d : 0.f;
+  for (int j = 0; j < len; j++) q[j] = (int8_t)std::round(x[j] * id);
+}
+
+#if HERD_X86
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+// The same for a whole block, bit for bit: roundf as trunc(v) ± 1 where |v − trunc(v)| ≥ ½ (exact for
+// |v| ≤ 127.5).
+AVX2 void quantizeBlockAvx2(const float* x, int8_t* q, float* d) {
+  const __m256 sign = _mm256_set1_ps(-0.f), big = _mm256_set1_ps(3.4028235e38f);
+  __m256 v[4], mx = _mm256_setzero_ps(), ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+  for (int t = 0; t < 4; t++) {
+    v[t] = _mm256_loadu_ps(x + 8 * t);
+    const __m256 a = _mm256_andnot_ps(sign, v[t]);
+    ok = _mm256_and_ps(ok, _mm256_cmp_ps(a, big, _CMP_LE_OQ));
+    mx = _mm256_max_ps(mx, a);
+  }
+  if (_mm256_movemask_ps(ok) != 0xff) return quantizeBlockScalar(x, QK, q, d);
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+  *d = amax / 127.f;
+  const __m256 id = _mm256_set1_ps(*d != 0 ? 1.f / *d : 0.f), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.f);
+  __m256i i[4];
+  for (int t = 0; t < 4; t++) {
+    const __m256 p = _mm256_mul_ps(v[t], id);
+    const __m256 tr = _mm256_round_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 up = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(p, tr)), half, _CMP_GE_OQ);
+    const __m256 step = _mm256_and_ps(up, _mm256_or_ps(one, _mm256_and_ps(p, sign)));  // ±1 where rounding away
+    i[t] = _mm256_cvttps_epi32(_mm256_add_ps(tr, step));
+  }
+  const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+  _mm256_storeu_si256((__m256i*)q, _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+inline uint16_t loadScale(const uint8_t* p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+// The activations of up to two rows of A, as quantizeQ8_0 lays them out (row i: qs + i·kp, d + i·nb).
+struct XQ {
+  const int8_t* qs;
+  const float* d;
+  int64_t kp, nb;
+};
+
+// out[i·4 + r] = row i of X (i < MX) · row w[r] (nb whole blocks of F).
+template <int F, int MX>
+AVX2 void dotQ8Avx2(const XQ& X, const uint8_t* const* w, float* out, int64_t pf) {
+  constexpr int64_t BB = blockBytes(F);
+  const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+  __m256 acc[MX][4];
+  for (int i = 0; i < MX; i++)
+    for (int r = 0; r < 4; r++) acc[i][r] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < X.nb; b++) {
+    __m256i q[4];
+    float dw[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+      const uint8_t* p = w[r] + b * BB;
+      if (F == Q8_0 || !(b & 1)) _mm_prefetch((const char*)(p + pf), _MM_HINT_T0);
+      dw[r] = _cvtsh_ss(loadScale(p));
+      if (F == Q8_0) {
+        q[r] = _mm256_loadu_si256((const __m256i*)(p + 2));
+      } else {  // byte j of the vector: value j (low nibbles 0..15, high nibbles 16..31)
+        const __m128i t = _mm_loadu_si128((const __m128i*)(p + 2));
+        q[r] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), m4);
+      }
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < MX; i++) {
+      const __m256i x = _mm256_loadu_si256((const __m256i*)(X.qs + i * X.kp + b * QK));
+      const float dx = X.d[i * X.nb + b];
+      const __m256i off = F == Q4_0 ? _mm256_maddubs_epi16(eight, x) : ones;  // 8·(x pairs)
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; r++) {
+        const __m256i s16 = F == Q8_0 ? _mm256_maddubs_epi16(_mm256_abs_epi8(q[r]), _mm256_sign_epi8(x, q[r]))
+                                      : _mm256_sub_epi16(_mm256_maddubs_epi16(q[r], x), off);
+        const __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones));
+        acc[i][r] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dx), s, acc[i][r]);
+      }
+    }
+  }
+  for (int i = 0; i < MX; i++)
+    for (int r = 0; r < 4; r++) out[i * 4 + r] = hsum256(acc[i][r]);
+}
+#undef AVX2
+#endif
+
+// Rows of W ahead that the kernel prefetches, in groups of four (quant.cc's PREFETCH_GROUPS).
+constexpr int64_t PREFETCH_GROUPS = 2;
+
+}  // namespace
+
+void quantizeQ8_0(const float* x, int64_t rows, int64_t k, int8_t* qs, float* d) {
+  const int64_t nb = (k + QK - 1) / QK;
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t b = 0; b < nb; b++) {
+      const float* xb = x + i * k + b * QK;
+      int8_t* q = qs + (i * nb + b) * QK;
+      float* db = d + i * nb + b;
+      const int len = (int)std::min<int64_t>(QK, k - b * QK);
+#if HERD_X86
+      if (isa != Isa::Generic) {
+        alignas(32) float pad[QK] = {0};
+        if (len < QK) std::memcpy(pad, xb, len * sizeof(float));
+        quantizeBlockAvx2(len < QK ? pad : xb, q, db);
+        continue;
+      }
+#endif
+      quantizeBlockScalar(xb, len, q, db);
+    }
+}
+
+void matmulQuantQ8(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f) {
+#if HERD_X86
+  if (m == 0 || n == 0) return;
+  const int64_t nb = (k + QK - 1) / QK, kp = nb * QK, rowBytes = nb * blockBytes(f);
+  std::vector<int8_t> qs(m * kp);
+  std::vector<float> d(m * nb);
+  parallelFor(m, std::max<int64_t>(1, 16384 / kp), [&](int64_t i0, int64_t i1) {
+    quantizeQ8_0(a + i0 * k, i1 - i0, k, qs.data() + i0 * kp, d.data() + i0 * nb);
+  });
+  using Dot = void (*)(const XQ&, const uint8_t* const*, float*, int64_t);
+  const Dot one = f == Q8_0 ? dotQ8Avx2<Q8_0, 1> : dotQ8Avx2<Q4_0, 1>;
+  const Dot two = f == Q8_0 ? dotQ8Avx2<Q8_0, 2> : dotQ8Avx2<Q4_0, 2>;
+  const int64_t pf = PREFETCH_GROUPS * 4 * rowBytes, groups = (n + 3) / 4;
+  // As quant.cc: chunks of up to 2 MiB of blocks (each thread gets about two).
+  const int64_t chunkBytes = std::clamp<int64_t>(n * rowBytes / (2 * pool.threads()), 256 << 10, 2 << 20);
+  parallelFor(groups, std::max<int64_t>(1, chunkBytes / (4 * rowBytes)), [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; g++) {
+      const int64_t j = g * 4, cnt = std::min<int64_t>(4, n - j);
+      const uint8_t* rows[4];
+      for (int r = 0; r < 4; r++) rows[r] = w + (j + std::min<int64_t>(r, cnt - 1)) * rowBytes;
+      float out[8];
+      for (int64_t i0 = 0; i0 < m; i0 += 2) {
+        const int mx = (int)std::min<int64_t>(2, m - i0);
+        const XQ X{qs.data() + i0 * kp, d.data() + i0 * nb, kp, nb};
+        (mx == 2 ? two : one)(X, rows, out, pf);
+        for (int i = 0; i < mx; i++)
+          for (int64_t r = 0; r < cnt; r++) c[(i0 + i) * n + j + r] = out[i * 4 + r];
+      }
+    }
+  });
+#else
+  (void)a, (void)w, (void)c, (void)m, (void)n, (void)k, (void)f;  // never called: int8Dot needs AVX2
+#endif
+}
+
+}  // namespace herd
