@@ -332,7 +332,9 @@ constexpr int64_t blockBytes(int f) {
   return f == Q8_0 ? 34 : f == Q4_0 ? 18 : f == Q4_K ? 144 : f == Q5_K ? 176 : 210;
 }
 constexpr int64_t quantRowBytes(int f, int64_t k) { return (k + blockValues(f) - 1) / blockValues(f) * blockBytes(f); }
-void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f);
+// `exact`: Q8_0/Q4_0 keep A in f32 even where int8Dot would take q8dot.cc's path.
+void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f,
+                 bool exact = false);
 // kquant.cc: the same for a K-quant f, with A quantised to Q8_K (below) and integer dot products.
 void matmulKQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f);
 // kquant.cc: ggml's quantize_row_q8_K_ref on `rows` rows of x (k a multiple of QK_K): per 256 values

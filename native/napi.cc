@@ -432,8 +432,8 @@ napi_value AttentionBackward(napi_env env, napi_callback_info info) {
 // quant.cc
 // ------------------------------------------------------------------------------------------------
 
-// matmulQuant(a, blocks, c, m, n, k, format): format "q8_0", "q4_0", "q4_k", "q5_k" or "q6_k" (the
-// K-quants need k a multiple of 256).
+// matmulQuant(a, blocks, c, m, n, k, format, exact?): format "q8_0", "q4_0", "q4_k", "q5_k" or "q6_k"
+// (the K-quants need k a multiple of 256); `exact` true keeps a Q8_0/Q4_0 product's A in f32.
 napi_value MatmulQuant(napi_env env, napi_callback_info info) {
   Args A(env, info);
   int64_t m = A.i64(3), n = A.i64(4), k = A.i64(5), f = -1;
@@ -448,7 +448,10 @@ napi_value MatmulQuant(napi_env env, napi_callback_info info) {
   const float* a = A.f32(0, m * k);
   const uint8_t* w = static_cast<const uint8_t*>(A.arr(1, napi_uint8_array, n * quantRowBytes((int)f, k)));
   float* c = A.f32(2, m * n);
-  if (!A.failed) matmulQuant(a, w, c, m, n, k, (int)f);
+  napi_valuetype t = napi_undefined;
+  if (!A.failed && A.n > 7) napi_typeof(env, A.v[7], &t);
+  const bool exact = t != napi_undefined && A.flag(7);
+  if (!A.failed) matmulQuant(a, w, c, m, n, k, (int)f, exact);
   return undef(env);
 }
 

@@ -177,9 +177,9 @@ DotQRows pickDot(int f) {
 
 }  // namespace
 
-void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f) {
+void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f, bool exact) {
   if (isKQuant(f)) return matmulKQuant(a, w, c, m, n, k, f);
-  if (int8Dot && isa != Isa::Generic) return matmulQuantQ8(a, w, c, m, n, k, f);
+  if (!exact && int8Dot && isa != Isa::Generic) return matmulQuantQ8(a, w, c, m, n, k, f);
   if (m == 0 || n == 0) return;
   const int64_t nb = (k + QK - 1) / QK, kp = nb * QK, rowBytes = nb * blockBytes(f);
   std::vector<float> padded;
