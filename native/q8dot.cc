@@ -13,8 +13,10 @@
 // Q8_0: vpmaddubsw(|w|, sign(x, w)) (u8·s8 pairs → i16, at most 2·128·127: no saturation, right for
 // w = −128 too), vpmaddwd by ones (→ i32). Q4_0: vpmaddubsw(nibbles, x) − vpmaddubsw(8, x), the −8
 // offset folded in once per block of A. Four rows of W share every load of A, up to two rows of A share
-// every unpacked block of W; rows go to the pool in groups of four, chunked and prefetched as quant.cc's.
-// A CPU with AVX-512 runs the same AVX2 kernel (no VNNI variant: nothing here to test one on).
+// every unpacked block of W (four with VNNI); rows go to the pool in groups of four, chunked and prefetched as quant.cc's.
+// AVX-512 with VNNI (herd::isa avx512 and CPUID avx512vnni): the same kernel with vpdpbusd on 256-bit
+// vectors (u8·s8 quads → i32 in one instruction) and four rows of A per pass (q8dot_impl.h holds the
+// kernel, compiled once per target); an AVX-512 CPU without VNNI runs the AVX2 one.
 //
 // Plain C++ (declared in herd.h), no N-API: the binding is in napi.cc.
 #include <cstring>
@@ -76,56 +78,37 @@ AVX2 void quantizeBlockAvx2(const float* x, int8_t* q, float* d) {
   _mm256_storeu_si256((__m256i*)q, _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
 }
 
-inline uint16_t loadScale(const uint8_t* p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+#undef AVX2
 
-// The activations of up to two rows of A, as quantizeQ8_0 lays them out (row i: qs + i·kp, d + i·nb).
+// The activations of up to four rows of A, as quantizeQ8_0 lays them out (row i: qs + i·kp, d + i·nb).
 struct XQ {
   const int8_t* qs;
   const float* d;
   int64_t kp, nb;
 };
 
-// out[i·4 + r] = row i of X (i < MX) · row w[r] (nb whole blocks of F).
-template <int F, int MX>
-AVX2 void dotQ8Avx2(const XQ& X, const uint8_t* const* w, float* out, int64_t pf) {
-  constexpr int64_t BB = blockBytes(F);
-  const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
-  __m256 acc[MX][4];
-  for (int i = 0; i < MX; i++)
-    for (int r = 0; r < 4; r++) acc[i][r] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < X.nb; b++) {
-    __m256i q[4];
-    float dw[4];
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; r++) {
-      const uint8_t* p = w[r] + b * BB;
-      if (F == Q8_0 || !(b & 1)) _mm_prefetch((const char*)(p + pf), _MM_HINT_T0);
-      dw[r] = _cvtsh_ss(loadScale(p));
-      if (F == Q8_0) {
-        q[r] = _mm256_loadu_si256((const __m256i*)(p + 2));
-      } else {  // byte j of the vector: value j (low nibbles 0..15, high nibbles 16..31)
-        const __m128i t = _mm_loadu_si128((const __m128i*)(p + 2));
-        q[r] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), m4);
-      }
-    }
-#pragma GCC unroll 2
-    for (int i = 0; i < MX; i++) {
-      const __m256i x = _mm256_loadu_si256((const __m256i*)(X.qs + i * X.kp + b * QK));
-      const float dx = X.d[i * X.nb + b];
-      const __m256i off = F == Q4_0 ? _mm256_maddubs_epi16(eight, x) : ones;  // 8·(x pairs)
-#pragma GCC unroll 4
-      for (int r = 0; r < 4; r++) {
-        const __m256i s16 = F == Q8_0 ? _mm256_maddubs_epi16(_mm256_abs_epi8(q[r]), _mm256_sign_epi8(x, q[r]))
-                                      : _mm256_sub_epi16(_mm256_maddubs_epi16(q[r], x), off);
-        const __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones));
-        acc[i][r] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dx), s, acc[i][r]);
-      }
-    }
-  }
-  for (int i = 0; i < MX; i++)
-    for (int r = 0; r < 4; r++) out[i * 4 + r] = hsum256(acc[i][r]);
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+namespace avx2 {
+#define Q8DOT_VNNI 0
+#include "q8dot_impl.h"
+#undef Q8DOT_VNNI
+}  // namespace avx2
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+namespace vnni {
+#define Q8DOT_VNNI 1
+#include "q8dot_impl.h"
+#undef Q8DOT_VNNI
+}  // namespace vnni
+#pragma GCC pop_options
+
+// The VNNI kernels where the CPU has them and herd::isa is AVX-512 (HERD_NATIVE_ISA=avx2 tests the others).
+inline bool useVnni() {
+  static const bool has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+  return isa == Isa::Avx512 && has;
 }
-#undef AVX2
 #endif
 
 // Rows of W ahead that the kernel prefetches, in groups of four (quant.cc's PREFETCH_GROUPS).
@@ -162,9 +145,11 @@ void matmulQuantQ8(const float* a, const uint8_t* w, float* c, int64_t m, int64_
   parallelFor(m, std::max<int64_t>(1, 16384 / kp), [&](int64_t i0, int64_t i1) {
     quantizeQ8_0(a + i0 * k, i1 - i0, k, qs.data() + i0 * kp, d.data() + i0 * nb);
   });
-  using Dot = void (*)(const XQ&, const uint8_t* const*, float*, int64_t);
-  const Dot one = f == Q8_0 ? dotQ8Avx2<Q8_0, 1> : dotQ8Avx2<Q4_0, 1>;
-  const Dot two = f == Q8_0 ? dotQ8Avx2<Q8_0, 2> : dotQ8Avx2<Q4_0, 2>;
+  const bool v = useVnni();
+  using Dot = void (*)(const XQ&, int, const uint8_t* const*, float*, int64_t);
+  const Dot dot = v ? (f == Q8_0 ? vnni::dotQ8Rows<Q8_0> : vnni::dotQ8Rows<Q4_0>)
+                    : (f == Q8_0 ? avx2::dotQ8Rows<Q8_0> : avx2::dotQ8Rows<Q4_0>);
+  const int maxmx = v ? vnni::MAXMX : avx2::MAXMX;
   const int64_t pf = PREFETCH_GROUPS * 4 * rowBytes, groups = (n + 3) / 4;
   // As quant.cc: chunks of up to 2 MiB of blocks (each thread gets about two).
   const int64_t chunkBytes = std::clamp<int64_t>(n * rowBytes / (2 * pool.threads()), 256 << 10, 2 << 20);
@@ -173,11 +158,11 @@ void matmulQuantQ8(const float* a, const uint8_t* w, float* c, int64_t m, int64_
       const int64_t j = g * 4, cnt = std::min<int64_t>(4, n - j);
       const uint8_t* rows[4];
       for (int r = 0; r < 4; r++) rows[r] = w + (j + std::min<int64_t>(r, cnt - 1)) * rowBytes;
-      float out[8];
-      for (int64_t i0 = 0; i0 < m; i0 += 2) {
-        const int mx = (int)std::min<int64_t>(2, m - i0);
+      float out[16];
+      for (int64_t i0 = 0; i0 < m; i0 += maxmx) {
+        const int mx = (int)std::min<int64_t>(maxmx, m - i0);
         const XQ X{qs.data() + i0 * kp, d.data() + i0 * nb, kp, nb};
-        (mx == 2 ? two : one)(X, rows, out, pf);
+        dot(X, mx, rows, out, pf);
         for (int i = 0; i < mx; i++)
           for (int64_t r = 0; r < cnt; r++) c[(i0 + i) * n + j + r] = out[i * 4 + r];
       }
