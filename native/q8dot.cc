@@ -11,12 +11,13 @@
 //
 // Dot: per block the exact integer sum Σ q_w·q_x, times the f32 product d_w·d_x, added into f32 lanes.
 // Q8_0: vpmaddubsw(|w|, sign(x, w)) (u8·s8 pairs → i16, at most 2·128·127: no saturation, right for
-// w = −128 too), vpmaddwd by ones (→ i32). Q4_0: vpmaddubsw(nibbles, x) − vpmaddubsw(8, x), the −8
-// offset folded in once per block of A. Four rows of W share every load of A, up to two rows of A share
-// every unpacked block of W (four with VNNI); rows go to the pool in groups of four, chunked and prefetched as quant.cc's.
+// w = −128 too), vpmaddwd by ones (→ i32). Q4_0: the same of (nibbles, x) minus that of (8, x), the −8
+// offset computed once per block of A. Four rows of W share every load of A, and their i32 sums are
+// gathered into one vector (vphaddd) for a single convert and FMA per block; up to four rows of A share
+// every unpacked block of W; rows go to the pool in groups of four, chunked and prefetched as quant.cc's.
 // AVX-512 with VNNI (herd::isa avx512 and CPUID avx512vnni): the same kernel with vpdpbusd on 256-bit
-// vectors (u8·s8 quads → i32 in one instruction) and four rows of A per pass (q8dot_impl.h holds the
-// kernel, compiled once per target); an AVX-512 CPU without VNNI runs the AVX2 one.
+// vectors (u8·s8 quads → i32 in one instruction; q8dot_impl.h holds the kernel, compiled once per
+// target); an AVX-512 CPU without VNNI runs the AVX2 one.
 //
 // Plain C++ (declared in herd.h), no N-API: the binding is in napi.cc.
 #include <cstring>
@@ -149,7 +150,7 @@ void matmulQuantQ8(const float* a, const uint8_t* w, float* c, int64_t m, int64_
   using Dot = void (*)(const XQ&, int, const uint8_t* const*, float*, int64_t);
   const Dot dot = v ? (f == Q8_0 ? vnni::dotQ8Rows<Q8_0> : vnni::dotQ8Rows<Q4_0>)
                     : (f == Q8_0 ? avx2::dotQ8Rows<Q8_0> : avx2::dotQ8Rows<Q4_0>);
-  const int maxmx = v ? vnni::MAXMX : avx2::MAXMX;
+  const int maxmx = 4;
   const int64_t pf = PREFETCH_GROUPS * 4 * rowBytes, groups = (n + 3) / 4;
   // As quant.cc: chunks of up to 2 MiB of blocks (each thread gets about two).
   const int64_t chunkBytes = std::clamp<int64_t>(n * rowBytes / (2 * pool.threads()), 256 << 10, 2 << 20);

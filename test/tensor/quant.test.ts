@@ -8,9 +8,9 @@
 //     same int8 bytes as the Q8_0 weight quantiser (which follows the same rule, checked by hand above)
 //     with its scale before the f16 rounding, and the native quantiser equals it byte for byte;
 //   - the native kernels equal the integer reference within the f32 summation error of its block terms:
-//     the integer part is exact, ≤ ceil(nb/8) terms per lane, 3 levels across lanes, one store: each
-//     rounding ≤ 2⁻²⁴ of mag = Σ_blocks |d_w·d_x|·Σ|q_w·q_x|, which bounds every partial sum, so
-//     |Δ| ≤ (ceil(nb/8) + 5)·2⁻²⁴·mag;
+//     the integer part is exact, each f32 lane adds one term per block (nb FMAs), then two lanes are
+//     added and the result stored: each rounding ≤ 2⁻²⁴ of mag = Σ_blocks |d_w·d_x|·Σ|q_w·q_x|, which
+//     bounds every partial sum, so |Δ| ≤ (nb + 2)·2⁻²⁴·mag;
 //   - both are within the activations' rounding of the f64 dot on the dequantised weight: each q_x is
 //     within d_x·(½ + 2⁻¹⁶) of x/d_x·d_x (round to nearest of x·fl(1/d), |x/d| ≤ 127), so
 //     |Δ| ≤ Σ_blocks d_x·(½ + 2⁻¹⁶)·Σ|w| (+ 2⁻²³·mag for fl(d_w·d_x) and the f32 store);
@@ -216,7 +216,7 @@ for (const name of backendNames()) {
             `${label} [${i}]: int8 reference beyond the bound`,
           );
           if (!int8) continue;
-          const tol = (Math.ceil(nb / 8) + 5) * 2 ** -24 * mag[i]!;
+          const tol = (nb + 2) * 2 ** -24 * mag[i]!;
           assert.ok(
             Math.abs(got[i]! - ref8[i]!) <= tol,
             `${label} [${i}]: ${got[i]} vs int8 reference ${ref8[i]}`,
