@@ -8,8 +8,17 @@
 // rate of a 16-layer model it implies. Each timed call reads a different copy of the matrix (96 MB of
 // copies in all), so the weights come from memory, not the caches. Weights are random blocks with sane scales (the kernels' speed
 // does not depend on the values). HERD_BENCH_THREADS threads (2 by default).
+// Then Q8_0 and Q4_0 once more, the int8-activation path (native/q8dot.cc, the default on AVX2) against
+// the f32-dequantise path (HERD_NATIVE_INT8_DOT=0) in the same run, at one row and eight, timed in turn
+// (three rounds each, best kept) so a busy machine slows both alike. HERD_BENCH_KQUANT=int8 runs that alone.
 import { setBackend } from "../src/backends/index.js";
-import { createNativeBackend, nativeAvailable, nativeMemoryBandwidth } from "../src/backends/native/index.js";
+import {
+  createNativeBackend,
+  nativeAvailable,
+  nativeInt8Dot,
+  nativeMemoryBandwidth,
+} from "../src/backends/native/index.js";
+import { knob } from "../src/core/knobs.js";
 import { f32ToF16Bits } from "../src/io/half.js";
 import {
   fromArray,
@@ -89,6 +98,65 @@ export async function run(): Promise<void> {
   console.log(
     `native backend (${backend.isa}), ${threads} threads; one 1B layer's matrices; decode m=1, prefill m=${prompt}`,
   );
+  if (knob("HERD_BENCH_KQUANT") !== "int8") table(prompt, threads, bw0);
+  int8AgainstF32();
+}
+
+/** µs per call of Q8_0 and Q4_0 matrices through `linear`, int8 path against f32-dequant, m = 1 and 8. */
+function int8AgainstF32(): void {
+  if (nativeInt8Dot(true) !== true) {
+    console.log("int8 path: not taken on this CPU (no AVX2); nothing to compare");
+    return;
+  }
+  const shapes = SHAPES.filter(([name]) => name !== "k_proj/v_proj");
+  const wd = [8, 15, 4, 12, 12, 8, 12];
+  console.log("\nQ8_0 / Q4_0: int8 activations (q8dot.cc) against f32 dequantise-and-FMA (quant.cc)");
+  console.log(row(["type", "matrix", "m", "f32 µs", "int8 µs", "int8 ×", "int8 GB/s"], wd));
+  let seed = 1000;
+  for (const type of ["q8_0", "q4_0"] as const)
+    for (const [name, n, k] of shapes) {
+      const one = weight(type, n, k, seed).bytes;
+      const ws = Array.from({ length: Math.min(160, Math.ceil((96 << 20) / one)) }, () =>
+        weight(type, n, k, seed++),
+      );
+      for (const m of [1, 8]) {
+        const x = fromArray(
+          Float32Array.from({ length: m * k }, (_, i) => Math.sin(i) * 0.5),
+          [m, k],
+        );
+        let next = 0;
+        const best = { f32: Infinity, int8: Infinity };
+        for (let round = 0; round < 3; round++)
+          for (const path of ["f32", "int8"] as const) {
+            nativeInt8Dot(path === "int8");
+            const t = noGrad(() =>
+              time(() => scope(() => void linear(x, ws[next++ % ws.length]!.w)), 0.2, 200),
+            );
+            best[path] = Math.min(best[path], t.best);
+          }
+        x.dispose();
+        console.log(
+          row(
+            [
+              type,
+              name,
+              m,
+              (best.f32 * 1e6).toFixed(0),
+              (best.int8 * 1e6).toFixed(0),
+              (best.f32 / best.int8).toFixed(2),
+              (one / best.int8 / GB).toFixed(1),
+            ],
+            wd,
+          ),
+        );
+      }
+      for (const w of ws) w.w.dispose();
+    }
+  nativeInt8Dot(knob("HERD_NATIVE_INT8_DOT"));
+}
+
+/** The table of every type (int8 path as the backend chose it). */
+function table(prompt: number, threads: number, bw0: number): void {
   const types = ["f32", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"];
   const results: { type: string; shape: string; m: number; s: number; flops: number; bytes: number }[] = [];
   let seed = 1;

@@ -8,7 +8,7 @@
   "targets": [
     {
       "target_name": "herd_native",
-      "sources": ["napi.cc", "napi_graph.cc", "herd.cc", "gemv.cc", "attention.cc", "rows.cc", "simd_avx512.cc", "simd_avx2.cc", "simd_generic.cc", "quant.cc", "kquant.cc", "memory.cc", "graph.cc", "cpu.cc"],
+      "sources": ["napi.cc", "napi_graph.cc", "herd.cc", "gemv.cc", "attention.cc", "rows.cc", "simd_avx512.cc", "simd_avx2.cc", "simd_generic.cc", "quant.cc", "q8dot.cc", "kquant.cc", "memory.cc", "graph.cc", "cpu.cc"],
       "cflags": ["-O3", "-fno-math-errno"],
       "cflags_cc": ["-O3", "-std=c++17", "-fno-math-errno"],
       "cflags!": ["-O2"],

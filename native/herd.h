@@ -332,12 +332,24 @@ constexpr int64_t blockBytes(int f) {
   return f == Q8_0 ? 34 : f == Q4_0 ? 18 : f == Q4_K ? 144 : f == Q5_K ? 176 : 210;
 }
 constexpr int64_t quantRowBytes(int f, int64_t k) { return (k + blockValues(f) - 1) / blockValues(f) * blockBytes(f); }
-void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f);
+// `exact`: Q8_0/Q4_0 keep A in f32 even where int8Dot would take q8dot.cc's path.
+void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f,
+                 bool exact = false);
 // kquant.cc: the same for a K-quant f, with A quantised to Q8_K (below) and integer dot products.
 void matmulKQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f);
 // kquant.cc: ggml's quantize_row_q8_K_ref on `rows` rows of x (k a multiple of QK_K): per 256 values
 // d[b], qs[b·256..], and bsums[b·16..] (the sums of each 16 qs).
 void quantizeQ8K(const float* x, int64_t rows, int64_t k, int8_t* qs, float* d, int16_t* bsums);
+// q8dot.cc: matmulQuant for Q8_0/Q4_0 with A quantised by quantizeQ8_0 and integer dot products
+// (AVX2; quant.cc calls it while int8Dot holds on a CPU that has AVX2).
+void matmulQuantQ8(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f);
+// q8dot.cc: ggml's quantize_row_q8_0_ref on `rows` rows of x (k values each, zero-padded to whole blocks
+// of QK): qs[(i·nb + b)·QK..] and the scale d[i·nb + b] kept in f32 (nb = ceil(k/QK); NaN for a block
+// holding a non-finite value).
+void quantizeQ8_0(const float* x, int64_t rows, int64_t k, int8_t* qs, float* d);
+// Whether matmulQuant takes q8dot.cc's int8 path for Q8_0/Q4_0 (the binding's setInt8Dot, from
+// HERD_NATIVE_INT8_DOT; default on).
+inline bool int8Dot = true;
 // An IEEE half's value (subnormals included).
 inline float halfToFloat(uint16_t h) {
   const uint32_t sign = (uint32_t)(h & 0x8000) << 16;

@@ -432,8 +432,8 @@ napi_value AttentionBackward(napi_env env, napi_callback_info info) {
 // quant.cc
 // ------------------------------------------------------------------------------------------------
 
-// matmulQuant(a, blocks, c, m, n, k, format): format "q8_0", "q4_0", "q4_k", "q5_k" or "q6_k" (the
-// K-quants need k a multiple of 256).
+// matmulQuant(a, blocks, c, m, n, k, format, exact?): format "q8_0", "q4_0", "q4_k", "q5_k" or "q6_k"
+// (the K-quants need k a multiple of 256); `exact` true keeps a Q8_0/Q4_0 product's A in f32.
 napi_value MatmulQuant(napi_env env, napi_callback_info info) {
   Args A(env, info);
   int64_t m = A.i64(3), n = A.i64(4), k = A.i64(5), f = -1;
@@ -448,7 +448,10 @@ napi_value MatmulQuant(napi_env env, napi_callback_info info) {
   const float* a = A.f32(0, m * k);
   const uint8_t* w = static_cast<const uint8_t*>(A.arr(1, napi_uint8_array, n * quantRowBytes((int)f, k)));
   float* c = A.f32(2, m * n);
-  if (!A.failed) matmulQuant(a, w, c, m, n, k, (int)f);
+  napi_valuetype t = napi_undefined;
+  if (!A.failed && A.n > 7) napi_typeof(env, A.v[7], &t);
+  const bool exact = t != napi_undefined && A.flag(7);
+  if (!A.failed) matmulQuant(a, w, c, m, n, k, (int)f, exact);
   return undef(env);
 }
 
@@ -464,6 +467,30 @@ napi_value QuantizeQ8K(napi_env env, napi_callback_info info) {
   int16_t* bs = static_cast<int16_t*>(A.arr(5, napi_int16_array, rows * k / 16));
   if (!A.failed) quantizeQ8K(x, rows, k, qs, d, bs);
   return undef(env);
+}
+
+// quantizeQ8_0(x, rows, k, qs: Int8Array, d: Float32Array): q8dot.cc's activation quantiser (rows
+// zero-padded to whole blocks of 32), for tests.
+napi_value QuantizeQ8_0(napi_env env, napi_callback_info info) {
+  Args A(env, info);
+  int64_t rows = A.i64(1), k = A.i64(2);
+  const int64_t nb = (k + QK - 1) / QK;
+  const float* x = A.f32(0, rows * k);
+  int8_t* qs = static_cast<int8_t*>(A.arr(3, napi_int8_array, rows * nb * QK));
+  float* d = A.f32(4, rows * nb);
+  if (!A.failed) quantizeQ8_0(x, rows, k, qs, d);
+  return undef(env);
+}
+
+// setInt8Dot(on): whether matmulQuant takes q8dot.cc's int8 path for Q8_0/Q4_0 (HERD_NATIVE_INT8_DOT);
+// returns whether it will (false on a CPU without AVX2).
+napi_value SetInt8Dot(napi_env env, napi_callback_info info) {
+  Args A(env, info);
+  const bool on = A.flag(0);
+  if (!A.failed) int8Dot = on;
+  napi_value out;
+  napi_get_boolean(env, int8Dot && isa != Isa::Generic, &out);
+  return out;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -589,6 +616,8 @@ void registerKernels(napi_env env, napi_value exports) {
       // quant.cc
       {"matmulQuant", MatmulQuant},
       {"quantizeQ8K", QuantizeQ8K},
+      {"quantizeQ8_0", QuantizeQ8_0},
+      {"setInt8Dot", SetInt8Dot},
       // memory.cc
       {"allocBuffer", AllocBuffer},
       // cpu.cc

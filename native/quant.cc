@@ -1,5 +1,6 @@
 // Weight-only quantised inference: C (m×n) = A (m×k) · Wᵀ with W in GGUF Q8_0 or Q4_0 blocks (the
-// K-quants: kquant.cc; layout and
+// K-quants: kquant.cc; on an AVX2 CPU, unless HERD_NATIVE_INT8_DOT=0, q8dot.cc's 8-bit activations and
+// integer dot products: this file's f32 kernels are then the fallback; layout and
 // semantics: src/backends/js/quant.ts, the reference these kernels are tested against in
 // test/tensor/quant.test.ts).
 //
@@ -176,8 +177,9 @@ DotQRows pickDot(int f) {
 
 }  // namespace
 
-void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f) {
+void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t n, int64_t k, int f, bool exact) {
   if (isKQuant(f)) return matmulKQuant(a, w, c, m, n, k, f);
+  if (!exact && int8Dot && isa != Isa::Generic) return matmulQuantQ8(a, w, c, m, n, k, f);
   if (m == 0 || n == 0) return;
   const int64_t nb = (k + QK - 1) / QK, kp = nb * QK, rowBytes = nb * blockBytes(f);
   std::vector<float> padded;

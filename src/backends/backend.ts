@@ -125,7 +125,10 @@ export interface Backend {
   /**
    * Optional: C (m×n) = A (m×k) · Wᵀ with W (n×k) as GGUF Q8_0/Q4_0 blocks (a linear layer on
    * weight-only quantised weights; C is overwritten). Inference only. Layout, semantics and the reference
-   * kernel: src/backends/js/quant.ts, which a backend without its own runs (fallbacks.ts).
+   * kernel: src/backends/js/quant.ts, which a backend without its own runs (fallbacks.ts). A backend may
+   * quantise A to 8 bits for Q8_0/Q4_0 (the native one on AVX2: matmulQuantQ8 is its reference) unless
+   * `exact`, which keeps A in f32: a forward whose gradient is taken (matmulQuantGrad differentiates the
+   * f32 product).
    */
   matmulQuant?(
     a: Float32Array,
@@ -135,6 +138,7 @@ export interface Backend {
     n: number,
     k: number,
     format: QuantFormat,
+    exact?: boolean,
   ): void;
 
   /**

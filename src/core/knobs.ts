@@ -96,6 +96,12 @@ export const KNOBS = {
     group: "run",
     doc: "MiB the native backend may spend on those packed copies",
   },
+  HERD_NATIVE_INT8_DOT: {
+    kind: "flag",
+    default: true,
+    group: "run",
+    doc: "`0`: the native Q8_0/Q4_0 kernels dequantise the weights to f32 instead of quantising the activations to 8 bits for integer dot products (AVX2; for comparisons)",
+  },
   HERD_FUSED_DECODE: {
     kind: "flag",
     default: true,
@@ -181,6 +187,13 @@ export const KNOBS = {
     default: 3,
     group: "bench",
     doc: "runs per child of the decode benchmarks (the best is kept)",
+  },
+  HERD_BENCH_KQUANT: {
+    kind: "enum",
+    values: ["all", "int8"],
+    default: "all",
+    group: "bench",
+    doc: "`int8`: `bench kquant` runs only its Q8_0/Q4_0 int8-against-f32 comparison",
   },
   HERD_BENCH_THREADS: {
     kind: "int",

@@ -235,7 +235,8 @@ export function linearQuant(x: Tensor, w: QuantTensor): Tensor {
     throw new Error(`linearQuant: input ${shapeStr(x.shape)} does not match weight ${shapeStr(w.shape)}`);
   const m = x.shape[0]!;
   const out = zeros([m, n]);
-  quantKernel()(x.data, w.blocks, out.data, m, n, k, w.format);
+  // A recorded forward keeps x in f32 (exact): its gradient below is that product's, not the 8-bit one's.
+  quantKernel()(x.data, w.blocks, out.data, m, n, k, w.format, needsGrad(x));
   if (needsGrad(x)) {
     const backend = getBackend();
     record(out, [], (g, sink) =>

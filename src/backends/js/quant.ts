@@ -14,8 +14,14 @@
 // Semantics of the kernel: every weight is dequantised (Q8_0/Q4_0 exactly: an f16 times a small integer
 // is exact in f32; K-quants as ggml's dequantize_row_q*_K rounds), C[i][j] = Σ_p A[i][p]·w_j[p] summed in
 // f64 and stored as f32. Activations are not quantised, so a quantised model differs from its source
-// only by the weights' rounding. (The native K-quant kernels quantise the activations to 8 bits, as
-// ggml does: ./kquant.ts matmulKQ8 is their reference.)
+// only by the weights' rounding. (The native kernels quantise the activations to 8 bits, as ggml does:
+// matmulQuantQ8 below is the Q8_0/Q4_0 ones' reference, ./kquant.ts matmulKQ8 the K-quant ones'.)
+//
+// Integer path (matmulQuantQ8, what ggml's ggml_vec_dot_q8_0_q8_0 / _q4_0_q8_0 compute): each row of A
+// is quantised per 32 values by quantizeQ8_0 (ggml's quantize_row_q8_0_ref: d = amax/127,
+// q = round(x·(1/d)) halves away from zero; the scale kept in f32 where ggml rounds it to f16), and
+// each block's product is the exact integer Σ q_w·q_x times fr(d_w·d_x). A block of A holding NaN or
+// ±Inf gets d = NaN (the output becomes NaN rather than silently finite).
 
 import { f16BitsToF32 } from "../../io/half.js";
 import { dequantizeKBlock, K_BLOCK_BYTES, type KQuant, QK_K } from "./kquant.js";
@@ -125,4 +131,82 @@ export function matmulQuantGrad(
       for (let p = 0; p < k; p++) dx[xo + p]! += s * w[p]!;
     }
   }
+}
+
+/** Activations quantised per 32 values (ggml's block_q8_0, scale in f32): row i's block b is d[i·nb + b], qs[(i·nb + b)·32..]. */
+export interface Q8Rows {
+  d: Float32Array;
+  qs: Int8Array;
+  nb: number;
+}
+
+/** ggml's quantize_row_q8_0_ref on each of `rows` rows of x (k values, zero-padded to whole blocks). */
+export function quantizeQ8_0(x: Float32Array, rows: number, k: number): Q8Rows {
+  const f = Math.fround;
+  const nb = Math.ceil(k / QUANT_BLOCK);
+  const out: Q8Rows = { d: new Float32Array(rows * nb), qs: new Int8Array(rows * nb * QUANT_BLOCK), nb };
+  for (let i = 0; i < rows; i++)
+    for (let b = 0; b < nb; b++) {
+      const o = i * k + b * QUANT_BLOCK;
+      const len = Math.min(QUANT_BLOCK, k - b * QUANT_BLOCK);
+      let amax = 0;
+      for (let t = 0; t < len; t++) amax = Math.max(amax, Math.abs(x[o + t]!)); // NaN stays NaN
+      const d = f(amax / 127);
+      out.d[i * nb + b] = Number.isFinite(d) ? d : Number.NaN;
+      if (!Number.isFinite(d)) continue;
+      const id = d !== 0 ? f(1 / d) : 0;
+      for (let t = 0; t < len; t++) {
+        const v = f(x[o + t]! * id);
+        out.qs[(i * nb + b) * QUANT_BLOCK + t] = v < 0 ? -Math.round(-v) : Math.round(v); // roundf
+      }
+    }
+  return out;
+}
+
+/**
+ * C (m×n) = Q8_0(A) · Wᵀ, W (n×k) as Q8_0 or Q4_0 blocks: the integer path of the header, block terms
+ * fr(d_w·d_x)·Σ q_w·q_x summed in f64. `mag`, when given, gets Σ over blocks of |fr(d_w·d_x)|·Σ|q_w·q_x|
+ * per output, which bounds every partial sum a kernel may form in any order (the scale of its f32
+ * summation error, for tests of the native kernels).
+ */
+export function matmulQuantQ8(
+  a: Float32Array,
+  blocks: Uint8Array,
+  c: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  format: "q8_0" | "q4_0",
+  mag?: Float32Array,
+): void {
+  if (a.length < m * k || blocks.length < n * quantRowBytes(format, k) || c.length < m * n)
+    throw new Error(`matmulQuantQ8: buffers too small for m=${m} n=${n} k=${k} ${format}`);
+  const x = quantizeQ8_0(a, m, k);
+  const bb = QUANT_BLOCK_BYTES[format];
+  const w = new Int8Array(QUANT_BLOCK);
+  for (let j = 0; j < n; j++)
+    for (let i = 0; i < m; i++) {
+      let acc = 0;
+      let size = 0;
+      for (let b = 0; b < x.nb; b++) {
+        const o = (j * x.nb + b) * bb;
+        for (let t = 0; t < QUANT_BLOCK; t++)
+          w[t] =
+            format === "q8_0"
+              ? (blocks[o + 2 + t]! << 24) >> 24
+              : (t < 16 ? blocks[o + 2 + t]! & 15 : blocks[o + 2 + t - 16]! >> 4) - 8;
+        let isum = 0;
+        let iabs = 0;
+        for (let t = 0; t < QUANT_BLOCK; t++) {
+          const p = w[t]! * x.qs[(i * x.nb + b) * QUANT_BLOCK + t]!;
+          isum += p;
+          iabs += Math.abs(p);
+        }
+        const d = Math.fround(f16BitsToF32(blocks[o]! | (blocks[o + 1]! << 8)) * x.d[i * x.nb + b]!);
+        acc += d * isum;
+        size += Math.abs(d) * iabs;
+      }
+      c[i * n + j] = acc;
+      if (mag) mag[i * n + j] = size;
+    }
 }

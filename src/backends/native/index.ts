@@ -6,7 +6,7 @@
 // Every kernel of
 // the interface is native: herd.cc has matmul (packed, cache-blocked SGEMM), RMSNorm, SwiGLU, softmax and
 // AdamW; gemv.cc matmulBf16 (decode GEMV reading bf16 weights) and the bandwidth probe; quant.cc
-// matmulQuant (Q8_0/Q4_0; kquant.cc the K-quants Q4_K/Q5_K/Q6_K); attention.cc flash attention forward and backward; rows.cc RoPE, embedding,
+// matmulQuant (Q8_0/Q4_0; q8dot.cc their int8-activation path on AVX2, kquant.cc the K-quants Q4_K/Q5_K/Q6_K); attention.cc flash attention forward and backward; rows.cc RoPE, embedding,
 // cross-entropy and the elementwise kernels; memory.cc the hugepage-backed buffers; graph.cc replays
 // recorded kernel calls (compileGraph, ./graph.ts). The js reference
 // (src/backends/js/) is what the conformance suite checks them against.
@@ -81,6 +81,10 @@ interface Addon extends GraphAddon, Kernels {
   memoryBandwidth(bytes: number, reps: number, huge: boolean): { read: number; copy: number };
   /** native/memory.cc: `bytes` zeroed bytes, 2 MiB aligned and hugepage-advised; null if unmapped. */
   allocBuffer(bytes: number): ArrayBuffer | null;
+  /** native/q8dot.cc: the Q8_0/Q4_0 int8 kernels' activation quantiser (rows padded to blocks of 32). */
+  quantizeQ8_0(x: Float32Array, rows: number, k: number, qs: Int8Array, d: Float32Array): void;
+  /** Whether matmulQuant takes native/q8dot.cc's int8 path for Q8_0/Q4_0; returns whether it will. */
+  setInt8Dot(on: boolean): boolean;
   /** native/kquant.cc: the K-quant kernels' activation quantiser (Q8_K; k a multiple of 256). */
   quantizeQ8K(
     x: Float32Array,
@@ -195,6 +199,33 @@ export function nativeQuantizeQ8K(
   return out;
 }
 
+/**
+ * The Q8_0/Q4_0 int8 kernels' activation quantiser (native/q8dot.cc quantizeQ8_0; src/backends/js/quant.ts
+ * quantizeQ8_0 is its reference); null where the addon does not load.
+ */
+export function nativeQuantizeQ8_0(
+  x: Float32Array,
+  rows: number,
+  k: number,
+): { d: Float32Array; qs: Int8Array } | null {
+  const n = loadAddon();
+  if (!n) return null;
+  const nb = Math.ceil(k / 32);
+  const out = { d: new Float32Array(rows * nb), qs: new Int8Array(rows * nb * 32) };
+  n.quantizeQ8_0(x, rows, k, out.qs, out.d);
+  return out;
+}
+
+/**
+ * Turns native/q8dot.cc's int8 path for Q8_0/Q4_0 matrices on or off for the whole process (the backend
+ * sets it from HERD_NATIVE_INT8_DOT; the benchmark flips it to compare), and returns whether
+ * matmulQuant now takes it (never on a CPU without AVX2); null where the addon does not load.
+ */
+export function nativeInt8Dot(on: boolean): boolean | null {
+  const n = loadAddon();
+  return n ? n.setInt8Dot(on) : null;
+}
+
 /** Whether the addon was built and loads here. */
 export function nativeAvailable(): boolean {
   return loadAddon() !== null;
@@ -211,6 +242,8 @@ export interface NativeBackend extends Backend {
   readonly threads: number;
   /** The instruction set the kernels were chosen for: avx512 | avx2 | generic. */
   readonly isa: string;
+  /** Whether Q8_0/Q4_0 matrices take the int8 path (native/q8dot.cc) as this backend was created. */
+  readonly int8Dot: boolean;
 }
 
 /**
@@ -315,6 +348,7 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
   const n = loadAddon();
   if (!n) throw new Error(`native backend: ${loadError}`);
   const isa = n.init(opts.threads ?? threadsFromEnv());
+  const int8Dot = n.setInt8Dot(knob("HERD_NATIVE_INT8_DOT"));
   const mem = recycler(n);
   const packed = packer(n, isa);
   // The GEMV (≤ 4 rows of A) reads long rows through their interleaved copy; prefill's tiled GEMM the rows.
@@ -329,6 +363,7 @@ export function createNativeBackend(opts: { threads?: number } = {}): NativeBack
     free: mem.free,
     liveBytes: mem.liveBytes,
     isa,
+    int8Dot,
     get threads() {
       return n.threads();
     },
