@@ -140,7 +140,9 @@ export async function runSmallRecipe(
   writeFileSync(join(base, "tokenizer.model"), readFileSync(tokPath));
   const last = pre.history.at(-1);
   log(
-    `base: ${p.steps} steps, loss ${last?.loss.toFixed(3)}, ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+    last
+      ? `base: ${p.steps} steps, loss ${last.loss.toFixed(3)}, ${((performance.now() - t0) / 1000).toFixed(0)} s`
+      : `base: ${p.steps} steps, finished earlier (${base})`,
   );
   const split = join(tasksDir, "train");
   const rc: RoundsConfig = roundsConfig(
