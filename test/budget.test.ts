@@ -25,7 +25,7 @@ const BUDGET: Record<string, number> = {
   "src/eval": 3450, // 737, then 1460 with eval/code/ (HumanEval, the bubblewrap sandbox and its seccomp filter, pass@k: #17), then about 3000 with the harness (#17: tasks, readers, prompts, scoring, reports); +~70 for herd_tasks (the small recipe's held-out checker task)
   "src/serve": 4700, // 3660, then 3753; +~900 for the web chat page, multi-LoRA serving and the code interpreter (#18). 3660: the OpenAI-compatible server (engine with continuous batching and a prefix cache, worker thread, fastify routes) and its features (structured output, tool calls, guard), #18
   "src/recipe": 340, // 144; ~300 with the small post-training recipe end to end (smallRecipe.ts, #16/#17)
-  "src/cli": 3400, // 1638; 1907 with herd eval and herd eval compare (#17); ~2140 with herd lora; +180 for herd tasks and herd rs; +300 for herd sft, rm, dpo, average (#16); +~170 for herd serve (#18) and the LoRA options of sft/dpo (#16)
+  "src/cli": 3600, // 1638, then 3411 with herd plan (#21), --lora and --code-interpreter (#18); 1907 with herd eval and herd eval compare (#17); ~2140 with herd lora; +180 for herd tasks and herd rs; +300 for herd sft, rm, dpo, average (#16); +~170 for herd serve (#18) and the LoRA options of sft/dpo (#16)
   native: 4900, // 3631, then 4191; +~300 for the int8-activation Q8_0/Q4_0 dot kernels (#19); +~560 for the K-quant kernels (kquant.cc, #19)
   assembly: 1450, // 1307
   bench: 2650, // 1375; ~1500 with bench lora and eval; +60 for bench rs, +90 for bench posttrain (#16); +150 for bench llamacpp (#19); +~350 for bench serve, structured and kquant (#18, #19)
