@@ -1,8 +1,9 @@
 // The OpenAI-compatible HTTP server (fastify): /v1/chat/completions and /v1/completions (routes.ts),
 // /v1/models (the base, then each LoRA adapter), /tokenize, /detokenize, /health (503 until the engine
-// is ready), /metrics (Prometheus text). It runs on the main thread — parsing, tokenising, detokenising and streaming — while the engine
-// decodes in its worker thread (src/serve/engine/host.ts), so neither waits on the other. Bearer-token
-// auth with `apiKey` (compared in constant time on SHA-256 digests); every error is OpenAI's error object.
+// is ready), /metrics (Prometheus text). It runs on the main thread — parsing, tokenising, detokenising
+// and streaming — while the engine decodes in its worker thread (src/serve/engine/host.ts), so neither
+// waits on the other. Bearer-token auth with `apiKey` (compared in constant time on SHA-256 digests);
+// every error is OpenAI's error object.
 import { createHash, timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { TextCodec } from "../../generate/codec.js";
