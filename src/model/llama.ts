@@ -612,20 +612,26 @@ function rowsLinears(
   groups: readonly AdapterGroup[],
 ): Tensor[] {
   const ys = linears(x, ws);
-  for (const g of groups)
-    for (const [i, part] of parts.entries()) {
-      const name = layerName(l, part);
+  const inp = x.shape[x.rank - 1]!;
+  const N = x.size / inp;
+  for (const g of groups) {
+    const names = parts.map((p) => layerName(l, p));
+    if (!names.some((n) => g.adapter.has(n))) continue;
+    // The group's tokens' rows of x, gathered once for the matrices that share x (q/k/v, gate/up).
+    const rowsX = reshape(x, [N, inp]);
+    const xs = g.tokens.length === N ? rowsX : embedding(rowsX, g.tokens, [g.tokens.length]);
+    for (const [i, name] of names.entries()) {
       const d = g.adapter.get(name);
-      if (d) addLowRank(ys[i]!, x, d, g.tokens, name);
+      if (d) addLowRank(ys[i]!, xs, d, g.tokens, name);
     }
+  }
   return ys;
 }
 
-/** y[t] += scale·(x[t]·Aᵀ)·Bᵀ for the token rows t of `tokens` (x [.., N, in], y [.., N, out]). */
-function addLowRank(y: Tensor, x: Tensor, d: LowRankDelta, tokens: Int32Array, name: string): void {
-  const inp = x.shape[x.rank - 1]!;
+/** y[t] += scale·(x_t·Aᵀ)·Bᵀ for each token row t of `tokens`, xs [tokens, in] holding their x rows. */
+function addLowRank(y: Tensor, xs: Tensor, d: LowRankDelta, tokens: Int32Array, name: string): void {
+  const inp = xs.shape[1]!;
   const out = y.shape[y.rank - 1]!;
-  const N = x.size / inp;
   if (
     d.A.rank !== 2 ||
     d.A.shape[1] !== inp ||
@@ -636,8 +642,6 @@ function addLowRank(y: Tensor, x: Tensor, d: LowRankDelta, tokens: Int32Array, n
     throw new Error(
       `Llama.forwardRows: the update of '${name}' has A ${shapeStr(d.A.shape)}, B ${shapeStr(d.B.shape)}; the matrix is ${shapeStr([out, inp])}`,
     );
-  const rowsX = reshape(x, [N, inp]);
-  const xs = tokens.length === N ? rowsX : embedding(rowsX, tokens, [tokens.length]);
   const delta = linear(linear(xs, d.A), d.B).data;
   const yd = y.data;
   const s = d.scale;

@@ -1,5 +1,5 @@
 // The OpenAI-compatible HTTP server (fastify): /v1/chat/completions and /v1/completions (routes.ts),
-// /v1/models, /tokenize, /detokenize, /health (503 until the engine is ready), /metrics (Prometheus
+// /v1/models (the base, then each LoRA adapter), /tokenize, /detokenize, /health (503 until the engine is ready), /metrics (Prometheus
 // text), and the web chat page at / (web.ts). It runs on the main thread — parsing, tokenising,
 // detokenising and streaming — while the engine decodes in its worker thread (src/serve/engine/host.ts),
 // so neither waits on the other. Bearer-token auth with `apiKey` (compared in constant time on SHA-256
