@@ -18,26 +18,16 @@ import {
   preset,
   type RowAdapter,
 } from "../src/model/index.js";
+import { LORA_PARTS, LORA_TARGETS, type LoraTarget } from "../src/posttrain/lora.js";
 import { noGrad } from "../src/tensor/tape.js";
 import { scope, zeros } from "../src/tensor/tensor.js";
 
-const ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
-const PART: Record<string, string> = {
-  q_proj: "self_attn.q_proj",
-  k_proj: "self_attn.k_proj",
-  v_proj: "self_attn.v_proj",
-  o_proj: "self_attn.o_proj",
-  gate_proj: "mlp.gate_proj",
-  up_proj: "mlp.up_proj",
-  down_proj: "mlp.down_proj",
-};
-
-function adapter(model: Llama, targets: string[], rank: number, seed: number): RowAdapter {
+function adapter(model: Llama, targets: readonly LoraTarget[], rank: number, seed: number): RowAdapter {
   const rng = new Rng(seed);
   const out = new Map<string, LowRankDelta>();
   for (let l = 0; l < model.config.numHiddenLayers; l++)
     for (const t of targets) {
-      const name = layerName(l, PART[t]!);
+      const name = layerName(l, LORA_PARTS[t]);
       const [o, i] = model.matrix(name)!.shape as [number, number];
       const A = zeros([rank, i]).keep();
       const B = zeros([o, rank]).keep();
@@ -66,7 +56,7 @@ export async function run(): Promise<void> {
       ),
     );
     for (const [label, targets, rank] of [
-      ["rank 16, all linear", ALL, 16],
+      ["rank 16, all linear", LORA_TARGETS, 16],
       ["rank 8, q/v", ["q_proj", "v_proj"], 8],
     ] as const) {
       const ads = Array.from({ length: R }, (_, i) => adapter(model, [...targets], rank, i + 1));

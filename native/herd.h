@@ -169,6 +169,34 @@ void parallelFor(int64_t n, int64_t grain, F&& body) {
       &ctx, nt);
 }
 
+// The tiling of the weight-only quantised matmuls (quant.cc's f32 path, q8dot.cc's int8 path): W's rows
+// in groups of four, taken in chunks of up to 2 MiB of blocks a job (each thread still gets about two:
+// each chunk switch restarts the row streams, and small chunks made the 1B decode much slower,
+// bench/RESULTS.md "Kernel design notes"), and A's rows four at a time. `dot(i0, mx, rows, out, pf)`
+// writes out[i*4 + r] = row i0+i of A · rows[r] for i < mx (rows past n repeat the last one) and
+// prefetches pf bytes ahead: the rows `quantPrefetchGroups` groups further on.
+constexpr int64_t quantPrefetchGroups = 2;
+
+template <typename Dot>
+void quantRowGroups(const uint8_t* w, int64_t rowBytes, float* c, int64_t m, int64_t n, Dot&& dot) {
+  const int64_t pf = quantPrefetchGroups * 4 * rowBytes, groups = (n + 3) / 4;
+  const int64_t chunkBytes = std::clamp<int64_t>(n * rowBytes / (2 * pool.threads()), 256 << 10, 2 << 20);
+  parallelFor(groups, std::max<int64_t>(1, chunkBytes / (4 * rowBytes)), [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; g++) {
+      const int64_t j = g * 4, cnt = std::min<int64_t>(4, n - j);
+      const uint8_t* rows[4];
+      for (int r = 0; r < 4; r++) rows[r] = w + (j + std::min<int64_t>(r, cnt - 1)) * rowBytes;
+      float out[16];
+      for (int64_t i0 = 0; i0 < m; i0 += 4) {
+        const int mx = (int)std::min<int64_t>(4, m - i0);
+        dot(i0, mx, rows, out, pf);
+        for (int i = 0; i < mx; i++)
+          for (int64_t r = 0; r < cnt; r++) c[(i0 + i) * n + j + r] = out[i * 4 + r];
+      }
+    }
+  });
+}
+
 // ------------------------------------------------------------------------------------------------
 // ISA selection
 // ------------------------------------------------------------------------------------------------

@@ -112,8 +112,6 @@ inline bool useVnni() {
 }
 #endif
 
-// Rows of W ahead that the kernel prefetches, in groups of four (quant.cc's PREFETCH_GROUPS).
-constexpr int64_t PREFETCH_GROUPS = 2;
 
 }  // namespace
 
@@ -150,24 +148,8 @@ void matmulQuantQ8(const float* a, const uint8_t* w, float* c, int64_t m, int64_
   using Dot = void (*)(const XQ&, int, const uint8_t* const*, float*, int64_t);
   const Dot dot = v ? (f == Q8_0 ? vnni::dotQ8Rows<Q8_0> : vnni::dotQ8Rows<Q4_0>)
                     : (f == Q8_0 ? avx2::dotQ8Rows<Q8_0> : avx2::dotQ8Rows<Q4_0>);
-  const int maxmx = 4;
-  const int64_t pf = PREFETCH_GROUPS * 4 * rowBytes, groups = (n + 3) / 4;
-  // As quant.cc: chunks of up to 2 MiB of blocks (each thread gets about two).
-  const int64_t chunkBytes = std::clamp<int64_t>(n * rowBytes / (2 * pool.threads()), 256 << 10, 2 << 20);
-  parallelFor(groups, std::max<int64_t>(1, chunkBytes / (4 * rowBytes)), [&](int64_t g0, int64_t g1) {
-    for (int64_t g = g0; g < g1; g++) {
-      const int64_t j = g * 4, cnt = std::min<int64_t>(4, n - j);
-      const uint8_t* rows[4];
-      for (int r = 0; r < 4; r++) rows[r] = w + (j + std::min<int64_t>(r, cnt - 1)) * rowBytes;
-      float out[16];
-      for (int64_t i0 = 0; i0 < m; i0 += maxmx) {
-        const int mx = (int)std::min<int64_t>(maxmx, m - i0);
-        const XQ X{qs.data() + i0 * kp, d.data() + i0 * nb, kp, nb};
-        dot(X, mx, rows, out, pf);
-        for (int i = 0; i < mx; i++)
-          for (int64_t r = 0; r < cnt; r++) c[(i0 + i) * n + j + r] = out[i * 4 + r];
-      }
-    }
+  quantRowGroups(w, rowBytes, c, m, n, [&](int64_t i0, int mx, const uint8_t* const* rows, float* out, int64_t pf) {
+    dot(XQ{qs.data() + i0 * kp, d.data() + i0 * nb, kp, nb}, mx, rows, out, pf);
   });
 #else
   (void)a, (void)w, (void)c, (void)m, (void)n, (void)k, (void)f;  // never called: int8Dot needs AVX2

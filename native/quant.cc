@@ -24,11 +24,10 @@ namespace {
 
 
 // Software prefetch: while a group of four rows is dotted, the SIMD kernels prefetch the same position in
-// the rows PREFETCH_GROUPS groups further on (pf bytes ahead). They spend many instructions per byte (a
+// the rows quantPrefetchGroups (herd.h) groups further on (pf bytes ahead). They spend many instructions per byte (a
 // Q4_0 block is 18 bytes), so the out-of-order window alone keeps too few cache misses in flight to stream
 // from memory; a distance of whole row groups streams much faster than a fixed byte distance
 // (bench/RESULTS.md "Kernel design notes"). Past the end of W it is harmless.
-constexpr int64_t PREFETCH_GROUPS = 2;
 
 inline uint16_t loadScale(const uint8_t* p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
@@ -189,24 +188,8 @@ void matmulQuant(const float* a, const uint8_t* w, float* c, int64_t m, int64_t 
     a = padded.data();
   }
   const DotQRows dot = pickDot(f);
-  const int64_t pf = PREFETCH_GROUPS * 4 * rowBytes;
-  const int64_t groups = (n + 3) / 4;
-  // Chunks of up to 2 MiB of blocks, as the bf16 GEMV's (each thread still gets about two): each chunk
-  // switch restarts the row streams, and small chunks made the 1B decode much slower (bench/RESULTS.md "Kernel design notes").
-  const int64_t chunkBytes = std::clamp<int64_t>(n * rowBytes / (2 * pool.threads()), 256 << 10, 2 << 20);
-  parallelFor(groups, std::max<int64_t>(1, chunkBytes / (4 * rowBytes)), [&](int64_t g0, int64_t g1) {
-    for (int64_t g = g0; g < g1; g++) {
-      const int64_t j = g * 4, cnt = std::min<int64_t>(4, n - j);
-      const uint8_t* rows[4];
-      for (int r = 0; r < 4; r++) rows[r] = w + (j + std::min<int64_t>(r, cnt - 1)) * rowBytes;
-      float out[16];
-      for (int64_t i0 = 0; i0 < m; i0 += 4) {
-        const int mx = (int)std::min<int64_t>(4, m - i0);
-        dot(a + i0 * kp, kp, mx, rows, nb, out, pf);
-        for (int i = 0; i < mx; i++)
-          for (int64_t r = 0; r < cnt; r++) c[(i0 + i) * n + j + r] = out[i * 4 + r];
-      }
-    }
+  quantRowGroups(w, rowBytes, c, m, n, [&](int64_t i0, int mx, const uint8_t* const* rows, float* out, int64_t pf) {
+    dot(a + i0 * kp, kp, mx, rows, nb, out, pf);
   });
 }
 

@@ -10,6 +10,7 @@ import {
   type EngineInfo,
   type EngineStats,
   type GenerationRequest,
+  NO_TIMINGS,
   RejectedError,
   type RejectReason,
   type TokenEvent,
@@ -126,15 +127,7 @@ export class WorkerEngineClient implements EngineClient {
         promptTokens: 0,
         completionTokens: 0,
         cachedTokens: 0,
-        timings: {
-          prompt_n: 0,
-          prompt_ms: 0,
-          prompt_per_second: 0,
-          predicted_n: 0,
-          predicted_ms: 0,
-          predicted_per_second: 0,
-          cache_n: 0,
-        },
+        timings: { ...NO_TIMINGS },
         error: e.message,
       });
     this.listeners.clear();

@@ -51,6 +51,17 @@ export interface Timings {
   cache_n: number;
 }
 
+/** The timings of a reply that computed nothing (an engine failure, a scripted test engine). */
+export const NO_TIMINGS: Readonly<Timings> = {
+  prompt_n: 0,
+  prompt_ms: 0,
+  prompt_per_second: 0,
+  predicted_n: 0,
+  predicted_ms: 0,
+  predicted_per_second: 0,
+  cache_n: 0,
+};
+
 export interface DoneEvent {
   finishReason: FinishReason;
   /** The stop id that ended the reply, if one did. */

@@ -24,7 +24,7 @@ import { tiktokenCodec } from "../../../src/generate/codec.js";
 import type { ConstraintFactory, TokenConstraint } from "../../../src/serve/contracts.js";
 import { type EngineClient, LocalEngineClient } from "../../../src/serve/engine/client.js";
 import { Engine, type RequestListener } from "../../../src/serve/engine/engine.js";
-import type { EngineStats, GenerationRequest } from "../../../src/serve/engine/types.js";
+import { type EngineStats, type GenerationRequest, NO_TIMINGS } from "../../../src/serve/engine/types.js";
 import { createServer, serve } from "../../../src/serve/index.js";
 import {
   CodeInterpreter,
@@ -88,15 +88,7 @@ class ScriptedEngine implements EngineClient {
         promptTokens: req.prompt.length,
         completionTokens: ids.length,
         cachedTokens: 0,
-        timings: {
-          prompt_n: 0,
-          prompt_ms: 0,
-          prompt_per_second: 0,
-          predicted_n: 0,
-          predicted_ms: 0,
-          predicted_per_second: 0,
-          cache_n: 0,
-        },
+        timings: { ...NO_TIMINGS },
       });
     };
     setImmediate(step);
